@@ -1,0 +1,292 @@
+"""Dataset registry: each dataset is a pure function ``fn(key, n, **params) -> (x, y)``.
+
+``x`` has shape ``(n, dim)`` float32 and ``y`` shape ``(n,)`` int32 with labels in
+``0..n_classes-1``. Every generator is jit- and vmap-able over its key and its non-static
+parameters; parameters marked ``static`` change array shapes (``dim``, ``classes``).
+Classes are balanced: class ``c`` gets ``n // k`` points (the first ``n % k`` classes one more).
+The ``file`` dataset reads the user's own points and is the one host-side exception.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sweepnet.errors import SweepnetError
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One dataset parameter: its default, type, and allowed range."""
+
+    default: Any
+    kind: type = float
+    lo: float | None = None
+    hi: float | None = None
+    static: bool = False  # changes array shapes, so it is part of a compile bucket's key
+    doc: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    name: str
+    fn: Callable[..., tuple[jax.Array, jax.Array]]
+    params: Mapping[str, Param]
+    doc: str
+    dim: Callable[[Mapping[str, Any]], int]
+    n_classes: Callable[[Mapping[str, Any]], int] = lambda p: 2
+    extent: float = 1.0  # points lie in [-extent, extent]^dim (for drawing)
+
+
+class Split(NamedTuple):
+    """Train and dense test probe of one dataset configuration (numpy, points first)."""
+
+    x_train: np.ndarray  # (n_train, dim) float32
+    y_train: np.ndarray  # (n_train,) int32
+    x_test: np.ndarray  # (n_test, dim) float32
+    y_test: np.ndarray  # (n_test,) int32
+
+
+def _class_labels(n: int, k: int) -> jax.Array:
+    """Balanced labels ``(n,)``: 0,1,..,k-1,0,1,.. so every class has n//k or n//k+1 points."""
+    return (jnp.arange(n) % k).astype(jnp.int32)
+
+
+def _uniform_radius(key, shape, r0, r1, dim):
+    """Radius for points uniform by volume in the shell ``r0 <= r < r1`` of ``dim`` dims."""
+    u = jax.random.uniform(key, shape)
+    return (u * (r1**dim - r0**dim) + r0**dim) ** (1.0 / dim)
+
+
+def _unit_vectors(key, n, dim):
+    """``(n, dim)`` directions uniform on the sphere."""
+    v = jax.random.normal(key, (n, dim))
+    return v / jnp.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _ball_vs_shell(key, n, dim, inner, gap, outer):
+    """Class 1: ``|x| < inner``; class 0: ``gap < |x| < outer`` (uniform by volume)."""
+    k_dir, k_rad = jax.random.split(key)
+    y = _class_labels(n, 2)
+    u = _unit_vectors(k_dir, n, dim)
+    r_in = _uniform_radius(k_rad, (n,), 0.0, inner, dim)
+    r_out = _uniform_radius(jax.random.fold_in(k_rad, 1), (n,), gap, outer, dim)
+    r = jnp.where(y == 1, r_in, r_out)
+    return u * r[:, None], y
+
+
+def interval_1d(key, n, inner=1 / 3, gap=2 / 3, outer=1.0):
+    """Olah's 1-D case: class 1 = [-inner, inner], class 0 = [-outer, -gap] ∪ [gap, outer]."""
+    return _ball_vs_shell(key, n, 1, inner, gap, outer)
+
+
+def disk_annulus(key, n, inner=1 / 3, gap=2 / 3, outer=1.0):
+    """Olah's 2-D case: class 1 = disk |x| < inner, class 0 = annulus gap < |x| < outer."""
+    return _ball_vs_shell(key, n, 2, inner, gap, outer)
+
+
+def nested_spheres(key, n, dim=3, inner=1 / 3, gap=2 / 3, outer=1.0):
+    """A ball inside a shell in ``dim`` dimensions, uniform by volume."""
+    return _ball_vs_shell(key, n, dim, inner, gap, outer)
+
+
+def two_spirals(key, n, turns=1.0):
+    """Two interleaved spirals; arm length grows with ``turns``. Class 1 is arm 0 rotated by pi."""
+    y = _class_labels(n, 2)
+    t = jnp.sqrt(jax.random.uniform(key, (n,), minval=0.0025, maxval=1.0))  # even density
+    theta = 2 * jnp.pi * turns * t + jnp.pi * y
+    x = jnp.stack([t * jnp.cos(theta), t * jnp.sin(theta)], axis=1)
+    return x, y
+
+
+def xor(key, n, margin=0.0):
+    """Uniform in [-1, 1]^2 with ``|x_i| > margin``; class 1 where x0 * x1 > 0."""
+    y = _class_labels(n, 2)
+    k_mag, k_sign = jax.random.split(key)
+    mag = jax.random.uniform(k_mag, (n, 2), minval=margin, maxval=1.0)
+    s0 = jnp.where(jax.random.bernoulli(k_sign, 0.5, (n,)), 1.0, -1.0)
+    s1 = jnp.where(y == 1, s0, -s0)
+    return mag * jnp.stack([s0, s1], axis=1), y
+
+
+def gaussians(key, n, classes=2, spread=0.6, std=0.25):
+    """``classes`` isotropic blobs of ``std`` with centres on a circle of radius ``spread``."""
+    y = _class_labels(n, classes)
+    angle = 2 * jnp.pi * y / classes
+    centre = spread * jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=1)
+    return centre + std * jax.random.normal(key, (n, 2)), y
+
+
+def moons(key, n, std=0.1):
+    """Two interleaving half circles (as in scikit-learn), scaled into [-1, 1]^2."""
+    y = _class_labels(n, 2)
+    k_t, k_eps = jax.random.split(key)
+    t = jnp.pi * jax.random.uniform(k_t, (n,))
+    upper = jnp.stack([jnp.cos(t), jnp.sin(t)], axis=1)
+    lower = jnp.stack([1 - jnp.cos(t), 0.5 - jnp.sin(t)], axis=1)
+    x = jnp.where(y[:, None] == 0, upper, lower) + std * jax.random.normal(k_eps, (n, 2))
+    return (x - jnp.array([0.5, 0.25])) / 1.5, y
+
+
+def _ring_points(key, n, centre, axis_a, axis_b, radius, tube):
+    """Points in a solid torus of ``tube`` radius around a circle in span(axis_a, axis_b)."""
+    k_phi, k_dir, k_r = jax.random.split(key, 3)
+    phi = 2 * jnp.pi * jax.random.uniform(k_phi, (n,))
+    core = centre + radius * (jnp.cos(phi)[:, None] * axis_a + jnp.sin(phi)[:, None] * axis_b)
+    off = _unit_vectors(k_dir, n, 3) * _uniform_radius(k_r, (n,), 0.0, tube, 3)[:, None]
+    return core + off
+
+
+def _two_rings(key, n, tube, shift):
+    y = _class_labels(n, 2)
+    k0, k1 = jax.random.split(key)
+    e = jnp.eye(3)
+    ring_a = _ring_points(k0, n, jnp.zeros(3), e[0], e[1], 0.5, tube)
+    ring_b = _ring_points(k1, n, jnp.array([shift, 0.0, 0.0]), e[0], e[2], 0.5, tube)
+    x = jnp.where(y[:, None] == 1, ring_a, ring_b) - jnp.array([shift / 2, 0.0, 0.0])
+    return x, y
+
+
+def hopf_link(key, n, tube=0.1):
+    """Two linked circles of radius 0.5 in 3-D (xy and xz planes), thickened to ``tube``."""
+    return _two_rings(key, n, tube, 0.5)
+
+
+def unlinked_rings(key, n, tube=0.1):
+    """Control for ``hopf_link``: the same two rings, moved apart so they do not link."""
+    return _two_rings(key, n, tube, 1.25)
+
+
+def read_points(path: str, label: str = "label") -> tuple[np.ndarray, np.ndarray]:
+    """Load a user's points from .npz (arrays ``x`` and ``y``), .csv or .parquet.
+
+    For tables every column except ``label`` is a feature. Labels are mapped to 0..k-1.
+    Returns ``x (n, dim)`` float32 and ``y (n,)`` int32.
+    """
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npz":
+            with np.load(path) as f:
+                if "x" not in f or "y" not in f:
+                    raise SweepnetError(f"{path}: an .npz dataset needs arrays 'x' and 'y'")
+                x, raw = np.asarray(f["x"]), np.asarray(f["y"])
+        elif ext in (".csv", ".parquet"):
+            import pandas as pd
+
+            df = pd.read_csv(path) if ext == ".csv" else pd.read_parquet(path)
+            if label not in df.columns:
+                raise SweepnetError(f"{path}: no label column {label!r} (columns: {list(df)})")
+            x, raw = df.drop(columns=[label]).to_numpy(), df[label].to_numpy()
+        else:
+            raise SweepnetError(f"{path}: data file must be .npz, .csv or .parquet")
+    except SweepnetError:
+        raise
+    except Exception as e:  # unreadable or malformed: name the file, keep one line
+        raise SweepnetError(f"{path}: cannot read data file ({type(e).__name__}: {e})") from e
+    x = x.reshape(len(x), -1) if x.ndim == 1 else x
+    if x.ndim != 2 or len(x) != len(raw) or len(x) < 2:
+        raise SweepnetError(f"{path}: need x of shape (n, dim) and y of shape (n,)")
+    try:
+        x = x.astype(np.float32)
+    except (TypeError, ValueError) as e:
+        raise SweepnetError(f"{path}: feature columns must be numeric") from e
+    if not np.all(np.isfinite(x)):
+        raise SweepnetError(f"{path}: features contain NaN or inf")
+    _, y = np.unique(raw, return_inverse=True)
+    return x, y.astype(np.int32)
+
+
+def _file_info(params):
+    x, y = read_points(params["path"], params.get("label", "label"))
+    return x.shape[1], int(y.max()) + 1
+
+
+DATASETS: dict[str, Dataset] = {}
+
+
+def _register(name, fn, doc, dim_fn, n_classes=lambda p: 2, extent=1.0, **params):
+    DATASETS[name] = Dataset(name, fn, params, doc, dim_fn, n_classes, extent)
+
+
+_SHELL = dict(
+    inner=Param(1 / 3, float, 0.0, None, doc="radius of the inner class"),
+    gap=Param(2 / 3, float, 0.0, None, doc="inner radius of the outer class"),
+    outer=Param(1.0, float, 0.0, None, doc="outer radius of the outer class"),
+)
+_register("interval_1d", interval_1d, "Olah 1-D: [-1/3,1/3] vs [-1,-2/3]∪[2/3,1]",
+          lambda p: 1, **_SHELL)
+_register("disk_annulus", disk_annulus, "Olah 2-D: disk |x|<1/3 vs annulus 2/3<|x|<1",
+          lambda p: 2, **_SHELL)
+_register("nested_spheres", nested_spheres, "ball inside a shell in `dim` dimensions",
+          lambda p: int(p["dim"]), dim=Param(3, int, 1, 64, static=True, doc="dimension"),
+          **_SHELL)
+_register("two_spirals", two_spirals, "two interleaved spirals", lambda p: 2,
+          turns=Param(1.0, float, 0.0, 20.0, doc="turns of each arm"))
+_register("xor", xor, "XOR quadrants in [-1,1]^2", lambda p: 2,
+          margin=Param(0.0, float, 0.0, 0.99, doc="empty band around the axes"))
+_register("gaussians", gaussians, "isotropic Gaussian blobs on a circle", lambda p: 2,
+          lambda p: int(p["classes"]), extent=1.5,
+          classes=Param(2, int, 2, 64, static=True, doc="number of classes"),
+          spread=Param(0.6, float, 0.0, None, doc="radius of the circle of centres"),
+          std=Param(0.25, float, 0.0, None, doc="standard deviation of each blob"))
+_register("moons", moons, "two interleaving half circles", lambda p: 2,
+          std=Param(0.1, float, 0.0, None, doc="Gaussian jitter"))
+_register("hopf_link", hopf_link, "two linked rings in 3-D", lambda p: 3,
+          tube=Param(0.1, float, 0.0, 0.24, doc="tube radius around each ring"))
+_register("unlinked_rings", unlinked_rings, "two unlinked rings in 3-D (control)",
+          lambda p: 3, extent=1.25,
+          tube=Param(0.1, float, 0.0, 0.24, doc="tube radius around each ring"))
+_register("file", None, "the user's own points from .npz, .csv or .parquet",
+          lambda p: _file_info(p)[0], lambda p: _file_info(p)[1], extent=0.0,
+          path=Param(None, str, static=True, doc="path to the data file"),
+          label=Param("label", str, static=True, doc="label column of a table"))
+
+
+def make_split(name: str, params: Mapping[str, Any], n_train: int, n_test: int,
+               noise: float = 0.0, data_seed: int = 0) -> Split:
+    """Draw the train set and the dense test probe of one dataset configuration.
+
+    Train and test come from independent subkeys of ``data_seed``; ``noise`` adds isotropic
+    Gaussian jitter of that standard deviation to the points of both.
+    """
+    root = jax.random.key(data_seed)
+    k_train, k_test, k_noise = (jax.random.fold_in(root, i) for i in range(3))
+    if name == "file":
+        x, y = read_points(params["path"], params.get("label", "label"))
+        perm = np.asarray(jax.random.permutation(k_train, len(x)))
+        n_train = min(n_train, len(x) - 1)
+        tr, te = perm[:n_train], perm[n_train : n_train + n_test]
+        xtr, ytr, xte, yte = x[tr], y[tr], x[te], y[te]
+    else:
+        fn = DATASETS[name].fn
+        kw = {k: v for k, v in params.items()}
+        xtr, ytr = fn(k_train, n_train, **kw)
+        xte, yte = fn(k_test, n_test, **kw)
+    if noise > 0:
+        kn_tr, kn_te = jax.random.split(k_noise)
+        xtr = xtr + noise * jax.random.normal(kn_tr, np.shape(xtr))
+        xte = xte + noise * jax.random.normal(kn_te, np.shape(xte))
+    as_np = lambda a, t: np.asarray(a, dtype=t)
+    return Split(as_np(xtr, np.float32), as_np(ytr, np.int32),
+                 as_np(xte, np.float32), as_np(yte, np.int32))
+
+
+def default_params(name: str) -> dict[str, Any]:
+    return {k: p.default for k, p in DATASETS[name].params.items()}
+
+
+def extent(name: str, params: Mapping[str, Any]) -> float:
+    """Half side of a box holding the dataset's points (for drawing decision boundaries)."""
+    ds = DATASETS[name]
+    if name in ("disk_annulus", "interval_1d", "nested_spheres"):
+        return float(params.get("outer", 1.0)) * 1.15
+    return ds.extent * 1.15 if ds.extent else 0.0
+
+
+__all__ = ["DATASETS", "Dataset", "Param", "Split", "make_split", "read_points"]

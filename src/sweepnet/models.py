@@ -1,0 +1,112 @@
+"""Flax models with a width mask, and the activation registry.
+
+Layout: points sit on the last axis, ``h`` is ``(units, points)`` and a layer computes
+``W @ h + b``. On CPU this ran several times faster under ``vmap`` than Flax's default
+points-first ``Dense``.
+
+A model is built at its bucket's padded width; the real width is an input. Units past the
+real width are multiplied by zero after the nonlinearity and their weights start at zero, so
+they contribute nothing to the function and receive exactly zero gradient: a padded network
+computes the same function, and trains the same way, as the network built at its own width.
+Initial weights are drawn entry by entry from ``fold_in(fold_in(key, row), col)``, so the
+real block of a padded kernel equals the kernel of the unpadded network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "softplus": jax.nn.softplus,
+    "relu": jax.nn.relu,
+    "leaky_relu": lambda x: jax.nn.leaky_relu(x, 0.01),
+    "elu": jax.nn.elu,
+    "gelu": jax.nn.gelu,
+    "silu": jax.nn.silu,
+    "sin": jnp.sin,
+    "linear": lambda x: x,
+}
+
+
+def masked_normal(key, shape, rows, cols, scale):
+    """``(R, C)`` kernel: ``N(0, scale^2 / cols)`` in the top-left ``rows x cols`` block, 0 elsewhere.
+
+    ``rows``, ``cols`` and ``scale`` may be traced. Entry ``(i, j)`` depends only on
+    ``(key, i, j)``, never on the padded shape ``(R, C)``.
+    """
+    n_rows, n_cols = shape
+    entry = lambda i, j: jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, i), j))
+    z = jax.vmap(lambda i: jax.vmap(lambda j: entry(i, j))(jnp.arange(n_cols)))(jnp.arange(n_rows))
+    live = (jnp.arange(n_rows)[:, None] < rows) & (jnp.arange(n_cols)[None, :] < cols)
+    std = scale / jnp.sqrt(jnp.asarray(cols, jnp.float32))
+    return jnp.where(live, z * std, 0.0).astype(jnp.float32)
+
+
+class Dense(nn.Module):
+    """``(in, points) -> (features, points)``: ``W @ h + b`` with ``W`` of shape ``(features, in)``."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, h, rows, cols, scale):
+        kernel = self.param("kernel", masked_normal, (self.features, h.shape[0]), rows, cols, scale)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return kernel @ h + bias[:, None]
+
+
+class MLP(nn.Module):
+    """``depth`` hidden layers of ``width`` (padded) units, then a linear read-out.
+
+    ``__call__(x, width, init_scale)``: ``x (in_dim, points)`` → logits ``(n_out, points)``;
+    ``width`` is the real width (int, may be traced).
+    """
+
+    width: int
+    depth: int
+    n_out: int
+    activation: str
+
+    @nn.compact
+    def __call__(self, x, width, init_scale, return_hidden: bool = False):
+        act = ACTIVATIONS[self.activation]
+        mask = (jnp.arange(self.width) < width).astype(x.dtype)[:, None]
+        h, fan_in, hidden = x, x.shape[0], []
+        for i in range(self.depth):
+            h = act(Dense(self.width, name=f"hidden_{i}")(h, width, fan_in, init_scale)) * mask
+            hidden.append(h)
+            fan_in = width
+        out = Dense(self.n_out, name="out")(h, self.n_out, fan_in, init_scale)
+        return (out, hidden) if return_hidden else out
+
+
+ARCHS: dict[str, type[nn.Module]] = {"mlp": MLP}
+
+
+def build(arch: str, width: int, depth: int, activation: str, n_out: int) -> nn.Module:
+    return ARCHS[arch](width=width, depth=depth, n_out=n_out, activation=activation)
+
+
+def n_params(arch: str, in_dim: int, width: int, depth: int, n_out: int) -> int:
+    """Trainable parameters of the unpadded network."""
+    if arch == "mlp":
+        return (in_dim + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * n_out
+    raise ValueError(arch)
+
+
+def unpad(params, width: int, in_dim: int):
+    """Slice a padded parameter tree down to the real ``width`` (kernels are ``(out, in)``)."""
+    def cut(path, leaf):
+        name = "/".join(str(getattr(p, "key", p)) for p in path)
+        out_live = leaf.shape[0] if "/out/" in f"/{name}" else width
+        if leaf.ndim == 2:
+            in_live = in_dim if "hidden_0/" in name else width
+            return leaf[:out_live, :in_live]
+        return leaf[:out_live]
+
+    return jax.tree_util.tree_map_with_path(cut, params)

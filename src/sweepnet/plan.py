@@ -1,0 +1,206 @@
+"""Grid → runs → compile buckets.
+
+A bucket is one compiled program (one :class:`~sweepnet.train.Static`). Runs that differ
+only in width share a bucket by padding to its widest member; the planner picks the width
+groups that minimise estimated compute plus compile time. Inside a bucket, runs that use the
+same dataset draw form a *data group*, and each call of the program trains one chunk of one
+group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sweepnet import data as data_lib
+from sweepnet.spec import Spec, run_id
+from sweepnet.train import TEST_BLOCK, Static
+
+# Rough machine model, used until `sweepnet bench` calibrates it (see engine.calibration()).
+DEFAULT_FLOPS_PER_S = 2e9  # effective rate of tiny batched matmuls + activations on one CPU core
+DEFAULT_COMPILE_S = 3.0
+DEFAULT_MAX_MEMORY = 2 * 2**30
+MAX_CHUNK = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One network to train: its place in the grid, stable id, and flat configuration."""
+
+    index: int
+    run_id: str
+    config: Mapping[str, Any]
+
+    def data_params(self) -> dict[str, Any]:
+        return {k[5:]: v for k, v in self.config.items() if k.startswith("data_")
+                and k != "data_seed"}
+
+    def data_key(self) -> tuple:
+        """Runs with equal data keys train on the very same points."""
+        c = self.config
+        return (c["dataset"], tuple(sorted(self.data_params().items())), c["n_train"],
+                c["n_test"], c["noise"], c["data_seed"])
+
+
+@dataclasses.dataclass
+class Bucket:
+    index: int
+    static: Static
+    runs: list[Run]
+    chunk: int  # networks per call (a multiple of the device count)
+
+    def groups(self) -> dict[tuple, list[Run]]:
+        out: dict[tuple, list[Run]] = defaultdict(list)
+        for r in self.runs:
+            out[r.data_key()].append(r)
+        return dict(out)
+
+    @property
+    def padded_flops(self) -> float:
+        return sum(step_flops(self.static, self.static.width) for _ in self.runs) * self.static.steps
+
+    @property
+    def real_flops(self) -> float:
+        return sum(step_flops(self.static, r.config["width"]) for r in self.runs) * self.static.steps
+
+
+@dataclasses.dataclass
+class Plan:
+    spec: Spec
+    runs: list[Run]
+    buckets: list[Bucket]
+    n_devices: int
+    max_memory: int
+
+    @property
+    def padding_waste(self) -> float:
+        padded = sum(b.padded_flops for b in self.buckets)
+        return 1 - sum(b.real_flops for b in self.buckets) / padded if padded else 0.0
+
+    def estimate_seconds(self, flops_per_s: float = DEFAULT_FLOPS_PER_S,
+                         compile_s: float = DEFAULT_COMPILE_S) -> float:
+        calls = sum(b.chunk * sum(math.ceil(len(g) / b.chunk) for g in b.groups().values())
+                    * step_flops(b.static, b.static.width) * b.static.steps for b in self.buckets)
+        return calls / (flops_per_s * self.n_devices) + compile_s * len(self.buckets)
+
+
+def _dims(config: Mapping[str, Any]) -> tuple[int, int]:
+    """``(in_dim, n_out)`` of a run's dataset (n_out is 1 for binary problems)."""
+    ds = data_lib.DATASETS[config["dataset"]]
+    params = {k[5:]: v for k, v in config.items() if k.startswith("data_")}
+    k = ds.n_classes(params)
+    return ds.dim(params), (1 if k == 2 else k)
+
+
+def step_flops(static: Static, width: int) -> float:
+    """Approximate FLOPs of one training step of one network (forward + backward ≈ 3x forward)."""
+    batch = static.batch_size or static.n_train
+    macs = static.in_dim * width + (static.depth - 1) * width * width + width * static.n_out
+    per_point = 2 * macs + 4 * static.depth * width  # matmuls + activation and its derivative
+    eval_share = (static.n_train + static.n_test) / static.eval_every * 2 * macs
+    return 3 * per_point * batch + eval_share
+
+
+def bytes_per_network(static: Static) -> int:
+    """Estimated peak bytes one network of a chunk needs on the device (float32)."""
+    w, d = static.width, static.depth
+    n_par = (static.in_dim + 1) * w + (d - 1) * (w + 1) * w + (w + 1) * static.n_out
+    batch = static.batch_size or static.n_train
+    acts = 4 * d * w * max(batch, min(static.n_test, TEST_BLOCK))  # pre/post activations + grads
+    curves = 3 * len(static.eval_steps)
+    return 4 * (8 * n_par + acts + curves)
+
+
+def expand(spec: Spec) -> list[Run]:
+    return [Run(i, run_id(cfg), cfg) for i, cfg in enumerate(spec.grid())]
+
+
+def _static(cfg: Mapping[str, Any], width: int) -> Static:
+    in_dim, n_out = _dims(cfg)
+    return Static(arch=cfg["arch"], in_dim=in_dim, n_out=n_out, width=width, depth=cfg["depth"],
+                  activation=cfg["activation"], optimizer=cfg["optimizer"], steps=cfg["steps"],
+                  eval_every=cfg["eval_every"], batch_size=cfg["batch_size"],
+                  n_train=cfg["n_train"], n_test=cfg["n_test"])
+
+
+def group_widths(widths: Sequence[int], counts: Sequence[int], cost, compile_cost: float
+                 ) -> list[tuple[int, int]]:
+    """Split sorted ``widths`` into contiguous groups, each padded to its widest member.
+
+    Minimises ``sum(count * cost(padded width)) + compile_cost * n_groups`` by dynamic
+    programming. Returns ``[(first, last)]`` index ranges (inclusive).
+    """
+    k = len(widths)
+    best = [0.0] + [math.inf] * k
+    cut = [0] * (k + 1)
+    for j in range(1, k + 1):
+        for i in range(j):
+            c = best[i] + compile_cost + sum(counts[i:j]) * cost(widths[j - 1])
+            if c < best[j]:
+                best[j], cut[j] = c, i
+    groups, j = [], k
+    while j > 0:
+        groups.append((cut[j], j - 1))
+        j = cut[j]
+    return groups[::-1]
+
+
+def make_plan(spec: Spec, n_devices: int = 1, max_memory: int | None = None,
+              flops_per_s: float = DEFAULT_FLOPS_PER_S, compile_s: float = DEFAULT_COMPILE_S,
+              runs: Sequence[Run] | None = None) -> Plan:
+    """Group ``runs`` (default: the whole grid) into compile buckets and choose chunk sizes."""
+    max_memory = max_memory or DEFAULT_MAX_MEMORY
+    runs = expand(spec) if runs is None else list(runs)
+    families: dict[Static, list[Run]] = defaultdict(list)
+    for r in runs:
+        families[_static(r.config, 0)].append(r)
+    buckets: list[Bucket] = []
+    for family, members in families.items():
+        by_width: dict[int, list[Run]] = defaultdict(list)
+        for r in members:
+            by_width[r.config["width"]].append(r)
+        widths = sorted(by_width)
+        counts = [len(by_width[w]) for w in widths]
+        cost = lambda w, f=family: step_flops(f, w) * f.steps / (flops_per_s * n_devices)
+        for lo, hi in group_widths(widths, counts, cost, compile_s):
+            static = dataclasses.replace(family, width=widths[hi])
+            bucket_runs = [r for w in widths[lo : hi + 1] for r in by_width[w]]
+            buckets.append(Bucket(len(buckets), static, bucket_runs,
+                                  chunk_size(static, bucket_runs, n_devices, max_memory)))
+    return Plan(spec, runs, buckets, n_devices, max_memory)
+
+
+def chunk_size(static: Static, runs: Sequence[Run], n_devices: int, max_memory: int) -> int:
+    """Networks per call: fits ``max_memory``, at most the largest data group, and is a
+    multiple of ``n_devices`` (so the network axis shards evenly)."""
+    largest = max(len(g) for g in Bucket(0, static, list(runs), 1).groups().values())
+    fits = max(1, int(max_memory // bytes_per_network(static)))
+    n = min(fits, MAX_CHUNK, largest)
+    return max(n_devices, -(-n // n_devices) * n_devices)
+
+
+def describe(plan: Plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
+             compile_s: float = DEFAULT_COMPILE_S) -> str:
+    """The text `sweepnet plan` prints."""
+    lines = [f"sweep {plan.spec.name!r}: {len(plan.runs)} networks in {len(plan.buckets)} "
+             f"buckets ({len(plan.buckets)} compiles) on {plan.n_devices} device(s)"]
+    lines.append(f"{'bucket':>6} {'nets':>6} {'widths':>12} {'depth':>5} {'act':>10} "
+                 f"{'steps':>6} {'chunk':>6} {'calls':>5} {'mem/call':>9}")
+    for b in plan.buckets:
+        ws = sorted({r.config["width"] for r in b.runs})
+        wtxt = f"{ws[0]}-{ws[-1]}→{b.static.width}" if len(ws) > 1 else str(ws[0])
+        calls = sum(math.ceil(len(g) / b.chunk) for g in b.groups().values())
+        mem = b.chunk * bytes_per_network(b.static)
+        lines.append(f"{b.index:>6} {len(b.runs):>6} {wtxt:>12} {b.static.depth:>5} "
+                     f"{b.static.activation:>10} {b.static.steps:>6} {b.chunk:>6} {calls:>5} "
+                     f"{mem / 2**20:>7.0f}MB")
+    peak = max((b.chunk * bytes_per_network(b.static) for b in plan.buckets), default=0)
+    est = plan.estimate_seconds(flops_per_s, compile_s)
+    lines.append(f"padding waste {plan.padding_waste:.1%} of FLOPs; peak memory per call "
+                 f"~{peak / 2**20:.0f} MB (limit {plan.max_memory / 2**20:.0f} MB)")
+    lines.append(f"estimated time {est:.0f} s ({len(plan.buckets)} compiles ~{compile_s:.0f} s each, "
+                 f"{flops_per_s / 1e9:.1f} GFLOP/s per device)")
+    return "\n".join(lines)

@@ -1,0 +1,296 @@
+"""The results directory (Contract 3), and the one place where arrays become DataFrames.
+
+```
+DIR/spec.toml        resolved spec
+DIR/manifest.json    versions, devices, per-bucket timing, status
+DIR/runs/P.parquet   one row per trained network     (written last: the commit marker)
+DIR/curves/P.parquet one row per (run_id, step)
+DIR/params/P.npz     final padded weights, a leading network axis, plus run_id and width
+```
+A part ``P`` is written atomically (temporary name, fsync, rename) in the order params,
+curves, runs. A part whose runs file is missing is an orphan of a killed sweep and is removed
+on the next start, so a resumed sweep never duplicates a curve.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sweepnet.errors import SweepnetError
+
+PARTS = ("runs", "curves", "params")
+
+
+def _atomic_write(path: str, write) -> None:
+    """Call ``write(tmp_path)``, fsync, then rename onto ``path``."""
+    d, base = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{base}.", dir=d)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _write_text(path: str, text: str) -> None:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    _atomic_write(path, write)
+
+
+def is_results_dir(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "spec.toml")) and os.path.isdir(
+        os.path.join(path, "runs"))
+
+
+def require_results_dir(path: str) -> None:
+    if not os.path.isdir(path):
+        raise SweepnetError(f"{path}: no such results folder")
+    if not is_results_dir(path):
+        raise SweepnetError(f"{path}: not a sweepnet results folder (no spec.toml and runs/)")
+
+
+class Store:
+    """A results directory opened for writing by one process (optionally one shard of N)."""
+
+    def __init__(self, root: str, tag: str = "s0of1"):
+        self.root, self.tag = root, tag
+
+    @classmethod
+    def open(cls, root: str, spec, fresh: bool = False, tag: str = "s0of1") -> Store:
+        """Create or reopen ``root`` for ``spec``; refuses a folder made by another spec."""
+        from sweepnet.spec import loads
+
+        if os.path.exists(root) and not os.path.isdir(root):
+            raise SweepnetError(f"{root}: exists and is not a folder")
+        stored = os.path.join(root, "spec.toml")
+        if os.path.isdir(root) and not os.path.exists(stored) and os.listdir(root):
+            raise SweepnetError(f"{root}: folder is not empty and is not a sweepnet results folder")
+        if os.path.exists(stored) and not fresh:
+            try:
+                with open(stored) as f:
+                    old = loads(f.read(), source=stored)
+            except (SweepnetError, OSError) as e:
+                raise SweepnetError(f"{stored}: unreadable stored spec ({e}); use --fresh") from e
+            if old.fingerprint() != spec.fingerprint():
+                raise SweepnetError(f"{root}: holds results of a different spec ({old.name!r}); "
+                                    "use --fresh to start over or choose another --out")
+        try:
+            os.makedirs(root, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=root, prefix=".probe-", delete=True)
+            probe.close()
+        except OSError as e:
+            raise SweepnetError(f"{root}: cannot write results folder ({e.strerror})") from None
+        store = cls(root, tag)
+        if fresh:
+            for sub in PARTS + ("corrupt",):
+                shutil.rmtree(os.path.join(root, sub), ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(root, "manifest.json"))
+        for sub in PARTS:
+            os.makedirs(os.path.join(root, sub), exist_ok=True)
+        _write_text(stored, spec.to_toml())
+        store._remove_orphans()
+        return store
+
+    def _dir(self, sub: str) -> str:
+        return os.path.join(self.root, sub)
+
+    def _remove_orphans(self) -> None:
+        """Delete this shard's temp files and curves/params parts that have no runs part."""
+        committed = {f[: -len(".parquet")] for f in os.listdir(self._dir("runs"))
+                     if f.endswith(".parquet")}
+        for sub in PARTS:
+            for f in os.listdir(self._dir(sub)):
+                stem = f.split(".")[0]
+                mine = f.startswith(f".tmp-{self.tag}-") or stem.startswith(self.tag + "-")
+                if mine and (f.startswith(".tmp-") or stem not in committed):
+                    os.unlink(os.path.join(self._dir(sub), f))
+
+    def done_ids(self) -> set[str]:
+        """Run ids of every committed part. Unreadable parts move to ``corrupt/`` (reported)."""
+        done: set[str] = set()
+        for f in sorted(os.listdir(self._dir("runs"))):
+            if not f.endswith(".parquet"):
+                continue
+            path = os.path.join(self._dir("runs"), f)
+            try:
+                done.update(pq.read_table(path, columns=["run_id"]).column(0).to_pylist())
+            except Exception as e:  # truncated or corrupt: quarantine, never delete
+                os.makedirs(self._dir("corrupt"), exist_ok=True)
+                stem = f[: -len(".parquet")]
+                for sub, ext in (("runs", ".parquet"), ("curves", ".parquet"), ("params", ".npz")):
+                    src = os.path.join(self._dir(sub), stem + ext)
+                    if os.path.exists(src):
+                        os.replace(src, os.path.join(self._dir("corrupt"), f"{sub}-{stem}{ext}"))
+                print(f"sweepnet: warning: {path}: corrupt part ({type(e).__name__}); "
+                      "moved to corrupt/ and its runs will be trained again", flush=True)
+        return done
+
+    def write_part(self, name: str, runs: pd.DataFrame, curves: pd.DataFrame,
+                   params: Mapping[str, np.ndarray]) -> None:
+        """Write one part atomically: params, then curves, then the runs file that commits it."""
+        def npz(tmp):
+            with open(tmp, "wb") as f:
+                np.savez(f, **params)
+
+        _atomic_write(os.path.join(self._dir("params"), name + ".npz"), npz)
+        for sub, df in (("curves", curves), ("runs", runs)):
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            _atomic_write(os.path.join(self._dir(sub), name + ".parquet"),
+                          lambda tmp, t=table: pq.write_table(t, tmp))
+
+    @contextlib.contextmanager
+    def _locked(self):
+        with open(os.path.join(self.root, ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def update_manifest(self, **changes: Any) -> None:
+        """Merge ``changes`` into manifest.json under a file lock (shards may run at once).
+
+        ``buckets`` and ``shards`` are dicts merged key by key; other keys are replaced.
+        """
+        path = os.path.join(self.root, "manifest.json")
+        with self._locked():
+            manifest = read_manifest(self.root)
+            for k, v in changes.items():
+                if isinstance(v, dict) and isinstance(manifest.get(k), dict):
+                    manifest[k].update(v)
+                else:
+                    manifest[k] = v
+            manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            _write_text(path, json.dumps(manifest, indent=2, sort_keys=True, default=str))
+
+
+def read_manifest(root: str) -> dict[str, Any]:
+    path = os.path.join(root, "manifest.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, json.JSONDecodeError) as e:
+        raise SweepnetError(f"{path}: unreadable manifest ({e})") from None
+
+
+def part_files(root: str, sub: str) -> list[str]:
+    """Committed part files of ``sub`` (curves and params only where a runs part exists)."""
+    ext = ".npz" if sub == "params" else ".parquet"
+    runs = sorted(f[: -len(".parquet")] for f in os.listdir(os.path.join(root, "runs"))
+                  if f.endswith(".parquet") and not f.startswith("."))
+    return [p for p in (os.path.join(root, sub, s + ext) for s in runs) if os.path.exists(p)]
+
+
+def _read_parts(paths: Iterable[str]) -> pd.DataFrame:
+    frames = []
+    for p in paths:
+        try:
+            frames.append(pq.read_table(p).to_pandas())
+        except Exception as e:
+            raise SweepnetError(f"{p}: unreadable part ({type(e).__name__})") from None
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def load(root: str) -> pd.DataFrame:
+    """All finished runs of a results folder (or of several shards writing into it)."""
+    require_results_dir(root)
+    df = _read_parts(part_files(root, "runs"))
+    if len(df):
+        df = df.sort_values("grid_index", kind="stable").reset_index(drop=True)
+        df["steps_to_fit"] = df["steps_to_fit"].astype("Int64")
+    return df
+
+
+def load_curves(root: str) -> pd.DataFrame:
+    """Eval curves: one row per ``(run_id, step)``."""
+    require_results_dir(root)
+    return _read_parts(part_files(root, "curves"))
+
+
+def load_params(root: str, run_id: str) -> tuple[pd.Series, Any]:
+    """The runs row of ``run_id`` and its final parameters, unpadded to the real width."""
+    from flax.traverse_util import unflatten_dict
+
+    from sweepnet.models import unpad
+
+    runs = load(root)
+    match = runs[runs["run_id"] == run_id] if len(runs) else runs
+    if not len(match):
+        raise SweepnetError(f"{root}: no run with id {run_id!r}")
+    row = match.iloc[0]
+    path = os.path.join(root, "params", row["part"] + ".npz")
+    try:
+        with np.load(path) as f:
+            i = int(np.flatnonzero(f["run_id"] == run_id)[0])
+            flat = {tuple(k.split("/")): f[k][i] for k in f.files if k not in ("run_id", "width")}
+    except Exception as e:
+        raise SweepnetError(f"{path}: cannot read parameters ({type(e).__name__})") from None
+    return row, unpad(unflatten_dict(flat), int(row["width"]), int(row["in_dim"]))
+
+
+def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
+              ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
+    """Turn one call's output (numpy, leading axis >= len(runs)) into runs/curves/params.
+
+    ``runs`` are the :class:`~sweepnet.plan.Run` objects of the first ``len(runs)`` lanes;
+    lanes past them are padding and are dropped.
+    """
+    from flax.traverse_util import flatten_dict
+
+    from sweepnet.models import n_params
+
+    n = len(runs)
+    steps_to_fit = out.steps_to_fit[:n]
+    rows = []
+    for i, r in enumerate(runs):
+        c = r.config
+        diverged = bool(out.diverged[i])
+        rows.append({
+            "run_id": r.run_id, "sweep": spec.name, "grid_index": r.index, **c,
+            "in_dim": static.in_dim, "n_classes": max(2, static.n_out),
+            "n_params": n_params(c["arch"], static.in_dim, c["width"], c["depth"], static.n_out),
+            "train_loss": float(out.train_loss[i]), "train_acc": float(out.train_acc[i]),
+            "test_acc": float(out.test_acc[i]),
+            "separated": (not diverged) and float(out.test_acc[i]) >= spec.separation,
+            "steps_to_fit": int(steps_to_fit[i]) if steps_to_fit[i] >= 0 else None,
+            "diverged": diverged, **provenance,
+        })
+    runs_df = pd.DataFrame(rows)
+    runs_df["steps_to_fit"] = runs_df["steps_to_fit"].astype("Int64")
+    steps = static.eval_steps
+    curves_df = pd.DataFrame({
+        "run_id": np.repeat([r.run_id for r in runs], len(steps)),
+        "step": np.tile(steps, n).astype(np.int32),
+        "train_loss": out.curve_loss[:n].reshape(-1).astype(np.float32),
+        "train_acc": out.curve_train_acc[:n].reshape(-1).astype(np.float32),
+        "test_acc": out.curve_test_acc[:n].reshape(-1).astype(np.float32),
+    })
+    params = {"/".join(k): np.asarray(v[:n]) for k, v in flatten_dict(out.params).items()}
+    params["run_id"] = np.asarray([r.run_id for r in runs])
+    params["width"] = np.asarray([r.config["width"] for r in runs], np.int32)
+    return runs_df, curves_df, params

@@ -1,0 +1,307 @@
+"""Sweep specs: TOML in, a validated frozen :class:`Spec` out, expanded into a grid of runs.
+
+Any list value is a sweep axis and the grid is the Cartesian product of the axes. The
+dataset parameters live in ``[data.<dataset>]`` and apply only to that dataset, so a sweep
+over several datasets is the union of one product per dataset.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import tomllib
+
+from sweepnet.data import DATASETS
+from sweepnet.errors import SweepnetError
+from sweepnet.models import ACTIVATIONS, ARCHS
+from sweepnet.optimizers import OPTIMIZERS
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    """Schema of one spec key."""
+
+    kind: type
+    default: Any
+    lo: float | None = None
+    hi: float | None = None
+    choices: Sequence[str] | None = None
+    sweep: bool = True  # may be a list (a sweep axis)
+    doc: str = ""
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "": {
+        "name": Key(str, None, sweep=False, doc="sweep name; also the default results folder"),
+        "description": Key(str, "", sweep=False, doc="free text"),
+    },
+    "data": {
+        "dataset": Key(str, None, choices=tuple(DATASETS), doc="dataset name(s)"),
+        "n_train": Key(int, 512, 2, 1_000_000, doc="training points"),
+        "n_test": Key(int, 8192, 1, 10_000_000, doc="points in the dense held-out probe"),
+        "noise": Key(float, 0.0, 0.0, None, doc="std of Gaussian jitter added to the points"),
+        "data_seed": Key(int, 0, 0, 2**31 - 1, doc="seed of the data draw"),
+    },
+    "model": {
+        "arch": Key(str, "mlp", choices=tuple(ARCHS), doc="architecture"),
+        "width": Key(int, None, 1, 4096, doc="units in every hidden layer"),
+        "depth": Key(int, None, 1, 256, doc="number of hidden layers"),
+        "activation": Key(str, "tanh", choices=tuple(ACTIVATIONS), doc="nonlinearity"),
+        "init_scale": Key(float, 1.0, 0.0, None, doc="weights ~ N(0, init_scale^2 / fan_in)"),
+    },
+    "train": {
+        "optimizer": Key(str, "adam", choices=tuple(OPTIMIZERS), doc="optax optimizer"),
+        "learning_rate": Key(float, 0.01, 0.0, None, doc="step size"),
+        "steps": Key(int, 1000, 1, 10_000_000, doc="optimizer steps"),
+        "batch_size": Key(int, 0, 0, 1_000_000, doc="minibatch size, 0 = full batch"),
+        "seeds": Key(int, 4, 0, 2**31 - 1, doc="n → seeds 0..n-1, or a list of seeds"),
+        "eval_every": Key(int, 100, 1, 10_000_000, sweep=False, doc="steps between evals"),
+        "separation": Key(float, 1.0, 0.0, 1.0, sweep=False,
+                          doc="test accuracy at or above which a run counts as separated"),
+    },
+}
+
+# Columns of a run's configuration, in the order they appear in the results table.
+CONFIG_KEYS = ("dataset", "n_train", "n_test", "noise", "data_seed", "arch", "width", "depth",
+               "activation", "init_scale", "optimizer", "learning_rate", "steps", "batch_size",
+               "eval_every", "seed")
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """A validated sweep spec. ``tree`` is the resolved TOML (defaults filled in)."""
+
+    tree: Mapping[str, Any]
+    source: str = "spec"
+
+    @property
+    def name(self) -> str:
+        return self.tree["name"]
+
+    @property
+    def separation(self) -> float:
+        return self.tree["train"]["separation"]
+
+    def to_toml(self) -> str:
+        return dumps_toml(self.tree)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that decides which runs exist and what they compute."""
+        tree = {k: v for k, v in self.tree.items() if k != "description"}
+        return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:16]
+
+    def grid(self) -> list[dict[str, Any]]:
+        """All run configurations: flat dicts with ``CONFIG_KEYS`` and ``data_<param>``."""
+        d, m, t = self.tree["data"], self.tree["model"], self.tree["train"]
+        common = {**{k: d[k] for k in ("n_train", "n_test", "noise", "data_seed")},
+                  **{k: m[k] for k in ("arch", "width", "depth", "activation", "init_scale")},
+                  **{k: t[k] for k in ("optimizer", "learning_rate", "steps", "batch_size")}}
+        axes = {k: _as_list(v) for k, v in common.items()}
+        seeds = t["seeds"] if isinstance(t["seeds"], list) else list(range(t["seeds"]))
+        runs = []
+        for ds in _as_list(d["dataset"]):
+            dparams = d.get(ds, {})
+            daxes = {f"data_{k}": _as_list(v) for k, v in sorted(dparams.items())}
+            names = list(daxes) + list(axes)
+            for combo in itertools.product(*daxes.values(), *axes.values()):
+                cfg = dict(zip(names, combo, strict=True))
+                for seed in seeds:
+                    run = {"dataset": ds, **cfg, "eval_every": t["eval_every"], "seed": seed}
+                    runs.append(run)
+        return runs
+
+
+def _as_list(v):
+    return list(v) if isinstance(v, list) else [v]
+
+
+def run_id(config: Mapping[str, Any]) -> str:
+    """Stable 16-hex-digit hash of a run configuration (order of keys does not matter)."""
+    blob = json.dumps({k: config[k] for k in sorted(config)}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _check_value(where: str, key: Key, value: Any) -> Any:
+    """Validate one scalar against its schema; returns it normalised (int → float)."""
+    if key.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, key.kind) or isinstance(value, bool) and key.kind is not bool:
+        raise SweepnetError(f"{where}: expected {key.kind.__name__}, got {value!r}")
+    if key.choices is not None and value not in key.choices:
+        raise SweepnetError(f"{where}: unknown value {value!r} (choose from {', '.join(key.choices)})")
+    if key.lo is not None and value < key.lo or key.hi is not None and value > key.hi:
+        rng = f"[{key.lo if key.lo is not None else '-inf'}, {key.hi if key.hi is not None else 'inf'}]"
+        raise SweepnetError(f"{where}: {value!r} is out of range {rng}")
+    if key.kind is float and value != value:
+        raise SweepnetError(f"{where}: NaN is not allowed")
+    return value
+
+
+def _check(where: str, key: Key, value: Any) -> Any:
+    if isinstance(value, list):
+        if not key.sweep:
+            raise SweepnetError(f"{where}: a single value is required, not a list")
+        if not value:
+            raise SweepnetError(f"{where}: empty list")
+        out = [_check_value(where, key, v) for v in value]
+        if len(set(map(repr, out))) != len(out):
+            raise SweepnetError(f"{where}: repeated values in {value!r}")
+        return out
+    return _check_value(where, key, value)
+
+
+def validate(raw: Mapping[str, Any], source: str = "spec") -> Spec:
+    """Check every key and value of a parsed TOML tree and fill in defaults."""
+    tree: dict[str, Any] = {}
+    for section, keys in SCHEMA.items():
+        given = raw if section == "" else raw.get(section, {})
+        if section and not isinstance(given, dict):
+            raise SweepnetError(f"{source}: [{section}] must be a table")
+        out = tree if section == "" else tree.setdefault(section, {})
+        for name, key in keys.items():
+            where = f"{source}: {section + '.' if section else ''}{name}"
+            if name not in given:
+                if key.default is None:
+                    raise SweepnetError(f"{where}: required key is missing")
+                out[name] = copy.deepcopy(key.default)
+                continue
+            out[name] = _check(where, key, given[name])
+    for name in raw:
+        if name not in SCHEMA[""] and name not in ("data", "model", "train"):
+            raise SweepnetError(f"{source}: unknown key or section {name!r}")
+    for section in ("model", "train"):
+        for name in raw.get(section, {}):
+            if name not in SCHEMA[section]:
+                raise SweepnetError(f"{source}: unknown key {section}.{name}")
+    if not _NAME.match(tree["name"]):
+        raise SweepnetError(f"{source}: name: use letters, digits, '_', '-', '.' (got {tree['name']!r})")
+    seeds = raw.get("train", {}).get("seeds", SCHEMA["train"]["seeds"].default)
+    if isinstance(seeds, int) and seeds < 1:
+        raise SweepnetError(f"{source}: train.seeds: need at least one seed")
+    datasets = _as_list(tree["data"]["dataset"])
+    for name, value in raw.get("data", {}).items():
+        if name in SCHEMA["data"]:
+            continue
+        if name not in DATASETS:
+            raise SweepnetError(f"{source}: unknown key or dataset table data.{name}")
+        if not isinstance(value, dict):
+            raise SweepnetError(f"{source}: data.{name} must be a table of dataset parameters")
+        if name not in datasets:
+            raise SweepnetError(f"{source}: [data.{name}] given but {name!r} is not in data.dataset")
+    for ds in datasets:
+        params = DATASETS[ds].params
+        given = raw.get("data", {}).get(ds, {})
+        out = tree["data"][ds] = {}
+        for pname, value in given.items():
+            if pname not in params:
+                raise SweepnetError(f"{source}: unknown parameter data.{ds}.{pname} "
+                                    f"(known: {', '.join(params) or 'none'})")
+        for pname, p in params.items():
+            where = f"{source}: data.{ds}.{pname}"
+            if pname not in given:
+                if p.default is None:
+                    raise SweepnetError(f"{where}: required key is missing")
+                out[pname] = p.default
+                continue
+            out[pname] = _check(where, Key(p.kind, p.default, p.lo, p.hi), given[pname])
+        if ds == "file":
+            import os
+
+            if isinstance(out["path"], list):
+                raise SweepnetError(f"{source}: data.file.path: one file per sweep")
+            if not os.path.isfile(out["path"]):
+                raise SweepnetError(f"{source}: data.file.path: no such file {out['path']!r}")
+    return Spec(tree, source)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"model.width=[2,3]"`` → ``("model.width", [2, 3])``; bare words become strings."""
+    if "=" not in text:
+        raise SweepnetError(f"--set {text!r}: expected KEY=VALUE")
+    key, value = (s.strip() for s in text.split("=", 1))
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", key):
+        raise SweepnetError(f"--set {text!r}: bad key {key!r}")
+    try:
+        return key, tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        if re.match(r"^[A-Za-z0-9_./-]+$", value):  # a bare word: dataset or activation name
+            return key, value
+        raise SweepnetError(f"--set {key}: cannot parse value {value!r}") from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    raw = copy.deepcopy(raw)
+    for text in overrides:
+        key, value = parse_override(text)
+        *path, last = key.split(".")
+        node = raw
+        for part in path:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SweepnetError(f"--set {key}: {part!r} is not a table")
+        node[last] = value
+    return raw
+
+
+def load(path: str, overrides: Sequence[str] = ()) -> Spec:
+    """Read, override and validate a spec file. Raises :class:`SweepnetError` on bad input."""
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise SweepnetError(f"{path}: no such spec file") from None
+    except IsADirectoryError:
+        raise SweepnetError(f"{path}: is a directory, not a spec file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SweepnetError(f"{path}: invalid TOML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SweepnetError(f"{path}: cannot read spec ({e})") from None
+    return validate(apply_overrides(raw, overrides), source=path)
+
+
+def loads(text: str, overrides: Sequence[str] = (), source: str = "spec") -> Spec:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SweepnetError(f"{source}: invalid TOML: {e}") from None
+    return validate(apply_overrides(raw, overrides), source=source)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return str(v)
+
+
+def dumps_toml(tree: Mapping[str, Any]) -> str:
+    """Write a resolved spec tree as TOML (tables of scalars and lists only)."""
+    lines, tables = [], []
+
+    def emit(prefix: str, node: Mapping[str, Any]):
+        scalars = {k: v for k, v in node.items() if not isinstance(v, dict)}
+        if prefix:
+            tables.append(f"\n[{prefix}]")
+            tables.extend(f"{k} = {_toml_value(v)}" for k, v in scalars.items())
+        else:
+            lines.extend(f"{k} = {_toml_value(v)}" for k, v in scalars.items())
+        for k, v in node.items():
+            if isinstance(v, dict):
+                emit(f"{prefix}.{k}" if prefix else k, v)
+
+    emit("", tree)
+    return "\n".join(lines + tables) + "\n"

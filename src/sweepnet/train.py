@@ -1,0 +1,171 @@
+"""``make_train(static)`` returns a pure function that trains one network with ``lax.scan``.
+
+The caller chooses the transformation: ``jax.jit(jax.vmap(make_train(static), (0, 0, None)))``
+trains a bucket of networks on shared data. Nothing in this module is jitted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+from sweepnet.models import build
+from sweepnet.optimizers import OPTIMIZERS
+
+TEST_BLOCK = 2048  # probe points evaluated at once; bounds eval memory per network
+
+
+@dataclasses.dataclass(frozen=True)
+class Static:
+    """Everything that fixes array shapes or program structure: one compile per ``Static``."""
+
+    arch: str
+    in_dim: int
+    n_out: int  # 1 for a binary logit, else the number of classes
+    width: int  # the bucket's padded width
+    depth: int
+    activation: str
+    optimizer: str
+    steps: int
+    eval_every: int
+    batch_size: int  # 0 = full batch
+    n_train: int
+    n_test: int
+
+    @property
+    def eval_steps(self) -> np.ndarray:
+        """Steps after which the network is evaluated: every ``eval_every``, and the last."""
+        steps = list(range(self.eval_every, self.steps + 1, self.eval_every))
+        if not steps or steps[-1] != self.steps:
+            steps.append(self.steps)
+        return np.asarray(steps, np.int32)
+
+    @property
+    def test_blocks(self) -> tuple[int, int]:
+        """``(n_blocks, block)`` layout of the padded test probe."""
+        block = min(self.n_test, TEST_BLOCK)
+        return -(-self.n_test // block), block
+
+
+@flax.struct.dataclass
+class Hyper:
+    """Per-network values, vmapped over: each field is a scalar for one network."""
+
+    width: jax.Array  # int32, real width (<= Static.width)
+    learning_rate: jax.Array  # float32
+    init_scale: jax.Array  # float32
+
+
+@flax.struct.dataclass
+class Data:
+    """One dataset configuration, shared by every network of a call (points on the last axis)."""
+
+    x_train: jax.Array  # (in_dim, n_train) float32
+    y_train: jax.Array  # (n_train,) int32
+    x_test: jax.Array  # (n_blocks, in_dim, block) float32, zero-padded
+    y_test: jax.Array  # (n_blocks, block) int32, -1 marks padding
+
+
+def make_data(static: Static, x_train, y_train, x_test, y_test) -> Data:
+    """Lay out points-first numpy arrays ``(n, dim)`` / ``(n,)`` as :class:`Data`."""
+    nb, block = static.test_blocks
+    pad = nb * block - len(x_test)
+    xt = np.concatenate([x_test, np.zeros((pad, x_test.shape[1]), np.float32)])
+    yt = np.concatenate([y_test, -np.ones(pad, np.int32)])
+    return Data(x_train=jnp.asarray(x_train.T, jnp.float32),
+                y_train=jnp.asarray(y_train, jnp.int32),
+                x_test=jnp.asarray(xt.reshape(nb, block, -1).transpose(0, 2, 1), jnp.float32),
+                y_test=jnp.asarray(yt.reshape(nb, block), jnp.int32))
+
+
+class Output(NamedTuple):
+    """What one trained network returns (add a leading network axis under vmap)."""
+
+    params: Any  # the padded parameter tree
+    train_loss: jax.Array  # () final loss on the whole train set
+    train_acc: jax.Array  # ()
+    test_acc: jax.Array  # () accuracy on the dense probe
+    steps_to_fit: jax.Array  # () int32, first eval step with train_acc == 1, else -1
+    diverged: jax.Array  # () bool, a non-finite loss was seen
+    curve_loss: jax.Array  # (n_evals,) train loss at Static.eval_steps
+    curve_train_acc: jax.Array  # (n_evals,)
+    curve_test_acc: jax.Array  # (n_evals,)
+
+
+def _loss_and_acc(logits, y, n_out):
+    """Mean loss and accuracy of ``logits (n_out, points)`` against ``y (points,)``."""
+    if n_out == 1:
+        z = logits[0]
+        loss = optax.sigmoid_binary_cross_entropy(z, y.astype(z.dtype))
+        correct = (z > 0) == (y == 1)
+    else:
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits.T, y)
+        correct = jnp.argmax(logits, axis=0) == y
+    return loss, correct
+
+
+def make_train(static: Static):
+    """Returns ``train(key, hyper, data) -> Output`` for one network of shape ``static``."""
+    model = build(static.arch, static.width, static.depth, static.activation, static.n_out)
+    eval_steps = static.eval_steps
+    n_blocks = static.steps // static.eval_every
+    remainder = static.steps - n_blocks * static.eval_every
+
+    def train(key, hyper: Hyper, data: Data) -> Output:
+        k_init, k_batch = jax.random.split(key)
+        apply = lambda p, x: model.apply(p, x, hyper.width, hyper.init_scale)
+        params = model.init(k_init, data.x_train[:, :1], hyper.width, hyper.init_scale)
+        tx = OPTIMIZERS[static.optimizer](hyper.learning_rate)
+
+        def batch_loss(p, t):
+            x, y = data.x_train, data.y_train
+            if 0 < static.batch_size < static.n_train:
+                idx = jax.random.permutation(jax.random.fold_in(k_batch, t), static.n_train)
+                idx = idx[: static.batch_size]
+                x, y = x[:, idx], y[idx]
+            loss, _ = _loss_and_acc(apply(p, x), y, static.n_out)
+            return loss.mean()
+
+        def step(carry, t):
+            p, opt_state, bad = carry
+            loss, grads = jax.value_and_grad(batch_loss)(p, t)
+            updates, opt_state = tx.update(grads, opt_state, p)
+            return (optax.apply_updates(p, updates), opt_state, bad | ~jnp.isfinite(loss)), None
+
+        def evaluate(p):
+            loss, correct = _loss_and_acc(apply(p, data.x_train), data.y_train, static.n_out)
+
+            def block_hits(_, xy):
+                x, y = xy
+                _, hit = _loss_and_acc(apply(p, x), jnp.maximum(y, 0), static.n_out)
+                return None, jnp.sum(hit & (y >= 0))
+
+            _, hits = lax.scan(block_hits, None, (data.x_test, data.y_test))
+            return loss.mean(), correct.mean(), hits.sum() / static.n_test
+
+        def block(carry, ts):
+            carry, _ = lax.scan(step, carry, ts)
+            return carry, evaluate(carry[0])
+
+        carry = (params, tx.init(params), jnp.asarray(False))
+        ts = jnp.arange(n_blocks * static.eval_every).reshape(n_blocks, static.eval_every)
+        carry, evals = lax.scan(block, carry, ts)
+        if remainder:
+            carry, _ = lax.scan(step, carry, jnp.arange(n_blocks * static.eval_every, static.steps))
+            last = evaluate(carry[0])
+            evals = tuple(jnp.concatenate([e, v[None]]) for e, v in zip(evals, last, strict=True))
+        loss, train_acc, test_acc = evals
+        fit = train_acc >= 1.0
+        steps_to_fit = jnp.where(fit.any(), jnp.asarray(eval_steps)[jnp.argmax(fit)], -1)
+        diverged = carry[2] | ~jnp.isfinite(loss[-1])
+        return Output(carry[0], loss[-1], train_acc[-1], test_acc[-1],
+                      steps_to_fit.astype(jnp.int32), diverged, loss, train_acc, test_acc)
+
+    return train
