@@ -131,14 +131,15 @@ def moons(key, n, std=0.1):
     upper = jnp.stack([jnp.cos(t), jnp.sin(t)], axis=1)
     lower = jnp.stack([1 - jnp.cos(t), 0.5 - jnp.sin(t)], axis=1)
     x = jnp.where(y[:, None] == 0, upper, lower) + std * jax.random.normal(k_eps, (n, 2))
-    return (x - jnp.array([0.5, 0.25])) / 1.5, y
+    return (x - jnp.array([[0.5, 0.25]])) / 1.5, y
 
 
 def _ring_points(key, n, centre, axis_a, axis_b, radius, tube):
     """Points in a solid torus of ``tube`` radius around a circle in span(axis_a, axis_b)."""
     k_phi, k_dir, k_r = jax.random.split(key, 3)
     phi = 2 * jnp.pi * jax.random.uniform(k_phi, (n,))
-    core = centre + radius * (jnp.cos(phi)[:, None] * axis_a + jnp.sin(phi)[:, None] * axis_b)
+    core = centre[None, :] + radius * (jnp.cos(phi)[:, None] * axis_a[None, :]
+                                     + jnp.sin(phi)[:, None] * axis_b[None, :])
     off = _unit_vectors(k_dir, n, 3) * _uniform_radius(k_r, (n,), 0.0, tube, 3)[:, None]
     return core + off
 
@@ -149,7 +150,7 @@ def _two_rings(key, n, tube, shift):
     e = jnp.eye(3)
     ring_a = _ring_points(k0, n, jnp.zeros(3), e[0], e[1], 0.5, tube)
     ring_b = _ring_points(k1, n, jnp.array([shift, 0.0, 0.0]), e[0], e[2], 0.5, tube)
-    x = jnp.where(y[:, None] == 1, ring_a, ring_b) - jnp.array([shift / 2, 0.0, 0.0])
+    x = jnp.where(y[:, None] == 1, ring_a, ring_b) - jnp.array([[shift / 2, 0.0, 0.0]])
     return x, y
 
 

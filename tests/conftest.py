@@ -1,0 +1,41 @@
+"""Shared test setup: two virtual CPU devices, strict JAX numerics, and a tiny finished sweep."""
+
+import os
+
+os.environ.setdefault("SWEEPNET_HOST_DEVICES", "2")  # before sweepnet/jax import: 2 devices
+os.environ.setdefault("SWEEPNET_CACHE", os.path.join(os.path.dirname(__file__), ".xla-cache"))
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+import sweepnet  # noqa: E402, F401  (configures host devices before jax starts)
+import sweepnet.data  # noqa: E402, F401
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+TINY_SPEC = """
+name = "tiny"
+[data]
+dataset = "disk_annulus"
+n_train = 64
+n_test = 256
+[model]
+width = [2, 3]
+depth = [1, 2]
+activation = "tanh"
+[train]
+learning_rate = 0.05
+steps = 60
+seeds = 2
+eval_every = 20
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_results(tmp_path_factory):
+    """A finished 8-network sweep (widths 2-3, depths 1-2, 2 seeds). Read it, do not write it."""
+    from sweepnet import engine, spec
+
+    out = str(tmp_path_factory.mktemp("tiny") / "results")
+    engine.run_sweep(spec.loads(TINY_SPEC), out, progress=False)
+    return out

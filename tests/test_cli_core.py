@@ -1,0 +1,81 @@
+"""The real entry point on tiny configurations, called in-process."""
+
+import json
+import os
+
+import pytest
+
+import sweepnet
+from conftest import TINY_SPEC
+from sweepnet.cli import main
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_SPEC)
+    return str(path)
+
+
+def test_run_then_resume_then_fresh(spec_file, tmp_path, capsys):
+    out = str(tmp_path / "res")
+    assert main(["run", spec_file, "--out", out, "--quiet"]) == 0
+    assert "trained 8 networks" in capsys.readouterr().out
+    first = sweepnet.load(out)
+    assert len(first) == 8 and first["run_id"].is_unique
+    assert set(os.listdir(out)) >= {"spec.toml", "manifest.json", "runs", "curves", "params"}
+    with open(os.path.join(out, "manifest.json")) as f:
+        manifest = json.load(f)
+    assert manifest["status"] == "complete" and manifest["total_runs"] == 8
+
+    assert main(["run", spec_file, "--out", out, "--quiet"]) == 0
+    assert "trained 0 networks (8 already done" in capsys.readouterr().out
+    assert sweepnet.load(out).equals(first)
+
+    # widening the grid is a different spec: refused without --fresh, nothing changed
+    assert main(["run", spec_file, "--out", out, "--quiet", "--set", "train.seeds=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and out in err and "--fresh" in err
+    assert sweepnet.load(out).equals(first)
+
+    assert main(["run", spec_file, "--out", out, "--quiet", "--fresh",
+                 "--set", "train.seeds=3"]) == 0
+    assert len(sweepnet.load(out)) == 12
+
+
+def test_science_of_the_tiny_sweep(tiny_results):
+    df = sweepnet.load(tiny_results)
+    assert not df[df.width == 2]["separated"].any()
+    assert df["steps_to_fit"].dtype == "Int64"
+    assert len(sweepnet.load_curves(tiny_results)) == 8 * 3
+
+
+def test_plan_prints_buckets_and_estimates(spec_file, capsys):
+    assert main(["plan", spec_file]) == 0
+    out = capsys.readouterr().out
+    assert "8 networks" in out and "padding waste" in out and "estimated time" in out
+
+
+def test_query_formats(tiny_results, capsys):
+    sql = "select width, count(*) as n from runs group by width order by width"
+    assert main(["query", tiny_results, sql, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"width": 2, "n": 4}, {"width": 3, "n": 4}]
+    assert main(["query", tiny_results, sql, "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["width,n", "2,4", "3,4"]
+
+
+def test_datasets_and_devices_list(capsys):
+    assert main(["datasets"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in sweepnet.data.DATASETS)
+    assert main(["devices"]) == 0
+    assert "device 1: cpu" in capsys.readouterr().out
+
+
+def test_bad_spec_is_one_line_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY_SPEC.replace("depth = [1, 2]", "depth = [1, -2]"))
+    assert main(["run", str(bad), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "model.depth" in err and str(bad) in err
+    assert not os.path.exists(tmp_path / "r")

@@ -1,0 +1,114 @@
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+from sweepnet import data
+from sweepnet.errors import SweepnetError
+
+GENERATED = [n for n in data.DATASETS if n != "file"]
+
+
+@pytest.mark.parametrize("name", GENERATED)
+def test_every_dataset_draws_balanced_labelled_points(name):
+    params = data.default_params(name)
+    split = data.make_split(name, params, 200, 300, data_seed=1)
+    ds = data.DATASETS[name]
+    dim, k = ds.dim(params), ds.n_classes(params)
+    assert split.x_train.shape == (200, dim) and split.x_test.shape == (300, dim)
+    assert split.x_train.dtype == np.float32 and split.y_train.dtype == np.int32
+    counts = np.bincount(split.y_train, minlength=k)
+    assert counts.max() - counts.min() <= 1
+    assert np.isfinite(split.x_train).all()
+    ext = data.extent(name, params)
+    assert np.abs(split.x_test).max() <= ext * 1.5
+    # train and probe are independent draws
+    assert not np.allclose(split.x_train[:10], split.x_test[:10])
+
+
+@pytest.mark.parametrize("name", GENERATED)
+def test_every_dataset_is_a_pure_vmappable_function(name):
+    ds = data.DATASETS[name]
+    params = data.default_params(name)
+    dynamic = {k: v for k, v in params.items() if not ds.params[k].static}
+    static = {k: v for k, v in params.items() if ds.params[k].static}
+    keys = jax.random.split(jax.random.key(0), 3)
+    xs, ys = jax.vmap(lambda k: ds.fn(k, 16, **static, **dynamic))(keys)
+    x0, y0 = ds.fn(keys[0], 16, **params)
+    np.testing.assert_allclose(np.asarray(xs[0]), np.asarray(x0), rtol=1e-6, atol=1e-6)
+    assert np.array_equal(np.asarray(ys[0]), np.asarray(y0))
+    assert not np.allclose(np.asarray(xs[0]), np.asarray(xs[1]))
+
+
+@pytest.mark.parametrize("name, dim", [("interval_1d", 1), ("disk_annulus", 2),
+                                       ("nested_spheres", 4)])
+def test_ball_and_shell_regions(name, dim):
+    params = data.default_params(name) | ({"dim": dim} if name == "nested_spheres" else {})
+    s = data.make_split(name, params, 2000, 10)
+    r = np.linalg.norm(s.x_train, axis=1)
+    assert (r[s.y_train == 1] < 1 / 3 + 1e-6).all()
+    assert ((r[s.y_train == 0] > 2 / 3 - 1e-6) & (r[s.y_train == 0] < 1 + 1e-6)).all()
+    # uniform by volume: half the inner-class points lie beyond 2^(-1/dim) of the radius
+    inner = r[s.y_train == 1] * 3
+    assert abs(np.mean(inner > 0.5 ** (1 / dim)) - 0.5) < 0.06
+
+
+def test_xor_labels_follow_quadrants():
+    s = data.make_split("xor", {"margin": 0.1}, 500, 10)
+    assert ((s.x_train[:, 0] * s.x_train[:, 1] > 0) == (s.y_train == 1)).all()
+    assert (np.abs(s.x_train) >= 0.1 - 1e-6).all()
+
+
+def test_rings_link_or_not():
+    """The xz-ring of hopf_link pierces the xy-disk of the other ring; unlinked's does not."""
+    for name, linked in (("hopf_link", True), ("unlinked_rings", False)):
+        s = data.make_split(name, {"tube": 0.0}, 4000, 10)
+        a, b = s.x_train[s.y_train == 1], s.x_train[s.y_train == 0]
+        centre = a.mean(axis=0)
+        assert np.allclose(a[:, 2], 0, atol=1e-5)  # ring A in the z=0 plane
+        near_plane = b[np.abs(b[:, 2]) < 0.02]
+        inside = np.linalg.norm(near_plane[:, :2] - centre[:2], axis=1) < 0.5
+        assert inside.any() == linked
+
+
+def test_noise_jitters_points():
+    clean = data.make_split("disk_annulus", data.default_params("disk_annulus"), 100, 10)
+    noisy = data.make_split("disk_annulus", data.default_params("disk_annulus"), 100, 10,
+                            noise=0.1)
+    assert np.array_equal(clean.y_train, noisy.y_train)
+    assert 0.05 < np.std(noisy.x_train - clean.x_train) < 0.15
+
+
+@pytest.mark.parametrize("ext", [".npz", ".csv", ".parquet"])
+def test_file_dataset(tmp_path, ext):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3)).astype(np.float32)
+    y = np.where(x[:, 0] > 0, "pos", "neg")
+    path = str(tmp_path / f"pts{ext}")
+    if ext == ".npz":
+        np.savez(path, x=x, y=y)
+    else:
+        df = pd.DataFrame(x, columns=["a", "b", "c"]).assign(label=y)
+        df.to_csv(path, index=False) if ext == ".csv" else df.to_parquet(path)
+    s = data.make_split("file", {"path": path, "label": "label"}, 30, 100)
+    assert s.x_train.shape == (30, 3) and s.x_test.shape == (20, 3)
+    both = np.concatenate([s.x_train, s.x_test])
+    assert np.allclose(np.sort(both, axis=0), np.sort(x, axis=0))
+    labels = np.concatenate([s.y_train, s.y_test])
+    assert ((both[:, 0] > 0) == (labels == 1)).all()  # "neg" < "pos"
+    assert data.DATASETS["file"].dim({"path": path, "label": "label"}) == 3
+
+
+def test_bad_data_files(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,label\n1,2,x\n3,oops,y\n")
+    with pytest.raises(SweepnetError, match="bad.csv"):
+        data.read_points(str(bad))
+    with pytest.raises(SweepnetError, match="no label column"):
+        data.read_points(str(bad), label="klass")
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"not parquet")
+    with pytest.raises(SweepnetError, match="junk.parquet"):
+        data.read_points(str(junk))
+    with pytest.raises(SweepnetError, match=r"\.txt"):
+        data.read_points(str(tmp_path / "x.txt"))
