@@ -10,6 +10,7 @@ The ``file`` dataset reads the user's own points and is the one host-side except
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -168,8 +169,19 @@ def read_points(path: str, label: str = "label") -> tuple[np.ndarray, np.ndarray
     """Load a user's points from .npz (arrays ``x`` and ``y``), .csv or .parquet.
 
     For tables every column except ``label`` is a feature. Labels are mapped to 0..k-1.
-    Returns ``x (n, dim)`` float32 and ``y (n,)`` int32.
+    Returns ``x (n, dim)`` float32 and ``y (n,)`` int32 (read-only; cached per file version,
+    since the planner asks for the shape of every run).
     """
+    try:
+        stamp = os.stat(path).st_mtime_ns
+    except OSError as e:
+        raise SweepnetError(f"{path}: cannot read data file ({e.strerror})") from None
+    return _read_points(path, label, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_points(path: str, label: str, stamp: int) -> tuple[np.ndarray, np.ndarray]:
+    del stamp  # part of the cache key only
     ext = os.path.splitext(path)[1].lower()
     try:
         if ext == ".npz":
@@ -200,7 +212,9 @@ def read_points(path: str, label: str = "label") -> tuple[np.ndarray, np.ndarray
     if not np.all(np.isfinite(x)):
         raise SweepnetError(f"{path}: features contain NaN or inf")
     _, y = np.unique(raw, return_inverse=True)
-    return x, y.astype(np.int32)
+    y = y.astype(np.int32)
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
 
 
 def _file_info(params):
@@ -249,6 +263,21 @@ _register("file", None, "the user's own points from .npz, .csv or .parquet",
           label=Param("label", str, static=True, doc="label column of a table"))
 
 
+def sizes(name: str, params: Mapping[str, Any], n_train: int, n_test: int) -> tuple[int, int]:
+    """The train and probe sizes a configuration really gets.
+
+    Generated datasets draw exactly what is asked. A ``file`` holds a fixed number of rows:
+    ``n_train`` of them train and the probe is at most ``n_test`` of the rest.
+    """
+    if name != "file":
+        return n_train, n_test
+    rows = len(read_points(params["path"], params.get("label", "label"))[1])
+    if n_train >= rows:
+        raise SweepnetError(f"data.n_train: {n_train} but {params['path']} has only {rows} "
+                            "points (some must be left for the test probe)")
+    return n_train, min(n_test, rows - n_train)
+
+
 def make_split(name: str, params: Mapping[str, Any], n_train: int, n_test: int,
                noise: float = 0.0, data_seed: int = 0) -> Split:
     """Draw the train set and the dense test probe of one dataset configuration.
@@ -260,8 +289,8 @@ def make_split(name: str, params: Mapping[str, Any], n_train: int, n_test: int,
     k_train, k_test, k_noise = (jax.random.fold_in(root, i) for i in range(3))
     if name == "file":
         x, y = read_points(params["path"], params.get("label", "label"))
+        n_train, n_test = sizes(name, params, n_train, n_test)
         perm = np.asarray(jax.random.permutation(k_train, len(x)))
-        n_train = min(n_train, len(x) - 1)
         tr, te = perm[:n_train], perm[n_train : n_train + n_test]
         xtr, ytr, xte, yte = x[tr], y[tr], x[te], y[te]
     else:
