@@ -120,10 +120,12 @@ def expand(spec: Spec) -> list[Run]:
 
 def _static(cfg: Mapping[str, Any], width: int) -> Static:
     in_dim, n_out = _dims(cfg)
+    params = {k[5:]: v for k, v in cfg.items() if k.startswith("data_") and k != "data_seed"}
+    n_train, n_test = data_lib.sizes(cfg["dataset"], params, cfg["n_train"], cfg["n_test"])
     return Static(arch=cfg["arch"], in_dim=in_dim, n_out=n_out, width=width, depth=cfg["depth"],
                   activation=cfg["activation"], optimizer=cfg["optimizer"], steps=cfg["steps"],
                   eval_every=cfg["eval_every"], batch_size=cfg["batch_size"],
-                  n_train=cfg["n_train"], n_test=cfg["n_test"])
+                  n_train=n_train, n_test=n_test)
 
 
 def group_widths(widths: Sequence[int], counts: Sequence[int], cost, compile_cost: float
