@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -137,10 +138,12 @@ def _check_value(where: str, key: Key, value: Any) -> Any:
     if not isinstance(value, key.kind) or isinstance(value, bool) and key.kind is not bool:
         raise SweepnetError(f"{where}: expected {key.kind.__name__}, got {value!r}")
     if key.choices is not None and value not in key.choices:
-        raise SweepnetError(f"{where}: unknown value {value!r} (choose from {', '.join(key.choices)})")
+        choices = ", ".join(key.choices)
+        raise SweepnetError(f"{where}: unknown value {value!r} (choose from {choices})")
     if key.lo is not None and value < key.lo or key.hi is not None and value > key.hi:
-        rng = f"[{key.lo if key.lo is not None else '-inf'}, {key.hi if key.hi is not None else 'inf'}]"
-        raise SweepnetError(f"{where}: {value!r} is out of range {rng}")
+        lo = "-inf" if key.lo is None else key.lo
+        hi = "inf" if key.hi is None else key.hi
+        raise SweepnetError(f"{where}: {value!r} is out of range [{lo}, {hi}]")
     if key.kind is float and value != value:
         raise SweepnetError(f"{where}: NaN is not allowed")
     return value
@@ -183,7 +186,8 @@ def validate(raw: Mapping[str, Any], source: str = "spec") -> Spec:
             if name not in SCHEMA[section]:
                 raise SweepnetError(f"{source}: unknown key {section}.{name}")
     if not _NAME.match(tree["name"]):
-        raise SweepnetError(f"{source}: name: use letters, digits, '_', '-', '.' (got {tree['name']!r})")
+        raise SweepnetError(f"{source}: name: use letters, digits, '_', '-', '.' "
+                            f"(got {tree['name']!r})")
     seeds = raw.get("train", {}).get("seeds", SCHEMA["train"]["seeds"].default)
     if isinstance(seeds, int) and seeds < 1:
         raise SweepnetError(f"{source}: train.seeds: need at least one seed")
@@ -196,12 +200,13 @@ def validate(raw: Mapping[str, Any], source: str = "spec") -> Spec:
         if not isinstance(value, dict):
             raise SweepnetError(f"{source}: data.{name} must be a table of dataset parameters")
         if name not in datasets:
-            raise SweepnetError(f"{source}: [data.{name}] given but {name!r} is not in data.dataset")
+            raise SweepnetError(f"{source}: [data.{name}] given but {name!r} is not in "
+                                "data.dataset")
     for ds in datasets:
         params = DATASETS[ds].params
         given = raw.get("data", {}).get(ds, {})
         out = tree["data"][ds] = {}
-        for pname, value in given.items():
+        for pname in given:
             if pname not in params:
                 raise SweepnetError(f"{source}: unknown parameter data.{ds}.{pname} "
                                     f"(known: {', '.join(params) or 'none'})")
@@ -214,8 +219,6 @@ def validate(raw: Mapping[str, Any], source: str = "spec") -> Spec:
                 continue
             out[pname] = _check(where, Key(p.kind, p.default, p.lo, p.hi), given[pname])
         if ds == "file":
-            import os
-
             if isinstance(out["path"], list):
                 raise SweepnetError(f"{source}: data.file.path: one file per sweep")
             if not os.path.isfile(out["path"]):
