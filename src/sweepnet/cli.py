@@ -65,7 +65,7 @@ def _save(chart, out: str):
 def cmd_chart(a):
     from sweepnet import charts
 
-    kw = {k: v for k, v in (("x", a.x), ("y", a.y), ("metric", a.metric),
+    kw = {k: v for k, v in (("x", a.x), ("y", a.y), ("metric", a.metric), ("color", a.color),
                             ("column", a.column), ("row", a.row)) if v is not None}
     chart = charts.from_results(a.dir, a.kind, **kw)
     _save(chart, a.out or os.path.join(a.dir, f"{a.kind}.html"))
@@ -154,6 +154,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--metric", help="what colours the cells (phase: separated share)")
     c.add_argument("--column", help="facet columns by this field (phase: activation)")
     c.add_argument("--row", help="facet rows by this field (phase: any other swept axis)")
+    c.add_argument("--color", help="curves only: one line per value of this field (width)")
     c.set_defaults(fn=cmd_chart)
 
     d = sub.add_parser("datasets", help="list the dataset registry, or draw one dataset")
