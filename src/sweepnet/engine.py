@@ -26,6 +26,7 @@ from sweepnet import plan as plan_lib
 from sweepnet import results
 from sweepnet.errors import SweepnetError
 from sweepnet.spec import Spec
+from sweepnet.separation import make_probe
 from sweepnet.train import Data, Hyper, Static, make_data, make_train
 
 __version__ = "0.1.0"
@@ -79,7 +80,8 @@ def load_data(static: Static, run: plan_lib.Run) -> Data:
     c = run.config
     split = data_lib.make_split(c["dataset"], run.data_params(), c["n_train"], c["n_test"],
                                 c["noise"], c["data_seed"])
-    return make_data(static, *split)
+    probe = make_probe(c["dataset"], run.data_params(), static.in_dim)  # sweepnet.separation
+    return make_data(static, *split, probe=probe)
 
 
 def shard_runs(runs: Sequence[plan_lib.Run], plan: plan_lib.Plan, index: int, count: int

@@ -85,7 +85,47 @@ class MLP(nn.Module):
         return (out, hidden) if return_hidden else out
 
 
-ARCHS: dict[str, type[nn.Module]] = {"mlp": MLP}
+class ResNet(nn.Module):
+    """Residual blocks on a state of ``width`` units: ``h + f(h)``, zero-padded ("augmented").
+
+    ``width`` is the state width. The input ``x (in_dim, points)`` is zero-padded to it:
+    ``h_0 = [x; 0]``, so ``width == in_dim`` is a plain ResNet at the input width and
+    ``width > in_dim`` adds ``width - in_dim`` augmented dimensions (as in Augmented Neural
+    ODEs). Each of the ``depth`` blocks is a two-layer residual branch with square kernels::
+
+        h_{i+1} = h_i + V_i act(W_i h_i + b_i) + c_i        W_i, V_i: (width, width)
+
+    (parameters ``hidden_i`` = ``(W_i, b_i)`` and ``residual_i`` = ``(V_i, c_i)``), then a linear
+    read-out ``out`` of the last state. A width below ``in_dim`` keeps only the first ``width``
+    input coordinates (sweeps should not ask for it).
+
+    ``__call__(x, width, init_scale)``: ``x (in_dim, points)`` → logits ``(n_out, points)``;
+    ``width`` is the real width (int, may be traced). Units past it are masked after every
+    nonlinearity and every residual update, so they stay zero, contribute nothing and get zero
+    gradient. ``return_hidden`` also gives the states ``h_1..h_depth``, each ``(width, points)``.
+    """
+
+    width: int
+    depth: int
+    n_out: int
+    activation: str
+
+    @nn.compact
+    def __call__(self, x, width, init_scale, return_hidden: bool = False):
+        act = ACTIVATIONS[self.activation]
+        mask = (jnp.arange(self.width) < width).astype(x.dtype)[:, None]
+        x = x[: self.width]
+        h = jnp.concatenate([x, jnp.zeros((self.width - x.shape[0], x.shape[1]), x.dtype)]) * mask
+        hidden = []
+        for i in range(self.depth):
+            a = act(Dense(self.width, name=f"hidden_{i}")(h, width, width, init_scale)) * mask
+            h = h + Dense(self.width, name=f"residual_{i}")(a, width, width, init_scale) * mask
+            hidden.append(h)
+        out = Dense(self.n_out, name="out")(h, self.n_out, width, init_scale)
+        return (out, hidden) if return_hidden else out
+
+
+ARCHS: dict[str, type[nn.Module]] = {"mlp": MLP, "resnet": ResNet}
 
 
 def build(arch: str, width: int, depth: int, activation: str, n_out: int) -> nn.Module:
@@ -96,16 +136,21 @@ def n_params(arch: str, in_dim: int, width: int, depth: int, n_out: int) -> int:
     """Trainable parameters of the unpadded network."""
     if arch == "mlp":
         return (in_dim + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * n_out
+    if arch == "resnet":
+        return depth * 2 * (width + 1) * width + (width + 1) * n_out
     raise ValueError(arch)
 
 
 def unpad(params, width: int, in_dim: int):
     """Slice a padded parameter tree down to the real ``width`` (kernels are ``(out, in)``)."""
+    # a ResNet's first layer reads the width-wide state, not the raw input
+    first_in = width if "residual_0" in params.get("params", params) else in_dim
+
     def cut(path, leaf):
         name = "/".join(str(getattr(p, "key", p)) for p in path)
         out_live = leaf.shape[0] if "/out/" in f"/{name}" else width
         if leaf.ndim == 2:
-            in_live = in_dim if "hidden_0/" in name else width
+            in_live = first_in if "hidden_0/" in name else width
             return leaf[:out_live, :in_live]
         return leaf[:out_live]
 

@@ -223,6 +223,8 @@ def load(root: str) -> pd.DataFrame:
     if len(df):
         df = df.sort_values("grid_index", kind="stable").reset_index(drop=True)
         df["steps_to_fit"] = df["steps_to_fit"].astype("Int64")
+        if "certified" in df:
+            df["certified"] = df["certified"].astype("boolean")
     return df
 
 
@@ -263,6 +265,7 @@ def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
     from flax.traverse_util import flatten_dict
 
     from sweepnet.models import n_params
+    from sweepnet.separation import KNOWN
 
     n = len(runs)
     steps_to_fit = out.steps_to_fit[:n]
@@ -278,10 +281,15 @@ def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
             "test_acc": float(out.test_acc[i]),
             "separated": (not diverged) and float(out.test_acc[i]) >= spec.separation,
             "steps_to_fit": int(steps_to_fit[i]) if steps_to_fit[i] >= 0 else None,
-            "diverged": diverged, **provenance,
+            "diverged": diverged,
+            # separation metrics (sweepnet.separation); certified is null without known topology
+            "margin": float(out.margin[i]), "worst_margin": float(out.worst_margin[i]),
+            "certified": bool(out.certified[i]) if c["dataset"] in KNOWN else None,
+            "max_grad": float(out.max_grad[i]), **provenance,
         })
     runs_df = pd.DataFrame(rows)
     runs_df["steps_to_fit"] = runs_df["steps_to_fit"].astype("Int64")
+    runs_df["certified"] = runs_df["certified"].astype("boolean")
     steps = static.eval_steps
     curves_df = pd.DataFrame({
         "run_id": np.repeat([r.run_id for r in runs], len(steps)),

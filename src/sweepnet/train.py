@@ -16,6 +16,7 @@ import numpy as np
 import optax
 from jax import lax
 
+from sweepnet import separation
 from sweepnet.models import build
 from sweepnet.optimizers import OPTIMIZERS
 
@@ -71,10 +72,20 @@ class Data:
     y_train: jax.Array  # (n_train,) int32
     x_test: jax.Array  # (n_blocks, in_dim, block) float32, zero-padded
     y_test: jax.Array  # (n_blocks, block) int32, -1 marks padding
+    # structured probe of the class regions (separation.Probe; shapes fixed by in_dim): always
+    # present, a dummy with known=False where the topology is unknown, so every data group of a
+    # bucket has the same pytree and shapes
+    probe: Any = None
 
 
-def make_data(static: Static, x_train, y_train, x_test, y_test) -> Data:
-    """Lay out points-first numpy arrays ``(n, dim)`` / ``(n,)`` as :class:`Data`."""
+def make_data(static: Static, x_train, y_train, x_test, y_test, probe=None) -> Data:
+    """Lay out points-first numpy arrays ``(n, dim)`` / ``(n,)`` as :class:`Data`.
+
+    ``probe``: from ``separation.make_probe(dataset, params, static.in_dim)``; None gives the
+    dummy probe (separation metrics other than ``margin`` and ``max_grad`` are then NaN).
+    """
+    if probe is None:
+        probe = separation.make_probe("", None, static.in_dim)
     nb, block = static.test_blocks
     pad = nb * block - len(x_test)
     xt = np.concatenate([x_test, np.zeros((pad, x_test.shape[1]), np.float32)])
@@ -82,7 +93,7 @@ def make_data(static: Static, x_train, y_train, x_test, y_test) -> Data:
     return Data(x_train=jnp.asarray(x_train.T, jnp.float32),
                 y_train=jnp.asarray(y_train, jnp.int32),
                 x_test=jnp.asarray(xt.reshape(nb, block, -1).transpose(0, 2, 1), jnp.float32),
-                y_test=jnp.asarray(yt.reshape(nb, block), jnp.int32))
+                y_test=jnp.asarray(yt.reshape(nb, block), jnp.int32), probe=probe)
 
 
 class Output(NamedTuple):
@@ -97,6 +108,11 @@ class Output(NamedTuple):
     curve_loss: jax.Array  # (n_evals,) train loss at Static.eval_steps
     curve_train_acc: jax.Array  # (n_evals,)
     curve_test_acc: jax.Array  # (n_evals,)
+    # separation metrics of the final network (see sweepnet.separation.metrics)
+    margin: jax.Array  # () smallest signed logit margin over the test probe
+    worst_margin: jax.Array  # () smallest margin over both class regions (NaN: unknown topology)
+    certified: jax.Array  # () bool, worst_margin > 0
+    max_grad: jax.Array  # () largest input-gradient norm of the margin over the probes
 
 
 def _loss_and_acc(logits, y, n_out):
@@ -165,7 +181,10 @@ def make_train(static: Static):
         fit = train_acc >= 1.0
         steps_to_fit = jnp.where(fit.any(), jnp.asarray(eval_steps)[jnp.argmax(fit)], -1)
         diverged = carry[2] | ~jnp.isfinite(loss[-1])
+        sep = separation.metrics(lambda x: apply(carry[0], x), data.probe, data.x_test,
+                                 data.y_test)
         return Output(carry[0], loss[-1], train_acc[-1], test_acc[-1],
-                      steps_to_fit.astype(jnp.int32), diverged, loss, train_acc, test_acc)
+                      steps_to_fit.astype(jnp.int32), diverged, loss, train_acc, test_acc,
+                      sep["margin"], sep["worst_margin"], sep["certified"], sep["max_grad"])
 
     return train

@@ -1,0 +1,226 @@
+"""Separation metrics: regions match the generators, planted thin channels are caught, and
+the metrics of hand-set networks match values worked out by hand."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sweepnet import data as data_lib
+from sweepnet import separation as sep
+from sweepnet.models import build
+from sweepnet.train import Static, make_data
+
+SHELLS = [
+    ("interval_1d", {}, 1),
+    ("disk_annulus", {}, 2),
+    ("nested_spheres", {"dim": 3}, 3),
+    ("nested_spheres", {"dim": 5}, 5),
+]
+RINGS = [("hopf_link", {}, 3), ("unlinked_rings", {}, 3)]
+
+
+def _data(name, params, d, n_test=8192):
+    split = data_lib.make_split(name, params, 16, n_test)
+    static = Static("mlp", d, 1, 2, 1, "tanh", "adam", 1, 1, 0, 16, n_test)
+    return split, make_data(static, *split, probe=sep.make_probe(name, params, d))
+
+
+def _core_distance(x, centre, a, b, radius):
+    """Distance of ``x (d, n)`` to the circle of ``radius`` around ``centre`` in span(a, b)."""
+    v = x - centre[:, None]
+    p = a[:, None] * (a @ v)[None] + b[:, None] * (b @ v)[None]
+    pn = jnp.linalg.norm(p, axis=0)
+    return jnp.sqrt(jnp.maximum(jnp.sum(v * v, axis=0) - pn**2, 0.0) + (pn - radius) ** 2)
+
+
+def _ring_cores(name):
+    h, e = sep.RING_SHIFT[name] / 2, jnp.eye(3)
+    return [(jnp.array([h, 0.0, 0.0]), e[0], e[2]), (jnp.array([-h, 0.0, 0.0]), e[0], e[1])]
+
+
+def _good(name):
+    """A clean separator of the dataset's two class regions: ``x (d, n) -> logits (1, n)``."""
+    if name in sep.RING_SHIFT:
+        cores = _ring_cores(name)
+        return lambda x: (_core_distance(x, *cores[0], 0.5) - _core_distance(x, *cores[1], 0.5))[
+            None
+        ]
+    return lambda x: (1.5 - 3 * jnp.linalg.norm(x, axis=0))[None]
+
+
+def _bump(x, point, s):
+    return jnp.exp(-jnp.sum((x - point[:, None]) ** 2, axis=0) / (2 * s**2))
+
+
+def _channel(x, direction, s):
+    """1 along the ray from the origin in ``direction``, falling off over ``s`` around it."""
+    along = direction @ x
+    across2 = jnp.maximum(jnp.sum(x * x, axis=0) - along**2, 0.0)
+    return jnp.exp(-across2 / (2 * s**2)) * jax.nn.sigmoid(200 * along)
+
+
+@pytest.mark.parametrize("name,params,d", SHELLS + RINGS)
+def test_regions_hold_the_generated_points_and_the_probe(name, params, d):
+    split = data_lib.make_split(name, params, 4096, 16)
+    probe = sep.make_probe(name, params, d)
+    assert bool(probe.known) and probe.x.shape == (2, d, sep.probe_size(d))
+    x = jnp.asarray(split.x_train.T)
+    for c in (0, 1):
+        region = (probe.centre[c], probe.basis[c], probe.radius[c], probe.thick[c])
+        pts = x[:, split.y_train == c]
+        np.testing.assert_allclose(sep.project(pts, *region), pts, atol=1e-5)
+        np.testing.assert_allclose(sep.project(probe.x[c], *region), probe.x[c], atol=1e-5)
+        # the probe reaches the region's edges (inner and outer boundary, or the tube surface)
+        far = sep.project(probe.x[c] * 10.0, *region)
+        assert jnp.max(jnp.linalg.norm(far - probe.x[c], axis=0)) > 0
+
+
+def test_projection_lands_on_the_region():
+    probe = sep.make_probe("disk_annulus", {}, 2)
+    x = jnp.array([[0.1, 2.0, 0.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(
+        sep.project(x, probe.centre[0], probe.basis[0], probe.radius[0], probe.thick[0]),
+        [[2 / 3, 1.0, 2 / 3], [0, 0, 0]],
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        sep.project(x, probe.centre[1], probe.basis[1], probe.radius[1], probe.thick[1]),
+        [[0.1, 1 / 3, 0.0], [0, 0, 0]],
+        atol=1e-6,
+    )
+
+
+def _planted(name, d, rng, n):
+    """A separator with a planted thin flaw in class 0's region: ``(f(x, where), wheres)``.
+
+    ``wheres (n, ...)`` places ``n`` flaws at random; ``f`` is vmappable over them.
+    """
+    good = _good(name)
+    if name in sep.RING_SHIFT:  # a small pocket of class 1 on ring 0's tube surface
+        centre, a, b = (np.asarray(v) for v in _ring_cores(name)[0])
+        phi, psi = rng.uniform(0, 2 * np.pi, (2, n, 1))
+        u = np.cos(phi) * a + np.sin(phi) * b
+        pts = centre + 0.5 * u + 0.1 * (np.cos(psi) * u + np.sin(psi) * np.cross(a, b))
+        depth = lambda p: -good(p[:, None])[0, 0] + 0.02  # just over the wrong side at p
+        return (lambda x, p: good(x) + depth(p) * _bump(x, p, 0.01)[None]), jnp.asarray(pts)
+    if d == 1:  # a dip of width ~1e-4 just inside the shell [2/3, 1]
+        pts = rng.choice([-1, 1], (n, 1)) * (2 / 3 + rng.uniform(1e-4, 1e-3, (n, 1)))
+        return (lambda x, p: good(x) + 0.52 * _bump(x, p, 4e-4)[None]), jnp.asarray(pts)
+    # a channel of the inner class through the whole shell along a random ray: what a network
+    # whose decision regions are all unbounded must have; it pokes above zero only in a strip
+    # narrower than the random test points' spacing. On the ray z = 0.02 > 0 at every radius;
+    # off it z falls back to the clean 1.5 - 3r.
+    u = rng.normal(size=(n, d))
+    s = {2: 0.002, 3: 0.01, 5: 0.03}[d]
+    lift = lambda x: 3 * jnp.linalg.norm(x, axis=0) - 1.5 + 0.02
+    return (
+        (lambda x, p: good(x) + (lift(x) * _channel(x, p, s))[None]),
+        jnp.asarray(u / np.linalg.norm(u, axis=1, keepdims=True), jnp.float32),
+    )
+
+
+@pytest.mark.parametrize(
+    "name,params,d",
+    [
+        p if p[0] == "disk_annulus" else pytest.param(*p, marks=pytest.mark.slow)
+        for p in SHELLS + RINGS
+    ],
+)
+def test_certificate_catches_a_planted_thin_channel(name, params, d):
+    split, data = _data(name, params, d)
+    x_test = jnp.asarray(split.x_test.T)
+    flawed, wheres = _planted(name, d, np.random.default_rng(7), 8)
+
+    def one(where, strength):
+        f = lambda x: _good(name)(x) * (1 - strength) + flawed(x, where) * strength
+        acc = jnp.mean((f(x_test)[0] > 0) == (jnp.asarray(split.y_test) == 1))
+        return acc, sep.metrics(f, data.probe, data.x_test, data.y_test)
+
+    strength = jnp.concatenate([jnp.zeros(1), jnp.ones(len(wheres))])  # first: the clean one
+    acc, out = jax.jit(jax.vmap(one))(jnp.concatenate([wheres[:1], wheres]), strength)
+    assert bool(out["certified"][0]) and float(out["worst_margin"][0]) > 0
+    assert float(acc[1:].min()) >= 0.999  # random probe points barely see the flaws...
+    assert not bool(out["certified"][1:].any())  # ...the certificate sees every one
+    assert bool((out["worst_margin"] <= out["margin"]).all())
+
+
+def test_unknown_topology_gives_a_dummy_probe():
+    split, data = _data("two_spirals", {}, 2, n_test=64)
+    assert not bool(data.probe.known)
+    out = sep.metrics(lambda x: x[:1] * 0 + 1.0, data.probe, data.x_test, data.y_test)
+    assert math.isnan(float(out["worst_margin"])) and not bool(out["certified"])
+    assert float(out["margin"]) == -1.0  # every class-0 point has margin -1
+
+
+def test_hand_set_network_metrics_match_hand_values():
+    """``z = 1.5 - 3 relu(x) - 3 relu(-x)`` on interval_1d: every margin is known in closed form."""
+    model = build("mlp", 2, 1, "relu", 1)
+    params = {
+        "params": {
+            "hidden_0": {"kernel": jnp.array([[1.0], [-1.0]]), "bias": jnp.zeros(2)},
+            "out": {"kernel": jnp.array([[-3.0, -3.0]]), "bias": jnp.array([1.5])},
+        }
+    }
+    apply_fn = lambda x: model.apply(params, x, 2, 1.0)
+    split, data = _data("interval_1d", {}, 1)
+    out = sep.metrics(apply_fn, data.probe, data.x_test, data.y_test)
+    x, y = split.x_test[:, 0], split.y_test
+    z = 1.5 - 3 * np.abs(x)
+    np.testing.assert_allclose(float(out["margin"]), np.min(np.where(y == 1, z, -z)), rtol=1e-5)
+    # worst over the closed regions: |x| = 1/3 (class 1) and |x| = 2/3 (class 0), both 0.5
+    np.testing.assert_allclose(float(out["worst_margin"]), 0.5, atol=1e-5)
+    assert bool(out["certified"])
+    np.testing.assert_allclose(float(out["max_grad"]), 3.0, rtol=1e-5)
+
+
+def test_hand_set_tanh_network_max_grad_and_a_width_1_failure():
+    """``z = 2 tanh(4 x)`` is monotone: it cannot be right on both sides of the interval."""
+    model = build("mlp", 1, 1, "tanh", 1)
+    params = {
+        "params": {
+            "hidden_0": {"kernel": jnp.array([[4.0]]), "bias": jnp.zeros(1)},
+            "out": {"kernel": jnp.array([[2.0]]), "bias": jnp.zeros(1)},
+        }
+    }
+    split, data = _data("interval_1d", {}, 1)
+    out = sep.metrics(
+        lambda x: model.apply(params, x, 1, 1.0), data.probe, data.x_test, data.y_test
+    )
+    # worst: class 0 at x = 1 (z = 2 tanh 4, wrong side); gradient largest at x = 0: 8
+    np.testing.assert_allclose(float(out["worst_margin"]), -2 * np.tanh(4.0), rtol=1e-5)
+    np.testing.assert_allclose(float(out["max_grad"]), 8.0, rtol=1e-4)
+    assert not bool(out["certified"])
+
+
+def test_signed_margin_multiclass_by_hand():
+    logits = jnp.array([[1.0, 0.0, 5.0], [3.0, 0.5, 1.0], [2.0, -1.0, 4.0]])
+    y = jnp.array([1, 0, 2])
+    np.testing.assert_allclose(sep.signed_margin(logits, y), [1.0, -0.5, -1.0])
+    np.testing.assert_allclose(
+        sep.signed_margin(jnp.array([[2.0, -3.0]]), jnp.array([0, 0])), [-2.0, 3.0]
+    )
+
+
+def test_results_carry_the_separation_columns(tiny_results):
+    from sweepnet import results
+
+    runs = results.load(tiny_results)
+    assert str(runs["certified"].dtype) == "boolean" and runs["certified"].notna().all()
+    assert (runs["worst_margin"] <= runs["margin"] + 1e-6).all()
+    # a certified network classifies every test point right; an uncertified one may not
+    assert (runs.loc[runs["certified"].astype(bool), "test_acc"] == 1.0).all()
+    assert (runs["max_grad"] > 0).all()
+
+
+def test_witness_is_a_real_misclassified_point_of_its_region():
+    _, data = _data("disk_annulus", {}, 2, n_test=256)
+    flawed, wheres = _planted("disk_annulus", 2, np.random.default_rng(3), 1)
+    f = lambda x: flawed(x, wheres[0])
+    margin, point, label = jax.jit(lambda: sep.witness(f, data.probe))()
+    assert float(margin) < 0 and int(label) == 0
+    z = float(f(point[:, None])[0, 0])
+    assert z > 0 and -z == pytest.approx(float(margin), rel=1e-5)  # class 0, called class 1
+    assert 2 / 3 - 1e-5 <= float(jnp.linalg.norm(point)) <= 1 + 1e-5  # inside the annulus
