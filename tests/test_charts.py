@@ -117,6 +117,8 @@ def test_phase_rows_facet_other_swept_axes_and_options():
     ).to_dict()
     assert spec["facet"]["column"]["field"] == "dataset"
     assert spec["spec"]["layer"][0]["encoding"]["x"]["field"] == "depth"
+    pooled = charts.phase(df, column="none", row="dataset").to_dict()
+    assert pooled["title"]["subtitle"].endswith("pooled over activation")
     with pytest.raises(SweepnetError, match="--x 'nope'"):
         charts.phase(df, x="nope")
     with pytest.raises(SweepnetError, match="--metric 'dataset'"):

@@ -160,6 +160,12 @@ def _row_facet(
     return df, "_row", " · ".join(fields)
 
 
+def _pooled(df: pd.DataFrame, used: Sequence[str | None]) -> str:
+    """``"; pooled over a, b"`` naming swept axes that a chart neither draws nor facets."""
+    axes = swept_axes(df, exclude=used)
+    return f"; pooled over {', '.join(axes)}" if axes else ""
+
+
 def _ordinal_sort(values: pd.Series) -> list:
     return sorted(values.dropna().unique().tolist())
 
@@ -280,7 +286,12 @@ def phase(
     if facet:
         chart = chart.facet(**facet)
     return chart.properties(
-        title=alt.Title(f"Phase diagram: {title}", subtitle=f"{len(df)} networks")
+        title=alt.Title(
+            f"Phase diagram: {title}",
+            subtitle=f"{len(df)} networks{_pooled(df, (x_f, y_f, col_f, row_f))}"
+            if row_f
+            else f"{len(df)} networks",
+        )
     )
 
 
@@ -396,9 +407,12 @@ def curves(
         if facet:
             chart = chart.facet(**facet)
         panels.append(chart.properties(title=titles.get(m, m)))
+    row_f = _field(runs, row, "--row")
+    pooled = _pooled(runs, (f["color"], f["column"], row_f)) if row_f else ""
     return alt.vconcat(*panels).properties(
         title=alt.Title(
-            "Training curves", subtitle="line: median across seeds; band: 25th to 75th percentile"
+            "Training curves",
+            subtitle=f"line: median across seeds; band: 25th to 75th percentile{pooled}",
         )
     )
 
@@ -521,7 +535,12 @@ def minwidth(
             "Minimal width that separates",
             subtitle=[
                 "smallest width at which more than half of the seeds separate",
-                f"{len(df)} networks, widths up to {top}; 'none': no tested width does",
+                f"{len(df)} networks, widths up to {top}; 'none': no tested width does"
+                + (
+                    _pooled(df, (f["x"], "width", f["column"], _field(df, row, "--row")))
+                    if row
+                    else ""
+                ),
             ],
         )
     )
@@ -559,12 +578,23 @@ def boundary(
     fields. ``points``: ``u, v, label`` training points (already projected to the panel's
     plane) with the same facet fields. Built by :func:`sweepnet.inspect.boundary_frames`.
     """
-    cells = cells.assign(_layer="cells")
-    points = points.assign(_layer="points")
-    table = pd.concat([cells, points], ignore_index=True)
-    base = alt.Chart(_values(table))
-    xs = alt.Scale(domain=[float(cells["x0"].min()), float(cells["x1"].max())], nice=False)
-    ys = alt.Scale(domain=[float(cells["y0"].min()), float(cells["y1"].max())], nice=False)
+    x_lo, y_hi = float(cells["x0"].min()), float(cells["y1"].max())
+    tables = [cells.assign(_layer="cells"), points.assign(_layer="points")]
+    if "test_acc" in cells.columns and "run_id" in cells.columns:
+        # one caption per panel: the drawn network's test accuracy, in its top left corner
+        keys = [k for k in (column, row) if k]
+        first = cells.groupby("run_id", sort=False)[[*keys, "test_acc"]].first().reset_index()
+        tables.append(
+            first.assign(
+                _layer="caption",
+                u=x_lo,
+                v=y_hi,
+                caption="test acc " + first["test_acc"].map("{:.3f}".format),
+            )
+        )
+    base = alt.Chart(_values(pd.concat(tables, ignore_index=True)))
+    xs = alt.Scale(domain=[x_lo, float(cells["x1"].max())], nice=False)
+    ys = alt.Scale(domain=[float(cells["y0"].min()), y_hi], nice=False)
     if n_classes == 2:
         fill, opacity = prob_color(), alt.value(1.0)
     else:
@@ -591,7 +621,12 @@ def boundary(
             fill=alt.Fill("label:N", title="training class", scale=alt.Scale(range=CLASS_COLORS)),
         )
     )
-    chart = alt.layer(rect, dots).properties(width=panel, height=panel)
+    caption = (
+        base.transform_filter("datum._layer == 'caption'")
+        .mark_text(align="left", baseline="top", dx=3, dy=3, fontSize=10)
+        .encode(x="u:Q", y="v:Q", text="caption:N")
+    )
+    chart = alt.layer(rect, dots, caption).properties(width=panel, height=panel)
     facet = {}
     if column:
         facet["column"] = alt.Column(f"{column}:O", title=column)
