@@ -25,14 +25,27 @@ def _bytes(text: str) -> int:
     return int(float(m[1]) * 1024 ** " KMGT".index(m[2].upper() or " "))
 
 
+def _count(option: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not re.fullmatch(r"\d+", text.strip()):
+        raise SweepnetError(f"{option} {text!r}: expected a whole number")
+    return int(text)
+
+
 def cmd_run(a):
     from sweepnet import engine, spec
 
-    s = spec.load(a.spec, a.set)
     shard = _shard(a.shard)
+    max_memory = _bytes(a.max_memory) if a.max_memory else None
+    if a.distributed:  # before anything touches a device
+        engine.init_distributed(a.coordinator, _count("--num-processes", a.num_processes),
+                                _count("--process-id", a.process_id))
+    elif a.coordinator or a.num_processes is not None or a.process_id is not None:
+        raise SweepnetError("--coordinator, --num-processes and --process-id need --distributed")
+    s = spec.load(a.spec, a.set)
     summary = engine.run_sweep(s, a.out, shard=shard, fresh=a.fresh,
-                               max_memory=_bytes(a.max_memory) if a.max_memory else None,
-                               progress=not a.quiet)
+                               max_memory=max_memory, progress=not a.quiet)
     print(summary)
     print(f"results: {a.out or engine.default_out(s)}")
 
@@ -131,6 +144,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--fresh", action="store_true", help="discard existing results and start over")
     r.add_argument("--max-memory", help="memory per call, e.g. 2G (sets the chunk size)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--distributed", action="store_true",
+                   help="join a multi-process JAX job (jax.distributed; detects Slurm, Open MPI, "
+                   "TPU); each process trains its share on its local devices")
+    r.add_argument("--coordinator", metavar="HOST:PORT", help="with --distributed: process 0's "
+                   "address")
+    r.add_argument("--num-processes", help="with --distributed: number of processes")
+    r.add_argument("--process-id", help="with --distributed: this process, 0..N-1")
     r.set_defaults(fn=cmd_run)
 
     pl = sub.add_parser("plan", help="dry run: buckets, compiles, padding, memory, time")

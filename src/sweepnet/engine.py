@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -25,8 +27,8 @@ from sweepnet import data as data_lib
 from sweepnet import plan as plan_lib
 from sweepnet import results
 from sweepnet.errors import SweepnetError
-from sweepnet.spec import Spec
 from sweepnet.separation import make_probe
+from sweepnet.spec import Spec
 from sweepnet.train import Data, Hyper, Static, make_data, make_train
 
 __version__ = "0.1.0"
@@ -34,8 +36,11 @@ __version__ = "0.1.0"
 
 def enable_compilation_cache(path: str | None = None) -> str:
     """Turn on JAX's persistent compilation cache (re-runs skip most compile time)."""
-    path = path or os.environ.get("SWEEPNET_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "sweepnet", "xla")
+    path = (
+        path
+        or os.environ.get("SWEEPNET_CACHE")
+        or os.path.join(os.path.expanduser("~"), ".cache", "sweepnet", "xla")
+    )
     os.makedirs(path, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
@@ -70,22 +75,26 @@ def chunk_inputs(runs: Sequence[plan_lib.Run], size: int) -> tuple[np.ndarray, H
     """Per-network inputs of one call, padded to ``size`` lanes by repeating the first run."""
     lanes = list(runs) + [runs[0]] * (size - len(runs))
     seeds = np.asarray([run_seed(r.run_id) for r in lanes], np.uint32)
-    hyper = Hyper(width=np.asarray([r.config["width"] for r in lanes], np.int32),
-                  learning_rate=np.asarray([r.config["learning_rate"] for r in lanes], np.float32),
-                  init_scale=np.asarray([r.config["init_scale"] for r in lanes], np.float32))
+    hyper = Hyper(
+        width=np.asarray([r.config["width"] for r in lanes], np.int32),
+        learning_rate=np.asarray([r.config["learning_rate"] for r in lanes], np.float32),
+        init_scale=np.asarray([r.config["init_scale"] for r in lanes], np.float32),
+    )
     return seeds, hyper
 
 
 def load_data(static: Static, run: plan_lib.Run) -> Data:
     c = run.config
-    split = data_lib.make_split(c["dataset"], run.data_params(), c["n_train"], c["n_test"],
-                                c["noise"], c["data_seed"])
+    split = data_lib.make_split(
+        c["dataset"], run.data_params(), c["n_train"], c["n_test"], c["noise"], c["data_seed"]
+    )
     probe = make_probe(c["dataset"], run.data_params(), static.in_dim)  # sweepnet.separation
     return make_data(static, *split, probe=probe)
 
 
-def shard_runs(runs: Sequence[plan_lib.Run], plan: plan_lib.Plan, index: int, count: int
-               ) -> list[plan_lib.Run]:
+def shard_runs(
+    runs: Sequence[plan_lib.Run], plan: plan_lib.Plan, index: int, count: int
+) -> list[plan_lib.Run]:
     """Shard ``index`` of ``count``: deal runs round-robin in (bucket family, width, grid) order.
 
     The order depends on the spec only (not on devices), so shards on different machines
@@ -94,8 +103,9 @@ def shard_runs(runs: Sequence[plan_lib.Run], plan: plan_lib.Plan, index: int, co
     family = {}
     for r in plan.runs:
         family.setdefault(plan_lib._static(r.config, 0), len(family))
-    order = sorted(plan.runs, key=lambda r: (family[plan_lib._static(r.config, 0)],
-                                             r.config["width"], r.index))
+    order = sorted(
+        plan.runs, key=lambda r: (family[plan_lib._static(r.config, 0)], r.config["width"], r.index)
+    )
     chosen = {r.run_id for r in order[index::count]}
     return [r for r in runs if r.run_id in chosen]
 
@@ -109,96 +119,313 @@ class Summary:
     compiles: int
     compile_s: float
     wall_s: float
+    retries: int = 0  # chunks halved after RESOURCE_EXHAUSTED
 
     def __str__(self):
         rate = self.trained / max(self.wall_s, 1e-9)
-        return (f"trained {self.trained} networks ({self.skipped} already done, {self.total} "
-                f"in grid) in {self.wall_s:.1f} s: {self.buckets} buckets, {self.compiles} "
-                f"compiles ({self.compile_s:.1f} s), {rate:.0f} networks/s")
+        return (
+            f"trained {self.trained} networks ({self.skipped} already done, {self.total} "
+            f"in grid) in {self.wall_s:.1f} s: {self.buckets} buckets, {self.compiles} "
+            f"compiles ({self.compile_s:.1f} s), {rate:.0f} networks/s"
+        )
 
 
 def default_out(spec: Spec) -> str:
     return os.path.join("results", spec.name)
 
 
-def run_sweep(spec: Spec, out: str | None = None, *, shard: tuple[int, int] = (0, 1),
-              fresh: bool = False, max_memory: int | None = None, progress: bool = True,
-              cache: bool = True) -> Summary:
-    """Train every unfinished run of ``spec`` (or of one shard) into results folder ``out``."""
+def warn(message: str) -> None:
+    """A one-line warning on stderr (not :mod:`warnings`: the sweep goes on, the user reads it)."""
+    print(f"sweepnet: warning: {message}", file=sys.stderr, flush=True)
+
+
+# --- many hosts -------------------------------------------------------------------------------
+
+
+def init_distributed(
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> tuple[int, int]:
+    """Join a multi-process JAX job; returns ``(process_index, process_count)``.
+
+    With no arguments, ``jax.distributed.initialize`` detects Slurm, Open MPI and Cloud TPU
+    itself. Must run before anything touches a JAX device.
+    """
+    if coordinator is not None and not re.fullmatch(r"[^\s:]+:\d{1,5}", coordinator):
+        raise SweepnetError(f"--coordinator {coordinator!r}: expected HOST:PORT")
+    if num_processes is not None and num_processes < 1:
+        raise SweepnetError(f"--num-processes {num_processes}: must be at least 1")
+    if process_id is not None and not 0 <= process_id < (num_processes or process_id + 1):
+        raise SweepnetError(f"--process-id {process_id}: must be in 0..num_processes-1")
+    try:
+        jax.distributed.initialize(coordinator, num_processes, process_id)
+    except (ValueError, TypeError) as e:  # nothing detected and nothing given
+        raise SweepnetError(
+            f"--distributed: {str(e).splitlines()[0]} (no Slurm, Open MPI or TPU environment "
+            "found; pass --coordinator HOST:PORT --num-processes N --process-id I)"
+        ) from None
+    except jax.errors.JaxRuntimeError as e:  # coordinator unreachable, timed out, ...
+        raise SweepnetError(f"--distributed: cannot join ({str(e).splitlines()[0]})") from None
+    return jax.process_index(), jax.process_count()
+
+
+def _client():
+    """The coordination-service client of ``jax.distributed`` (key-value store, barriers)."""
+    from jax._src import distributed
+
+    return distributed.global_state.client
+
+
+_LONG_MS = 7 * 24 * 3600 * 1000  # a peer's whole share of the sweep may run this long
+
+
+def _share(shard: tuple[int, int], process: int | None = None) -> tuple[int, int]:
+    """A process's slice of the grid: shard ``I/N`` of a job array, then process ``p/P``.
+
+    ``order[I::N][p::P] == order[I + N*p :: N*P]``, so the slice is itself a round-robin shard.
+    """
+    index, count = shard
+    p = jax.process_index() if process is None else process
+    return index + count * p, count * jax.process_count()
+
+
+def _tag(share: tuple[int, int]) -> str:
+    return f"s{share[0]}of{share[1]}"
+
+
+# --- the sweep --------------------------------------------------------------------------------
+
+
+def run_sweep(
+    spec: Spec,
+    out: str | None = None,
+    *,
+    shard: tuple[int, int] = (0, 1),
+    fresh: bool = False,
+    max_memory: int | None = None,
+    progress: bool = True,
+    cache: bool = True,
+) -> Summary:
+    """Train every unfinished run of ``spec`` (or of one shard) into results folder ``out``.
+
+    Resumable: runs already committed in ``out`` are skipped, and chunks are cut the same way
+    on every call, so a killed and resumed sweep gives the uninterrupted sweep's table. Under
+    ``jax.distributed`` every process trains its own round-robin share on its local devices and
+    process 0 alone writes the manifest.
+    """
     t0 = time.perf_counter()
     out = out or default_out(spec)
-    index, count = shard
-    tag = f"s{index}of{count}"
-    store = results.Store.open(out, spec, fresh=fresh, tag=tag)
+    index, count = _share(shard)
+    tag = _tag((index, count))
+    pid, n_proc = jax.process_index(), jax.process_count()
+    m = mesh(jax.local_devices())
+    n_dev = m.devices.size
+    # Buckets (padded widths) come from the whole grid, never from what is left to do, so a
+    # resumed, sharded or multi-process sweep pads every run exactly as a single one would.
+    # Planning reads the user's data files, so a bad one is refused before `out` is touched.
+    full = plan_lib.make_plan(spec, n_dev, max_memory)
+    store = _open_store(out, spec, fresh, tag, shared=shard[1] > 1)
     if cache:
         enable_compilation_cache()
-    m = mesh()
-    n_dev = m.devices.size
-    full = plan_lib.make_plan(spec, n_dev, max_memory)
-    done = store.done_ids()
     mine = shard_runs(full.runs, full, index, count) if count > 1 else full.runs
-    pending = [r for r in mine if r.run_id not in done]
-    plan = plan_lib.make_plan(spec, n_dev, max_memory, runs=pending)
-    provenance = {"sweepnet_version": __version__, "jax_version": jax.__version__,
-                  "backend": jax.default_backend(), "n_devices": n_dev}
-    store.update_manifest(
-        sweep=spec.name, spec_fingerprint=spec.fingerprint(), versions={
-            "sweepnet": __version__, "jax": jax.__version__, "python": sys.version.split()[0]},
-        devices=[str(d) for d in m.devices.flat], backend=jax.default_backend(),
-        total_runs=len(full.runs), shards={tag: {"status": "running", "pending": len(pending)}})
+    mine_ids = {r.run_id for r in mine}
+    done = store.done_ids()
+    todo = []
+    for b in full.buckets:
+        share = [r for r in b.runs if r.run_id in mine_ids]
+        if runs := [r for r in share if r.run_id not in done]:
+            # The chunk is cut from this share's whole bucket, not from what is left: XLA's
+            # float round-off depends on how many networks a call holds, so a resumed sweep
+            # must make calls of the same size to reproduce the uninterrupted one bit for bit.
+            todo.append((b, runs, plan_lib.chunk_size(b.static, share, n_dev, full.max_memory)))
+    pending = sum(len(rs) for _, rs, _ in todo)
+    provenance = {
+        "sweepnet_version": __version__,
+        "jax_version": jax.__version__,
+        "backend": jax.default_backend(),
+        "n_devices": n_dev,
+    }
+    if pid == 0:
+        store.update_manifest(
+            sweep=spec.name,
+            spec_fingerprint=spec.fingerprint(),
+            versions={
+                "sweepnet": __version__,
+                "jax": jax.__version__,
+                "python": sys.version.split()[0],
+            },
+            devices=[str(d) for d in jax.devices()],
+            backend=jax.default_backend(),
+            processes=n_proc,
+            total_runs=len(full.runs),
+            shards={_tag(_share(shard, p)): {"status": "running"} for p in range(n_proc)},
+        )
 
-    bar = _progress(len(pending), progress)
-    compiles, compile_s = 0, 0.0
-    for bucket in plan.buckets:
+    bar = _progress(pending, progress)
+    stats = {"compiles": 0, "compile_s": 0.0, "retries": 0}
+    buckets = {}
+    for bucket, runs, chunk in todo:
         tb = time.perf_counter()
-        fn = bucket_fn(bucket.static, m)
-        compiled = None
-        inflight = None
-        for group in bucket.groups().values():
-            data = jax.device_put(load_data(bucket.static, group[0]), NamedSharding(m, P()))
-            for start in range(0, len(group), bucket.chunk):
-                runs = group[start : start + bucket.chunk]
-                seeds, hyper = chunk_inputs(runs, bucket.chunk)
-                if compiled is None:
-                    tc = time.perf_counter()
-                    compiled = fn.lower(seeds, hyper, data).compile()
-                    compiles, compile_s = compiles + 1, compile_s + time.perf_counter() - tc
-                result = compiled(seeds, hyper, data)  # async dispatch
-                if inflight is not None:
-                    _write(store, bucket, *inflight, spec, provenance, tag, bar)
-                inflight = (runs, result)
-        if inflight is not None:
-            _write(store, bucket, *inflight, spec, provenance, tag, bar)
-        store.update_manifest(buckets={f"{tag}-b{bucket.index:03d}": {
-            "static": dataclasses.asdict(bucket.static), "networks": len(bucket.runs),
-            "chunk": bucket.chunk, "seconds": round(time.perf_counter() - tb, 3)}})
+        chunk = _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar, stats)
+        buckets[f"{tag}-b{bucket.index:03d}"] = {
+            "static": dataclasses.asdict(bucket.static),
+            "networks": len(runs),
+            "chunk": chunk,
+            "seconds": round(time.perf_counter() - tb, 3),
+        }
+        if pid == 0:
+            store.update_manifest(buckets=buckets)
     bar.close()
-    finished = len(store.done_ids() & {r.run_id for r in mine})
-    store.update_manifest(shards={tag: {"status": "complete" if finished == len(mine)
-                                        else "incomplete", "pending": len(mine) - finished}})
-    all_done = len(store.done_ids() & {r.run_id for r in full.runs}) == len(full.runs)
-    store.update_manifest(status="complete" if all_done else "partial")
-    return Summary(total=len(full.runs), skipped=len(mine) - len(pending), trained=len(pending),
-                   buckets=len(plan.buckets), compiles=compiles, compile_s=compile_s,
-                   wall_s=time.perf_counter() - t0)
+    finished = len(store.done_ids() & mine_ids)
+    info = {
+        "status": "complete" if finished == len(mine) else "incomplete",
+        "pending": len(mine) - finished,
+    }
+    _finish_manifest(store, full, shard, info, buckets)
+    return Summary(
+        total=len(full.runs),
+        skipped=len(mine) - pending,
+        trained=pending,
+        buckets=len(todo),
+        compiles=stats["compiles"],
+        compile_s=stats["compile_s"],
+        wall_s=time.perf_counter() - t0,
+        retries=stats["retries"],
+    )
 
 
-def _write(store, bucket, runs, result, spec, provenance, tag, bar):
+def _open_store(out: str, spec: Spec, fresh: bool, tag: str, shared: bool) -> results.Store:
+    """Open the results folder; under jax.distributed process 0 opens (and wipes) it first."""
+    if jax.process_count() == 1:
+        return results.Store.open(out, spec, fresh=fresh, tag=tag, shared=shared)
+    client = _client()
+    if jax.process_index() == 0:
+        try:
+            store = results.Store.open(out, spec, fresh=fresh, tag=tag, shared=shared)
+        except SweepnetError as e:
+            client.key_value_set("sweepnet/open", f"error: {e}")
+            raise
+        client.key_value_set("sweepnet/open", "ok")
+        return store
+    answer = client.blocking_key_value_get("sweepnet/open", 600_000)
+    if answer != "ok":
+        raise SweepnetError(answer.removeprefix("error: "))
+    return results.Store.open(out, spec, fresh=False, tag=tag, shared=shared)
+
+
+def _finish_manifest(store, full, shard, info, buckets) -> None:
+    """Record this share's outcome; process 0 gathers every process's and writes the status."""
+    tag = _tag(_share(shard))
+    if jax.process_count() > 1:
+        client = _client()
+        if jax.process_index() != 0:
+            client.key_value_set(f"sweepnet/done/{tag}", json.dumps({**info, "buckets": buckets}))
+            return
+        for p in range(1, jax.process_count()):
+            peer = _tag(_share(shard, p))
+            got = json.loads(client.blocking_key_value_get(f"sweepnet/done/{peer}", _LONG_MS))
+            store.update_manifest(buckets=got.pop("buckets"), shards={peer: got})
+    ids = {r.run_id for r in full.runs}
+    # under the manifest lock: of two shards finishing at once, the later one sees both
+    status = lambda _: "complete" if len(store.done_ids() & ids) == len(ids) else "partial"
+    store.update_manifest(shards={tag: info}, status=status)
+
+
+def _is_oom(e: Exception) -> bool:
+    return isinstance(e, jax.errors.JaxRuntimeError) and "RESOURCE_EXHAUSTED" in str(e)
+
+
+def _call(compiled, seeds, hyper, data):
+    """Dispatch one chunk (asynchronously). A seam for tests that simulate device OOM."""
+    return compiled(seeds, hyper, data)
+
+
+def _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar, stats) -> int:
+    """Train ``runs`` of one bucket in chunks of ``chunk``, writing each chunk as one part.
+
+    On RESOURCE_EXHAUSTED (raised at compile, dispatch or fetch) the chunk is halved, down to
+    one network per device, and the chunks not yet written are run again. Returns the chunk
+    size that worked. At most two chunks' outputs are alive at once (one computing, one being
+    written), so memory does not grow with the sweep.
+    """
+    fn = bucket_fn(bucket.static, m)
+    n_dev = m.devices.size
+    nets, repl = NamedSharding(m, P("nets")), NamedSharding(m, P())
+    written: set[str] = set()
+    while True:
+        left = [r for r in runs if r.run_id not in written]
+        compiled, inflight = None, None
+        try:
+            for group in (
+                plan_lib.Bucket(bucket.index, bucket.static, left, chunk).groups().values()
+            ):
+                data = jax.device_put(load_data(bucket.static, group[0]), repl)
+                for start in range(0, len(group), chunk):
+                    part = group[start : start + chunk]
+                    seeds, hyper = jax.device_put(chunk_inputs(part, chunk), nets)
+                    if compiled is None:
+                        tc = time.perf_counter()
+                        compiled = fn.lower(seeds, hyper, data).compile()
+                        stats["compiles"] += 1
+                        stats["compile_s"] += time.perf_counter() - tc
+                    result = _call(compiled, seeds, hyper, data)  # async dispatch
+                    if inflight is not None:
+                        _write(store, bucket, *inflight, spec, provenance, tag, bar, written)
+                    inflight = (part, result)
+            if inflight is not None:
+                _write(store, bucket, *inflight, spec, provenance, tag, bar, written)
+            return chunk
+        except jax.errors.JaxRuntimeError as e:
+            if not _is_oom(e):
+                raise
+            if chunk <= n_dev:
+                raise SweepnetError(
+                    f"bucket {bucket.index} (width {bucket.static.width}, depth "
+                    f"{bucket.static.depth}): out of device memory even at one network per "
+                    "device; lower data.n_test, data.n_train or train.batch_size"
+                ) from None
+            if inflight is not None:  # the chunk before the failed one may well be fine
+                try:
+                    _write(store, bucket, *inflight, spec, provenance, tag, bar, written)
+                except jax.errors.JaxRuntimeError as again:
+                    if not _is_oom(again):
+                        raise
+            del inflight, compiled  # free the failed chunk's buffers before retrying
+            smaller = max(n_dev, chunk // 2 // n_dev * n_dev)
+            warn(
+                f"bucket {bucket.index}: out of device memory at {chunk} networks per call; "
+                f"retrying with {smaller}"
+            )
+            chunk = smaller
+            stats["retries"] += 1
+
+
+def _write(store, bucket, runs, result, spec, provenance, tag, bar, written):
     out = jax.device_get(result)
     part = hashlib.sha256("".join(r.run_id for r in runs).encode()).hexdigest()[:12]
     name = f"{tag}-b{bucket.index:03d}-{part}"
-    frames = results.to_frames(bucket.static, runs, out, spec,
-                               {**provenance, "bucket": bucket.index, "part": name,
-                                "bucket_width": bucket.static.width})
+    frames = results.to_frames(
+        bucket.static,
+        runs,
+        out,
+        spec,
+        {**provenance, "bucket": bucket.index, "part": name, "bucket_width": bucket.static.width},
+    )
     store.write_part(name, *frames)
+    written.update(r.run_id for r in runs)
     bar.update(len(runs))
 
 
 def _progress(total: int, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="net", disable=not enabled or total == 0, file=sys.stderr,
-                dynamic_ncols=True, smoothing=0.1)
+    return tqdm(
+        total=total,
+        unit="net",
+        disable=not enabled or total == 0,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
 
 
 def train_alone(spec_config: dict, run_id: str, static: Static) -> object:

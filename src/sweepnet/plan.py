@@ -166,7 +166,9 @@ def make_plan(spec: Spec, n_devices: int = 1, max_memory: int | None = None,
             by_width[r.config["width"]].append(r)
         widths = sorted(by_width)
         counts = [len(by_width[w]) for w in widths]
-        cost = lambda w, f=family: step_flops(f, w) * f.steps / (flops_per_s * n_devices)
+        # Costed for one device: the padded width of a run (and so its float round-off) must
+        # not depend on how many devices or processes train it.
+        cost = lambda w, f=family: step_flops(f, w) * f.steps / flops_per_s
         for lo, hi in group_widths(widths, counts, cost, compile_s):
             static = dataclasses.replace(family, width=widths[hi])
             bucket_runs = [r for w in widths[lo : hi + 1] for r in by_width[w]]

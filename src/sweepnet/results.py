@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -70,6 +71,24 @@ def require_results_dir(path: str) -> None:
         raise SweepnetError(f"{path}: not a sweepnet results folder (no spec.toml and runs/)")
 
 
+def _foreign_files(root: str) -> list[str]:
+    """Entries of ``root`` that a sweep killed while creating or wiping it cannot have left."""
+    empty_dir = lambda p: os.path.isdir(p) and not os.listdir(p)
+    ours = lambda f: (f.startswith(".") or f in ("spec.toml", "manifest.json")
+                      or f in PARTS + ("corrupt",) and empty_dir(os.path.join(root, f)))
+    return [f for f in os.listdir(root) if not ours(f)]
+
+
+def _same_spec(stored: str, spec) -> bool:
+    from sweepnet.spec import loads
+
+    try:
+        with open(stored) as f:
+            return loads(f.read(), source=stored).fingerprint() == spec.fingerprint()
+    except (SweepnetError, OSError):
+        return False
+
+
 class Store:
     """A results directory opened for writing by one process (optionally one shard of N)."""
 
@@ -77,14 +96,20 @@ class Store:
         self.root, self.tag = root, tag
 
     @classmethod
-    def open(cls, root: str, spec, fresh: bool = False, tag: str = "s0of1") -> Store:
-        """Create or reopen ``root`` for ``spec``; refuses a folder made by another spec."""
+    def open(cls, root: str, spec, fresh: bool = False, tag: str = "s0of1",
+             shared: bool = False) -> Store:
+        """Create or reopen ``root`` for ``spec``; refuses a folder made by another spec.
+
+        ``shared``: other shards may be writing into ``root`` at this moment (a job array), so
+        ``fresh`` wipes the folder only if it holds another spec's results, and otherwise
+        removes this shard's own parts only (a sibling that started first is left alone).
+        """
         from sweepnet.spec import loads
 
         if os.path.exists(root) and not os.path.isdir(root):
             raise SweepnetError(f"{root}: exists and is not a folder")
         stored = os.path.join(root, "spec.toml")
-        if os.path.isdir(root) and not os.path.exists(stored) and os.listdir(root):
+        if os.path.isdir(root) and not is_results_dir(root) and _foreign_files(root):
             raise SweepnetError(f"{root}: folder is not empty and is not a sweepnet results folder")
         if os.path.exists(stored) and not fresh:
             try:
@@ -102,14 +127,21 @@ class Store:
         except OSError as e:
             raise SweepnetError(f"{root}: cannot write results folder ({e.strerror})") from None
         store = cls(root, tag)
-        if fresh:
-            for sub in PARTS + ("corrupt",):
-                shutil.rmtree(os.path.join(root, sub), ignore_errors=True)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(root, "manifest.json"))
-        for sub in PARTS:
-            os.makedirs(os.path.join(root, sub), exist_ok=True)
-        _write_text(stored, spec.to_toml())
+        with store._locked():  # concurrent shards: one wipes, the others see its spec.toml
+            if fresh and shared and _same_spec(stored, spec):
+                for sub in PARTS:
+                    sub_dir = os.path.join(root, sub)
+                    for f in os.listdir(sub_dir) if os.path.isdir(sub_dir) else ():
+                        if f.startswith(tag + "-"):
+                            os.unlink(os.path.join(sub_dir, f))
+            elif fresh:
+                for sub in PARTS + ("corrupt",):
+                    shutil.rmtree(os.path.join(root, sub), ignore_errors=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(root, "manifest.json"))
+            for sub in PARTS:
+                os.makedirs(os.path.join(root, sub), exist_ok=True)
+            _write_text(stored, spec.to_toml())
         store._remove_orphans()
         return store
 
@@ -135,17 +167,36 @@ class Store:
                 continue
             path = os.path.join(self._dir("runs"), f)
             try:
-                done.update(pq.read_table(path, columns=["run_id"]).column(0).to_pylist())
+                done.update(self._verify(f[: -len(".parquet")]))
             except Exception as e:  # truncated or corrupt: quarantine, never delete
                 os.makedirs(self._dir("corrupt"), exist_ok=True)
                 stem = f[: -len(".parquet")]
                 for sub, ext in (("runs", ".parquet"), ("curves", ".parquet"), ("params", ".npz")):
                     src = os.path.join(self._dir(sub), stem + ext)
-                    if os.path.exists(src):
+                    with contextlib.suppress(FileNotFoundError):  # a sibling shard moved it
                         os.replace(src, os.path.join(self._dir("corrupt"), f"{sub}-{stem}{ext}"))
-                print(f"sweepnet: warning: {path}: corrupt part ({type(e).__name__}); "
-                      "moved to corrupt/ and its runs will be trained again", flush=True)
+                print(f"sweepnet: warning: {path}: corrupt part ({type(e).__name__}: "
+                      f"{str(e).splitlines()[0] if str(e) else ''}); moved to corrupt/ and its "
+                      "runs will be trained again", file=sys.stderr, flush=True)
         return done
+
+    def _verify(self, stem: str) -> list[str]:
+        """Run ids of committed part ``stem``; raises if any of its three files is damaged.
+
+        Reads the run ids of all three (parquet checks its footer, zip its central directory
+        and the CRC of the member read), not the weights themselves: a flipped byte inside a
+        weight array surfaces later, as an error of ``load_params``.
+        """
+        ids = pq.read_table(os.path.join(self._dir("runs"), stem + ".parquet"),
+                            columns=["run_id"]).column(0).to_pylist()
+        curves = pq.read_table(os.path.join(self._dir("curves"), stem + ".parquet"),
+                               columns=["run_id"]).column(0).to_pylist()
+        if set(curves) != set(ids):
+            raise ValueError("curves part does not match its runs part")
+        with open(os.path.join(self._dir("params"), stem + ".npz"), "rb") as fh:
+            if np.load(fh)["run_id"].tolist() != ids:  # (closing fh also on a bad zip)
+                raise ValueError("params part does not match its runs part")
+        return ids
 
     def write_part(self, name: str, runs: pd.DataFrame, curves: pd.DataFrame,
                    params: Mapping[str, np.ndarray]) -> None:
@@ -172,12 +223,14 @@ class Store:
     def update_manifest(self, **changes: Any) -> None:
         """Merge ``changes`` into manifest.json under a file lock (shards may run at once).
 
-        ``buckets`` and ``shards`` are dicts merged key by key; other keys are replaced.
+        ``buckets`` and ``shards`` are dicts merged key by key; other keys are replaced. A
+        callable value is called with the manifest under the lock (read-modify-write).
         """
         path = os.path.join(self.root, "manifest.json")
         with self._locked():
             manifest = read_manifest(self.root)
             for k, v in changes.items():
+                v = v(manifest) if callable(v) else v
                 if isinstance(v, dict) and isinstance(manifest.get(k), dict):
                     manifest[k].update(v)
                 else:

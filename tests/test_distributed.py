@@ -1,0 +1,136 @@
+"""Many hosts: ``sweepnet run --distributed`` with two processes on this machine (a coordinator
+on 127.0.0.1, two CPU devices per process) gives the table of one process."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import sweepnet
+from sweepnet import engine, results, spec
+
+SPEC = """
+name = "hosts"
+[data]
+dataset = "disk_annulus"
+n_train = 32
+n_test = 128
+[model]
+width = [2, 3]
+depth = [1, 2]
+[train]
+learning_rate = 0.05
+steps = 60
+seeds = 4
+eval_every = 20
+"""
+N_NETS = 16
+TINY_MEMORY = 1024  # one network per device per call in both runs: bit-for-bit comparable
+PROVENANCE = [
+    "part",
+    "bucket",
+    "bucket_width",
+    "n_devices",
+    "backend",
+    "jax_version",
+    "sweepnet_version",
+]
+
+
+def table(out: str) -> pd.DataFrame:
+    df = sweepnet.load(out)
+    return df.drop(columns=[c for c in PROVENANCE if c in df]).set_index("run_id").sort_index()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_table_of_one(tmp_path):
+    path = tmp_path / "hosts.toml"
+    path.write_text(SPEC)
+    out = str(tmp_path / "out")
+    port = free_port()
+    env = {**os.environ, "SWEEPNET_HOST_DEVICES": "2"}  # each process: its own 2 CPU devices
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sweepnet",
+                "run",
+                str(path),
+                "--out",
+                out,
+                "--quiet",
+                "--max-memory",
+                str(TINY_MEMORY),
+                "--distributed",
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(2)
+    ]
+    logs = [p.communicate(timeout=150) for p in procs]
+    for p, (stdout, stderr) in zip(procs, logs, strict=True):
+        assert p.returncode == 0, stderr[-3000:]
+        assert f"trained {N_NETS // 2} networks" in stdout
+
+    one = str(tmp_path / "one")
+    engine.run_sweep(spec.loads(SPEC), one, progress=False, max_memory=TINY_MEMORY)
+    df = sweepnet.load(out)
+    assert df["run_id"].is_unique and len(df) == N_NETS
+    assert {p.split("-")[0] for p in df["part"]} == {"s0of2", "s1of2"}
+    assert set(df["n_devices"]) == {2}  # each process used its own local devices only
+    pd.testing.assert_frame_equal(table(out), table(one), check_exact=True)
+
+    manifest = results.read_manifest(out)  # written by process 0 alone, with both shares
+    assert manifest["processes"] == 2 and len(manifest["devices"]) == 4
+    assert manifest["status"] == "complete"
+    assert {k: v["status"] for k, v in manifest["shards"].items()} == {
+        "s0of2": "complete",
+        "s1of2": "complete",
+    }
+    assert {k.split("-")[0] for k in manifest["buckets"]} == {"s0of2", "s1of2"}
+
+
+def test_distributed_without_a_cluster_or_coordinator_is_a_one_line_error(tmp_path):
+    """Outside Slurm / Open MPI / TPU, jax finds no coordinator: exit 2, one line, no folder.
+
+    (A fresh process: jax.distributed must start before any device is touched.)
+    """
+    path = tmp_path / "hosts.toml"
+    path.write_text(SPEC)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLURM_", "OMPI_", "PMI_", "JAX_COORDINATOR"))
+    }
+    out = tmp_path / "out"
+    got = subprocess.run(
+        [sys.executable, "-m", "sweepnet", "run", str(path), "--out", str(out), "--distributed"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    lines = got.stderr.strip().splitlines()
+    assert got.returncode == 2 and len(lines) == 1, got.stderr
+    assert lines[0].startswith("sweepnet: error: --distributed") and "--coordinator" in lines[0]
+    assert not out.exists()
