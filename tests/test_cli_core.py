@@ -79,3 +79,18 @@ def test_bad_spec_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "model.depth" in err and str(bad) in err
     assert not os.path.exists(tmp_path / "r")
+
+
+def test_datasets_draws_with_parameters(tmp_path, capsys):
+    out = str(tmp_path / "spiral.png")
+    assert main(["datasets", "two_spirals", "--set", "turns=2.5", "--n", "200", "--out", out]) == 0
+    assert os.path.getsize(out) > 1000
+    pts = tmp_path / "pts.csv"
+    pts.write_text("a,b,label\n" + "\n".join(f"{i},{-i},{i % 2}" for i in range(30)))
+    assert main(["datasets", "file", "--set", f"path={pts}", "--out", out]) == 0
+    for bad, key in ((["two_spirals", "--set", "twists=2"], "twists"),
+                     (["two_spirals", "--set", "turns=-1"], "turns"),
+                     (["file"], "path")):
+        assert main(["datasets", *bad, "--out", out]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and key in err

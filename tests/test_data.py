@@ -112,3 +112,12 @@ def test_bad_data_files(tmp_path):
         data.read_points(str(junk))
     with pytest.raises(SweepnetError, match=r"\.txt"):
         data.read_points(str(tmp_path / "x.txt"))
+
+
+def test_split_is_a_deterministic_function_of_its_settings():
+    p = data.default_params("two_spirals") | {"turns": 1.5}
+    a = data.make_split("two_spirals", p, 64, 32, noise=0.01, data_seed=3)
+    b = data.make_split("two_spirals", p, 64, 32, noise=0.01, data_seed=3)
+    c = data.make_split("two_spirals", p | {"turns": 2.0}, 64, 32, noise=0.01, data_seed=3)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
+    assert not np.array_equal(a.x_train, c.x_train)

@@ -116,7 +116,7 @@ def test_loss_falls_with_every_optimizer(opt):
                            "activation": "tanh", "optimizer": opt, "steps": 150,
                            "eval_every": 50, "batch_size": 0, "n_train": 48, "n_test": 300}, 4)
     d, hyper, keys = _bucket_call(static, 2)
-    lr = {"sgd": 0.5, "momentum": 0.1, "nesterov": 0.1, "adagrad": 0.3, "lion": 0.003}
+    lr = {"sgd": 0.5, "momentum": 0.1, "nesterov": 0.1, "adagrad": 0.3, "lion": 0.02}
     hyper = hyper.replace(learning_rate=np.full(2, lr.get(opt, 0.03), np.float32))
     out = jax.jit(jax.vmap(make_train(static), in_axes=(0, 0, None)))(keys, hyper, d)
     loss = np.asarray(out.curve_loss)

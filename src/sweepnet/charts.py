@@ -660,6 +660,8 @@ def dataset(
     p.update(params or {})
     if name == "file" and not p.get("path"):
         raise SweepnetError("dataset 'file' needs a path parameter (it draws the user's points)")
+    if name == "file":  # a file holds what it holds: draw all but the one probe point
+        n = min(n, len(data_lib.read_points(p["path"], p.get("label", "label"))[1]) - 1)
     split = data_lib.make_split(name, p, n, 1, 0.0, seed)
     x, y = split.x_train, split.y_train
     desc = ", ".join(f"{k}={_fmt(v)}" for k, v in p.items()) or "no parameters"

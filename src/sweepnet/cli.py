@@ -94,9 +94,10 @@ def cmd_datasets(a):
         return
     if a.name not in data.DATASETS:
         raise SweepnetError(f"unknown dataset {a.name!r} (known: {', '.join(data.DATASETS)})")
-    from sweepnet import charts
+    from sweepnet import charts, spec
 
-    _save(charts.dataset(a.name, n=a.n), a.out or f"{a.name}.png")
+    params = spec.dataset_params(a.name, a.set)
+    _save(charts.dataset(a.name, n=a.n, params=params), a.out or f"{a.name}.png")
 
 
 def cmd_inspect(a):
@@ -181,6 +182,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("name", nargs="?")
     d.add_argument("--out", help="FILE.png, .svg or .html (default NAME.png)")
     d.add_argument("--n", type=int, default=1024, help="points to draw")
+    d.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
+                   help="dataset parameter, e.g. turns=2 or path=points.csv (repeatable)")
     d.set_defaults(fn=cmd_datasets)
 
     i = sub.add_parser("inspect", help="decision boundary and layer pictures of one network")

@@ -294,10 +294,11 @@ def make_split(name: str, params: Mapping[str, Any], n_train: int, n_test: int,
         tr, te = perm[:n_train], perm[n_train : n_train + n_test]
         xtr, ytr, xte, yte = x[tr], y[tr], x[te], y[te]
     else:
-        fn = DATASETS[name].fn
-        kw = {k: v for k, v in params.items()}
-        xtr, ytr = fn(k_train, n_train, **kw)
-        xte, yte = fn(k_test, n_test, **kw)
+        spec = DATASETS[name].params
+        static = tuple(sorted((k, v) for k, v in params.items() if spec[k].static))
+        dynamic = {k: np.float32(v) for k, v in params.items() if not spec[k].static}
+        xtr, ytr = _draw(name, n_train, static)(k_train, dynamic)
+        xte, yte = _draw(name, n_test, static)(k_test, dynamic)
     if noise > 0:
         kn_tr, kn_te = jax.random.split(k_noise)
         xtr = xtr + noise * jax.random.normal(kn_tr, np.shape(xtr))
@@ -305,6 +306,16 @@ def make_split(name: str, params: Mapping[str, Any], n_train: int, n_test: int,
     as_np = lambda a, t: np.asarray(a, dtype=t)
     return Split(as_np(xtr, np.float32), as_np(ytr, np.int32),
                  as_np(xte, np.float32), as_np(yte, np.int32))
+
+
+@functools.lru_cache(maxsize=64)
+def _draw(name: str, n: int, static: tuple) -> Callable:
+    """``jit`` of a generator for ``n`` points and fixed shape parameters ``static``.
+
+    One compiled program per shape instead of dispatching each operation eagerly (seconds).
+    """
+    fn = DATASETS[name].fn
+    return jax.jit(lambda key, dynamic: fn(key, n, **dict(static), **dynamic))
 
 
 def default_params(name: str) -> dict[str, Any]:

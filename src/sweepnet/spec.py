@@ -226,6 +226,25 @@ def validate(raw: Mapping[str, Any], source: str = "spec") -> Spec:
     return Spec(tree, source)
 
 
+def dataset_params(name: str, overrides: Sequence[str] = (), source: str = "--set"
+                   ) -> dict[str, Any]:
+    """Validated parameters of one dataset: defaults with ``KEY=VALUE`` overrides (no lists)."""
+    if name not in DATASETS:
+        raise SweepnetError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
+    params = {k: p.default for k, p in DATASETS[name].params.items()}
+    for text in overrides:
+        key, value = parse_override(text)
+        p = DATASETS[name].params.get(key)
+        if p is None:
+            raise SweepnetError(f"{source} {key}: unknown parameter of {name} "
+                                f"(known: {', '.join(DATASETS[name].params) or 'none'})")
+        params[key] = _check(f"{source} {key}", Key(p.kind, p.default, p.lo, p.hi, sweep=False),
+                             value)
+    if name == "file" and not (params["path"] and os.path.isfile(params["path"])):
+        raise SweepnetError(f"{source} path: dataset 'file' needs path=FILE of an existing file")
+    return params
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``"model.width=[2,3]"`` → ``("model.width", [2, 3])``; bare words become strings."""
     if "=" not in text:
