@@ -53,12 +53,13 @@ def cmd_run(a):
 def cmd_plan(a):
     import jax
 
-    from sweepnet import plan, spec
+    from sweepnet import bench, plan, spec
 
     s = spec.load(a.spec, a.set)
     p = plan.make_plan(s, len(jax.local_devices()),
                        _bytes(a.max_memory) if a.max_memory else None)
-    print(plan.describe(p))
+    t = bench.throughput(refresh=a.calibrate)  # measured once per machine, then cached
+    print(plan.describe(p, t["flops_per_s"], t["compile_s"], t["step_s"]))
 
 
 def cmd_query(a):
@@ -158,6 +159,8 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("spec")
     pl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     pl.add_argument("--max-memory")
+    pl.add_argument("--calibrate", action="store_true",
+                    help="re-measure this machine's throughput (cached in ~/.cache/sweepnet)")
     pl.set_defaults(fn=cmd_plan)
 
     q = sub.add_parser("query", help="SQL over results (views: runs, curves)")

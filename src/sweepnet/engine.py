@@ -55,15 +55,28 @@ def mesh(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Mesh:
 
 @functools.lru_cache(maxsize=64)
 def bucket_fn(static: Static, m: jax.sharding.Mesh):
-    """``jit(vmap(train))`` with the network axis sharded over the mesh, data replicated.
+    """``jit(vmap(train))`` with the network axis sharded over the mesh, data replicated, and
+    each device's share trained in sub-batches of ``plan.sub_batch(static)`` networks.
 
     Signature: ``(seeds (N,) uint32, hyper: Hyper of (N,), data: Data) -> Output of (N, ...)``.
     """
     train = make_train(static)
     per_net = lambda seed, hyper, data: train(jax.random.key(seed), hyper, data)
     nets, repl = NamedSharding(m, P("nets")), NamedSharding(m, P())
-    return jax.jit(jax.vmap(per_net, in_axes=(0, 0, None)),
-                   in_shardings=(nets, nets, repl), out_shardings=nets)
+    sub = plan_lib.sub_batch(static)
+
+    def local(seeds, hyper, data):
+        # each device trains its networks `sub` at a time (vmapped), so that their activations
+        # stay in cache: on CPU this was up to 2x faster than all of the chunk at once
+        # (a divisor of the device's share: a remainder batch would be compiled a second time)
+        n = seeds.shape[0]
+        size = max(d for d in range(1, min(sub, n) + 1) if n % d == 0)
+        return jax.lax.map(lambda sh: per_net(*sh, data), (seeds, hyper), batch_size=size)
+
+    # check_vma off: train() is written for one network and knows nothing of the mesh axis
+    fn = jax.shard_map(local, mesh=m, in_specs=(P("nets"), P("nets"), P()), out_specs=P("nets"),
+                       check_vma=False)
+    return jax.jit(fn, in_shardings=(nets, nets, repl), out_shardings=nets)
 
 
 def run_seed(run_id: str) -> int:

@@ -8,8 +8,8 @@ A model is built at its bucket's padded width; the real width is an input. Units
 real width are multiplied by zero after the nonlinearity and their weights start at zero, so
 they contribute nothing to the function and receive exactly zero gradient: a padded network
 computes the same function, and trains the same way, as the network built at its own width.
-Initial weights are drawn entry by entry from ``fold_in(fold_in(key, row), col)``, so the
-real block of a padded kernel equals the kernel of the unpadded network.
+Initial weights are drawn entry by entry from threefry of ``(key, row, col)``, so the real
+block of a padded kernel equals the kernel of the unpadded network.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.extend.random import threefry2x32_p
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
@@ -38,12 +39,23 @@ def masked_normal(key, shape, rows, cols, scale):
     """``(R, C)`` kernel: ``N(0, scale^2 / cols)`` in the top-left ``rows x cols`` block, 0 elsewhere.
 
     ``rows``, ``cols`` and ``scale`` may be traced. Entry ``(i, j)`` depends only on
-    ``(key, i, j)``, never on the padded shape ``(R, C)``.
+    ``(key, i, j)``, never on the padded shape ``(R, C)``: its random bits are threefry of the
+    counter ``i * 2^16 + j``. One threefry over all entries (rather than ``fold_in`` entry by
+    entry, three nested threefry loops a layer) cut a bucket's compile time by seconds.
     """
     n_rows, n_cols = shape
-    entry = lambda i, j: jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, i), j))
-    z = jax.vmap(lambda i: jax.vmap(lambda j: entry(i, j))(jnp.arange(n_cols)))(jnp.arange(n_rows))
-    live = (jnp.arange(n_rows)[:, None] < rows) & (jnp.arange(n_cols)[None, :] < cols)
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    i = jnp.arange(n_rows, dtype=jnp.uint32)[:, None]
+    j = jnp.arange(n_cols, dtype=jnp.uint32)[None, :]
+    # the primitive, elementwise: jax's threefry_2x32 pairs up entries, so depends on the shape
+    count = jnp.broadcast_to(i * jnp.uint32(1 << 16) + j, shape)
+    bits, _ = threefry2x32_p.bind(key[0], key[1], count, jnp.zeros(shape, jnp.uint32))
+    # as jax.random.normal: uniform on [nextafter(-1, 0), 1) from 23 mantissa bits, then erfinv
+    unit = jax.lax.bitcast_convert_type((bits >> 9) | jnp.uint32(0x3F800000), jnp.float32) - 1.0
+    lo = jnp.nextafter(jnp.float32(-1.0), jnp.float32(0.0))
+    z = jnp.sqrt(2.0) * jax.lax.erf_inv(jnp.maximum(lo, unit * (1.0 - lo) + lo))
+    live = (i < rows) & (j < cols)
     std = scale / jnp.sqrt(jnp.asarray(cols, jnp.float32))
     return jnp.where(live, z * std, 0.0).astype(jnp.float32)
 

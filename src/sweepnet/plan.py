@@ -19,9 +19,14 @@ from sweepnet import data as data_lib
 from sweepnet.spec import Spec, run_id
 from sweepnet.train import TEST_BLOCK, Static
 
-# Rough machine model, used until `sweepnet bench` calibrates it (see engine.calibration()).
-DEFAULT_FLOPS_PER_S = 2e9  # effective rate of tiny batched matmuls + activations on one CPU core
-DEFAULT_COMPILE_S = 3.0
+# Machine model for choosing buckets: fixed constants (never measured), so that a run's padded
+# width does not depend on the machine. Close to `bench.calibrate()` on a 2-core CPU, where a
+# network-step costs a fixed ~25 us (elementwise work, loop overhead) plus its FLOPs at ~10
+# GFLOP/s per device, and a bucket compiles in ~10 s: padding narrow networks is cheap, compiles
+# are not. `sweepnet plan` prints its time estimate with the measured figures instead.
+DEFAULT_FLOPS_PER_S = 1e10
+DEFAULT_STEP_S = 25e-6
+DEFAULT_COMPILE_S = 10.0
 DEFAULT_MAX_MEMORY = 2 * 2**30
 MAX_CHUNK = 4096
 
@@ -81,10 +86,13 @@ class Plan:
         return 1 - sum(b.real_flops for b in self.buckets) / padded if padded else 0.0
 
     def estimate_seconds(self, flops_per_s: float = DEFAULT_FLOPS_PER_S,
-                         compile_s: float = DEFAULT_COMPILE_S) -> float:
-        calls = sum(b.chunk * sum(math.ceil(len(g) / b.chunk) for g in b.groups().values())
-                    * step_flops(b.static, b.static.width) * b.static.steps for b in self.buckets)
-        return calls / (flops_per_s * self.n_devices) + compile_s * len(self.buckets)
+                         compile_s: float = DEFAULT_COMPILE_S, step_s: float = 0.0) -> float:
+        """Compiles plus every call's padded work: each network-step costs ``step_s`` (fixed,
+        per device) plus its FLOPs at ``flops_per_s`` (see ``bench.throughput``)."""
+        work = sum(b.chunk * sum(math.ceil(len(g) / b.chunk) for g in b.groups().values())
+                   * (step_s + step_flops(b.static, b.static.width) / flops_per_s)
+                   * b.static.steps for b in self.buckets)
+        return work / self.n_devices + compile_s * len(self.buckets)
 
 
 def _dims(config: Mapping[str, Any]) -> tuple[int, int]:
@@ -168,7 +176,7 @@ def make_plan(spec: Spec, n_devices: int = 1, max_memory: int | None = None,
         counts = [len(by_width[w]) for w in widths]
         # Costed for one device: the padded width of a run (and so its float round-off) must
         # not depend on how many devices or processes train it.
-        cost = lambda w, f=family: step_flops(f, w) * f.steps / flops_per_s
+        cost = lambda w, f=family: (DEFAULT_STEP_S + step_flops(f, w) / flops_per_s) * f.steps
         for lo, hi in group_widths(widths, counts, cost, compile_s):
             static = dataclasses.replace(family, width=widths[hi])
             bucket_runs = [r for w in widths[lo : hi + 1] for r in by_width[w]]
@@ -177,17 +185,36 @@ def make_plan(spec: Spec, n_devices: int = 1, max_memory: int | None = None,
     return Plan(spec, runs, buckets, n_devices, max_memory)
 
 
+CACHE_BYTES = 2 * 2**20  # training activations one device keeps hot (about its L2 + some L3)
+
+
+def sub_batch(static: Static) -> int:
+    """Networks one device trains at once inside a call (the engine maps over sub-batches).
+
+    Sized so that their training activations (pre-activations, activations and their
+    gradients, ``depth x width x batch`` floats each) fit :data:`CACHE_BYTES`: on a 2-core CPU
+    64 (3, 2) networks ran 2x faster per network than 1024, and 16 (16, 4) networks 1.6x faster
+    than 256. At least 8, so small programs still amortise per-op overhead.
+    """
+    batch = static.batch_size or static.n_train
+    per_net = 4 * 3 * static.depth * max(static.width, static.n_out) * batch
+    return max(8, min(MAX_CHUNK, CACHE_BYTES // per_net))
+
+
 def chunk_size(static: Static, runs: Sequence[Run], n_devices: int, max_memory: int) -> int:
     """Networks per call: fits ``max_memory``, at most the largest data group, and is a
-    multiple of ``n_devices`` (so the network axis shards evenly)."""
+    multiple of ``n_devices`` (so the network axis shards evenly) and, for large chunks, of
+    ``n_devices * sub_batch(static)``."""
     largest = max(len(g) for g in Bucket(0, static, list(runs), 1).groups().values())
     fits = max(1, int(max_memory // bytes_per_network(static)))
     n = min(fits, MAX_CHUNK, largest)
-    return max(n_devices, -(-n // n_devices) * n_devices)
+    # whole sub-batches on every device when there is more than one (see engine.bucket_fn)
+    step = n_devices * sub_batch(static) if n > n_devices * sub_batch(static) else n_devices
+    return max(n_devices, -(-n // step) * step)
 
 
 def describe(plan: Plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
-             compile_s: float = DEFAULT_COMPILE_S) -> str:
+             compile_s: float = DEFAULT_COMPILE_S, step_s: float = 0.0) -> str:
     """The text `sweepnet plan` prints."""
     lines = [f"sweep {plan.spec.name!r}: {len(plan.runs)} networks in {len(plan.buckets)} "
              f"buckets ({len(plan.buckets)} compiles) on {plan.n_devices} device(s)"]
@@ -202,9 +229,10 @@ def describe(plan: Plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
                      f"{b.static.activation:>10} {b.static.steps:>6} {b.chunk:>6} {calls:>5} "
                      f"{mem / 2**20:>7.0f}MB")
     peak = max((b.chunk * bytes_per_network(b.static) for b in plan.buckets), default=0)
-    est = plan.estimate_seconds(flops_per_s, compile_s)
+    est = plan.estimate_seconds(flops_per_s, compile_s, step_s)
     lines.append(f"padding waste {plan.padding_waste:.1%} of FLOPs; peak memory per call "
                  f"~{peak / 2**20:.0f} MB (limit {plan.max_memory / 2**20:.0f} MB)")
-    lines.append(f"estimated time {est:.0f} s ({len(plan.buckets)} compiles ~{compile_s:.0f} s each, "
-                 f"{flops_per_s / 1e9:.1f} GFLOP/s per device)")
+    lines.append(f"estimated time {est:.0f} s ({len(plan.buckets)} compiles ~{compile_s:.0f} s "
+                 f"each, {flops_per_s / 1e9:.1f} GFLOP/s + {step_s * 1e6:.1f} us per "
+                 "network-step per device)")
     return "\n".join(lines)

@@ -1,0 +1,41 @@
+"""Run the full `sweepnet bench` and write analysis/out/bench.json and analysis/out/bench.md.
+
+Usage: python analysis/bench.py [--quick] [--shapes 3x2,16x4] [--sizes 1024,65536]
+(the full bench takes tens of minutes on a 2-core CPU; its progress goes to stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from sweepnet import bench
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--shapes", help="comma-separated WIDTHxDEPTH, e.g. 3x2,16x4")
+    p.add_argument("--sizes", help="comma-separated network counts")
+    p.add_argument("--out", default=OUT)
+    a = p.parse_args(argv)
+    shapes = [tuple(int(v) for v in s.split("x")) for s in a.shapes.split(",")] if a.shapes \
+        else None
+    sizes = [int(n) for n in a.sizes.split(",")] if a.sizes else None
+    result = bench.run(quick=a.quick, shapes=shapes, sizes=sizes,
+                       progress=lambda line: print(line, file=sys.stderr, flush=True))
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "bench.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    with open(os.path.join(a.out, "bench.md"), "w") as f:
+        f.write("# sweepnet bench\n\n```\n" + bench.format_table(result) + "\n```\n")
+    print(bench.format_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

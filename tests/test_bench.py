@@ -1,0 +1,48 @@
+"""`sweepnet bench --quick --json` runs in-process and prints well-formed output."""
+
+import json
+import math
+
+import pytest
+
+from sweepnet import bench, cli
+
+
+def _positive(x):
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+@pytest.mark.slow
+def test_quick_bench_prints_well_formed_json(capsys):
+    assert cli.main(["bench", "--quick", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["quick"] is True and result["steps"] > 0
+    assert _positive(result["bound"]["matmul_flops_per_s"])
+    assert _positive(result["bound"]["tanh_per_s"])
+    (wl,) = result["workloads"]
+    assert (wl["width"], wl["depth"]) == (3, 2)
+    for base in ("loop", "scan"):
+        assert _positive(wl[base]["net_steps_per_s"]) and wl[base]["compile_s"] >= 0
+    assert [r["n"] for r in wl["sizes"]] == list(bench.QUICK["sizes"])
+    for r in wl["sizes"]:
+        for key in ("wall_s", "net_steps_per_s", "net_steps_per_s_e2e", "vs_loop", "vs_scan",
+                    "bound_fraction", "maxrss_mb"):
+            assert _positive(r[key]), key
+        assert r["compiles"] == 1 and r["compile_s"] < r["wall_s"]
+        assert r["net_steps_per_s_e2e"] <= r["net_steps_per_s"]
+    dv = result["device_scaling"]
+    assert dv["many_devices"] == 2 and _positive(dv["one"]) and _positive(dv["many"])
+    text = bench.format_table(result)
+    assert "x loop" in text and "devices" in text
+
+
+def test_workload_arithmetic_counts_matmuls_and_tanh():
+    ops = bench.workload_ops(3, 2, steps=10, eval_every=10, n_test=100, batch=512)
+    # tanh: 2 layers x 3 units x 512 points x 10 steps, plus one eval on 512 + 100 points
+    assert ops["tanh"] == 2 * 3 * 512 * 10 + 2 * 3 * 612
+    macs = 2 * 3 + 3 * 3 + 3
+    assert ops["flops"] > 10 * 512 * 6 * macs - 10 * 512 * 2 * 6
+    bigger = bench.workload_ops(16, 4, steps=10, eval_every=10, n_test=100, batch=512)
+    assert bigger["flops"] > 10 * ops["flops"]
+    t = bench.min_seconds(ops, {"matmul_flops_per_s": 1e9, "tanh_per_s": 1e8})
+    assert t == pytest.approx(ops["flops"] / 1e9 + ops["tanh"] / 1e8)
