@@ -31,9 +31,9 @@ width = [2, 3]
 depth = [1, 2]
 [train]
 learning_rate = 0.05
-steps = 200
+steps = 3000
 seeds = 8
-eval_every = 50
+eval_every = 500
 """
 N_NETS = 32
 TINY_MEMORY = 1024  # one network per device: 2-network chunks, 16 parts
@@ -133,7 +133,7 @@ def test_sigkill_three_times_then_resume_equals_uninterrupted(tmp_path, referenc
         deadline = time.monotonic() + (rng.uniform(0.2, 4.0) if kill == 0 else 60.0)
         while proc.poll() is None and time.monotonic() < deadline:
             if n_parts(out) >= before + max(kill, 1):
-                time.sleep(rng.uniform(0.0, 0.15))
+                time.sleep(rng.uniform(0.0, 0.05))
                 break
             time.sleep(0.005)
         assert proc.poll() is None, f"attempt {kill} ended before the kill: {proc.stderr.read()}"

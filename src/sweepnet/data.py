@@ -285,6 +285,7 @@ def make_split(name: str, params: Mapping[str, Any], n_train: int, n_test: int,
     Train and test come from independent subkeys of ``data_seed``; ``noise`` adds isotropic
     Gaussian jitter of that standard deviation to the points of both.
     """
+    params = {**default_params(name), **params}  # missing and given defaults: one program
     root = jax.random.key(data_seed)
     k_train, k_test, k_noise = (jax.random.fold_in(root, i) for i in range(3))
     if name == "file":
