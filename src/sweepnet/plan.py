@@ -208,9 +208,11 @@ def chunk_size(static: Static, runs: Sequence[Run], n_devices: int, max_memory: 
     largest = max(len(g) for g in Bucket(0, static, list(runs), 1).groups().values())
     fits = max(1, int(max_memory // bytes_per_network(static)))
     n = min(fits, MAX_CHUNK, largest)
-    # whole sub-batches on every device when there is more than one (see engine.bucket_fn)
-    step = n_devices * sub_batch(static) if n > n_devices * sub_batch(static) else n_devices
-    return max(n_devices, -(-n // step) * step)
+    # every device gets k equal sub-batches of at most sub_batch(static) networks (see
+    # engine.bucket_fn), as few padded lanes as that allows
+    share = -(-n // n_devices)
+    k = -(-share // sub_batch(static))
+    return n_devices * k * -(-share // k)
 
 
 def describe(plan: Plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,

@@ -1,0 +1,73 @@
+import pytest
+
+from sweepnet import plan, spec
+
+SPEC = """
+name = "p"
+[data]
+dataset = "disk_annulus"
+[model]
+width = [1, 2, 3, 8, 64]
+depth = [1, 3]
+activation = ["tanh", "relu"]
+[train]
+steps = 500
+seeds = 5
+"""
+
+
+def test_group_widths_trades_compiles_against_padding():
+    widths, counts = [1, 2, 3, 100], [10, 10, 10, 10]
+    cost = lambda w: float(w * w)
+    # compiles are free: one bucket per width, no padding
+    assert plan.group_widths(widths, counts, cost, 0.0) == [(0, 0), (1, 1), (2, 2), (3, 3)]
+    # compiles are dear: everything in one bucket
+    assert plan.group_widths(widths, counts, cost, 1e9) == [(0, 3)]
+    # in between: pad the narrow ones together, keep the wide one apart
+    assert plan.group_widths(widths, counts, cost, 150.0) == [(0, 2), (3, 3)]
+
+
+def test_every_run_lands_in_exactly_one_bucket_of_its_family():
+    s = spec.loads(SPEC)
+    p = plan.make_plan(s, n_devices=2)
+    ids = [r.run_id for b in p.buckets for r in b.runs]
+    assert sorted(ids) == sorted(r.run_id for r in plan.expand(s))
+    for b in p.buckets:
+        assert all(r.config["width"] <= b.static.width for r in b.runs)
+        assert {(r.config["depth"], r.config["activation"]) for r in b.runs} == {
+            (b.static.depth, b.static.activation)}
+        assert b.static.width in {r.config["width"] for r in b.runs}  # no wider than needed
+
+
+@pytest.mark.parametrize("n_devices", [1, 2, 8])
+@pytest.mark.parametrize("n_runs", [1, 5, 64, 128, 1000, 5000])
+def test_chunks_shard_evenly_with_little_padding(n_devices, n_runs):
+    s = spec.loads(SPEC)
+    static = plan._static(plan.expand(s)[0].config, 8)
+    runs = [plan.Run(i, f"{i:016x}", plan.expand(s)[0].config) for i in range(n_runs)]
+    chunk = plan.chunk_size(static, runs, n_devices, plan.DEFAULT_MAX_MEMORY)
+    assert chunk % n_devices == 0
+    share = chunk // n_devices
+    sub = plan.sub_batch(static)
+    k = -(-share // sub)
+    assert share % k == 0 and share // k <= sub  # k equal sub-batches per device
+    calls = -(-n_runs // chunk)
+    waste = calls * chunk - n_runs
+    assert waste < n_devices * k + chunk * (calls > 1), (chunk, waste)
+
+
+def test_chunk_respects_max_memory():
+    s = spec.loads(SPEC)
+    static = plan._static(plan.expand(s)[0].config, 64)
+    runs = [plan.Run(i, f"{i:016x}", plan.expand(s)[0].config) for i in range(4000)]
+    budget = 64 * plan.bytes_per_network(static)
+    chunk = plan.chunk_size(static, runs, 2, budget)
+    assert chunk * plan.bytes_per_network(static) <= budget
+
+
+def test_describe_reports_the_plan():
+    p = plan.make_plan(spec.loads(SPEC), n_devices=2)
+    text = plan.describe(p)
+    assert f"{len(p.runs)} networks in {len(p.buckets)} buckets" in text
+    assert "padding waste" in text and "estimated time" in text
+    assert 0.0 <= p.padding_waste < 1.0
