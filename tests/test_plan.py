@@ -71,3 +71,15 @@ def test_describe_reports_the_plan():
     assert f"{len(p.runs)} networks in {len(p.buckets)} buckets" in text
     assert "padding waste" in text and "estimated time" in text
     assert 0.0 <= p.padding_waste < 1.0
+
+
+def test_resnet_narrower_than_its_input_is_refused():
+    from sweepnet.errors import SweepnetError
+
+    text = SPEC.replace("[model]", '[model]\narch = "resnet"')
+    with pytest.raises(SweepnetError, match="model.width"):
+        plan.make_plan(spec.loads(text), 2)
+    ok = plan.make_plan(spec.loads(text, ["model.width=[2,3]"]), 2)
+    mlp = plan.make_plan(spec.loads(SPEC, ["model.width=[2,3]"]), 2)
+    # two square kernels a block: a resnet step costs more than the mlp's
+    assert plan.step_flops(ok.buckets[0].static, 3) > plan.step_flops(mlp.buckets[0].static, 3)

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sweepnet import data as data_lib
+from sweepnet.errors import SweepnetError
+from sweepnet.models import n_params
 from sweepnet.spec import Spec, run_id
 from sweepnet.train import TEST_BLOCK, Static
 
@@ -106,7 +108,7 @@ def _dims(config: Mapping[str, Any]) -> tuple[int, int]:
 def step_flops(static: Static, width: int) -> float:
     """Approximate FLOPs of one training step of one network (forward + backward ≈ 3x forward)."""
     batch = static.batch_size or static.n_train
-    macs = static.in_dim * width + (static.depth - 1) * width * width + width * static.n_out
+    macs = n_params(static.arch, static.in_dim, width, static.depth, static.n_out)  # ≈ MACs
     per_point = 2 * macs + 4 * static.depth * width  # matmuls + activation and its derivative
     eval_share = (static.n_train + static.n_test) / static.eval_every * 2 * macs
     return 3 * per_point * batch + eval_share
@@ -115,7 +117,7 @@ def step_flops(static: Static, width: int) -> float:
 def bytes_per_network(static: Static) -> int:
     """Estimated peak bytes one network of a chunk needs on the device (float32)."""
     w, d = static.width, static.depth
-    n_par = (static.in_dim + 1) * w + (d - 1) * (w + 1) * w + (w + 1) * static.n_out
+    n_par = n_params(static.arch, static.in_dim, w, d, static.n_out)
     batch = static.batch_size or static.n_train
     acts = 4 * d * w * max(batch, min(static.n_test, TEST_BLOCK))  # pre/post activations + grads
     curves = 3 * len(static.eval_steps)
@@ -128,6 +130,9 @@ def expand(spec: Spec) -> list[Run]:
 
 def _static(cfg: Mapping[str, Any], width: int) -> Static:
     in_dim, n_out = _dims(cfg)
+    if cfg["arch"] == "resnet" and cfg["width"] < in_dim:
+        raise SweepnetError(f"model.width: a resnet's state width {cfg['width']} is below the "
+                            f"input dimension {in_dim} of {cfg['dataset']}")
     params = {k[5:]: v for k, v in cfg.items() if k.startswith("data_") and k != "data_seed"}
     n_train, n_test = data_lib.sizes(cfg["dataset"], params, cfg["n_train"], cfg["n_test"])
     return Static(arch=cfg["arch"], in_dim=in_dim, n_out=n_out, width=width, depth=cfg["depth"],
