@@ -36,7 +36,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 
 
 def masked_normal(key, shape, rows, cols, scale):
-    """``(R, C)`` kernel: ``N(0, scale^2 / cols)`` in the top-left ``rows x cols`` block, 0 elsewhere.
+    """``(R, C)`` kernel: ``N(0, scale^2 / cols)`` in the top-left ``rows x cols`` block, else 0.
 
     ``rows``, ``cols`` and ``scale`` may be traced. Entry ``(i, j)`` depends only on
     ``(key, i, j)``, never on the padded shape ``(R, C)``: its random bits are threefry of the
@@ -61,7 +61,7 @@ def masked_normal(key, shape, rows, cols, scale):
 
 
 class Dense(nn.Module):
-    """``(in, points) -> (features, points)``: ``W @ h + b`` with ``W`` of shape ``(features, in)``."""
+    """``(in, points) -> (features, points)``: ``W @ h + b``, ``W`` of shape ``(features, in)``."""
 
     features: int
 

@@ -67,11 +67,12 @@ class Bucket:
 
     @property
     def padded_flops(self) -> float:
-        return sum(step_flops(self.static, self.static.width) for _ in self.runs) * self.static.steps
+        return len(self.runs) * step_flops(self.static, self.static.width) * self.static.steps
 
     @property
     def real_flops(self) -> float:
-        return sum(step_flops(self.static, r.config["width"]) for r in self.runs) * self.static.steps
+        per_step = sum(step_flops(self.static, r.config["width"]) for r in self.runs)
+        return per_step * self.static.steps
 
 
 @dataclasses.dataclass
