@@ -1,6 +1,6 @@
 """Run the full `sweepnet bench` and write analysis/out/bench.json and analysis/out/bench.md.
 
-Usage: python analysis/bench.py [--quick] [--shapes 3x2,16x4] [--sizes 1024,65536]
+Usage: python analysis/bench.py [--quick] [--shapes 3x2,16x4] [--sizes 1024,65536] [--steps 1000]
 (the full bench takes tens of minutes on a 2-core CPU; its progress goes to stderr).
 """
 
@@ -21,12 +21,13 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--shapes", help="comma-separated WIDTHxDEPTH, e.g. 3x2,16x4")
     p.add_argument("--sizes", help="comma-separated network counts")
+    p.add_argument("--steps", type=int, help="training steps per network (default 200)")
     p.add_argument("--out", default=OUT)
     a = p.parse_args(argv)
     shapes = [tuple(int(v) for v in s.split("x")) for s in a.shapes.split(",")] if a.shapes \
         else None
     sizes = [int(n) for n in a.sizes.split(",")] if a.sizes else None
-    result = bench.run(quick=a.quick, shapes=shapes, sizes=sizes,
+    result = bench.run(quick=a.quick, shapes=shapes, sizes=sizes, steps=a.steps,
                        progress=lambda line: print(line, file=sys.stderr, flush=True))
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "bench.json"), "w") as f:

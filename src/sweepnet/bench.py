@@ -351,18 +351,21 @@ def throughput(refresh: bool = False) -> dict[str, float]:
 # --------------------------------------------------------------------------- the bench
 
 
-def run(quick: bool = False, shapes=None, sizes=None, progress=None) -> dict:
+def run(quick: bool = False, shapes=None, sizes=None, progress=None,
+        steps: int | None = None) -> dict:
     """Run the bench; returns a JSON-able dict (see :func:`format_table` for the fields).
 
-    ``quick``: tiny sizes and few steps (seconds; for tests). ``shapes``/``sizes`` override
-    the workloads. ``progress``: callable taking a line of text, or None.
+    ``quick``: tiny sizes and few steps (seconds; for tests). ``shapes``/``sizes``/``steps``
+    override the workloads (a network's one-off costs, init, evals and the separation
+    certificate, weigh less the more steps it trains). ``progress``: callable taking a line of
+    text, or None.
     """
     import jax
 
     cfg = dict(QUICK if quick else FULL)
     shapes = tuple(tuple(s) for s in (shapes or cfg["shapes"]))
     sizes = tuple(sizes or cfg["sizes"])
-    steps, every, n_test = cfg["steps"], cfg["eval_every"], cfg["n_test"]
+    steps, every, n_test = steps or cfg["steps"], cfg["eval_every"], cfg["n_test"]
     say = progress or (lambda _: None)
     load = os.getloadavg()[0]
     bound = machine_bound(0.1 if quick else 0.5)
