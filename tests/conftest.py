@@ -13,6 +13,18 @@ import sweepnet.data  # noqa: E402, F401
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
+# columns that say where and how a run was computed, not what it computed
+PROVENANCE = ("part", "bucket", "bucket_width", "n_devices", "backend", "jax_version",
+              "sweepnet_version")
+
+
+def runs_table(out: str, drop=()):
+    """The runs table of ``out`` without provenance (and ``drop``), indexed and sorted by run id."""
+    df = sweepnet.load(out)
+    gone = [c for c in (*PROVENANCE, *drop) if c in df]
+    return df.drop(columns=gone).set_index("run_id").sort_index()
+
+
 TINY_SPEC = """
 name = "tiny"
 [data]

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 import sweepnet
+from conftest import runs_table
 from sweepnet import engine, plan, spec
 
 # A linear network trained by plain SGD at learning rate 1000 overflows to inf, then NaN,
@@ -30,21 +31,8 @@ seeds = 1
 eval_every = 20
 """
 HEALTHY = SPEC.replace("learning_rate = [0.01, 1000.0]", "learning_rate = 0.01")
-PROVENANCE = [
-    "part",
-    "bucket",
-    "bucket_width",
-    "n_devices",
-    "backend",
-    "jax_version",
-    "sweepnet_version",
-    "grid_index",
-]
-
-
 def table(out: str) -> pd.DataFrame:
-    df = sweepnet.load(out)
-    return df.drop(columns=[c for c in PROVENANCE if c in df]).set_index("run_id").sort_index()
+    return runs_table(out, drop=("grid_index",))
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import sweepnet
+from conftest import runs_table
 from sweepnet import cli, engine, plan, results, spec
 
 SPEC = """
@@ -26,21 +27,11 @@ seeds = 8
 eval_every = 20
 """
 N_NETS = 16
-PROVENANCE = [
-    "part",
-    "bucket",
-    "bucket_width",
-    "n_devices",
-    "backend",
-    "jax_version",
-    "sweepnet_version",
-]
 METRICS = ["train_loss", "train_acc", "test_acc"]
 
 
 def table(out: str) -> pd.DataFrame:
-    df = sweepnet.load(out)
-    return df.drop(columns=[c for c in PROVENANCE if c in df]).set_index("run_id").sort_index()
+    return runs_table(out)
 
 
 def assert_same_up_to_round_off(out: str, ref: str) -> None:

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 import sweepnet
+from conftest import runs_table
 from sweepnet import engine, results, spec
 
 SPEC = """
@@ -38,22 +39,10 @@ eval_every = 500
 N_NETS = 32
 TINY_MEMORY = 1024  # one network per device: 2-network chunks, 16 parts
 N_PARTS = 16
-# columns that say where and how a run was computed, not what it computed
-PROVENANCE = [
-    "part",
-    "bucket",
-    "bucket_width",
-    "n_devices",
-    "backend",
-    "jax_version",
-    "sweepnet_version",
-]
 
 
 def table(out: str) -> pd.DataFrame:
-    """The runs table without provenance, one row per run id, sorted."""
-    df = sweepnet.load(out)
-    return df.drop(columns=[c for c in PROVENANCE if c in df]).set_index("run_id").sort_index()
+    return runs_table(out)
 
 
 def curves(out: str) -> pd.DataFrame:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import sweepnet
+from conftest import runs_table
 from sweepnet import engine, plan, query, results, spec
 
 SPEC = """
@@ -29,20 +30,10 @@ eval_every = 20
 """
 N_NETS = 24
 TINY_MEMORY = 1024  # one network per device per call, in the shards and in the reference
-PROVENANCE = [
-    "part",
-    "bucket",
-    "bucket_width",
-    "n_devices",
-    "backend",
-    "jax_version",
-    "sweepnet_version",
-]
 
 
 def table(out: str) -> pd.DataFrame:
-    df = sweepnet.load(out)
-    return df.drop(columns=[c for c in PROVENANCE if c in df]).set_index("run_id").sort_index()
+    return runs_table(out)
 
 
 @pytest.mark.parametrize("count", [2, 3, 5])
