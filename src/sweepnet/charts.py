@@ -209,6 +209,19 @@ def phase_table(
     return agg
 
 
+
+def _facet(chart, column: str | None, row: str | None, row_title: str | None,
+           column_type: str = "N"):
+    """``chart`` faceted by ``column`` (columns) and ``row`` (rows); unchanged if neither."""
+    facet = {}
+    if column:
+        facet["column"] = alt.Column(f"{column}:{column_type}", title=column)
+    if row:
+        facet["row"] = alt.Row(
+            f"{row}:N", title=row_title, header=alt.Header(labelAngle=0, labelAlign="left")
+        )
+    return chart.facet(**facet) if facet else chart
+
 def phase(
     df: pd.DataFrame,
     x: str = "width",
@@ -395,17 +408,7 @@ def curves(
             y=alt.Y("median:Q", title=titles.get(m, m)), tooltip=tips
         )
         chart = (band + line).properties(width=170, height=120)
-        facet = {}
-        if f["column"]:
-            facet["column"] = alt.Column(f"{f['column']}:O", title=f["column"])
-        if f["row"]:
-            facet["row"] = alt.Row(
-                f"{f['row']}:N",
-                title=f["row_title"],
-                header=alt.Header(labelAngle=0, labelAlign="left"),
-            )
-        if facet:
-            chart = chart.facet(**facet)
+        chart = _facet(chart, f["column"], f["row"], f["row_title"], column_type="O")
         panels.append(chart.properties(title=titles.get(m, m)))
     row_f = _field(runs, row, "--row")
     pooled = _pooled(runs, (f["color"], f["column"], row_f)) if row_f else ""
@@ -519,17 +522,7 @@ def minwidth(
         tooltip=tips,
     )
     chart = (line + points).properties(width=220, height=180)
-    facet = {}
-    if f["column"]:
-        facet["column"] = alt.Column(f"{f['column']}:N", title=f["column"])
-    if f["row"]:
-        facet["row"] = alt.Row(
-            f"{f['row']}:N",
-            title=f["row_title"],
-            header=alt.Header(labelAngle=0, labelAlign="left"),
-        )
-    if facet:
-        chart = chart.facet(**facet)
+    chart = _facet(chart, f["column"], f["row"], f["row_title"])
     return chart.properties(
         title=alt.Title(
             "Minimal width that separates",
@@ -627,15 +620,7 @@ def boundary(
         .encode(x="u:Q", y="v:Q", text="caption:N")
     )
     chart = alt.layer(rect, dots, caption).properties(width=panel, height=panel)
-    facet = {}
-    if column:
-        facet["column"] = alt.Column(f"{column}:O", title=column)
-    if row:
-        facet["row"] = alt.Row(
-            f"{row}:N", title=row_title, header=alt.Header(labelAngle=0, labelAlign="left")
-        )
-    if facet:
-        chart = chart.facet(**facet)
+    chart = _facet(chart, column, row, row_title, column_type="O")
     return chart
 
 
