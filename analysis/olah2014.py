@@ -3,6 +3,7 @@
     python analysis/olah2014.py                # run (resume) every sweep, then report
     python analysis/olah2014.py --no-run       # report from whatever results exist
     python analysis/olah2014.py --full         # olah-disk at its full grid (about an hour here)
+    python analysis/olah2014.py --results DIR --out DIR   # other results root / report folder
 
 Writes analysis/out/olah2014.md and .html, with PNG figures in analysis/out/fig/
 Without --full, olah-disk runs a reduced grid (``DISK_SESSION``) into results/olah-disk-session/.
@@ -995,11 +996,20 @@ def main(argv=None) -> int:
     ap.add_argument("--no-run", action="store_true", help="only read existing results")
     ap.add_argument("--full", action="store_true", help="olah-disk at its full grid")
     ap.add_argument("--only", nargs="*", help="run only these sweeps")
+    ap.add_argument("--results", default=RESULTS, help="results root (default results/)")
+    ap.add_argument("--out", default=OUT, help="report folder (default analysis/out/)")
     args = ap.parse_args(argv)
+    set_results_root(args.results)
     if not args.no_run:
         run_all(args.full, args.only)
-    print(report(args.full))
+    print(report(args.full, args.out))
     return 0
+
+
+def set_results_root(path: str) -> None:
+    """Read and write sweep results under ``path`` (``results_dir`` looks it up per call)."""
+    global RESULTS
+    RESULTS = path
 
 
 if __name__ == "__main__":
