@@ -86,6 +86,15 @@ _METRIC_TITLES = {
 # ----------------------------------------------------------------------------- helpers
 
 
+
+def boundary_fill(binary: bool):
+    """``(color, opacity)`` encodings of decision-boundary cells: p(class 1) for a binary
+    network, else the predicted class ``cls`` shaded by its confidence ``conf``."""
+    if binary:
+        return prob_color(), alt.value(1.0)
+    color = alt.Color("cls:N", title="predicted class", scale=alt.Scale(range=CLASS_COLORS))
+    return color, alt.Opacity("conf:Q", title="confidence", scale=alt.Scale(range=[0.15, 0.6]))
+
 def _values(df: pd.DataFrame) -> dict[str, Any]:
     """An aggregated table as inline JSON values (NaN and <NA> become null).
 
@@ -221,6 +230,7 @@ def _facet(chart, column: str | None, row: str | None, row_title: str | None,
             f"{row}:N", title=row_title, header=alt.Header(labelAngle=0, labelAlign="left")
         )
     return chart.facet(**facet) if facet else chart
+
 
 def phase(
     df: pd.DataFrame,
@@ -588,11 +598,7 @@ def boundary(
     base = alt.Chart(_values(pd.concat(tables, ignore_index=True)))
     xs = alt.Scale(domain=[x_lo, float(cells["x1"].max())], nice=False)
     ys = alt.Scale(domain=[float(cells["y0"].min()), y_hi], nice=False)
-    if n_classes == 2:
-        fill, opacity = prob_color(), alt.value(1.0)
-    else:
-        fill = alt.Color("cls:N", title="predicted class", scale=alt.Scale(range=CLASS_COLORS))
-        opacity = alt.Opacity("conf:Q", title="confidence", scale=alt.Scale(range=[0.15, 0.6]))
+    fill, opacity = boundary_fill(n_classes == 2)
     rect = (
         base.transform_filter("datum._layer == 'cells'")
         .mark_rect(clip=True)

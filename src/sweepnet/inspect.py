@@ -38,7 +38,7 @@ from sweepnet.charts import (
     _label,
     _values,
     boundary,
-    prob_color,
+    boundary_fill,
     representatives,
     swept_axes,
 )
@@ -349,12 +349,10 @@ def _boundary_panel(
     y_scale = alt.Scale(domain=[-1, 1], nice=False) if dim == 1 else scale
     x_title = "x0" if dim < 3 else "x0 (slice x2.. = 0)"
     y_title = "(jitter)" if dim == 1 else "x1"
+    color, opacity = boundary_fill("p" in cells)
     if "p" in cells:
-        color, opacity = prob_color(), alt.value(1.0)
         tip = [alt.Tooltip("p:Q", title="p(class 1)", format=".3f")]
     else:
-        color = alt.Color("cls:N", title="predicted class", scale=alt.Scale(range=CLASS_COLORS))
-        opacity = alt.Opacity("conf:Q", title="confidence", scale=alt.Scale(range=[0.15, 0.6]))
         tip = [alt.Tooltip("cls:N", title="class"), alt.Tooltip("conf:Q", format=".3f")]
     rect = (
         alt.Chart(_values(cells))
