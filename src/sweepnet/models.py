@@ -60,6 +60,31 @@ def masked_normal(key, shape, rows, cols, scale):
     return jnp.where(live, z * std, 0.0).astype(jnp.float32)
 
 
+@jax.custom_vjp
+def linear(w, h):
+    """``w (out, in) @ h (in, points) -> (out, points)``.
+
+    A custom VJP fixes the layout of the backward products: ``dw = g @ h^T`` and
+    ``dh = w^T @ g``, both points-last. Left to autodiff, the input gradient came out as a
+    points-first dot followed by a transpose, which ran 10x slower under ``vmap`` on CPU and
+    made the separation certificate a third of a 1000-step run. (Unrolling small products into
+    multiply-adds, so XLA fuses them with the activation, was slower in the whole step.)
+    """
+    return w @ h
+
+
+def _linear_fwd(w, h):
+    return w @ h, (w, h)
+
+
+def _linear_bwd(res, g):
+    w, h = res
+    return g @ h.T, w.T @ g
+
+
+linear.defvjp(_linear_fwd, _linear_bwd)
+
+
 class Dense(nn.Module):
     """``(in, points) -> (features, points)``: ``W @ h + b``, ``W`` of shape ``(features, in)``."""
 
@@ -69,7 +94,7 @@ class Dense(nn.Module):
     def __call__(self, h, rows, cols, scale):
         kernel = self.param("kernel", masked_normal, (self.features, h.shape[0]), rows, cols, scale)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        return kernel @ h + bias[:, None]
+        return linear(kernel, h) + bias[:, None]
 
 
 class MLP(nn.Module):
