@@ -5,6 +5,10 @@ JAX device (``--xla_force_host_platform_device_count``) and shards the network a
 That flag is read once, when JAX initialises its CPU backend, which is why
 ``configure_host_devices`` runs when ``sweepnet`` is imported. Set ``SWEEPNET_HOST_DEVICES``
 to choose the count (``1`` turns it off); an explicit flag in ``XLA_FLAGS`` always wins.
+
+On a CPU with AVX-512, XLA is also asked for 512-bit vectors
+(``--xla_cpu_prefer_vector_width=512``; its default is 256): a (3, 2) training step ran 5-8%
+faster.
 """
 
 from __future__ import annotations
@@ -13,17 +17,29 @@ import os
 import sys
 
 _FLAG = "--xla_force_host_platform_device_count"
+_VECTOR = "--xla_cpu_prefer_vector_width"
 
 
 def configure_host_devices() -> None:
     if "jax" in sys.modules and _jax_backends_started():
         return
     flags = os.environ.get("XLA_FLAGS", "")
-    if _FLAG in flags:
-        return
-    n = os.environ.get("SWEEPNET_HOST_DEVICES") or str(len(os.sched_getaffinity(0)))
-    if int(n) > 1:
-        os.environ["XLA_FLAGS"] = f"{flags} {_FLAG}={int(n)}".strip()
+    if _VECTOR not in flags and _has_avx512():
+        flags = f"{flags} {_VECTOR}=512".strip()
+    if _FLAG not in flags:
+        n = os.environ.get("SWEEPNET_HOST_DEVICES") or str(len(os.sched_getaffinity(0)))
+        if int(n) > 1:
+            flags = f"{flags} {_FLAG}={int(n)}".strip()
+    if flags:
+        os.environ["XLA_FLAGS"] = flags
+
+
+def _has_avx512() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " avx512f" in line for line in f)
+    except OSError:  # not Linux: leave XLA's default
+        return False
 
 
 def _jax_backends_started() -> bool:
