@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--shapes", help="comma-separated WIDTHxDEPTH, e.g. 3x2,16x4")
     p.add_argument("--sizes", help="comma-separated network counts")
-    p.add_argument("--steps", type=int, help="training steps per network (default 200)")
+    p.add_argument("--steps", type=int, help="training steps per network (default 1000)")
     p.add_argument("--out", default=OUT)
     a = p.parse_args(argv)
     shapes = [tuple(int(v) for v in s.split("x")) for s in a.shapes.split(",")] if a.shapes \

@@ -46,3 +46,11 @@ def test_workload_arithmetic_counts_matmuls_and_tanh():
     assert bigger["flops"] > 10 * ops["flops"]
     t = bench.min_seconds(ops, {"matmul_flops_per_s": 1e9, "tanh_per_s": 1e8})
     assert t == pytest.approx(ops["flops"] / 1e9 + ops["tanh"] / 1e8)
+
+
+def test_baseline_worker_runs_plain_jax_and_keeps_the_best_run():
+    # the full bench's baselines run in a fresh process with JAX's own CPU setup
+    r = bench.baseline_subprocess("loop", 3, 2, steps=5, nets=1, n_test=256, repeats=2)
+    assert _positive(r["net_steps_per_s"]) and r["compile_s"] >= 0
+    env = bench._worker({"env": True}, plain=True)
+    assert env["devices"] == 1 and "--xla_cpu_prefer_vector_width=256" in env["xla_flags"]

@@ -30,17 +30,19 @@ import tempfile
 import time
 
 SHAPES = ((3, 2), (8, 4), (16, 4))
-SIZES = (256, 1024, 4096, 16384, 65536)
+SIZES = (256, 1024, 4096, 16384, 65536)  # for the first shape
+WIDE_SIZES = (256, 1024, 4096)  # for the others (a (16, 4) net-step costs 15x a (3, 2) one)
 BATCH = 512  # full batch: n_train
 N_TEST = 8192  # the spec default probe
-STEPS = 200
+STEPS = 1000  # sweeps train 600-3000 steps; a network's one-off costs weigh less the longer
 EVAL_EVERY = 100
 LOOP_NETS, SCAN_NETS = 2, 8  # the baselines' slice of the work
 REF_N = 16384  # network count at which end-to-end ratios are reported
 
 QUICK = {"shapes": ((3, 2),), "sizes": (64,), "steps": 20, "eval_every": 10,
          "n_test": 1024, "loop_nets": 1, "scan_nets": 2, "ref_n": 64, "devices_n": 64}
-FULL = {"shapes": SHAPES, "sizes": SIZES, "steps": STEPS, "eval_every": EVAL_EVERY,
+FULL = {"shapes": SHAPES, "sizes": SIZES, "wide_sizes": WIDE_SIZES, "steps": STEPS,
+        "eval_every": EVAL_EVERY,
         "n_test": N_TEST, "loop_nets": LOOP_NETS, "scan_nets": SCAN_NETS, "ref_n": REF_N,
         "devices_n": 4096}
 
@@ -157,21 +159,49 @@ def engine_run(width: int, depth: int, n: int, steps: int, eval_every: int, n_te
             "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def engine_subprocess(width: int, depth: int, n: int, steps: int, eval_every: int, n_test: int,
-                      devices: int | None = None) -> dict:
-    """:func:`engine_run` in a fresh Python (cold compile, own peak memory, own device count)."""
+def _worker(job: dict, devices: int | None = None, plain: bool = False) -> dict:
+    """Run ``job`` (see the ``__main__`` block) in a fresh Python; returns its JSON answer.
+
+    ``devices``: the host device count there. ``plain``: JAX's own CPU setup, as a user's script
+    has it (one device, XLA's default vector width), for the baselines.
+    """
     env = dict(os.environ)
     # the device count is fixed when jax starts: drop any inherited flag, let sweepnet set it
-    env["XLA_FLAGS"] = re.sub(r"--xla_force_host_platform_device_count=\S+", "",
-                              env.get("XLA_FLAGS", "")).strip()
+    flags = re.sub(r"--xla_force_host_platform_device_count=\S+", "", env.get("XLA_FLAGS", ""))
+    if plain:
+        flags = re.sub(r"--xla_cpu_prefer_vector_width=\S+", "", flags)
+        flags += " --xla_cpu_prefer_vector_width=256"  # XLA's default; sweepnet leaves it
+        devices = 1
+    env["XLA_FLAGS"] = flags.strip()
     if devices is not None:
         env["SWEEPNET_HOST_DEVICES"] = str(devices)
-    args = json.dumps([width, depth, n, steps, eval_every, n_test])
-    proc = subprocess.run([sys.executable, "-m", "sweepnet.bench", args], env=env,
+    proc = subprocess.run([sys.executable, "-m", "sweepnet.bench", json.dumps(job)], env=env,
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"bench worker failed: {proc.stderr.strip()[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def engine_subprocess(width: int, depth: int, n: int, steps: int, eval_every: int, n_test: int,
+                      devices: int | None = None) -> dict:
+    """:func:`engine_run` in a fresh Python (cold compile, own peak memory, own device count)."""
+    return _worker({"engine": [width, depth, n, steps, eval_every, n_test]}, devices)
+
+
+def baseline_subprocess(kind: str, width: int, depth: int, steps: int, nets: int, n_test: int,
+                        repeats: int = 3) -> dict:
+    """A baseline (``"loop"`` or ``"scan"``) in a fresh, plain JAX process: the best rate of
+    ``repeats`` runs (noise only ever slows a run down, so the best is the fair figure) and the
+    first run's compile seconds."""
+    return _worker({"baseline": [kind, width, depth, steps, nets, n_test, repeats]}, plain=True)
+
+
+def _best_of(kind: str, width: int, depth: int, steps: int, nets: int, n_test: int,
+             repeats: int) -> dict:
+    fn = {"loop": baseline_loop, "scan": baseline_scan}[kind]
+    runs = [fn(width, depth, steps, nets, n_test) for _ in range(repeats)]
+    return {"net_steps_per_s": max(r["net_steps_per_s"] for r in runs),
+            "compile_s": runs[0]["compile_s"]}
 
 
 # --------------------------------------------------------------------------- baselines
@@ -364,7 +394,7 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
 
     cfg = dict(QUICK if quick else FULL)
     shapes = tuple(tuple(s) for s in (shapes or cfg["shapes"]))
-    sizes = tuple(sizes or cfg["sizes"])
+    given = tuple(sizes) if sizes else None
     steps, every, n_test = steps or cfg["steps"], cfg["eval_every"], cfg["n_test"]
     say = progress or (lambda _: None)
     load = os.getloadavg()[0]
@@ -372,11 +402,16 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
     say(f"bound: {bound['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s matmul, "
         f"{bound['tanh_per_s'] / 1e9:.2f} Gtanh/s over {bound['devices']} devices")
     workloads = []
-    for width, depth in shapes:
+    for k, (width, depth) in enumerate(shapes):
+        sizes = given or (cfg["sizes"] if k == 0 else cfg.get("wide_sizes", cfg["sizes"]))
         ops = workload_ops(width, depth, steps, every, n_test)
         per_net_min = min_seconds(ops, bound)
-        loop = baseline_loop(width, depth, steps, cfg["loop_nets"], n_test)
-        scan = baseline_scan(width, depth, steps, cfg["scan_nets"], n_test)
+        # quick mode measures in this process; the full bench in fresh, plain JAX processes
+        # (measured here, after the bound's sharded programs, the loop ran up to 2x slower)
+        loop, scan = (
+            _best_of(k, width, depth, steps, cfg[f"{k}_nets"], n_test, 1) if quick
+            else baseline_subprocess(k, width, depth, steps, cfg[f"{k}_nets"], n_test)
+            for k in ("loop", "scan"))
         say(f"w{width} d{depth}: loop {loop['net_steps_per_s']:.0f}, scan "
             f"{scan['net_steps_per_s']:.0f} net-steps/s")
         rows = []
@@ -464,5 +499,16 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # worker: python -m sweepnet.bench '[w, d, n, steps, every, n_test]'
-    print(json.dumps(engine_run(*json.loads(sys.argv[1]))))
+if __name__ == "__main__":
+    # worker: python -m sweepnet.bench '{"engine": [w, d, n, steps, every, n_test]}'
+    #                               or '{"baseline": [kind, w, d, steps, nets, n_test, repeats]}'
+    _job = json.loads(sys.argv[1])
+    if "engine" in _job:
+        print(json.dumps(engine_run(*_job["engine"])))
+    elif "env" in _job:  # what a worker sees (tests)
+        import jax
+
+        print(json.dumps({"devices": len(jax.local_devices()),
+                          "xla_flags": os.environ.get("XLA_FLAGS", "")}))
+    else:
+        print(json.dumps(_best_of(*_job["baseline"])))
