@@ -86,14 +86,20 @@ linear.defvjp(_linear_fwd, _linear_bwd)
 
 
 class Dense(nn.Module):
-    """``(in, points) -> (features, points)``: ``W @ h + b``, ``W`` of shape ``(features, in)``."""
+    """``(in, points) -> (features, points)``: ``W @ h + b``, ``W`` of shape ``(features, in)``.
+
+    ``in_mask (in,)``, if given, multiplies the kernel's columns: inputs past a network's real
+    width then add nothing to the output and their columns receive zero gradient.
+    """
 
     features: int
 
     @nn.compact
-    def __call__(self, h, rows, cols, scale):
+    def __call__(self, h, rows, cols, scale, in_mask=None):
         kernel = self.param("kernel", masked_normal, (self.features, h.shape[0]), rows, cols, scale)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        if in_mask is not None:
+            kernel = kernel * in_mask[None, :]
         return linear(kernel, h) + bias[:, None]
 
 
@@ -102,6 +108,12 @@ class MLP(nn.Module):
 
     ``__call__(x, width, init_scale)``: ``x (in_dim, points)`` → logits ``(n_out, points)``;
     ``width`` is the real width (int, may be traced).
+
+    The width mask multiplies the *columns of the next layer's kernel* (``(width, width)``
+    floats a layer), not the activations (``(width, points)``): a padded unit's activation
+    ``act(0)`` then reaches nothing, and the kernel's padded columns, and through them the
+    padded unit itself, get exactly zero gradient. That saved an elementwise pass over the
+    activations per layer, forward and backward.
     """
 
     width: int
@@ -112,13 +124,13 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x, width, init_scale, return_hidden: bool = False):
         act = ACTIVATIONS[self.activation]
-        mask = (jnp.arange(self.width) < width).astype(x.dtype)[:, None]
-        h, fan_in, hidden = x, x.shape[0], []
+        mask = (jnp.arange(self.width) < width).astype(x.dtype)
+        h, fan_in, in_mask, hidden = x, x.shape[0], None, []
         for i in range(self.depth):
-            h = act(Dense(self.width, name=f"hidden_{i}")(h, width, fan_in, init_scale)) * mask
-            hidden.append(h)
-            fan_in = width
-        out = Dense(self.n_out, name="out")(h, self.n_out, fan_in, init_scale)
+            h = act(Dense(self.width, name=f"hidden_{i}")(h, width, fan_in, init_scale, in_mask))
+            hidden.append(h * mask[:, None])  # padded units read 0 (only computed if returned)
+            fan_in, in_mask = width, mask
+        out = Dense(self.n_out, name="out")(h, self.n_out, fan_in, init_scale, in_mask)
         return (out, hidden) if return_hidden else out
 
 
