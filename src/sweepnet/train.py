@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
+from jax.flatten_util import ravel_pytree
 
 from sweepnet import separation
 from sweepnet.models import build
@@ -162,8 +163,12 @@ def make_train(static: Static):
 
     def train(key, hyper: Hyper, data: Data) -> Output:
         k_init, k_batch = jax.random.split(key)
-        apply = lambda p, x: model.apply(p, x, hyper.width, hyper.init_scale)
-        params = model.init(k_init, data.x_train[:, :1], hyper.width, hyper.init_scale)
+        tree = model.init(k_init, data.x_train[:, :1], hyper.width, hyper.init_scale)
+        # training carries the parameters as one flat vector: the optimizer's update is then a
+        # few fused kernels instead of a few per parameter array (every optimizer offered is
+        # elementwise, so the arithmetic is the same)
+        params, unravel = ravel_pytree(tree)
+        apply = lambda p, x: model.apply(unravel(p), x, hyper.width, hyper.init_scale)
         tx = OPTIMIZERS[static.optimizer](hyper.learning_rate)
 
         def batch_loss(p, t):
@@ -213,7 +218,7 @@ def make_train(static: Static):
         diverged = carry[2] | ~jnp.isfinite(loss[-1])
         sep = separation.metrics(lambda x: apply(carry[0], x), data.probe, data.x_test,
                                  data.y_test)
-        return Output(carry[0], loss[-1], train_acc[-1], test_acc[-1],
+        return Output(unravel(carry[0]), loss[-1], train_acc[-1], test_acc[-1],
                       steps_to_fit.astype(jnp.int32), diverged, loss, train_acc, test_acc,
                       sep["margin"], sep["worst_margin"], sep["certified"], sep["max_grad"])
 
