@@ -53,7 +53,19 @@ def test_chunks_shard_evenly_with_little_padding(n_devices, n_runs):
     assert share % k == 0 and share // k <= sub  # k equal sub-batches per device
     calls = -(-n_runs // chunk)
     waste = calls * chunk - n_runs
-    assert waste < n_devices * k + chunk * (calls > 1), (chunk, waste)
+    # calls of equal size: each wastes less than a lane per sub-batch and device (a short last
+    # call padded to a whole chunk would waste up to a chunk)
+    assert waste < calls * (n_devices * (k + 1) + 1), (chunk, calls, waste)
+
+
+def test_a_group_is_cut_into_calls_of_equal_size():
+    s = spec.loads(SPEC)
+    static = plan._static(plan.expand(s)[0].config, 8)
+    runs = [plan.Run(i, f"{i:016x}", plan.expand(s)[0].config) for i in range(4096)]
+    budget = 2040 * plan.bytes_per_network(static)  # room for 2,040 networks a call
+    chunk = plan.chunk_size(static, runs, 2, budget)
+    assert chunk * plan.bytes_per_network(static) <= budget
+    assert -(-4096 // chunk) == 3 and 3 * chunk - 4096 < 2 * (plan.sub_batch(static) + 2) * 3
 
 
 def test_chunk_respects_max_memory():
