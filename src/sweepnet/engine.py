@@ -26,13 +26,13 @@ from jax.sharding import PartitionSpec as P
 
 from sweepnet import data as data_lib
 from sweepnet import plan as plan_lib
-from sweepnet import results
+from sweepnet import programs, results
 from sweepnet.errors import SweepnetError
 from sweepnet.separation import make_probe
 from sweepnet.spec import Spec
 from sweepnet.train import Data, Hyper, Static, make_data, make_train
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 def enable_compilation_cache(path: str | None = None) -> str:
@@ -153,17 +153,19 @@ class Summary:
     skipped: int  # already finished before this call (resume)
     trained: int
     buckets: int
-    compiles: int
-    compile_s: float
+    compiles: int  # bucket programs built, ``loaded`` of them from the program cache
+    compile_s: float  # seconds spent tracing, lowering, compiling or loading programs
     wall_s: float
     retries: int = 0  # chunks halved after RESOURCE_EXHAUSTED
+    loaded: int = 0
 
     def __str__(self):
         rate = self.trained / max(self.wall_s, 1e-9)
+        cached = f", {self.loaded} from cache" if self.loaded else ""
         return (
             f"trained {self.trained} networks ({self.skipped} already done, {self.total} "
             f"in grid) in {self.wall_s:.1f} s: {self.buckets} buckets, {self.compiles} "
-            f"compiles ({self.compile_s:.1f} s), {rate:.0f} networks/s"
+            f"compiles ({self.compile_s:.1f} s{cached}), {rate:.0f} networks/s"
         )
 
 
@@ -298,7 +300,7 @@ def run_sweep(
         )
 
     bar = _progress(pending, progress)
-    stats = {"compiles": 0, "compile_s": 0.0, "retries": 0}
+    stats = {"compiles": 0, "loaded": 0, "compile_s": 0.0, "retries": 0, "cache": cache}
     buckets = {}
     for bucket, runs, chunk in todo:
         tb = time.perf_counter()
@@ -327,6 +329,7 @@ def run_sweep(
         compile_s=stats["compile_s"],
         wall_s=time.perf_counter() - t0,
         retries=stats["retries"],
+        loaded=stats["loaded"],
     )
 
 
@@ -402,8 +405,10 @@ def _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar, sta
                     seeds, hyper = jax.device_put(chunk_inputs(part, chunk), nets)
                     if compiled is None:
                         tc = time.perf_counter()
-                        compiled = fn.lower(seeds, hyper, data).compile()
+                        compiled, loaded = programs.compile_program(
+                            fn, bucket.static, (seeds, hyper, data), cache=stats["cache"])
                         stats["compiles"] += 1
+                        stats["loaded"] += loaded
                         stats["compile_s"] += time.perf_counter() - tc
                     result = _call(compiled, seeds, hyper, data)  # async dispatch
                     if inflight is not None:
