@@ -1,7 +1,10 @@
 """Run the full `sweepnet bench` and write analysis/out/bench.json and analysis/out/bench.md.
 
 Usage: python analysis/bench.py [--quick] [--shapes 3x2,16x4] [--sizes 1024,65536] [--steps 1000]
+                                [--rerun sweeps/olah.toml]
 (the full bench takes tens of minutes on a 2-core CPU; its progress goes to stderr).
+``--rerun SPEC`` also trains SPEC cold (empty caches) and then again warm, and reports the wall
+times, compile counts and the warm run's share of the cold compile time (olah: ~10 minutes).
 """
 
 from __future__ import annotations
@@ -22,14 +25,26 @@ def main(argv=None) -> int:
     p.add_argument("--shapes", help="comma-separated WIDTHxDEPTH, e.g. 3x2,16x4")
     p.add_argument("--sizes", help="comma-separated network counts")
     p.add_argument("--steps", type=int, help="training steps per network (default 1000)")
+    p.add_argument("--rerun", metavar="SPEC", help="also time a cold run and a warm re-run")
+    p.add_argument("--no-bench", action="store_true", help="only the --rerun measurement")
     p.add_argument("--out", default=OUT)
     a = p.parse_args(argv)
     shapes = [tuple(int(v) for v in s.split("x")) for s in a.shapes.split(",")] if a.shapes \
         else None
     sizes = [int(n) for n in a.sizes.split(",")] if a.sizes else None
+    os.makedirs(a.out, exist_ok=True)
+    if a.rerun:
+        again = bench.rerun(a.rerun)
+        with open(os.path.join(a.out, "rerun.json"), "w") as f:
+            json.dump(again, f, indent=1)
+        with open(os.path.join(a.out, "rerun.md"), "w") as f:
+            f.write("# sweepnet: cold run and warm re-run\n\n```\n" + bench.format_rerun(again)
+                    + "\n```\n")
+        print(bench.format_rerun(again))
+    if a.no_bench:
+        return 0
     result = bench.run(quick=a.quick, shapes=shapes, sizes=sizes, steps=a.steps,
                        progress=lambda line: print(line, file=sys.stderr, flush=True))
-    os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "bench.json"), "w") as f:
         json.dump(result, f, indent=1)
     with open(os.path.join(a.out, "bench.md"), "w") as f:

@@ -54,3 +54,18 @@ def test_baseline_worker_runs_plain_jax_and_keeps_the_best_run():
     assert _positive(r["net_steps_per_s"]) and r["compile_s"] >= 0
     env = bench._worker({"env": True}, plain=True)
     assert env["devices"] == 1 and "--xla_cpu_prefer_vector_width=256" in env["xla_flags"]
+
+
+@pytest.mark.slow
+def test_rerun_is_cold_then_loads_every_program(tmp_path):
+    from conftest import TINY_SPEC
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_SPEC)
+    r = bench.rerun(str(path))
+    cold, warm = r["cold"], r["warm"]
+    assert cold["networks"] == warm["networks"] == 8
+    assert cold["compiles"] == warm["compiles"] == 2 and cold["loaded"] == 0
+    assert warm["loaded"] == 2 and warm["compile_s"] < cold["compile_s"]
+    assert r["warm_compile_share"] == pytest.approx(warm["compile_s"] / cold["compile_s"])
+    assert "loaded from the program cache" in bench.format_rerun(r)

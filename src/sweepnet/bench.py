@@ -159,13 +159,14 @@ def engine_run(width: int, depth: int, n: int, steps: int, eval_every: int, n_te
             "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _worker(job: dict, devices: int | None = None, plain: bool = False) -> dict:
+def _worker(job: dict, devices: int | None = None, plain: bool = False,
+            env: dict | None = None) -> dict:
     """Run ``job`` (see the ``__main__`` block) in a fresh Python; returns its JSON answer.
 
     ``devices``: the host device count there. ``plain``: JAX's own CPU setup, as a user's script
-    has it (one device, XLA's default vector width), for the baselines.
+    has it (one device, XLA's default vector width), for the baselines. ``env``: more variables.
     """
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     # the device count is fixed when jax starts: drop any inherited flag, let sweepnet set it
     flags = re.sub(r"--xla_force_host_platform_device_count=\S+", "", env.get("XLA_FLAGS", ""))
     if plain:
@@ -186,6 +187,32 @@ def engine_subprocess(width: int, depth: int, n: int, steps: int, eval_every: in
                       devices: int | None = None) -> dict:
     """:func:`engine_run` in a fresh Python (cold compile, own peak memory, own device count)."""
     return _worker({"engine": [width, depth, n, steps, eval_every, n_test]}, devices)
+
+
+def rerun(spec_path: str) -> dict:
+    """Train ``spec_path`` twice, each time in a fresh process with the same, initially empty
+    cache folder (``SWEEPNET_CACHE``) and a new results folder: a cold run, then a warm re-run.
+
+    Returns ``{"cold": ..., "warm": ..., "warm_compile_share"}``; each run gives ``wall_s``,
+    ``compile_s`` (tracing, lowering, compiling or loading programs, data programs included),
+    ``compiles`` and ``loaded`` (programs taken from the program cache).
+    """
+    with tempfile.TemporaryDirectory(prefix="sweepnet-rerun-") as tmp:
+        cache = os.path.join(tmp, "cache")
+        cold, warm = (_worker({"sweep": [spec_path, os.path.join(tmp, name)]},
+                              env={"SWEEPNET_CACHE": cache}) for name in ("cold", "warm"))
+    return {"spec": spec_path, "cold": cold, "warm": warm,
+            "warm_compile_share": warm["compile_s"] / max(cold["compile_s"], 1e-9)}
+
+
+def sweep_run(spec_path: str, out: str) -> dict:
+    """``sweepnet run SPEC --out OUT`` in this process (the :func:`rerun` worker)."""
+    from sweepnet import engine, spec
+
+    summary = engine.run_sweep(spec.load(spec_path), out, fresh=True, progress=False)
+    return {"networks": summary.trained, "wall_s": summary.wall_s,
+            "compile_s": summary.compile_s, "compiles": summary.compiles,
+            "loaded": summary.loaded}
 
 
 def baseline_subprocess(kind: str, width: int, depth: int, steps: int, nets: int, n_test: int,
@@ -462,6 +489,18 @@ def _spread(rates: list[float]) -> float | None:
     return max(rates) / min(rates) - 1 if len(rates) > 1 else None
 
 
+def format_rerun(result: dict) -> str:
+    """A few lines on :func:`rerun`'s result."""
+    c, w = result["cold"], result["warm"]
+    return "\n".join([
+        f"{result['spec']}: {c['networks']} networks",
+        f"  cold run (empty caches): {c['wall_s']:.0f} s wall, {c['compiles']} compiles, "
+        f"{c['compile_s']:.1f} s compiling",
+        f"  warm re-run (new results folder): {w['wall_s']:.0f} s wall, {w['compiles']} programs "
+        f"({w['loaded']} loaded from the program cache), {w['compile_s']:.1f} s compiling = "
+        f"{result['warm_compile_share']:.1%} of the cold compile time"])
+
+
 def format_table(result: dict) -> str:
     """A plain-text table of :func:`run`'s result."""
     b = result["bound"]
@@ -501,10 +540,13 @@ def format_table(result: dict) -> str:
 
 if __name__ == "__main__":
     # worker: python -m sweepnet.bench '{"engine": [w, d, n, steps, every, n_test]}'
+    #                               or '{"sweep": [spec_path, out]}'
     #                               or '{"baseline": [kind, w, d, steps, nets, n_test, repeats]}'
     _job = json.loads(sys.argv[1])
     if "engine" in _job:
         print(json.dumps(engine_run(*_job["engine"])))
+    elif "sweep" in _job:
+        print(json.dumps(sweep_run(*_job["sweep"])))
     elif "env" in _job:  # what a worker sees (tests)
         import jax
 
