@@ -22,7 +22,9 @@ import importlib.metadata
 import json
 import os
 import pickle
+import platform
 import tempfile
+import threading
 
 import jax
 from jax.experimental import serialize_executable
@@ -55,6 +57,17 @@ def _jaxlib_version() -> str:
         return ""
 
 
+@functools.lru_cache(maxsize=1)
+def _host_cpu() -> str:
+    """The host CPU's model and feature flags (a shared cache may serve different machines)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [ln for ln in f if ln.startswith(("model name", "flags"))]
+        return hashlib.sha256("".join(sorted(set(lines))).encode()).hexdigest()[:16]
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+
+
 def program_key(static: Static, args) -> str:
     """Cache key of the bucket program for ``static`` called on ``args`` (placed jax arrays)."""
     from sweepnet.engine import __version__
@@ -68,6 +81,7 @@ def program_key(static: Static, args) -> str:
         "devices": [(d.id, d.platform, d.device_kind) for d in devices],
         "process": [jax.process_index(), jax.process_count()],
         "platform": devices[0].client.platform_version,
+        "host": _host_cpu(),  # a CPU executable uses the instruction set it was compiled for
         "versions": [__version__, jax.__version__, _jaxlib_version()],
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "source": _source_hash(),
@@ -87,8 +101,9 @@ def compile_program(fn, static: Static, args, cache: bool = True) -> tuple[objec
     compiled = _load(path, args)
     if compiled is not None:
         return compiled, True
-    events = []
-    listen = lambda event, *_, **__: events.append(event)
+    events, me = [], threading.get_ident()
+    # listeners are process-wide: keep only the events of this thread's compile
+    listen = lambda event, *_, **__: threading.get_ident() == me and events.append(event)
     jax.monitoring.register_event_listener(listen)
     jax.monitoring.register_event_duration_secs_listener(listen)
     try:
