@@ -384,10 +384,9 @@ def throughput(refresh: bool = False) -> dict[str, float]:
     import jax
 
     from sweepnet import engine
+    from sweepnet.programs import cache_root
 
-    base = os.environ.get("SWEEPNET_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                            "sweepnet")
-    path = os.path.join(base, "throughput.json")
+    path = os.path.join(cache_root(), "throughput.json")
     key = (f"{jax.default_backend()}-{len(jax.local_devices())}-{os.cpu_count()}-"
            f"jax{jax.__version__}-sweepnet{engine.__version__}")
     try:

@@ -2,7 +2,9 @@
 
 The learning rate may be a traced per-network array, so one compiled program trains networks
 with different learning rates side by side. All entries map a zero gradient to a zero update,
-which keeps the padded (masked) units of a bucket frozen at zero.
+which keeps the padded (masked) units of a bucket frozen at zero. All are elementwise, which
+``train`` relies on when it hands them the parameters as one flat vector: an optimizer that
+looks at whole parameter arrays (per-layer norms, as LAMB or LARS) would need the tree.
 """
 
 import optax
