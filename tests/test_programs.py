@@ -92,3 +92,13 @@ def test_a_program_from_xlas_own_cache_is_run_but_not_stored(cache, tmp_path):
     third = _run(str(tmp_path / "c"))  # the same executables, from JAX's in-memory cache
     assert third.loaded == 0 and not glob.glob(os.path.join(cache, "*.pkl"))
     assert runs_table(str(tmp_path / "a")).equals(runs_table(str(tmp_path / "c")))
+
+
+def test_an_unusable_cache_folder_only_costs_the_cache(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setattr(programs, "cache_root", lambda: str(blocker))
+    other = spec.loads(SPEC.replace(f"steps = {STEPS}", f"steps = {STEPS + 1}"))  # new programs
+    first = engine.run_sweep(other, str(tmp_path / "a"), progress=False)
+    assert first.trained == 8 and first.loaded == 0
+    assert engine.run_sweep(other, str(tmp_path / "b"), progress=False).loaded == 0

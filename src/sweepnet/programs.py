@@ -154,8 +154,11 @@ def _store(path: str, compiled) -> None:
         data = pickle.dumps((payload, out_example))
     except Exception:  # this backend or program cannot be serialized: just don't cache it
         return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    except OSError:  # a read-only or unusable cache folder: run without the cache
+        return
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
