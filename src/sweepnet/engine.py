@@ -300,11 +300,12 @@ def run_sweep(
         )
 
     bar = _progress(pending, progress)
-    stats = {"compiles": 0, "loaded": 0, "compile_s": 0.0, "retries": 0, "cache": cache}
+    stats = {"compiles": 0, "loaded": 0, "compile_s": 0.0, "retries": 0}
     buckets = {}
     for bucket, runs, chunk in todo:
         tb = time.perf_counter()
-        chunk = _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar, stats)
+        chunk = _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar, stats,
+                              cache)
         buckets[f"{tag}-b{bucket.index:03d}"] = {
             "static": dataclasses.asdict(bucket.static),
             "networks": len(runs),
@@ -379,7 +380,8 @@ def _call(compiled, seeds, hyper, data):
     return compiled(seeds, hyper, data)
 
 
-def _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar, stats) -> int:
+def _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar, stats,
+                  cache=True) -> int:
     """Train ``runs`` of one bucket in chunks of ``chunk``, writing each chunk as one part.
 
     On RESOURCE_EXHAUSTED (raised at compile, dispatch or fetch) the chunk is halved, down to
@@ -406,7 +408,7 @@ def _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar, sta
                     if compiled is None:
                         tc = time.perf_counter()
                         compiled, loaded = programs.compile_program(
-                            fn, bucket.static, (seeds, hyper, data), cache=stats["cache"])
+                            fn, bucket.static, (seeds, hyper, data), cache=cache)
                         stats["compiles"] += 1
                         stats["loaded"] += loaded
                         stats["compile_s"] += time.perf_counter() - tc
