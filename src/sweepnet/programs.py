@@ -97,7 +97,8 @@ def compile_program(fn, static: Static, args, cache: bool = True) -> tuple[objec
     """
     if not cache:
         return fn.lower(*args).compile(), False
-    path = os.path.join(cache_root(), "programs", f"{program_key(static, args)}.pkl")
+    key = program_key(static, args)
+    path = os.path.join(cache_root(), "programs", f"{key}.pkl")
     compiled = _load(path, args)
     if compiled is not None:
         return compiled, True
@@ -115,7 +116,6 @@ def compile_program(fn, static: Static, args, cache: bool = True) -> tuple[objec
     # ("Function ... not found" when the copy runs): store only what XLA compiled in this
     # process. A compile that emits neither event came from JAX's in-memory cache, and is
     # whatever the first compile of this key was.
-    key = os.path.basename(path)
     if _XLA_CACHE_HIT in events:
         _compiled_here[key] = False
     elif _BACKEND_COMPILE in events:
