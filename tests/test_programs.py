@@ -102,3 +102,14 @@ def test_an_unusable_cache_folder_only_costs_the_cache(tmp_path, monkeypatch):
     first = engine.run_sweep(other, str(tmp_path / "a"), progress=False)
     assert first.trained == 8 and first.loaded == 0
     assert engine.run_sweep(other, str(tmp_path / "b"), progress=False).loaded == 0
+
+
+def test_cpu_buckets_compile_with_the_cpu_options():
+    # the options are real XLA flags (a misspelt one would fail: checked below) and apply to
+    # CPU meshes only, where they were measured
+    assert engine.compiler_options(engine.mesh()) == engine.CPU_COMPILER_OPTIONS
+    for name, value in engine.CPU_COMPILER_OPTIONS.items():
+        jax.jit(lambda x: x + 1, compiler_options={name: value}).lower(np.ones(2)).compile()
+        with pytest.raises(Exception, match=name + "x"):
+            jax.jit(lambda x: x + 1, compiler_options={name + "x": value}).lower(
+                np.ones(2)).compile()

@@ -77,7 +77,19 @@ def bucket_fn(static: Static, m: jax.sharding.Mesh):
     # check_vma off: train() is written for one network and knows nothing of the mesh axis
     fn = jax.shard_map(local, mesh=m, in_specs=(P("nets"), P("nets"), P()), out_specs=P("nets"),
                        check_vma=False)
-    return jax.jit(fn, in_shardings=(nets, nets, repl), out_shardings=nets)
+    return jax.jit(fn, in_shardings=(nets, nets, repl), out_shardings=nets,
+                   compiler_options=compiler_options(m))
+
+
+# LLVM at -O1 instead of XLA's default -O2 on CPU: bucket compiles took 15-25% less time and
+# the trained programs ran as fast (measured at (3, 2), (8, 4) and (16, 4); README)
+CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+
+
+def compiler_options(m: jax.sharding.Mesh) -> dict | None:
+    """XLA options for a bucket's program on the mesh's platform (None: XLA's defaults)."""
+    cpu = all(d.platform == "cpu" for d in m.devices.flat)
+    return dict(CPU_COMPILER_OPTIONS) if cpu else None
 
 
 def run_seed(run_id: str) -> int:
