@@ -32,8 +32,9 @@ def test_quick_bench_prints_well_formed_json(capsys):
         assert r["net_steps_per_s_e2e"] <= r["net_steps_per_s"]
     dv = result["device_scaling"]
     assert dv["many_devices"] == 2 and _positive(dv["one"]) and _positive(dv["many"])
+    assert result["gradient"] in ("fused", "xla")
     text = bench.format_table(result)
-    assert "x loop" in text and "devices" in text
+    assert "x loop" in text and "devices" in text and "training gradient" in text
 
 
 def test_workload_arithmetic_counts_matmuls_and_tanh():

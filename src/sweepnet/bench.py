@@ -185,9 +185,11 @@ def _worker(job: dict, devices: int | None = None, plain: bool = False,
 
 
 def engine_subprocess(width: int, depth: int, n: int, steps: int, eval_every: int, n_test: int,
-                      devices: int | None = None) -> dict:
-    """:func:`engine_run` in a fresh Python (cold compile, own peak memory, own device count)."""
-    return _worker({"engine": [width, depth, n, steps, eval_every, n_test]}, devices)
+                      devices: int | None = None, fused: bool = True) -> dict:
+    """:func:`engine_run` in a fresh Python (cold compile, own peak memory, own device count);
+    ``fused=False``: with XLA's autodiff gradient instead of the fused CPU kernel."""
+    return _worker({"engine": [width, depth, n, steps, eval_every, n_test]}, devices,
+                   env=None if fused else {"SWEEPNET_FUSED": "0"})
 
 
 def rerun(spec_path: str) -> dict:
@@ -425,6 +427,11 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
     steps, every, n_test = steps or cfg["steps"], cfg["eval_every"], cfg["n_test"]
     say = progress or (lambda _: None)
     load = os.getloadavg()[0]
+    from sweepnet import fused
+
+    # built (or found in the cache) before anything is timed: a one-off per machine, as an
+    # install is; each sweep's compile time counts it where it happens
+    kernel = fused.library() if fused.enabled() and jax.default_backend() == "cpu" else None
     bound = machine_bound(0.1 if quick else 0.5)
     say(f"bound: {bound['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s matmul, "
         f"{bound['tanh_per_s'] / 1e9:.2f} Gtanh/s over {bound['devices']} devices")
@@ -461,12 +468,21 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
                          "maxrss_mb": e["maxrss_mb"]})
             say(f"w{width} d{depth} n{n}: {rate:.0f} net-steps/s, compile "
                 f"{e['compile_s']:.1f} s, {rows[-1]['bound_fraction']:.1%} of bound")
+        xla = None
+        if kernel and k == 0 and not quick:  # the same workload with XLA's gradient
+            n = cfg["devices_n"]
+            e = engine_subprocess(width, depth, n, steps, every, n_test, fused=False)
+            fast = next((r for r in rows if r["n"] == n), None)
+            rate = n * steps / max(e["wall_s"] - e["compile_s"], 1e-9)
+            xla = {"n": n, "net_steps_per_s": rate,
+                   "fused_speedup": fast["net_steps_per_s"] / rate if fast else None}
+            say(f"w{width} d{depth} n{n} with XLA's gradient: {rate:.0f} net-steps/s")
         ref = next((r for r in rows if r["n"] == cfg["ref_n"]), rows[-1])
         loop_e2e = loop["compile_s"] + ref["n"] * steps / loop["net_steps_per_s"]
         scan_e2e = scan["compile_s"] + ref["n"] * steps / scan["net_steps_per_s"]
         workloads.append({
             "width": width, "depth": depth, "ops_per_net": ops, "min_s_per_net": per_net_min,
-            "loop": loop, "scan": scan, "sizes": rows, "ref_n": ref["n"],
+            "loop": loop, "scan": scan, "sizes": rows, "ref_n": ref["n"], "xla_gradient": xla,
             "e2e_vs_loop": loop_e2e / ref["wall_s"], "e2e_vs_scan": scan_e2e / ref["wall_s"],
             "spread": _spread([r["net_steps_per_s"] for r in rows if r["n"] >= 1024])})
     dn = cfg["devices_n"]
@@ -485,6 +501,7 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
             "n_test": n_test, "jax": jax.__version__, "backend": jax.default_backend(),
             "devices": len(jax.local_devices()), "cpus": os.cpu_count(),
             "load_before": load, "load_after": os.getloadavg()[0], "bound": bound,
+            "gradient": "fused" if kernel else "xla",
             "workloads": workloads, "device_scaling": devices}
 
 
@@ -517,6 +534,7 @@ def format_table(result: dict) -> str:
         f"{result['load_after']:.1f} after",
         f"machine bound: matmul {b['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s, tanh "
         f"{b['tanh_per_s'] / 1e9:.2f} G/s (all devices, in cache)",
+        f"training gradient: {result.get('gradient', 'xla')}",
         "",
         f"{'w':>3} {'d':>2} {'N':>6} {'net-steps/s':>12} {'e2e':>10} {'compile':>8} "
         f"{'x loop':>7} {'x scan':>7} {'bound':>6} {'peak MB':>8}",
@@ -534,6 +552,11 @@ def format_table(result: dict) -> str:
             f"{wl['scan']['net_steps_per_s']:.4g} net-steps/s; end to end at N={wl['ref_n']} "
             f"(compile included): {wl['e2e_vs_loop']:.1f}x loop, {wl['e2e_vs_scan']:.1f}x scan"
             + (f"; throughput spread N>=1024 {spread:.1%}" if spread is not None else ""))
+        if x := wl.get("xla_gradient"):
+            lines.append(
+                f"{'':>6} with XLA's gradient (SWEEPNET_FUSED=0) at N={x['n']}: "
+                f"{x['net_steps_per_s']:.4g} net-steps/s"
+                + (f"; fused {x['fused_speedup']:.2f}x" if x["fused_speedup"] else ""))
     dv = result["device_scaling"]
     lines.append("")
     lines.append(f"devices (w{dv['width']} d{dv['depth']}, N={dv['n']}): 1 device "

@@ -130,6 +130,12 @@ def cmd_devices(a):
     print(f"backend: {jax.default_backend()}  processes: {jax.process_count()}")
     for d in devices.describe():
         print(f"  device {d['id']}: {d['platform']} ({d['kind']}), process {d['process']}")
+    if jax.default_backend() == "cpu":
+        from sweepnet import fused
+
+        lib = fused.library() if fused.enabled() else None
+        state = lib or ("off (SWEEPNET_FUSED=0)" if not fused.enabled() else "unavailable")
+        print(f"fused CPU gradient: {state}")
 
 
 def parser() -> argparse.ArgumentParser:

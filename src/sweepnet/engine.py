@@ -25,6 +25,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from sweepnet import data as data_lib
+from sweepnet import fused as fused_lib
 from sweepnet import plan as plan_lib
 from sweepnet import programs, results
 from sweepnet.errors import SweepnetError
@@ -60,8 +61,9 @@ def bucket_fn(static: Static, m: jax.sharding.Mesh):
     each device's share trained in sub-batches of ``plan.sub_batch(static)`` networks.
 
     Signature: ``(seeds (N,) uint32, hyper: Hyper of (N,), data: Data) -> Output of (N, ...)``.
+    The step's gradient is the fused CPU kernel's where ``fused.use(static, m)``.
     """
-    train = make_train(static)
+    train = make_train(static, fused=fused_lib.use(static, m))
     per_net = lambda seed, hyper, data: train(jax.random.key(seed), hyper, data)
     nets, repl = NamedSharding(m, P("nets")), NamedSharding(m, P())
     sub = plan_lib.sub_batch(static)
@@ -322,6 +324,7 @@ def run_sweep(
             "static": dataclasses.asdict(bucket.static),
             "networks": len(runs),
             "chunk": chunk,
+            "gradient": "fused" if fused_lib.use(bucket.static, m) else "xla",
             "seconds": round(time.perf_counter() - tb, 3),
         }
         if pid == 0:
@@ -401,7 +404,10 @@ def _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar, sta
     size that worked. At most two chunks' outputs are alive at once (one computing, one being
     written), so memory does not grow with the sweep.
     """
-    fn = bucket_fn(bucket.static, m)
+    tc = time.perf_counter()
+    fn = bucket_fn(bucket.static, m)  # the first fused bucket builds the kernel: a compile too
+    fused = fused_lib.use(bucket.static, m)
+    stats["compile_s"] += time.perf_counter() - tc
     n_dev = m.devices.size
     nets, repl = NamedSharding(m, P("nets")), NamedSharding(m, P())
     written: set[str] = set()
@@ -420,7 +426,8 @@ def _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar, sta
                     if compiled is None:
                         tc = time.perf_counter()
                         compiled, loaded = programs.compile_program(
-                            fn, bucket.static, (seeds, hyper, data), cache=cache)
+                            fn, bucket.static, (seeds, hyper, data), cache=cache,
+                            variant={"fused": fused})
                         stats["compiles"] += 1
                         stats["loaded"] += loaded
                         stats["compile_s"] += time.perf_counter() - tc
@@ -486,7 +493,8 @@ def _progress(total: int, enabled: bool):
 
 
 def train_alone(spec_config: dict, run_id: str, static: Static) -> object:
-    """Train one network on its own, unpadded and unsharded (the reference for invariance tests).
+    """Train one network on its own, unpadded and unsharded (the reference for invariance tests),
+    with the gradient the engine would use on this machine.
 
     ``static`` must have ``width == spec_config['width']``.
     """
@@ -494,7 +502,7 @@ def train_alone(spec_config: dict, run_id: str, static: Static) -> object:
         raise SweepnetError("train_alone: static width must equal the run's width")
     run = plan_lib.Run(0, run_id, spec_config)
     seeds, hyper = chunk_inputs([run], 1)
-    train = make_train(static)
+    train = make_train(static, fused=fused_lib.use(static, mesh(jax.local_devices()[:1])))
     data = load_data(static, run)
     one = lambda s, h: train(jax.random.key(s), h, data)
     return jax.device_get(jax.jit(one)(seeds[0], jax.tree.map(lambda a: jnp.asarray(a[0]), hyper)))

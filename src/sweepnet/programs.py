@@ -40,11 +40,11 @@ def cache_root() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _source_hash() -> str:
-    """Hash of every ``.py`` file of the installed sweepnet package."""
+    """Hash of every source file (``.py``, ``.cc``) of the installed sweepnet package."""
     here = os.path.dirname(os.path.abspath(__file__))
     h = hashlib.sha256()
     for name in sorted(os.listdir(here)):
-        if name.endswith(".py"):
+        if name.endswith((".py", ".cc")):
             with open(os.path.join(here, name), "rb") as f:
                 h.update(name.encode() + b"\0" + f.read())
     return h.hexdigest()
@@ -68,8 +68,9 @@ def _host_cpu() -> str:
         return f"{platform.machine()} {platform.processor()}"
 
 
-def program_key(static: Static, args) -> str:
-    """Cache key of the bucket program for ``static`` called on ``args`` (placed jax arrays)."""
+def program_key(static: Static, args, variant: dict | None = None) -> str:
+    """Cache key of the bucket program for ``static`` called on ``args`` (placed jax arrays);
+    ``variant``: anything else that chose how the program was built (e.g. the fused gradient)."""
     from sweepnet.engine import __version__
 
     leaves, tree = jax.tree.flatten(args)
@@ -85,11 +86,13 @@ def program_key(static: Static, args) -> str:
         "versions": [__version__, jax.__version__, _jaxlib_version()],
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "source": _source_hash(),
+        "variant": variant or {},
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def compile_program(fn, static: Static, args, cache: bool = True) -> tuple[object, bool]:
+def compile_program(fn, static: Static, args, cache: bool = True,
+                    variant: dict | None = None) -> tuple[object, bool]:
     """``fn.lower(*args).compile()``, or the same executable loaded from disk.
 
     Returns ``(compiled, loaded)``; ``loaded`` is True when nothing was traced or compiled.
@@ -97,7 +100,7 @@ def compile_program(fn, static: Static, args, cache: bool = True) -> tuple[objec
     """
     if not cache:
         return fn.lower(*args).compile(), False
-    key = program_key(static, args)
+    key = program_key(static, args, variant)
     path = os.path.join(cache_root(), "programs", f"{key}.pkl")
     compiled = _load(path, args)
     if compiled is not None:

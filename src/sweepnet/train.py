@@ -17,6 +17,7 @@ import optax
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
+from sweepnet import fused as fused_lib
 from sweepnet import separation
 from sweepnet.models import build
 from sweepnet.optimizers import OPTIMIZERS
@@ -154,8 +155,15 @@ def _loss_and_acc(logits, y, n_out):
     return loss, correct
 
 
-def make_train(static: Static):
-    """Returns ``train(key, hyper, data) -> Output`` for one network of shape ``static``."""
+def make_train(static: Static, fused: bool = False):
+    """Returns ``train(key, hyper, data) -> Output`` for one network of shape ``static``.
+
+    ``fused``: compute each step's gradient with the native CPU kernel (:mod:`sweepnet.fused`;
+    ``fused.covers(static)`` must hold) instead of XLA's autodiff. Same gradient to float
+    round-off; the optimizer, evaluations and separation metrics are unchanged.
+    """
+    if fused and not fused_lib.covers(static):
+        raise ValueError(f"the fused gradient does not cover {static}")
     model = build(static.arch, static.width, static.depth, static.activation, static.n_out)
     eval_steps = static.eval_steps
     n_blocks = static.steps // static.eval_every
@@ -171,12 +179,17 @@ def make_train(static: Static):
         apply = lambda p, x: model.apply(unravel(p), x, hyper.width, hyper.init_scale)
         tx = OPTIMIZERS[static.optimizer](hyper.learning_rate)
 
-        def batch_loss(p, t):
+        def batch(t):
+            """The points of step ``t``: ``x (in_dim, batch)``, ``y (batch,)``."""
             x, y = data.x_train, data.y_train
             if 0 < static.batch_size < static.n_train:
                 idx = jax.random.permutation(jax.random.fold_in(k_batch, t), static.n_train)
                 idx = idx[: static.batch_size]
                 x, y = x[:, idx], y[idx]
+            return x, y
+
+        def batch_loss(p, t):
+            x, y = batch(t)
             logits = apply(p, x)
             loss, _ = _loss_and_acc(logits, y, static.n_out)
             # the step needs only the gradient: XLA drops the loss value (a log1p and a sum
@@ -184,9 +197,17 @@ def make_train(static: Static):
             # (0 * z is NaN exactly where z is not finite)
             return loss.mean(), jnp.isfinite(jnp.sum(logits * 0.0))
 
+        def fused_grad(p, t):
+            x, y = batch(t)
+            g, finite = fused_lib.grad(unravel(p), x, y, hyper.width, static.depth,
+                                       static.activation)
+            return ravel_pytree(g)[0], finite
+
+        grad_fn = fused_grad if fused else jax.grad(batch_loss, has_aux=True)
+
         def step(carry, t):
             p, opt_state, bad = carry
-            grads, finite = jax.grad(batch_loss, has_aux=True)(p, t)
+            grads, finite = grad_fn(p, t)
             updates, opt_state = tx.update(grads, opt_state, p)
             return (optax.apply_updates(p, updates), opt_state, bad | ~finite), None
 

@@ -1,0 +1,427 @@
+// sweepnet's fused CPU gradient (built and registered by sweepnet/fused.py).
+//
+// For a batch of MLPs with one output logit, the gradient of the mean binary cross-entropy
+// with respect to every kernel and bias, in one pass over the points: 16 points at a time go
+// forward through every layer, through the loss, and back, in registers, and the weight
+// gradients are summed lane by lane. XLA's CPU backend runs the same step as a dozen small
+// kernels a layer (tiny batched dots, reductions), each with its own overhead.
+//
+// Operands: x (..., in, P), y (..., P) float labels, then kernel (..., out, in) and bias
+// (..., out) of each layer. Results: the gradient of each, then finite (...): 1 where every
+// logit was finite. Leading dims are batch dims (from vmap, "expand_dims"); an operand's may be
+// 1 where it is shared. The masks of padded units are applied by the caller (zeros in).
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+#ifndef SWEEPNET_LANES
+#define SWEEPNET_LANES 16
+#endif
+constexpr int L = SWEEPNET_LANES;  // points per block: one AVX-512 register, two AVX2, four NEON
+typedef float vf __attribute__((vector_size(L * 4)));
+typedef int32_t vi __attribute__((vector_size(L * 4)));
+
+inline vf splat(float a) { return vf{} + a; }
+inline vf vmin(vf a, vf b) { return a < b ? a : b; }
+inline vf vmax(vf a, vf b) { return a > b ? a : b; }
+
+// Eigen's / XLA's rational approximation of tanh (float, odd 13/even 6 polynomials)
+inline vf tanh_v(vf a) {
+  vf x = vmax(vmin(a, splat(7.90531110763549805f)), splat(-7.90531110763549805f));
+  vf x2 = x * x;
+  vf p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+  p = p * x2 + -8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  p = x * p;
+  vf q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  vf ax = vmax(a, -a);
+  return ax < splat(0.0004f) ? a : p / q;
+}
+
+// exp(a) for a <= 0 (Cephes polynomial, 2^n by exponent bits); used as exp(-|z|)
+inline vf exp_neg(vf a) {
+  vf x = vmax(a, splat(-87.3f));
+  vf fx = x * 1.44269504088896341f + 0.5f;
+  vi n = __builtin_convertvector(fx, vi);
+  vf fn = __builtin_convertvector(n, vf);
+  fn = fx < fn ? fn - 1.0f : fn;  // floor
+  n = __builtin_convertvector(fn, vi);
+  x = x - fn * 0.693359375f;
+  x = x - fn * -2.12194440e-4f;
+  vf z = x * x;
+  vf y = x * 1.9875691500E-4f + 1.3981999507E-3f;
+  y = y * x + 8.3334519073E-3f;
+  y = y * x + 4.1665795894E-2f;
+  y = y * x + 1.6666665459E-1f;
+  y = y * x + 5.0000001201E-1f;
+  y = y * z + x + 1.0f;
+  vi bits = (n + 127) << 23;
+  return y * (vf)bits;
+}
+
+// log(1 + u) for u in [0, 1] (Cephes logf on 1 + u, corrected so that tiny u gives u)
+inline vf log1p_unit(vf u) {
+  vf w = u + 1.0f;
+  vi bits = (vi)w;
+  vi e = ((bits >> 23) & 0xff) - 126;
+  vf m = (vf)((bits & 0x007fffff) | 0x3f000000);  // w = m 2^e, m in [0.5, 1)
+  vi small = m < 0.707106781186547524f;
+  e = small ? e - 1 : e;
+  m = small ? m + m - 1.0f : m - 1.0f;
+  vf z = m * m;
+  vf y = m * 7.0376836292E-2f - 1.1514610310E-1f;
+  y = y * m + 1.1676998740E-1f;
+  y = y * m - 1.2420140846E-1f;
+  y = y * m + 1.4249322787E-1f;
+  y = y * m - 1.6668057665E-1f;
+  y = y * m + 2.0000714765E-1f;
+  y = y * m - 2.4999993993E-1f;
+  y = y * m + 3.3333331174E-1f;
+  y = y * m * z;
+  vf fe = __builtin_convertvector(e, vf);
+  y = y + fe * -2.12194440e-4f - 0.5f * z;
+  vf r = m + y + fe * 0.693359375f;
+  vf d = w - 1.0f;  // log1p(u) = log(w) u / (w - 1): exact where w rounds to 1
+  return d == 0.0f ? u : r * (u / d);
+}
+
+inline vf sigmoid_v(vf a) {
+  vf e = exp_neg(-vmax(a, -a));
+  return (a >= 0.0f ? splat(1.0f) : e) / (e + 1.0f);
+}
+
+// the ids of sweepnet.fused.ACTIVATIONS
+enum Act : int64_t {
+  kTanh = 0, kRelu = 1, kLeakyRelu = 2, kSigmoid = 3, kLinear = 4, kSoftplus = 5
+};
+
+template <int64_t A>
+inline vf act(vf a) {
+  if constexpr (A == kTanh) return tanh_v(a);
+  if constexpr (A == kRelu) return vmax(a, splat(0.0f));
+  if constexpr (A == kLeakyRelu) return a >= 0.0f ? a : a * 0.01f;
+  if constexpr (A == kSigmoid) return sigmoid_v(a);
+  if constexpr (A == kSoftplus) return vmax(a, splat(0.0f)) + log1p_unit(exp_neg(-vmax(a, -a)));
+  return a;
+}
+
+// derivative from the pre-activation a and the output h
+template <int64_t A>
+inline vf dact(vf a, vf h) {
+  if constexpr (A == kTanh) return 1.0f - h * h;
+  if constexpr (A == kRelu) return a > 0.0f ? splat(1.0f) : splat(0.0f);
+  if constexpr (A == kLeakyRelu) return a >= 0.0f ? splat(1.0f) : splat(0.01f);
+  if constexpr (A == kSigmoid) return h * (1.0f - h);
+  if constexpr (A == kSoftplus) return sigmoid_v(a);
+  return splat(1.0f);
+}
+
+inline float hsum(vf v) {
+  float s = 0.0f;
+  for (int i = 0; i < L; ++i) s += v[i];
+  return s;
+}
+
+struct Layer {
+  int64_t out, in;
+  const float* w;  // (out, in) of network n, set per network
+  const float* b;
+};
+
+// Buffers reused by the networks of a call.
+struct Scratch {
+  std::vector<vf> h, a, g, g2, accw, accb;
+};
+
+// A layer forward on K blocks: aout[i] = W hin + b, hout[i] = act(aout[i]) (or aout[i] where
+// !activate). Rows hold K vectors: row r of a buffer is [r * K, r * K + K). OUT / IN > 0 fix
+// the layer's shape at compile time (loops unroll); 0 reads `out` / `in`.
+template <int64_t A, int OUT, int IN, int K>
+inline void forward(const Layer& ly, const vf* __restrict hin, vf* __restrict aout,
+                    vf* __restrict hout, bool activate) {
+  const int64_t out = OUT ? OUT : ly.out, in = IN ? IN : ly.in;
+  for (int64_t i = 0; i < out; ++i) {
+    vf acc[K];
+    for (int k = 0; k < K; ++k) acc[k] = splat(ly.b[i]);
+    for (int64_t j = 0; j < in; ++j) {
+      const float wij = ly.w[i * in + j];
+      for (int k = 0; k < K; ++k) acc[k] += wij * hin[j * K + k];
+    }
+    for (int k = 0; k < K; ++k) {
+      aout[i * K + k] = acc[k];
+      hout[i * K + k] = activate ? act<A>(acc[k]) : acc[k];
+    }
+  }
+}
+
+// A layer backward on K blocks, given the gradient g (out rows) of its pre-activations: adds
+// g hin^T and g to the lane accumulators accw (out * in) and accb (out); if gin, writes the
+// gradient of the previous layer's pre-activations, (W^T g) * act'(ain).
+template <int64_t A, int OUT, int IN, int K>
+inline void backward(const Layer& ly, const vf* __restrict g, const vf* __restrict hin,
+                     const vf* __restrict ain, vf* __restrict accw, vf* __restrict accb,
+                     vf* __restrict gin) {
+  const int64_t out = OUT ? OUT : ly.out, in = IN ? IN : ly.in;
+  for (int64_t i = 0; i < out; ++i) {
+    vf sb = g[i * K];
+    for (int k = 1; k < K; ++k) sb += g[i * K + k];
+    accb[i] += sb;
+    for (int64_t j = 0; j < in; ++j) {
+      vf sw = g[i * K] * hin[j * K];
+      for (int k = 1; k < K; ++k) sw += g[i * K + k] * hin[j * K + k];
+      accw[i * in + j] += sw;
+    }
+  }
+  if (gin == nullptr) return;
+  for (int64_t j = 0; j < in; ++j) {
+    vf acc[K];
+    for (int k = 0; k < K; ++k) acc[k] = splat(0.0f);
+    for (int64_t i = 0; i < out; ++i) {
+      const float wij = ly.w[i * in + j];
+      for (int k = 0; k < K; ++k) acc[k] += wij * g[i * K + k];
+    }
+    for (int k = 0; k < K; ++k) gin[j * K + k] = acc[k] * dact<A>(ain[j * K + k], hin[j * K + k]);
+  }
+}
+
+// One network: K blocks of L points at a time go forward through every layer, through the
+// loss and back (K independent blocks keep the core's pipelines busy). WT > 0 is the hidden
+// width fixed at compile time; 0 reads it from `layers` (and is the only form for depth 0).
+template <int64_t A, int WT, int K>
+void net_grad(int64_t depth, int64_t n_in, int64_t n_pts, const float* x, const float* y,
+              const Layer* layers, float* const* gw, float* const* gb, float* finite,
+              Scratch& s) {
+  const int64_t n_layers = depth + 1;
+  const int64_t w = WT ? WT : (depth ? layers[0].out : n_in);
+  // rows of h / a: the input (n_in), each hidden layer (w), the logit (1)
+  auto row0 = [&](int64_t l) { return l == 0 ? 0 : n_in + (l - 1) * w; };
+  const int64_t rows = n_in + depth * w + 1;
+  s.h.assign(rows * K, splat(0.0f));
+  s.a.assign(rows * K, splat(0.0f));
+  s.g.assign(std::max(w, n_in) * K, splat(0.0f));
+  s.g2.assign(std::max(w, n_in) * K, splat(0.0f));
+  std::vector<int64_t> aoff(n_layers + 1, 0), boff(n_layers + 1, 0);
+  for (int64_t l = 0; l < n_layers; ++l) {
+    aoff[l + 1] = aoff[l] + layers[l].out * layers[l].in;
+    boff[l + 1] = boff[l] + layers[l].out;
+  }
+  s.accw.assign(aoff[n_layers], splat(0.0f));
+  s.accb.assign(boff[n_layers], splat(0.0f));
+  vf* h = s.h.data();
+  vf* a = s.a.data();
+  vf* g = s.g.data();
+  vf* g2 = s.g2.data();
+  vf bad = splat(0.0f);
+  const float inv_n = 1.0f / static_cast<float>(n_pts);
+
+  for (int64_t p0 = 0; p0 < n_pts; p0 += L * K) {
+    vf yv[K], valid[K];
+    for (int k = 0; k < K; ++k) {
+      const int64_t q = p0 + k * L;
+      const int64_t m = std::max<int64_t>(0, std::min<int64_t>(L, n_pts - q));
+      if (m == L) {  // a constant-size copy is one vector load
+        for (int64_t r = 0; r < n_in; ++r) std::memcpy(&h[r * K + k], x + r * n_pts + q, sizeof(vf));
+        std::memcpy(&yv[k], y + q, sizeof(vf));
+        valid[k] = splat(1.0f);
+      } else {
+        valid[k] = yv[k] = splat(0.0f);
+        for (int64_t r = 0; r < n_in; ++r) {
+          h[r * K + k] = splat(0.0f);
+          std::memcpy(&h[r * K + k], x + r * n_pts + q, m * sizeof(float));
+        }
+        std::memcpy(&yv[k], y + q, m * sizeof(float));
+        for (int64_t i = 0; i < m; ++i) valid[k][i] = 1.0f;
+      }
+    }
+    // forward
+    if (depth == 0) {
+      forward<A, 1, 0, K>(layers[0], h, a + n_in * K, h + n_in * K, false);
+    } else {
+      forward<A, WT, 0, K>(layers[0], h, a + n_in * K, h + n_in * K, true);
+      for (int64_t l = 1; l < depth; ++l)
+        forward<A, WT, WT, K>(layers[l], h + row0(l) * K, a + row0(l + 1) * K,
+                              h + row0(l + 1) * K, true);
+      forward<A, 1, WT, K>(layers[depth], h + row0(depth) * K, a + row0(n_layers) * K,
+                           h + row0(n_layers) * K, false);
+    }
+    // the loss: d mean(softplus(z) - y z) / dz = (sigmoid(z) - y) / n
+    const vf* z = h + row0(n_layers) * K;
+    for (int k = 0; k < K; ++k) {
+      bad += z[k] * 0.0f;  // NaN exactly where z is not finite
+      g[k] = (sigmoid_v(z[k]) - yv[k]) * inv_n * valid[k];
+    }
+    // backward
+    vf* accw = s.accw.data();
+    vf* accb = s.accb.data();
+    if (depth == 0) {
+      backward<A, 1, 0, K>(layers[0], g, h, a, accw, accb, nullptr);
+    } else {
+      const int64_t top = row0(depth) * K;
+      backward<A, 1, WT, K>(layers[depth], g, h + top, a + top, accw + aoff[depth],
+                            accb + boff[depth], g2);
+      std::swap(g, g2);
+      for (int64_t l = depth - 1; l >= 1; --l) {
+        const int64_t r = row0(l) * K;
+        backward<A, WT, WT, K>(layers[l], g, h + r, a + r, accw + aoff[l], accb + boff[l], g2);
+        std::swap(g, g2);
+      }
+      backward<A, WT, 0, K>(layers[0], g, h, a, accw, accb, nullptr);
+    }
+  }
+  for (int64_t l = 0; l < n_layers; ++l) {
+    for (int64_t k = 0; k < layers[l].out * layers[l].in; ++k)
+      gw[l][k] = hsum(s.accw[aoff[l] + k]);
+    for (int64_t k = 0; k < layers[l].out; ++k) gb[l][k] = hsum(s.accb[boff[l] + k]);
+  }
+  *finite = hsum(bad) == 0.0f ? 1.0f : 0.0f;
+}
+
+#ifndef SWEEPNET_K
+#define SWEEPNET_K 8
+#endif
+constexpr int K = SWEEPNET_K;
+
+// Hidden widths compiled with their width fixed (a bucket's padded width); others are generic.
+template <int64_t A>
+void net_grad_any(int64_t depth, int64_t n_in, int64_t n_pts, const float* x, const float* y,
+                  const Layer* layers, float* const* gw, float* const* gb, float* finite,
+                  Scratch& s) {
+  const int64_t w = depth ? layers[0].out : 0;
+#define SWEEPNET_WIDTH(W) \
+  case W: return net_grad<A, W, K>(depth, n_in, n_pts, x, y, layers, gw, gb, finite, s);
+  switch (w) {
+    SWEEPNET_WIDTH(1) SWEEPNET_WIDTH(2) SWEEPNET_WIDTH(3) SWEEPNET_WIDTH(4)
+    SWEEPNET_WIDTH(5) SWEEPNET_WIDTH(6) SWEEPNET_WIDTH(8) SWEEPNET_WIDTH(16)
+    default: return net_grad<A, 0, K>(depth, n_in, n_pts, x, y, layers, gw, gb, finite, s);
+  }
+#undef SWEEPNET_WIDTH
+}
+
+// Flat offsets, in elements, of the networks' blocks of an operand whose leading dims broadcast
+// against the batch shape `batch` (each leading dim is the batch's or 1).
+bool batch_offsets(ffi::AnyBuffer::Dimensions dims, int64_t core, const std::vector<int64_t>& batch,
+                   std::vector<int64_t>& out) {
+  int64_t nb = batch.size();
+  if (static_cast<int64_t>(dims.size()) != nb + core) return false;
+  int64_t block = 1;
+  for (int64_t k = nb; k < nb + core; ++k) block *= dims[k];
+  std::vector<int64_t> stride(nb);
+  int64_t s = block;
+  for (int64_t k = nb - 1; k >= 0; --k) {
+    if (dims[k] != batch[k] && dims[k] != 1) return false;
+    stride[k] = dims[k] == 1 ? 0 : s;
+    s *= dims[k];
+  }
+  int64_t total = 1;
+  for (auto b : batch) total *= b;
+  out.assign(total, 0);
+  for (int64_t n = 0; n < total; ++n) {
+    int64_t rem = n, o = 0;
+    for (int64_t k = nb - 1; k >= 0; --k) {
+      o += (rem % batch[k]) * stride[k];
+      rem /= batch[k];
+    }
+    out[n] = o;
+  }
+  return true;
+}
+
+ffi::Error MlpGradImpl(ffi::RemainingArgs args, ffi::RemainingRets rets, int64_t depth,
+                       int64_t activation) {
+  const int64_t n_layers = depth + 1;
+  if (args.size() != 2 + 2 * n_layers || rets.size() != 2 * n_layers + 1)
+    return ffi::Error::InvalidArgument("mlp_grad: wrong number of operands");
+  auto finite_r = rets.get<ffi::AnyBuffer>(2 * n_layers);
+  if (!finite_r.has_value()) return finite_r.error();
+  ffi::AnyBuffer finite = **finite_r;
+  std::vector<int64_t> batch(finite.dimensions().begin(), finite.dimensions().end());
+  int64_t total = 1;
+  for (auto b : batch) total *= b;
+
+  auto x_r = args.get<ffi::AnyBuffer>(0);
+  auto y_r = args.get<ffi::AnyBuffer>(1);
+  if (!x_r.has_value()) return x_r.error();
+  if (!y_r.has_value()) return y_r.error();
+  auto xd = x_r->dimensions();
+  int64_t nb = batch.size();
+  if (static_cast<int64_t>(xd.size()) != nb + 2) return ffi::Error::InvalidArgument("mlp_grad: x rank");
+  const int64_t n_in = xd[nb], n_pts = xd[nb + 1];
+  std::vector<int64_t> xo, yo;
+  if (!batch_offsets(xd, 2, batch, xo) || !batch_offsets(y_r->dimensions(), 1, batch, yo))
+    return ffi::Error::InvalidArgument("mlp_grad: x or y batch dims");
+  const float* x = x_r->typed_data<float>();
+  const float* y = y_r->typed_data<float>();
+
+  std::vector<Layer> layers(n_layers);
+  std::vector<std::vector<int64_t>> wo(n_layers), bo(n_layers);
+  std::vector<const float*> wbase(n_layers), bbase(n_layers);
+  std::vector<float*> gwbase(n_layers), gbbase(n_layers), gw(n_layers), gb(n_layers);
+  for (int64_t l = 0; l < n_layers; ++l) {
+    auto w_r = args.get<ffi::AnyBuffer>(2 + 2 * l);
+    auto b_r = args.get<ffi::AnyBuffer>(3 + 2 * l);
+    auto gw_r = rets.get<ffi::AnyBuffer>(2 * l);
+    auto gb_r = rets.get<ffi::AnyBuffer>(2 * l + 1);
+    if (!w_r.has_value() || !b_r.has_value() || !gw_r.has_value() || !gb_r.has_value())
+      return ffi::Error::InvalidArgument("mlp_grad: bad operand");
+    auto wd = w_r->dimensions();
+    if (static_cast<int64_t>(wd.size()) != nb + 2)
+      return ffi::Error::InvalidArgument("mlp_grad: kernel rank");
+    layers[l].out = wd[nb];
+    layers[l].in = wd[nb + 1];
+    if (layers[l].in != (l == 0 ? n_in : layers[l - 1].out))
+      return ffi::Error::InvalidArgument("mlp_grad: layer shapes do not chain");
+    if (!batch_offsets(wd, 2, batch, wo[l]) || !batch_offsets(b_r->dimensions(), 1, batch, bo[l]))
+      return ffi::Error::InvalidArgument("mlp_grad: parameter batch dims");
+    wbase[l] = w_r->typed_data<float>();
+    bbase[l] = b_r->typed_data<float>();
+    gwbase[l] = (*gw_r)->typed_data<float>();
+    gbbase[l] = (*gb_r)->typed_data<float>();
+  }
+  if (layers[depth].out != 1) return ffi::Error::InvalidArgument("mlp_grad: one output logit");
+  for (int64_t l = 1; l < depth; ++l)
+    if (layers[l].out != layers[0].out)
+      return ffi::Error::InvalidArgument("mlp_grad: hidden layers of different widths");
+  float* fin = finite.typed_data<float>();
+  Scratch scratch;
+  for (int64_t n = 0; n < total; ++n) {
+    for (int64_t l = 0; l < n_layers; ++l) {
+      layers[l].w = wbase[l] + wo[l][n];
+      layers[l].b = bbase[l] + bo[l][n];
+      gw[l] = gwbase[l] + n * layers[l].out * layers[l].in;
+      gb[l] = gbbase[l] + n * layers[l].out;
+    }
+    const float* xn = x + xo[n];
+    const float* yn = y + yo[n];
+    const Layer* ly = layers.data();
+    switch (activation) {
+#define SWEEPNET_ACT(ID)       case ID: net_grad_any<ID>(depth, n_in, n_pts, xn, yn, ly, gw.data(), gb.data(), fin + n, \
+                                scratch); break;
+      SWEEPNET_ACT(kTanh) SWEEPNET_ACT(kRelu) SWEEPNET_ACT(kLeakyRelu)
+      SWEEPNET_ACT(kSigmoid) SWEEPNET_ACT(kLinear) SWEEPNET_ACT(kSoftplus)
+#undef SWEEPNET_ACT
+      default: return ffi::Error::InvalidArgument("mlp_grad: unknown activation");
+    }
+  }
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SweepnetMlpGrad, MlpGradImpl,
+                              ffi::Ffi::Bind()
+                                  .RemainingArgs()
+                                  .RemainingRets()
+                                  .Attr<int64_t>("depth")
+                                  .Attr<int64_t>("activation"));

@@ -1,0 +1,209 @@
+"""The fused CPU gradient (sweepnet.fused): the same gradient as autodiff, the same training."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sweepnet import engine, fused, plan, programs, spec
+from sweepnet.models import build
+from sweepnet.train import _loss_and_acc, make_train
+
+pytestmark = pytest.mark.skipif(fused.library() is None, reason="no C++ compiler here")
+
+
+def _params(width, depth, act, real, n, x, seed=0):
+    """``n`` networks of padded ``width`` and real width ``real``, biases made non-zero."""
+    model = build("mlp", width, depth, act, 1)
+    keys = jax.random.split(jax.random.key(seed), n)
+    params = jax.vmap(lambda k: model.init(k, x[:, :1], real, 1.0))(keys)
+    # give the real biases values (they start at 0); padded units keep exactly 0
+    def noise(path, a):
+        if "bias" not in str(path):
+            return a
+        live = jnp.arange(a.shape[-1]) < (a.shape[-1] if "out" in str(path) else real)
+        return a + 0.3 * jax.random.normal(jax.random.key(seed + 1), a.shape) * live[None, :]
+
+    return model, jax.tree_util.tree_map_with_path(noise, params)
+
+
+def _autodiff(model, params, x, y, real):
+    def loss(p):
+        value, _ = _loss_and_acc(model.apply(p, x, real, 1.0), y, 1)
+        return value.mean()
+
+    return jax.grad(loss)(params)
+
+
+CASES = [  # (padded width, depth, real width, activation, points)
+    (3, 2, 3, "tanh", 512),
+    (8, 3, 5, "tanh", 300),  # padded; points not a multiple of a block
+    (4, 1, 2, "relu", 37),
+    (6, 2, 6, "sigmoid", 64),
+    (5, 4, 3, "leaky_relu", 100),
+    (3, 1, 3, "linear", 16),
+    (7, 3, 4, "softplus", 200),  # 7: a width compiled generically
+    (16, 2, 11, "tanh", 129),
+]
+
+
+@pytest.mark.parametrize("width,depth,real,act,points", CASES)
+def test_fused_gradient_equals_autodiff(width, depth, real, act, points):
+    rng = np.random.default_rng(width * 100 + depth)
+    x = jnp.asarray(rng.normal(size=(2, points)) * 1.5, jnp.float32)
+    y = jnp.asarray(rng.integers(0, 2, points), jnp.int32)
+    model, params = _params(width, depth, act, real, 5, x)
+    want = jax.vmap(lambda p: _autodiff(model, p, x, y, real))(params)
+    got, finite = jax.jit(jax.vmap(lambda p: fused.grad(p, x, y, real, depth, act)))(params)
+    assert bool(finite.all())
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(want), jax.tree.leaves(got),
+                            strict=True):
+        scale = float(jnp.max(jnp.abs(a))) + 1e-3
+        np.testing.assert_allclose(b, a, atol=3e-6 * scale, rtol=1e-4, err_msg=str(path))
+        # padded units: exactly zero gradient, as under autodiff
+        np.testing.assert_array_equal(b == 0, a == 0, err_msg=str(path))
+
+
+def test_padded_network_has_the_unpadded_networks_gradient_bit_for_bit():
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.normal(size=(2, 200)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, 2, 200), jnp.int32)
+    _, padded = _params(8, 3, "tanh", 3, 1, x)
+    small = jax.tree.map(lambda a: a[0], padded)
+    alone = jax.tree_util.tree_map_with_path(
+        lambda path, a: a[:1, :3] if "out" in str(path) and a.ndim == 2 else
+        a[:3, :3] if a.ndim == 2 and "hidden_0" not in str(path) else
+        a[:3] if "out" not in str(path) else a, small)
+    g_pad, _ = fused.grad(small, x, y, 3, 3, "tanh")
+    g_alone, _ = fused.grad(alone, x, y, 3, 3, "tanh")
+    for a, b in zip(jax.tree.leaves(g_pad), jax.tree.leaves(g_alone), strict=True):
+        block = tuple(slice(0, n) for n in b.shape)
+        np.testing.assert_array_equal(a[block], b)
+        assert not a.at[block].set(0).any()  # the padded entries: exactly zero
+
+
+def test_each_network_may_have_its_own_points():
+    """Minibatches differ per network: x and y batched under vmap, not shared."""
+    rng = np.random.default_rng(2)
+    xs = jnp.asarray(rng.normal(size=(3, 2, 48)), jnp.float32)
+    ys = jnp.asarray(rng.integers(0, 2, (3, 48)), jnp.int32)
+    model, params = _params(4, 2, "tanh", 4, 3, xs[0])
+    want = jax.vmap(lambda p, x, y: _autodiff(model, p, x, y, 4))(params, xs, ys)
+    got, _ = jax.vmap(lambda p, x, y: fused.grad(p, x, y, 4, 2, "tanh"))(params, xs, ys)
+    for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-6, rtol=1e-4)
+
+
+def test_a_non_finite_logit_is_reported():
+    x = jnp.ones((2, 20), jnp.float32)
+    y = jnp.zeros(20, jnp.int32)
+    _, params = _params(3, 1, "tanh", 3, 2, x)
+    params["params"]["out"]["bias"] = params["params"]["out"]["bias"].at[1].set(jnp.inf)
+    _, finite = jax.vmap(lambda p: fused.grad(p, x, y, 3, 1, "tanh"))(params)
+    assert finite.tolist() == [True, False]
+
+
+SPEC = """
+name = "fused"
+[data]
+dataset = "disk_annulus"
+n_train = 96
+n_test = 256
+[model]
+width = [2, 3]
+depth = [1, 2]
+activation = ["tanh", "softplus", "elu"]
+[train]
+learning_rate = 0.05
+steps = 80
+seeds = 2
+eval_every = 40
+"""
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    """The same sweep with the fused gradient and with XLA's (SWEEPNET_FUSED=0)."""
+    s = spec.loads(SPEC)
+    out = {}
+    for name, flag in (("fused", "1"), ("xla", "0")):
+        os.environ["SWEEPNET_FUSED"] = flag
+        try:
+            engine.bucket_fn.cache_clear()
+            out[name] = str(tmp_path_factory.mktemp(name))
+            engine.run_sweep(s, out[name], progress=False)
+        finally:
+            os.environ.pop("SWEEPNET_FUSED")
+            engine.bucket_fn.cache_clear()
+    return s, out
+
+
+def test_sweep_records_which_gradient_each_bucket_used(both):
+    _, out = both
+    for name in ("fused", "xla"):
+        with open(os.path.join(out[name], "manifest.json")) as f:
+            buckets = json.load(f)["buckets"].values()
+        grads = {b["static"]["activation"]: b["gradient"] for b in buckets}
+        # elu is not in the kernel: XLA's gradient either way
+        assert grads == {"tanh": name, "softplus": name, "elu": "xla"}
+
+
+def test_fused_and_xla_sweeps_train_the_same_networks(both):
+    import sweepnet
+
+    _, out = both
+    a = sweepnet.load(out["fused"]).set_index("run_id").sort_index()
+    b = sweepnet.load(out["xla"]).set_index("run_id").sort_index()
+    assert len(a) == len(b) == 24
+    np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(a["test_acc"], b["test_acc"], atol=2 / 256)
+    elu = a["activation"] == "elu"  # the same program both ways: the same floats
+    np.testing.assert_array_equal(a.loc[elu, "train_loss"], b.loc[elu, "train_loss"])
+
+
+def test_the_program_cache_keeps_fused_and_xla_programs_apart():
+    s = spec.loads(SPEC)
+    static = plan.make_plan(s, 2).buckets[0].static
+    args = (jnp.zeros(2),)
+    assert programs.program_key(static, args, {"fused": True}) != programs.program_key(
+        static, args, {"fused": False})
+
+
+def test_without_a_compiler_the_sweep_uses_xlas_gradient(tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("SWEEPNET_CACHE", str(tmp_path / "cache"))
+    fused.library.cache_clear()
+    engine.bucket_fn.cache_clear()
+    try:
+        assert fused.library() is None
+        assert "fused CPU gradient unavailable" in capfd.readouterr().err
+        s = spec.loads(SPEC.replace('["tanh", "softplus", "elu"]', '"tanh"'))
+        assert not fused.use(plan.make_plan(s, 2).buckets[0].static, engine.mesh())
+        engine.run_sweep(s, str(tmp_path / "out"), progress=False, cache=False)
+        with open(tmp_path / "out" / "manifest.json") as f:
+            assert {b["gradient"] for b in json.load(f)["buckets"].values()} == {"xla"}
+    finally:
+        monkeypatch.undo()
+        fused.library.cache_clear()
+        engine.bucket_fn.cache_clear()
+    assert fused.library() is not None
+
+
+def test_training_with_the_fused_gradient_equals_autodiff_training():
+    """One whole training (Adam, evals), fused against autodiff, in one program each."""
+    s = spec.loads(SPEC)
+    cfg = next(c for c in s.grid() if c["width"] == 3 and c["depth"] == 2
+               and c["activation"] == "tanh")
+    static = plan._static(cfg, 3)
+    run = plan.Run(0, spec.run_id(cfg), cfg)
+    seeds, hyper = engine.chunk_inputs([run], 1)
+    data = engine.load_data(static, run)
+    h = jax.tree.map(lambda a: jnp.asarray(a[0]), hyper)
+    outs = [jax.jit(lambda k, f=f: make_train(static, fused=f)(jax.random.key(k), h, data))(
+        seeds[0]) for f in (True, False)]
+    np.testing.assert_allclose(outs[0].curve_loss, outs[1].curve_loss, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="does not cover"):
+        make_train(plan._static({**cfg, "activation": "elu"}, 3), fused=True)
