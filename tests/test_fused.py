@@ -67,6 +67,33 @@ def test_fused_gradient_equals_autodiff(width, depth, real, act, points):
         np.testing.assert_array_equal(b == 0, a == 0, err_msg=str(path))
 
 
+@pytest.mark.parametrize("width,depth,real,act,points", CASES[:3] + CASES[6:])
+def test_fused_logits_equal_the_model(width, depth, real, act, points):
+    rng = np.random.default_rng(width + depth)
+    x = jnp.asarray(rng.normal(size=(2, points)) * 1.5, jnp.float32)
+    model, params = _params(width, depth, act, real, 4, x)
+    want = jax.vmap(lambda p: model.apply(p, x, real, 1.0))(params)
+    got = jax.jit(jax.vmap(lambda p: fused.logits(p, x, real, depth, act)))(params)
+    assert got.shape == want.shape == (4, 1, points)
+    np.testing.assert_allclose(got, want, atol=2e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("width,depth,real,act,points", CASES[:3] + CASES[6:])
+def test_fused_margins_and_input_gradients_equal_autodiffs(width, depth, real, act, points):
+    from sweepnet.separation import margin_and_grad
+
+    rng = np.random.default_rng(width * depth)
+    x = jnp.asarray(rng.normal(size=(2, points)) * 1.5, jnp.float32)
+    y = jnp.asarray(rng.integers(0, 2, points), jnp.int32)
+    model, params = _params(width, depth, act, real, 3, x)
+    want = jax.vmap(lambda p: margin_and_grad(lambda v: model.apply(p, v, real, 1.0), x, y))(
+        params)
+    got = jax.jit(jax.vmap(lambda p: fused.margin_and_grad(p, x, y, real, depth, act)))(params)
+    for a, b in zip(want, got, strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(b, a, atol=3e-6 * float(jnp.max(jnp.abs(a))), rtol=1e-4)
+
+
 def test_padded_network_has_the_unpadded_networks_gradient_bit_for_bit():
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.normal(size=(2, 200)), jnp.float32)

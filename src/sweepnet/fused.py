@@ -3,13 +3,15 @@
 On CPU, XLA runs a small network's training step as a dozen tiny kernels a layer (batched
 3x3 dots, reductions over points, elementwise passes), and their per-call overhead, not
 arithmetic, set the pace: a (3, 2) step reached a third of the machine's bound. The kernel
-``fused_grad.cc`` takes 16 points at a time forward through every layer, through the loss and
-back, in registers, and sums the weight gradients lane by lane.
+``fused_grad.cc`` takes 16 points at a time (8 such blocks interleaved) forward through every
+layer, through the loss and back, in registers, and sums the weight gradients lane by lane.
+Two more entry points serve the evaluations (logits) and the separation metrics (signed
+margins and their gradients by the input).
 
 It covers the common case: an ``mlp`` with one output logit (binary labels), an activation of
 :data:`ACTIVATIONS`, on a CPU mesh. Everything else uses XLA's autodiff, as does everything
-when no C++ compiler is found or ``SWEEPNET_FUSED=0``. The optimizer (optax), evaluations and
-separation metrics are XLA's either way.
+when no C++ compiler is found or ``SWEEPNET_FUSED=0``. The optimizer (optax) is XLA's
+either way.
 
 The source is compiled on first use with the system's C++ compiler against the XLA FFI
 headers shipped in jaxlib (``jax.ffi.include_dir()``), for the host CPU (``-march=native``),
@@ -38,7 +40,8 @@ import numpy as np
 
 # activation name -> the kernel's id (enum Act in fused_grad.cc)
 ACTIVATIONS = {"tanh": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "linear": 4, "softplus": 5}
-TARGET = "sweepnet_fused_grad"
+TARGETS = {"sweepnet_fused_grad": "SweepnetGrad", "sweepnet_fused_logits": "SweepnetLogits",
+           "sweepnet_fused_margin_grad": "SweepnetMarginGrad"}
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fused_grad.cc")
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-ffp-contract=fast", "-fPIC", "-shared", "-w")
 
@@ -113,8 +116,9 @@ def library() -> str | None:
         os.replace(tmp, path)  # atomic: concurrent processes may build the same library
     try:
         lib = ctypes.CDLL(path)
-        jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(lib.SweepnetMlpGrad),
-                                    platform="cpu")
+        for target, symbol in TARGETS.items():
+            jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)),
+                                        platform="cpu")
     except (OSError, AttributeError) as e:
         return _give_up(f"cannot load {path} ({e})")
     return path
@@ -124,6 +128,18 @@ def _give_up(why: str) -> None:
     print(f"sweepnet: warning: fused CPU gradient unavailable, using XLA's: {why}",
           file=sys.stderr, flush=True)
     return None
+
+
+def _layers(tree, width, depth: int):
+    """The layers' ``(kernel, bias)`` in order, the kernels' padded input columns zeroed."""
+    p = tree["params"]
+    names = [f"hidden_{i}" for i in range(depth)] + ["out"]
+    mask = (jnp.arange(p["hidden_0"]["kernel"].shape[0]) < width).astype(jnp.float32)
+    ops = []
+    for i, name in enumerate(names):
+        kernel = p[name]["kernel"]
+        ops += [kernel * mask[None, :] if i else kernel, p[name]["bias"]]
+    return names, mask, ops
 
 
 def grad(tree, x, y, width, depth: int, activation: str):
@@ -136,19 +152,39 @@ def grad(tree, x, y, width, depth: int, activation: str):
     the width mask multiplies the kernels' columns going in and their gradients coming out.
     Works under ``vmap`` (the kernel loops over the batch).
     """
-    p = tree["params"]
-    names = [f"hidden_{i}" for i in range(depth)] + ["out"]
-    mask = (jnp.arange(p["hidden_0"]["kernel"].shape[0]) < width).astype(jnp.float32)
-    operands = [x, y.astype(jnp.float32)]
-    for i, name in enumerate(names):
-        kernel = p[name]["kernel"]
-        operands += [kernel * mask[None, :] if i else kernel, p[name]["bias"]]
-    shapes = [jax.ShapeDtypeStruct(o.shape, o.dtype) for o in operands[2:]]
-    call = jax.ffi.ffi_call(TARGET, (*shapes, jax.ShapeDtypeStruct((), jnp.float32)),
+    names, mask, layers = _layers(tree, width, depth)
+    shapes = [jax.ShapeDtypeStruct(o.shape, o.dtype) for o in layers]
+    call = jax.ffi.ffi_call("sweepnet_fused_grad",
+                            (*shapes, jax.ShapeDtypeStruct((), jnp.float32)),
                             vmap_method="expand_dims")
-    out = call(*operands, depth=np.int64(depth), activation=np.int64(ACTIVATIONS[activation]))
+    out = call(x, y.astype(jnp.float32), *layers, depth=np.int64(depth),
+               activation=np.int64(ACTIVATIONS[activation]))
     grads = {}
     for i, name in enumerate(names):
         kernel = out[2 * i] * mask[None, :] if i else out[2 * i]
         grads[name] = {"kernel": kernel, "bias": out[2 * i + 1]}
     return {"params": grads}, out[-1] > 0
+
+
+def logits(tree, x, width, depth: int, activation: str):
+    """``(1, points)`` logits of an ``mlp`` at ``x (in_dim, points)``, as ``MLP.apply`` (no
+    gradient: evaluations only). Arguments as for :func:`grad`; works under ``vmap``."""
+    _, _, layers = _layers(tree, width, depth)
+    call = jax.ffi.ffi_call("sweepnet_fused_logits",
+                            jax.ShapeDtypeStruct(x.shape[-1:], jnp.float32),
+                            vmap_method="expand_dims")
+    z = call(x, *layers, depth=np.int64(depth), activation=np.int64(ACTIVATIONS[activation]))
+    return z[None, :]
+
+
+def margin_and_grad(tree, x, y, width, depth: int, activation: str):
+    """Signed margins ``(points,)`` (``(2y - 1) z``) at ``x (in_dim, points)`` and their input
+    gradients ``(in_dim, points)``, as :func:`sweepnet.separation.margin_and_grad` computes them
+    for a binary ``mlp``. Arguments as for :func:`grad`; works under ``vmap``."""
+    _, _, layers = _layers(tree, width, depth)
+    call = jax.ffi.ffi_call("sweepnet_fused_margin_grad",
+                            (jax.ShapeDtypeStruct(x.shape[-1:], jnp.float32),
+                             jax.ShapeDtypeStruct(x.shape, jnp.float32)),
+                            vmap_method="expand_dims")
+    return call(x, y.astype(jnp.float32), *layers, depth=np.int64(depth),
+                activation=np.int64(ACTIVATIONS[activation]))

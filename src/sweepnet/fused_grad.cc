@@ -6,10 +6,15 @@
 // gradients are summed lane by lane. XLA's CPU backend runs the same step as a dozen small
 // kernels a layer (tiny batched dots, reductions), each with its own overhead.
 //
-// Operands: x (..., in, P), y (..., P) float labels, then kernel (..., out, in) and bias
-// (..., out) of each layer. Results: the gradient of each, then finite (...): 1 where every
-// logit was finite. Leading dims are batch dims (from vmap, "expand_dims"); an operand's may be
-// 1 where it is shared. The masks of padded units are applied by the caller (zeros in).
+// Three targets (sweepnet/fused.py registers them):
+// - SweepnetGrad: operands x (..., in, P), y (..., P) float labels, then kernel (..., out, in)
+//   and bias (..., out) of each layer; results the gradient of each, then finite (...): 1 where
+//   every logit was finite.
+// - SweepnetLogits: operands x and the layers; result the logits z (..., P) (evaluations).
+// - SweepnetMarginGrad: operands x, y and the layers; results the signed margins (2y - 1) z
+//   (..., P) and their gradients by the input (..., in, P) (separation metrics).
+// Leading dims are batch dims (from vmap, "expand_dims"); an operand's may be 1 where it is
+// shared. The masks of padded units are applied by the caller (zeros in).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -32,7 +37,8 @@ inline vf splat(float a) { return vf{} + a; }
 inline vf vmin(vf a, vf b) { return a < b ? a : b; }
 inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 
-// Eigen's / XLA's rational approximation of tanh (float, odd 13/even 6 polynomials)
+// Eigen's rational approximation of tanh (float, odd 13/even 6 polynomials); it runs at the
+// rate of XLA's own tanh, which sweepnet bench measures as the machine's bound
 inline vf tanh_v(vf a) {
   vf x = vmax(vmin(a, splat(7.90531110763549805f)), splat(-7.90531110763549805f));
   vf x2 = x * x;
@@ -46,8 +52,7 @@ inline vf tanh_v(vf a) {
   vf q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
   q = q * x2 + 2.26843463243900e-03f;
   q = q * x2 + 4.89352518554385e-03f;
-  vf ax = vmax(a, -a);
-  return ax < splat(0.0004f) ? a : p / q;
+  return p / q;  // no small-|a| branch: p / q is within an ulp of a there, and the branch cost 7%
 }
 
 // exp(a) for a <= 0 (Cephes polynomial, 2^n by exponent bits); used as exp(-|z|)
@@ -128,6 +133,25 @@ inline vf dact(vf a, vf h) {
   return splat(1.0f);
 }
 
+// Up to L floats from p into a vector (zeros past `count`), and back.
+inline vf load(const float* p, int64_t count) {
+  vf v = splat(0.0f);
+  if (count == L) {
+    std::memcpy(&v, p, sizeof(vf));  // a constant-size copy is one vector load
+  } else {
+    for (int64_t i = 0; i < count; ++i) v[i] = p[i];
+  }
+  return v;
+}
+
+inline void store(float* p, vf v, int64_t count) {
+  if (count == L) {
+    std::memcpy(p, &v, sizeof(vf));
+  } else {
+    for (int64_t i = 0; i < count; ++i) p[i] = v[i];
+  }
+}
+
 inline float hsum(vf v) {
   float s = 0.0f;
   for (int i = 0; i < L; ++i) s += v[i];
@@ -196,6 +220,24 @@ inline void backward(const Layer& ly, const vf* __restrict g, const vf* __restri
   }
 }
 
+// A layer's input gradient on K blocks: gin = (W^T g) * act'(ain) (times 1 for the network's
+// input, ACT = false).
+template <int64_t A, int OUT, int IN, int K, bool ACT>
+inline void backward_input(const Layer& ly, const vf* __restrict g, const vf* __restrict hin,
+                           const vf* __restrict ain, vf* __restrict gin) {
+  const int64_t out = OUT ? OUT : ly.out, in = IN ? IN : ly.in;
+  for (int64_t j = 0; j < in; ++j) {
+    vf acc[K];
+    for (int k = 0; k < K; ++k) acc[k] = splat(0.0f);
+    for (int64_t i = 0; i < out; ++i) {
+      const float wij = ly.w[i * in + j];
+      for (int k = 0; k < K; ++k) acc[k] += wij * g[i * K + k];
+    }
+    for (int k = 0; k < K; ++k)
+      gin[j * K + k] = ACT ? acc[k] * dact<A>(ain[j * K + k], hin[j * K + k]) : acc[k];
+  }
+}
+
 // One network: K blocks of L points at a time go forward through every layer, through the
 // loss and back (K independent blocks keep the core's pipelines busy). WT > 0 is the hidden
 // width fixed at compile time; 0 reads it from `layers` (and is the only form for depth 0).
@@ -225,24 +267,22 @@ void net_grad(int64_t depth, int64_t n_in, int64_t n_pts, const float* x, const 
   vf* g2 = s.g2.data();
   vf bad = splat(0.0f);
   const float inv_n = 1.0f / static_cast<float>(n_pts);
+  float ones[L];
+  for (int i = 0; i < L; ++i) ones[i] = 1.0f;
 
   for (int64_t p0 = 0; p0 < n_pts; p0 += L * K) {
     vf yv[K], valid[K];
     for (int k = 0; k < K; ++k) {
       const int64_t q = p0 + k * L;
       const int64_t m = std::max<int64_t>(0, std::min<int64_t>(L, n_pts - q));
-      if (m == L) {  // a constant-size copy is one vector load
+      if (m == L) {
         for (int64_t r = 0; r < n_in; ++r) std::memcpy(&h[r * K + k], x + r * n_pts + q, sizeof(vf));
         std::memcpy(&yv[k], y + q, sizeof(vf));
         valid[k] = splat(1.0f);
       } else {
-        valid[k] = yv[k] = splat(0.0f);
-        for (int64_t r = 0; r < n_in; ++r) {
-          h[r * K + k] = splat(0.0f);
-          std::memcpy(&h[r * K + k], x + r * n_pts + q, m * sizeof(float));
-        }
-        std::memcpy(&yv[k], y + q, m * sizeof(float));
-        for (int64_t i = 0; i < m; ++i) valid[k][i] = 1.0f;
+        for (int64_t r = 0; r < n_in; ++r) h[r * K + k] = load(x + r * n_pts + q, m);
+        yv[k] = load(y + q, m);
+        valid[k] = load(ones, m);
       }
     }
     // forward
@@ -288,25 +328,134 @@ void net_grad(int64_t depth, int64_t n_in, int64_t n_pts, const float* x, const 
   *finite = hsum(bad) == 0.0f ? 1.0f : 0.0f;
 }
 
+// One network's logits: K blocks of L points at a time forward through every layer; z (P).
+template <int64_t A, int WT, int K>
+void net_logits(int64_t depth, int64_t n_in, int64_t n_pts, const float* x, const Layer* layers,
+                float* z, Scratch& s) {
+  const int64_t w = WT ? WT : (depth ? layers[0].out : n_in);
+  auto row0 = [&](int64_t l) { return l == 0 ? 0 : n_in + (l - 1) * w; };
+  const int64_t rows = n_in + depth * w + 1;
+  s.h.assign(rows * K, splat(0.0f));
+  s.a.assign(rows * K, splat(0.0f));
+  vf* h = s.h.data();
+  vf* a = s.a.data();
+  for (int64_t p0 = 0; p0 < n_pts; p0 += L * K) {
+    for (int k = 0; k < K; ++k) {
+      const int64_t q = p0 + k * L;
+      const int64_t m = std::max<int64_t>(0, std::min<int64_t>(L, n_pts - q));
+      for (int64_t r = 0; r < n_in; ++r) h[r * K + k] = load(x + r * n_pts + q, m);
+    }
+    if (depth == 0) {
+      forward<A, 1, 0, K>(layers[0], h, a + n_in * K, h + n_in * K, false);
+    } else {
+      forward<A, WT, 0, K>(layers[0], h, a + n_in * K, h + n_in * K, true);
+      for (int64_t l = 1; l < depth; ++l)
+        forward<A, WT, WT, K>(layers[l], h + row0(l) * K, a + row0(l + 1) * K,
+                              h + row0(l + 1) * K, true);
+      forward<A, 1, WT, K>(layers[depth], h + row0(depth) * K, a + row0(depth + 1) * K,
+                           h + row0(depth + 1) * K, false);
+    }
+    const vf* out = h + row0(depth + 1) * K;
+    for (int k = 0; k < K; ++k) {
+      const int64_t q = p0 + k * L;
+      store(z + q, out[k], std::max<int64_t>(0, std::min<int64_t>(L, n_pts - q)));
+    }
+  }
+}
+
+// One network's signed margins m = (2y - 1) z (P) and their input gradients g (n_in, P).
+template <int64_t A, int WT, int K>
+void net_margin_grad(int64_t depth, int64_t n_in, int64_t n_pts, const float* x, const float* y,
+                     const Layer* layers, float* m, float* gx, Scratch& s) {
+  const int64_t w = WT ? WT : (depth ? layers[0].out : n_in);
+  auto row0 = [&](int64_t l) { return l == 0 ? 0 : n_in + (l - 1) * w; };
+  const int64_t rows = n_in + depth * w + 1;
+  s.h.assign(rows * K, splat(0.0f));
+  s.a.assign(rows * K, splat(0.0f));
+  s.g.assign(std::max(w, n_in) * K, splat(0.0f));
+  s.g2.assign(std::max(w, n_in) * K, splat(0.0f));
+  vf* h = s.h.data();
+  vf* a = s.a.data();
+  for (int64_t p0 = 0; p0 < n_pts; p0 += L * K) {
+    vf* g = s.g.data();
+    vf* g2 = s.g2.data();
+    vf sign[K];
+    for (int k = 0; k < K; ++k) {
+      const int64_t q = p0 + k * L;
+      const int64_t cnt = std::max<int64_t>(0, std::min<int64_t>(L, n_pts - q));
+      for (int64_t r = 0; r < n_in; ++r) h[r * K + k] = load(x + r * n_pts + q, cnt);
+      sign[k] = load(y + q, cnt) == 1.0f ? splat(1.0f) : splat(-1.0f);
+    }
+    if (depth == 0) {
+      forward<A, 1, 0, K>(layers[0], h, a + n_in * K, h + n_in * K, false);
+    } else {
+      forward<A, WT, 0, K>(layers[0], h, a + n_in * K, h + n_in * K, true);
+      for (int64_t l = 1; l < depth; ++l)
+        forward<A, WT, WT, K>(layers[l], h + row0(l) * K, a + row0(l + 1) * K,
+                              h + row0(l + 1) * K, true);
+      forward<A, 1, WT, K>(layers[depth], h + row0(depth) * K, a + row0(depth + 1) * K,
+                           h + row0(depth + 1) * K, false);
+    }
+    const vf* z = h + row0(depth + 1) * K;
+    for (int k = 0; k < K; ++k) g[k] = sign[k];
+    if (depth == 0) {
+      backward_input<A, 1, 0, K, false>(layers[0], g, h, a, g2);
+    } else {
+      const int64_t top = row0(depth) * K;
+      backward_input<A, 1, WT, K, true>(layers[depth], g, h + top, a + top, g2);
+      std::swap(g, g2);
+      for (int64_t l = depth - 1; l >= 1; --l) {
+        const int64_t r = row0(l) * K;
+        backward_input<A, WT, WT, K, true>(layers[l], g, h + r, a + r, g2);
+        std::swap(g, g2);
+      }
+      backward_input<A, WT, 0, K, false>(layers[0], g, h, a, g2);
+    }
+    for (int k = 0; k < K; ++k) {
+      const int64_t q = p0 + k * L;
+      const int64_t cnt = std::max<int64_t>(0, std::min<int64_t>(L, n_pts - q));
+      store(m + q, sign[k] * z[k], cnt);
+      for (int64_t r = 0; r < n_in; ++r) store(gx + r * n_pts + q, g2[r * K + k], cnt);
+    }
+  }
+}
+
 #ifndef SWEEPNET_K
 #define SWEEPNET_K 8
 #endif
 constexpr int K = SWEEPNET_K;
 
 // Hidden widths compiled with their width fixed (a bucket's padded width); others are generic.
+#define SWEEPNET_WIDTHS(CALL)                                                      \
+  switch (depth ? layers[0].out : 0) {                                             \
+    case 1: return CALL(1); case 2: return CALL(2); case 3: return CALL(3);        \
+    case 4: return CALL(4); case 5: return CALL(5); case 6: return CALL(6);        \
+    case 8: return CALL(8); case 16: return CALL(16); default: return CALL(0);     \
+  }
+
 template <int64_t A>
 void net_grad_any(int64_t depth, int64_t n_in, int64_t n_pts, const float* x, const float* y,
                   const Layer* layers, float* const* gw, float* const* gb, float* finite,
                   Scratch& s) {
-  const int64_t w = depth ? layers[0].out : 0;
-#define SWEEPNET_WIDTH(W) \
-  case W: return net_grad<A, W, K>(depth, n_in, n_pts, x, y, layers, gw, gb, finite, s);
-  switch (w) {
-    SWEEPNET_WIDTH(1) SWEEPNET_WIDTH(2) SWEEPNET_WIDTH(3) SWEEPNET_WIDTH(4)
-    SWEEPNET_WIDTH(5) SWEEPNET_WIDTH(6) SWEEPNET_WIDTH(8) SWEEPNET_WIDTH(16)
-    default: return net_grad<A, 0, K>(depth, n_in, n_pts, x, y, layers, gw, gb, finite, s);
-  }
-#undef SWEEPNET_WIDTH
+#define SWEEPNET_CALL(W) net_grad<A, W, K>(depth, n_in, n_pts, x, y, layers, gw, gb, finite, s)
+  SWEEPNET_WIDTHS(SWEEPNET_CALL)
+#undef SWEEPNET_CALL
+}
+
+template <int64_t A>
+void net_margin_grad_any(int64_t depth, int64_t n_in, int64_t n_pts, const float* x,
+                         const float* y, const Layer* layers, float* m, float* gx, Scratch& s) {
+#define SWEEPNET_CALL(W) net_margin_grad<A, W, K>(depth, n_in, n_pts, x, y, layers, m, gx, s)
+  SWEEPNET_WIDTHS(SWEEPNET_CALL)
+#undef SWEEPNET_CALL
+}
+
+template <int64_t A>
+void net_logits_any(int64_t depth, int64_t n_in, int64_t n_pts, const float* x,
+                    const Layer* layers, float* z, Scratch& s) {
+#define SWEEPNET_CALL(W) net_logits<A, W, K>(depth, n_in, n_pts, x, layers, z, s)
+  SWEEPNET_WIDTHS(SWEEPNET_CALL)
+#undef SWEEPNET_CALL
 }
 
 // Flat offsets, in elements, of the networks' blocks of an operand whose leading dims broadcast
@@ -338,90 +487,191 @@ bool batch_offsets(ffi::AnyBuffer::Dimensions dims, int64_t core, const std::vec
   return true;
 }
 
-ffi::Error MlpGradImpl(ffi::RemainingArgs args, ffi::RemainingRets rets, int64_t depth,
-                       int64_t activation) {
+// The batch of operands: x and the layers' kernels and biases, each network's pointers.
+struct Operands {
+  int64_t depth = 0, n_in = 0, n_pts = 0, total = 1, nb = 0;
+  std::vector<int64_t> batch, xo;
+  const float* x = nullptr;
+  std::vector<Layer> layers;
+  std::vector<std::vector<int64_t>> wo, bo;
+  std::vector<const float*> wbase, bbase;
+
+  // the layers of network n
+  const Layer* at(int64_t n) {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      layers[l].w = wbase[l] + wo[l][n];
+      layers[l].b = bbase[l] + bo[l][n];
+    }
+    return layers.data();
+  }
+};
+
+// Reads x (operand 0) and the layers (from operand `first`), for the batch dims `batch`.
+ffi::Error parse(ffi::RemainingArgs& args, int64_t first, int64_t depth,
+                 const std::vector<int64_t>& batch, Operands& o) {
   const int64_t n_layers = depth + 1;
-  if (args.size() != 2 + 2 * n_layers || rets.size() != 2 * n_layers + 1)
-    return ffi::Error::InvalidArgument("mlp_grad: wrong number of operands");
+  o.depth = depth;
+  o.batch = batch;
+  o.nb = batch.size();
+  for (auto b : batch) o.total *= b;
+  if (static_cast<int64_t>(args.size()) != first + 2 * n_layers)
+    return ffi::Error::InvalidArgument("sweepnet fused: wrong number of operands");
+  auto x_r = args.get<ffi::AnyBuffer>(0);
+  if (!x_r.has_value()) return x_r.error();
+  auto xd = x_r->dimensions();
+  if (static_cast<int64_t>(xd.size()) != o.nb + 2 || !batch_offsets(xd, 2, batch, o.xo))
+    return ffi::Error::InvalidArgument("sweepnet fused: x dims");
+  o.n_in = xd[o.nb];
+  o.n_pts = xd[o.nb + 1];
+  o.x = x_r->typed_data<float>();
+  o.layers.resize(n_layers);
+  o.wo.resize(n_layers);
+  o.bo.resize(n_layers);
+  o.wbase.resize(n_layers);
+  o.bbase.resize(n_layers);
+  for (int64_t l = 0; l < n_layers; ++l) {
+    auto w_r = args.get<ffi::AnyBuffer>(first + 2 * l);
+    auto b_r = args.get<ffi::AnyBuffer>(first + 2 * l + 1);
+    if (!w_r.has_value() || !b_r.has_value())
+      return ffi::Error::InvalidArgument("sweepnet fused: bad layer operand");
+    auto wd = w_r->dimensions();
+    if (static_cast<int64_t>(wd.size()) != o.nb + 2)
+      return ffi::Error::InvalidArgument("sweepnet fused: kernel rank");
+    o.layers[l].out = wd[o.nb];
+    o.layers[l].in = wd[o.nb + 1];
+    if (o.layers[l].in != (l == 0 ? o.n_in : o.layers[l - 1].out))
+      return ffi::Error::InvalidArgument("sweepnet fused: layer shapes do not chain");
+    if (!batch_offsets(wd, 2, batch, o.wo[l]) || !batch_offsets(b_r->dimensions(), 1, batch, o.bo[l]))
+      return ffi::Error::InvalidArgument("sweepnet fused: parameter batch dims");
+    o.wbase[l] = w_r->typed_data<float>();
+    o.bbase[l] = b_r->typed_data<float>();
+  }
+  if (o.layers[depth].out != 1)
+    return ffi::Error::InvalidArgument("sweepnet fused: one output logit");
+  for (int64_t l = 1; l < depth; ++l)
+    if (o.layers[l].out != o.layers[0].out)
+      return ffi::Error::InvalidArgument("sweepnet fused: hidden layers of different widths");
+  return ffi::Error::Success();
+}
+
+#define SWEEPNET_ACTIVATIONS(CASE)                                              \
+  switch (activation) {                                                         \
+    CASE(kTanh) CASE(kRelu) CASE(kLeakyRelu) CASE(kSigmoid) CASE(kLinear) CASE(kSoftplus) \
+    default: return ffi::Error::InvalidArgument("sweepnet fused: unknown activation"); \
+  }
+
+// Operands x, y, then (kernel, bias) per layer; results the gradient of each, then finite.
+ffi::Error GradImpl(ffi::RemainingArgs args, ffi::RemainingRets rets, int64_t depth,
+                    int64_t activation) {
+  const int64_t n_layers = depth + 1;
+  if (static_cast<int64_t>(rets.size()) != 2 * n_layers + 1)
+    return ffi::Error::InvalidArgument("sweepnet fused: wrong number of results");
   auto finite_r = rets.get<ffi::AnyBuffer>(2 * n_layers);
   if (!finite_r.has_value()) return finite_r.error();
   ffi::AnyBuffer finite = **finite_r;
   std::vector<int64_t> batch(finite.dimensions().begin(), finite.dimensions().end());
-  int64_t total = 1;
-  for (auto b : batch) total *= b;
-
-  auto x_r = args.get<ffi::AnyBuffer>(0);
+  Operands o;
+  if (auto e = parse(args, 2, depth, batch, o); !e.success()) return e;
   auto y_r = args.get<ffi::AnyBuffer>(1);
-  if (!x_r.has_value()) return x_r.error();
-  if (!y_r.has_value()) return y_r.error();
-  auto xd = x_r->dimensions();
-  int64_t nb = batch.size();
-  if (static_cast<int64_t>(xd.size()) != nb + 2) return ffi::Error::InvalidArgument("mlp_grad: x rank");
-  const int64_t n_in = xd[nb], n_pts = xd[nb + 1];
-  std::vector<int64_t> xo, yo;
-  if (!batch_offsets(xd, 2, batch, xo) || !batch_offsets(y_r->dimensions(), 1, batch, yo))
-    return ffi::Error::InvalidArgument("mlp_grad: x or y batch dims");
-  const float* x = x_r->typed_data<float>();
+  std::vector<int64_t> yo;
+  if (!y_r.has_value() || !batch_offsets(y_r->dimensions(), 1, batch, yo) ||
+      y_r->dimensions()[o.nb] != o.n_pts)
+    return ffi::Error::InvalidArgument("sweepnet fused: y dims");
   const float* y = y_r->typed_data<float>();
-
-  std::vector<Layer> layers(n_layers);
-  std::vector<std::vector<int64_t>> wo(n_layers), bo(n_layers);
-  std::vector<const float*> wbase(n_layers), bbase(n_layers);
   std::vector<float*> gwbase(n_layers), gbbase(n_layers), gw(n_layers), gb(n_layers);
   for (int64_t l = 0; l < n_layers; ++l) {
-    auto w_r = args.get<ffi::AnyBuffer>(2 + 2 * l);
-    auto b_r = args.get<ffi::AnyBuffer>(3 + 2 * l);
     auto gw_r = rets.get<ffi::AnyBuffer>(2 * l);
     auto gb_r = rets.get<ffi::AnyBuffer>(2 * l + 1);
-    if (!w_r.has_value() || !b_r.has_value() || !gw_r.has_value() || !gb_r.has_value())
-      return ffi::Error::InvalidArgument("mlp_grad: bad operand");
-    auto wd = w_r->dimensions();
-    if (static_cast<int64_t>(wd.size()) != nb + 2)
-      return ffi::Error::InvalidArgument("mlp_grad: kernel rank");
-    layers[l].out = wd[nb];
-    layers[l].in = wd[nb + 1];
-    if (layers[l].in != (l == 0 ? n_in : layers[l - 1].out))
-      return ffi::Error::InvalidArgument("mlp_grad: layer shapes do not chain");
-    if (!batch_offsets(wd, 2, batch, wo[l]) || !batch_offsets(b_r->dimensions(), 1, batch, bo[l]))
-      return ffi::Error::InvalidArgument("mlp_grad: parameter batch dims");
-    wbase[l] = w_r->typed_data<float>();
-    bbase[l] = b_r->typed_data<float>();
+    if (!gw_r.has_value() || !gb_r.has_value())
+      return ffi::Error::InvalidArgument("sweepnet fused: bad result");
     gwbase[l] = (*gw_r)->typed_data<float>();
     gbbase[l] = (*gb_r)->typed_data<float>();
   }
-  if (layers[depth].out != 1) return ffi::Error::InvalidArgument("mlp_grad: one output logit");
-  for (int64_t l = 1; l < depth; ++l)
-    if (layers[l].out != layers[0].out)
-      return ffi::Error::InvalidArgument("mlp_grad: hidden layers of different widths");
   float* fin = finite.typed_data<float>();
   Scratch scratch;
-  for (int64_t n = 0; n < total; ++n) {
+  for (int64_t n = 0; n < o.total; ++n) {
+    const Layer* ly = o.at(n);
     for (int64_t l = 0; l < n_layers; ++l) {
-      layers[l].w = wbase[l] + wo[l][n];
-      layers[l].b = bbase[l] + bo[l][n];
-      gw[l] = gwbase[l] + n * layers[l].out * layers[l].in;
-      gb[l] = gbbase[l] + n * layers[l].out;
+      gw[l] = gwbase[l] + n * ly[l].out * ly[l].in;
+      gb[l] = gbbase[l] + n * ly[l].out;
     }
-    const float* xn = x + xo[n];
+    const float* xn = o.x + o.xo[n];
     const float* yn = y + yo[n];
-    const Layer* ly = layers.data();
-    switch (activation) {
-#define SWEEPNET_ACT(ID)       case ID: net_grad_any<ID>(depth, n_in, n_pts, xn, yn, ly, gw.data(), gb.data(), fin + n, \
-                                scratch); break;
-      SWEEPNET_ACT(kTanh) SWEEPNET_ACT(kRelu) SWEEPNET_ACT(kLeakyRelu)
-      SWEEPNET_ACT(kSigmoid) SWEEPNET_ACT(kLinear) SWEEPNET_ACT(kSoftplus)
-#undef SWEEPNET_ACT
-      default: return ffi::Error::InvalidArgument("mlp_grad: unknown activation");
-    }
+#define SWEEPNET_CASE(ID) \
+    case ID: net_grad_any<ID>(depth, o.n_in, o.n_pts, xn, yn, ly, gw.data(), gb.data(), \
+                              fin + n, scratch); break;
+    SWEEPNET_ACTIVATIONS(SWEEPNET_CASE)
+#undef SWEEPNET_CASE
+  }
+  return ffi::Error::Success();
+}
+
+// Operands x, then (kernel, bias) per layer; result the logits z (..., P).
+ffi::Error LogitsImpl(ffi::RemainingArgs args, ffi::RemainingRets rets, int64_t depth,
+                      int64_t activation) {
+  if (rets.size() != 1) return ffi::Error::InvalidArgument("sweepnet fused: one result");
+  auto z_r = rets.get<ffi::AnyBuffer>(0);
+  if (!z_r.has_value()) return z_r.error();
+  ffi::AnyBuffer z = **z_r;
+  auto zd = z.dimensions();
+  std::vector<int64_t> batch(zd.begin(), zd.end() - 1);
+  Operands o;
+  if (auto e = parse(args, 1, depth, batch, o); !e.success()) return e;
+  if (zd[o.nb] != o.n_pts) return ffi::Error::InvalidArgument("sweepnet fused: z dims");
+  float* zp = z.typed_data<float>();
+  Scratch scratch;
+  for (int64_t n = 0; n < o.total; ++n) {
+    const Layer* ly = o.at(n);
+    const float* xn = o.x + o.xo[n];
+#define SWEEPNET_CASE(ID) \
+    case ID: net_logits_any<ID>(depth, o.n_in, o.n_pts, xn, ly, zp + n * o.n_pts, scratch); break;
+    SWEEPNET_ACTIVATIONS(SWEEPNET_CASE)
+#undef SWEEPNET_CASE
   }
   return ffi::Error::Success();
 }
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(SweepnetMlpGrad, MlpGradImpl,
-                              ffi::Ffi::Bind()
-                                  .RemainingArgs()
-                                  .RemainingRets()
-                                  .Attr<int64_t>("depth")
-                                  .Attr<int64_t>("activation"));
+// Operands x, y (labels as floats), then (kernel, bias) per layer; results the signed margins
+// m (..., P) and their input gradients g (..., in, P) (the separation metrics).
+ffi::Error MarginGradImpl(ffi::RemainingArgs args, ffi::RemainingRets rets, int64_t depth,
+                          int64_t activation) {
+  if (rets.size() != 2) return ffi::Error::InvalidArgument("sweepnet fused: two results");
+  auto m_r = rets.get<ffi::AnyBuffer>(0);
+  auto g_r = rets.get<ffi::AnyBuffer>(1);
+  if (!m_r.has_value()) return m_r.error();
+  if (!g_r.has_value()) return g_r.error();
+  auto md = (*m_r)->dimensions();
+  std::vector<int64_t> batch(md.begin(), md.end() - 1);
+  Operands o;
+  if (auto e = parse(args, 2, depth, batch, o); !e.success()) return e;
+  auto y_r = args.get<ffi::AnyBuffer>(1);
+  std::vector<int64_t> yo;
+  if (!y_r.has_value() || !batch_offsets(y_r->dimensions(), 1, batch, yo) ||
+      y_r->dimensions()[o.nb] != o.n_pts || md[o.nb] != o.n_pts)
+    return ffi::Error::InvalidArgument("sweepnet fused: y or m dims");
+  const float* y = y_r->typed_data<float>();
+  float* mp = (*m_r)->typed_data<float>();
+  float* gp = (*g_r)->typed_data<float>();
+  Scratch scratch;
+  for (int64_t n = 0; n < o.total; ++n) {
+    const Layer* ly = o.at(n);
+    const float* xn = o.x + o.xo[n];
+    const float* yn = y + yo[n];
+    float* mn = mp + n * o.n_pts;
+    float* gn = gp + n * o.n_in * o.n_pts;
+#define SWEEPNET_CASE(ID) \
+    case ID: net_margin_grad_any<ID>(depth, o.n_in, o.n_pts, xn, yn, ly, mn, gn, scratch); break;
+    SWEEPNET_ACTIVATIONS(SWEEPNET_CASE)
+#undef SWEEPNET_CASE
+  }
+  return ffi::Error::Success();
+}
+
+#define SWEEPNET_BIND                                                     \
+  ffi::Ffi::Bind().RemainingArgs().RemainingRets().Attr<int64_t>("depth") \
+      .Attr<int64_t>("activation")
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SweepnetGrad, GradImpl, SWEEPNET_BIND);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SweepnetLogits, LogitsImpl, SWEEPNET_BIND);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SweepnetMarginGrad, MarginGradImpl, SWEEPNET_BIND);

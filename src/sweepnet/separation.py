@@ -268,8 +268,11 @@ def margin_and_grad(apply_fn: Callable, x: jax.Array, y: jax.Array):
     """Margins ``(n,)`` at ``x (d, n)`` and their input gradients ``(d, n)``.
 
     One VJP of the summed margin: each margin depends only on its own point, so the gradient of
-    the sum holds every point's own gradient.
+    the sum holds every point's own gradient. An ``apply_fn`` with a ``margin_and_grad(x, y)``
+    attribute (the fused CPU kernel, :mod:`sweepnet.fused`) computes both itself.
     """
+    if (own := getattr(apply_fn, "margin_and_grad", None)) is not None:
+        return own(x, y)
     m, vjp = jax.vjp(lambda p: signed_margin(apply_fn(p), y), x)
     (g,) = vjp(jnp.ones_like(m))
     return m, g

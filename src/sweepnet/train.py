@@ -158,9 +158,10 @@ def _loss_and_acc(logits, y, n_out):
 def make_train(static: Static, fused: bool = False):
     """Returns ``train(key, hyper, data) -> Output`` for one network of shape ``static``.
 
-    ``fused``: compute each step's gradient with the native CPU kernel (:mod:`sweepnet.fused`;
-    ``fused.covers(static)`` must hold) instead of XLA's autodiff. Same gradient to float
-    round-off; the optimizer, evaluations and separation metrics are unchanged.
+    ``fused``: compute each step's gradient, the evaluations' logits and the separation
+    metrics' margins and input gradients with the native CPU kernel (:mod:`sweepnet.fused`;
+    ``fused.covers(static)`` must hold) instead of XLA. The same to float round-off; the
+    optimizer is XLA's either way.
     """
     if fused and not fused_lib.covers(static):
         raise ValueError(f"the fused gradient does not cover {static}")
@@ -211,12 +212,18 @@ def make_train(static: Static, fused: bool = False):
             updates, opt_state = tx.update(grads, opt_state, p)
             return (optax.apply_updates(p, updates), opt_state, bad | ~finite), None
 
+        def forward(p, x):  # logits for evaluations (never differentiated)
+            if fused:
+                return fused_lib.logits(unravel(p), x, hyper.width, static.depth,
+                                        static.activation)
+            return apply(p, x)
+
         def evaluate(p):
-            loss, correct = _loss_and_acc(apply(p, data.x_train), data.y_train, static.n_out)
+            loss, correct = _loss_and_acc(forward(p, data.x_train), data.y_train, static.n_out)
 
             def block_hits(_, xy):
                 x, y = xy
-                _, hit = _loss_and_acc(apply(p, x), jnp.maximum(y, 0), static.n_out)
+                _, hit = _loss_and_acc(forward(p, x), jnp.maximum(y, 0), static.n_out)
                 return None, jnp.sum(hit & (y >= 0))
 
             _, hits = lax.scan(block_hits, None, (data.x_test, data.y_test))
@@ -237,8 +244,13 @@ def make_train(static: Static, fused: bool = False):
         fit = train_acc >= 1.0
         steps_to_fit = jnp.where(fit.any(), jnp.asarray(eval_steps)[jnp.argmax(fit)], -1)
         diverged = carry[2] | ~jnp.isfinite(loss[-1])
-        sep = separation.metrics(lambda x: apply(carry[0], x), data.probe, data.x_test,
-                                 data.y_test)
+        def net(x):  # the trained network, for the separation metrics
+            return apply(carry[0], x)
+
+        if fused:
+            net.margin_and_grad = lambda x, y: fused_lib.margin_and_grad(
+                unravel(carry[0]), x, y, hyper.width, static.depth, static.activation)
+        sep = separation.metrics(net, data.probe, data.x_test, data.y_test)
         return Output(unravel(carry[0]), loss[-1], train_acc[-1], test_acc[-1],
                       steps_to_fit.astype(jnp.int32), diverged, loss, train_acc, test_acc,
                       sep["margin"], sep["worst_margin"], sep["certified"], sep["max_grad"])
