@@ -33,7 +33,7 @@ from sweepnet.separation import make_probe
 from sweepnet.spec import Spec
 from sweepnet.train import Data, Hyper, Static, make_data, make_train
 
-__version__ = "0.3.1"
+__version__ = "0.4.0"
 
 
 def enable_compilation_cache(path: str | None = None) -> str:
