@@ -168,6 +168,7 @@ def both(tmp_path_factory):
     return s, out
 
 
+@pytest.mark.slow
 def test_sweep_records_which_gradient_each_bucket_used(both):
     _, out = both
     for name in ("fused", "xla"):
@@ -178,6 +179,7 @@ def test_sweep_records_which_gradient_each_bucket_used(both):
         assert grads == {"tanh": name, "softplus": name, "elu": "xla"}
 
 
+@pytest.mark.slow
 def test_fused_and_xla_sweeps_train_the_same_networks(both):
     import sweepnet
 
@@ -199,6 +201,7 @@ def test_the_program_cache_keeps_fused_and_xla_programs_apart():
         static, args, {"fused": False})
 
 
+@pytest.mark.slow
 def test_without_a_compiler_the_sweep_uses_xlas_gradient(tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("SWEEPNET_CACHE", str(tmp_path / "cache"))
@@ -219,6 +222,7 @@ def test_without_a_compiler_the_sweep_uses_xlas_gradient(tmp_path, monkeypatch, 
     assert fused.library() is not None
 
 
+@pytest.mark.slow
 def test_training_with_the_fused_gradient_equals_autodiff_training():
     """One whole training (Adam, evals), fused against autodiff, in one program each."""
     s = spec.loads(SPEC)

@@ -220,6 +220,24 @@ inline void backward(const Layer& ly, const vf* __restrict g, const vf* __restri
   }
 }
 
+// Every layer forward on K blocks. Rows of h / a: the input (n_in), each hidden layer (w), the
+// logit (1); the input rows of h are filled by the caller.
+template <int64_t A, int WT, int K>
+inline void forward_all(int64_t depth, int64_t n_in, int64_t w, const Layer* layers, vf* h,
+                        vf* a) {
+  auto row0 = [&](int64_t l) { return l == 0 ? 0 : n_in + (l - 1) * w; };
+  if (depth == 0) {
+    forward<A, 1, 0, K>(layers[0], h, a + n_in * K, h + n_in * K, false);
+    return;
+  }
+  forward<A, WT, 0, K>(layers[0], h, a + n_in * K, h + n_in * K, true);
+  for (int64_t l = 1; l < depth; ++l)
+    forward<A, WT, WT, K>(layers[l], h + row0(l) * K, a + row0(l + 1) * K, h + row0(l + 1) * K,
+                          true);
+  forward<A, 1, WT, K>(layers[depth], h + row0(depth) * K, a + row0(depth + 1) * K,
+                       h + row0(depth + 1) * K, false);
+}
+
 // A layer's input gradient on K blocks: gin = (W^T g) * act'(ain) (times 1 for the network's
 // input, ACT = false).
 template <int64_t A, int OUT, int IN, int K, bool ACT>
@@ -286,16 +304,7 @@ void net_grad(int64_t depth, int64_t n_in, int64_t n_pts, const float* x, const 
       }
     }
     // forward
-    if (depth == 0) {
-      forward<A, 1, 0, K>(layers[0], h, a + n_in * K, h + n_in * K, false);
-    } else {
-      forward<A, WT, 0, K>(layers[0], h, a + n_in * K, h + n_in * K, true);
-      for (int64_t l = 1; l < depth; ++l)
-        forward<A, WT, WT, K>(layers[l], h + row0(l) * K, a + row0(l + 1) * K,
-                              h + row0(l + 1) * K, true);
-      forward<A, 1, WT, K>(layers[depth], h + row0(depth) * K, a + row0(n_layers) * K,
-                           h + row0(n_layers) * K, false);
-    }
+    forward_all<A, WT, K>(depth, n_in, w, layers, h, a);
     // the loss: d mean(softplus(z) - y z) / dz = (sigmoid(z) - y) / n
     const vf* z = h + row0(n_layers) * K;
     for (int k = 0; k < K; ++k) {
@@ -345,16 +354,7 @@ void net_logits(int64_t depth, int64_t n_in, int64_t n_pts, const float* x, cons
       const int64_t m = std::max<int64_t>(0, std::min<int64_t>(L, n_pts - q));
       for (int64_t r = 0; r < n_in; ++r) h[r * K + k] = load(x + r * n_pts + q, m);
     }
-    if (depth == 0) {
-      forward<A, 1, 0, K>(layers[0], h, a + n_in * K, h + n_in * K, false);
-    } else {
-      forward<A, WT, 0, K>(layers[0], h, a + n_in * K, h + n_in * K, true);
-      for (int64_t l = 1; l < depth; ++l)
-        forward<A, WT, WT, K>(layers[l], h + row0(l) * K, a + row0(l + 1) * K,
-                              h + row0(l + 1) * K, true);
-      forward<A, 1, WT, K>(layers[depth], h + row0(depth) * K, a + row0(depth + 1) * K,
-                           h + row0(depth + 1) * K, false);
-    }
+    forward_all<A, WT, K>(depth, n_in, w, layers, h, a);
     const vf* out = h + row0(depth + 1) * K;
     for (int k = 0; k < K; ++k) {
       const int64_t q = p0 + k * L;
@@ -386,16 +386,7 @@ void net_margin_grad(int64_t depth, int64_t n_in, int64_t n_pts, const float* x,
       for (int64_t r = 0; r < n_in; ++r) h[r * K + k] = load(x + r * n_pts + q, cnt);
       sign[k] = load(y + q, cnt) == 1.0f ? splat(1.0f) : splat(-1.0f);
     }
-    if (depth == 0) {
-      forward<A, 1, 0, K>(layers[0], h, a + n_in * K, h + n_in * K, false);
-    } else {
-      forward<A, WT, 0, K>(layers[0], h, a + n_in * K, h + n_in * K, true);
-      for (int64_t l = 1; l < depth; ++l)
-        forward<A, WT, WT, K>(layers[l], h + row0(l) * K, a + row0(l + 1) * K,
-                              h + row0(l + 1) * K, true);
-      forward<A, 1, WT, K>(layers[depth], h + row0(depth) * K, a + row0(depth + 1) * K,
-                           h + row0(depth + 1) * K, false);
-    }
+    forward_all<A, WT, K>(depth, n_in, w, layers, h, a);
     const vf* z = h + row0(depth + 1) * K;
     for (int k = 0; k < K; ++k) g[k] = sign[k];
     if (depth == 0) {
