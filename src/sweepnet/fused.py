@@ -53,7 +53,8 @@ def enabled() -> bool:
 
 def covers(static) -> bool:
     """Whether the kernel computes this bucket's gradient (:class:`~sweepnet.train.Static`)."""
-    return static.arch == "mlp" and static.n_out == 1 and static.activation in ACTIVATIONS
+    return (static.arch == "mlp" and static.n_out == 1 and static.depth >= 1
+            and static.activation in ACTIVATIONS)
 
 
 def use(static, mesh) -> bool:
