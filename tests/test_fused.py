@@ -209,7 +209,9 @@ def test_without_a_compiler_the_sweep_uses_xlas_gradient(tmp_path, monkeypatch, 
     engine.bucket_fn.cache_clear()
     try:
         assert fused.library() is None
-        assert "fused CPU gradient unavailable" in capfd.readouterr().err
+        err = capfd.readouterr().err
+        assert "building the fused CPU gradient kernel" in err  # the user sees the pause's cause
+        assert "fused CPU gradient unavailable" in err
         s = spec.loads(SPEC.replace('["tanh", "softplus", "elu"]', '"tanh"'))
         assert not fused.use(plan.make_plan(s, 2).buckets[0].static, engine.mesh())
         engine.run_sweep(s, str(tmp_path / "out"), progress=False, cache=False)

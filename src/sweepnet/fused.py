@@ -104,6 +104,8 @@ def library() -> str | None:
         except OSError as e:
             return _give_up(f"cannot write {folder} ({e.strerror})")
         cmd = [*cxx, *FLAGS, "-I", jax.ffi.include_dir(), SOURCE, "-o", tmp]
+        print("sweepnet: building the fused CPU gradient kernel (once per machine, about 30 s)",
+              file=sys.stderr, flush=True)
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         except (OSError, subprocess.SubprocessError) as e:
