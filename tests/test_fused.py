@@ -191,14 +191,27 @@ def test_fused_and_xla_sweeps_train_the_same_networks(both):
     np.testing.assert_allclose(a["test_acc"], b["test_acc"], atol=2 / 256)
     elu = a["activation"] == "elu"  # the same program both ways: the same floats
     np.testing.assert_array_equal(a.loc[elu, "train_loss"], b.loc[elu, "train_loss"])
+    # and two different programs elsewhere (float round-off differs), not one program twice
+    assert (a.loc[~elu, "train_loss"] != b.loc[~elu, "train_loss"]).any()
 
 
-def test_the_program_cache_keeps_fused_and_xla_programs_apart():
+def test_the_program_cache_keeps_fused_and_xla_programs_apart(tmp_path, monkeypatch):
     s = spec.loads(SPEC)
     static = plan.make_plan(s, 2).buckets[0].static
     args = (jnp.zeros(2),)
     assert programs.program_key(static, args, {"fused": True}) != programs.program_key(
         static, args, {"fused": False})
+    # and the engine keys every bucket's program by the gradient it was built with
+    seen, real = {}, programs.compile_program
+
+    def spy(fn, static, args, cache=True, variant=None):
+        seen[static.activation] = variant
+        return real(fn, static, args, cache=cache, variant=variant)
+
+    monkeypatch.setattr(programs, "compile_program", spy)
+    engine.run_sweep(s, str(tmp_path / "out"), progress=False)
+    assert seen == {"tanh": {"fused": True}, "softplus": {"fused": True},
+                    "elu": {"fused": False}}
 
 
 @pytest.mark.slow
@@ -235,8 +248,22 @@ def test_training_with_the_fused_gradient_equals_autodiff_training():
     seeds, hyper = engine.chunk_inputs([run], 1)
     data = engine.load_data(static, run)
     h = jax.tree.map(lambda a: jnp.asarray(a[0]), hyper)
-    outs = [jax.jit(lambda k, f=f: make_train(static, fused=f)(jax.random.key(k), h, data))(
-        seeds[0]) for f in (True, False)]
+    fns = [jax.jit(lambda k, f=f: make_train(static, fused=f)(jax.random.key(k), h, data))
+           for f in (True, False)]
+    jaxprs = [str(jax.make_jaxpr(fn)(seeds[0])) for fn in fns]
+    for target in fused.TARGETS:  # the fused program calls all three entry points, XLA's none
+        assert target in jaxprs[0] and target not in jaxprs[1]
+    outs = [fn(seeds[0]) for fn in fns]
     np.testing.assert_allclose(outs[0].curve_loss, outs[1].curve_loss, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="does not cover"):
         make_train(plan._static({**cfg, "activation": "elu"}, 3), fused=True)
+
+
+def test_sweepnet_devices_says_whether_the_kernel_is_used(capsys, monkeypatch):
+    from sweepnet import cli
+
+    assert cli.main(["devices"]) == 0
+    assert f"fused CPU gradient: {fused.library()}" in capsys.readouterr().out
+    monkeypatch.setenv("SWEEPNET_FUSED", "0")
+    assert cli.main(["devices"]) == 0
+    assert "fused CPU gradient: off (SWEEPNET_FUSED=0)" in capsys.readouterr().out

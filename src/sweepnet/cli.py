@@ -133,8 +133,7 @@ def cmd_devices(a):
     if jax.default_backend() == "cpu":
         from sweepnet import fused
 
-        lib = fused.library() if fused.enabled() else None
-        state = lib or ("off (SWEEPNET_FUSED=0)" if not fused.enabled() else "unavailable")
+        state = (fused.library() or "unavailable") if fused.enabled() else "off (SWEEPNET_FUSED=0)"
         print(f"fused CPU gradient: {state}")
 
 

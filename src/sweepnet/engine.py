@@ -318,13 +318,13 @@ def run_sweep(
     buckets = {}
     for bucket, runs, chunk in todo:
         tb = time.perf_counter()
-        chunk = _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar, stats,
-                              cache)
+        chunk, fused = _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar,
+                                     stats, cache)
         buckets[f"{tag}-b{bucket.index:03d}"] = {
             "static": dataclasses.asdict(bucket.static),
             "networks": len(runs),
             "chunk": chunk,
-            "gradient": "fused" if fused_lib.use(bucket.static, m) else "xla",
+            "gradient": "fused" if fused else "xla",
             "seconds": round(time.perf_counter() - tb, 3),
         }
         if pid == 0:
@@ -396,13 +396,14 @@ def _call(compiled, seeds, hyper, data):
 
 
 def _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar, stats,
-                  cache=True) -> int:
+                  cache=True) -> tuple[int, bool]:
     """Train ``runs`` of one bucket in chunks of ``chunk``, writing each chunk as one part.
 
     On RESOURCE_EXHAUSTED (raised at compile, dispatch or fetch) the chunk is halved, down to
     one network per device, and the chunks not yet written are run again. Returns the chunk
-    size that worked. At most two chunks' outputs are alive at once (one computing, one being
-    written), so memory does not grow with the sweep.
+    size that worked and whether the fused CPU gradient trained the bucket. At most two chunks'
+    outputs are alive at once (one computing, one being written), so memory does not grow with
+    the sweep.
     """
     tc = time.perf_counter()
     fn = bucket_fn(bucket.static, m)  # the first fused bucket builds the kernel: a compile too
@@ -437,7 +438,7 @@ def _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar, sta
                     inflight = (part, result)
             if inflight is not None:
                 _write(store, bucket, *inflight, spec, provenance, tag, bar, written)
-            return chunk
+            return chunk, fused
         except jax.errors.JaxRuntimeError as e:
             if not _is_oom(e):
                 raise
