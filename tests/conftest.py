@@ -14,8 +14,8 @@ import sweepnet.data  # noqa: E402, F401
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 # columns that say where and how a run was computed, not what it computed
-PROVENANCE = ("part", "bucket", "bucket_width", "n_devices", "backend", "jax_version",
-              "sweepnet_version")
+PROVENANCE = ("part", "bucket", "bucket_width", "bucket_depth", "n_devices", "backend",
+              "jax_version", "sweepnet_version")
 
 
 def runs_table(out: str, drop=()):

@@ -123,3 +123,50 @@ def test_distributed_without_a_cluster_or_coordinator_is_a_one_line_error(tmp_pa
     assert got.returncode == 2 and len(lines) == 1, got.stderr
     assert lines[0].startswith("sweepnet: error: --distributed") and "--coordinator" in lines[0]
     assert not out.exists()
+
+
+def _launch(path, out, port, i, memory=TINY_MEMORY):
+    env = {**os.environ, "SWEEPNET_HOST_DEVICES": "2"}
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweepnet", "run", str(path), "--out", out, "--quiet",
+         "--max-memory", str(memory), "--distributed", "--coordinator", f"127.0.0.1:{port}",
+         "--num-processes", "2", "--process-id", str(i)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.mark.slow
+def test_a_lost_peer_stops_process_0_with_a_one_line_error_and_the_parts_resume(tmp_path):
+    import glob
+    import time
+
+    long = SPEC.replace("steps = 60", "steps = 1500").replace("seeds = 4", "seeds = 8")
+    path = tmp_path / "hosts.toml"
+    path.write_text(long)
+    out = str(tmp_path / "out")
+    port = free_port()
+    procs = [_launch(path, out, port, i) for i in range(2)]
+    try:
+        deadline = time.monotonic() + 240
+        while not glob.glob(os.path.join(out, "runs", "s1of2-*.parquet")):
+            assert time.monotonic() < deadline, "process 1 wrote nothing"
+            assert procs[0].poll() is None and procs[1].poll() is None, procs[1].stderr.read()
+            time.sleep(0.5)
+        procs[1].kill()  # its host is gone
+        killed = time.monotonic()
+        _, err = procs[0].communicate(timeout=120)
+        waited = time.monotonic() - killed
+    finally:
+        for p in procs:
+            p.kill()
+    lines = err.strip().splitlines()
+    assert procs[0].returncode == 2, err[-3000:]
+    assert waited < 60, waited
+    assert len(lines) == 1 and "process 1 of 2 was lost" in lines[0], err[-3000:]
+    # the finished parts are kept, and the same sweep run again trains only the rest
+    kept = len(sweepnet.load(out))
+    assert kept >= 2
+    summary = engine.run_sweep(spec.loads(long), out, progress=False, max_memory=TINY_MEMORY)
+    assert summary.skipped == kept and summary.trained == 2 * N_NETS - kept
+    df = sweepnet.load(out)
+    assert df["run_id"].is_unique and len(df) == 2 * N_NETS

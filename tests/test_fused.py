@@ -30,6 +30,11 @@ def _params(width, depth, act, real, n, x, seed=0):
     return model, jax.tree_util.tree_map_with_path(noise, params)
 
 
+def _net(real, depth, act):
+    """The kernel's view of a network of real width ``real``, ``depth`` and activation ``act``."""
+    return fused.Net(jnp.int32(real), jnp.int32(depth), jnp.int32(fused.ACTIVATIONS[act]))
+
+
 def _autodiff(model, params, x, y, real):
     def loss(p):
         value, _ = _loss_and_acc(model.apply(p, x, real, 1.0), y, 1)
@@ -57,7 +62,8 @@ def test_fused_gradient_equals_autodiff(width, depth, real, act, points):
     y = jnp.asarray(rng.integers(0, 2, points), jnp.int32)
     model, params = _params(width, depth, act, real, 5, x)
     want = jax.vmap(lambda p: _autodiff(model, p, x, y, real))(params)
-    got, finite = jax.jit(jax.vmap(lambda p: fused.grad(p, x, y, real, depth, act)))(params)
+    net = _net(real, depth, act)
+    got, finite = jax.jit(jax.vmap(lambda p: fused.grad(p, x, y, net)))(params)
     assert bool(finite.all())
     for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(want), jax.tree.leaves(got),
                             strict=True):
@@ -73,7 +79,7 @@ def test_fused_logits_equal_the_model(width, depth, real, act, points):
     x = jnp.asarray(rng.normal(size=(2, points)) * 1.5, jnp.float32)
     model, params = _params(width, depth, act, real, 4, x)
     want = jax.vmap(lambda p: model.apply(p, x, real, 1.0))(params)
-    got = jax.jit(jax.vmap(lambda p: fused.logits(p, x, real, depth, act)))(params)
+    got = jax.jit(jax.vmap(lambda p: fused.logits(p, x, _net(real, depth, act))))(params)
     assert got.shape == want.shape == (4, 1, points)
     np.testing.assert_allclose(got, want, atol=2e-6, rtol=1e-5)
 
@@ -88,7 +94,8 @@ def test_fused_margins_and_input_gradients_equal_autodiffs(width, depth, real, a
     model, params = _params(width, depth, act, real, 3, x)
     want = jax.vmap(lambda p: margin_and_grad(lambda v: model.apply(p, v, real, 1.0), x, y))(
         params)
-    got = jax.jit(jax.vmap(lambda p: fused.margin_and_grad(p, x, y, real, depth, act)))(params)
+    net = _net(real, depth, act)
+    got = jax.jit(jax.vmap(lambda p: fused.margin_and_grad(p, x, y, net)))(params)
     for a, b in zip(want, got, strict=True):
         assert a.shape == b.shape
         np.testing.assert_allclose(b, a, atol=3e-6 * float(jnp.max(jnp.abs(a))), rtol=1e-4)
@@ -101,12 +108,54 @@ def test_padded_network_has_the_unpadded_networks_gradient_bit_for_bit():
     _, padded = _params(8, 3, "tanh", 3, 1, x)
     small = jax.tree.map(lambda a: a[0], padded)
     alone = unpad(small, 3, 2)  # the same network built at its own width
-    g_pad, _ = fused.grad(small, x, y, 3, 3, "tanh")
-    g_alone, _ = fused.grad(alone, x, y, 3, 3, "tanh")
+    g_pad, _ = fused.grad(small, x, y, _net(3, 3, "tanh"))
+    g_alone, _ = fused.grad(alone, x, y, _net(3, 3, "tanh"))
     for a, b in zip(jax.tree.leaves(g_pad), jax.tree.leaves(g_alone), strict=True):
         block = tuple(slice(0, n) for n in b.shape)
         np.testing.assert_array_equal(a[block], b)
         assert not a.at[block].set(0).any()  # the padded entries: exactly zero
+
+
+def test_networks_of_one_batch_have_their_own_depth_and_activation():
+    """One padded program (width 6, depth 4, four activations): each network's gradient is
+    autodiff's of the model with its real width, depth and activation, and padded layers get
+    exactly zero."""
+    acts = ("relu", "sigmoid", "softplus", "tanh")
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.normal(size=(2, 130)) * 1.5, jnp.float32)
+    y = jnp.asarray(rng.integers(0, 2, 130), jnp.int32)
+    model = build("mlp", 6, 4, acts, 1)
+    widths = jnp.asarray([6, 2, 5, 3, 4, 1], jnp.int32)
+    depths = jnp.asarray([4, 1, 2, 3, 1, 2], jnp.int32)
+    which = jnp.asarray([0, 1, 2, 3, 3, 0], jnp.int32)
+    keys = jax.random.split(jax.random.key(3), 6)
+    params = jax.vmap(lambda k, w: model.init(k, x[:, :1], w, 1.0))(keys, widths)
+    ids = jnp.asarray([fused.ACTIVATIONS[a] for a in acts], jnp.int32)
+
+    def autodiff(p, w, d, a):
+        def loss(q):
+            z = model.apply(q, x, w, 1.0, real_depth=d, which=a)
+            return _loss_and_acc(z, y, 1)[0].mean()
+        return jax.grad(loss)(p)
+
+    want = jax.vmap(autodiff)(params, widths, depths, which)
+    got, finite = jax.jit(jax.vmap(lambda p, w, d, a: fused.grad(
+        p, x, y, fused.Net(w, d, ids[a]))))(params, widths, depths, which)
+    assert bool(finite.all())
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(want), jax.tree.leaves(got),
+                            strict=True):
+        scale = float(jnp.max(jnp.abs(a))) + 1e-3
+        np.testing.assert_allclose(b, a, atol=3e-6 * scale, rtol=1e-4, err_msg=str(path))
+        np.testing.assert_array_equal(b == 0, a == 0, err_msg=str(path))
+    # layers past a network's depth: exactly zero gradient
+    for n, d in enumerate(depths.tolist()):
+        for i in range(d, 4):
+            assert not got["params"][f"hidden_{i}"]["kernel"][n].any()
+    z = jax.vmap(lambda p, w, d, a: fused.logits(p, x, fused.Net(w, d, ids[a])))(
+        params, widths, depths, which)
+    zw = jax.vmap(lambda p, w, d, a: model.apply(p, x, w, 1.0, real_depth=d, which=a))(
+        params, widths, depths, which)
+    np.testing.assert_allclose(z, zw, atol=2e-6, rtol=1e-5)
 
 
 def test_each_network_may_have_its_own_points():
@@ -116,7 +165,7 @@ def test_each_network_may_have_its_own_points():
     ys = jnp.asarray(rng.integers(0, 2, (3, 48)), jnp.int32)
     model, params = _params(4, 2, "tanh", 4, 3, xs[0])
     want = jax.vmap(lambda p, x, y: _autodiff(model, p, x, y, 4))(params, xs, ys)
-    got, _ = jax.vmap(lambda p, x, y: fused.grad(p, x, y, 4, 2, "tanh"))(params, xs, ys)
+    got, _ = jax.vmap(lambda p, x, y: fused.grad(p, x, y, _net(4, 2, "tanh")))(params, xs, ys)
     for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
         np.testing.assert_allclose(b, a, atol=1e-6, rtol=1e-4)
 
@@ -126,7 +175,7 @@ def test_a_non_finite_logit_is_reported():
     y = jnp.zeros(20, jnp.int32)
     _, params = _params(3, 1, "tanh", 3, 2, x)
     params["params"]["out"]["bias"] = params["params"]["out"]["bias"].at[1].set(jnp.inf)
-    _, finite = jax.vmap(lambda p: fused.grad(p, x, y, 3, 1, "tanh"))(params)
+    _, finite = jax.vmap(lambda p: fused.grad(p, x, y, _net(3, 1, "tanh")))(params)
     assert finite.tolist() == [True, False]
 
 
@@ -171,9 +220,9 @@ def test_sweep_records_which_gradient_each_bucket_used(both):
     for name in ("fused", "xla"):
         with open(os.path.join(out[name], "manifest.json")) as f:
             buckets = json.load(f)["buckets"].values()
-        grads = {b["static"]["activation"]: b["gradient"] for b in buckets}
-        # elu is not in the kernel: XLA's gradient either way
-        assert grads == {"tanh": name, "softplus": name, "elu": "xla"}
+        grads = {tuple(b["static"]["activations"]): b["gradient"] for b in buckets}
+        # elu is not in the kernel: its networks get a program of their own, XLA's either way
+        assert grads == {("softplus", "tanh"): name, ("elu",): "xla"}
 
 
 @pytest.mark.slow
@@ -202,13 +251,12 @@ def test_the_program_cache_keeps_fused_and_xla_programs_apart(tmp_path, monkeypa
     seen, real = {}, programs.compile_program
 
     def spy(fn, static, args, cache=True, variant=None):
-        seen[static.activation] = variant
+        seen[static.activations] = variant
         return real(fn, static, args, cache=cache, variant=variant)
 
     monkeypatch.setattr(programs, "compile_program", spy)
     engine.run_sweep(s, str(tmp_path / "out"), progress=False)
-    assert seen == {"tanh": {"fused": True}, "softplus": {"fused": True},
-                    "elu": {"fused": False}}
+    assert seen == {("softplus", "tanh"): {"fused": True}, ("elu",): {"fused": False}}
 
 
 @pytest.mark.slow
@@ -242,7 +290,7 @@ def test_training_with_the_fused_gradient_equals_autodiff_training():
                and c["activation"] == "tanh")
     static = plan._static(cfg, 3)
     run = plan.Run(0, spec.run_id(cfg), cfg)
-    seeds, hyper = engine.chunk_inputs([run], 1)
+    seeds, hyper = engine.chunk_inputs([run], 1, static)
     data = engine.load_data(static, run)
     h = jax.tree.map(lambda a: jnp.asarray(a[0]), hyper)
     fns = [jax.jit(lambda k, f=f: make_train(static, fused=f)(jax.random.key(k), h, data))

@@ -18,7 +18,7 @@ n_train = 48
 n_test = 300
 [model]
 width = [2, 3, 5]
-depth = 2
+depth = [1, 3]
 activation = ["tanh", "relu"]
 [train]
 learning_rate = [0.02, 0.05]
@@ -28,31 +28,48 @@ eval_every = 15
 """
 
 
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory):
+@pytest.fixture(scope="module", params=["fused", "xla"])
+def swept(request, tmp_path_factory):
+    """The sweep trained with the fused CPU kernel's gradient and with XLA's: one program holds
+    every width, depth and activation (padded units, identity layers, selected activations)."""
+    from sweepnet import fused
+
+    if request.param == "fused" and fused.library() is None:
+        pytest.skip("no C++ compiler here")
     out = str(tmp_path_factory.mktemp("inv"))
     s = spec.loads(SPEC)
-    # a tiny memory budget forces several chunks per bucket, with a padded last chunk
-    engine.run_sweep(s, out, progress=False, max_memory=200_000)
-    return s, out
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SWEEPNET_FUSED", "1" if request.param == "fused" else "0")
+        # a tiny memory budget forces several chunks per bucket, with a padded last chunk
+        engine.run_sweep(s, out, progress=False, max_memory=200_000)
+        yield s, out, request.param
 
 
 def test_sweep_really_pads_shards_and_chunks(swept):
-    s, _ = swept
+    s, out, gradient = swept
     assert len(jax.devices()) == 2
     p = plan.make_plan(s, 2, max_memory=200_000)
-    assert any(len({r.config["width"] for r in b.runs}) > 1 for b in p.buckets), "no padding"
-    assert any(b.chunk < len(b.runs) for b in p.buckets), "no chunking"
+    assert len(p.buckets) == 1, "one program for the grid"
+    (b,) = p.buckets
+    assert len({r.config["width"] for r in b.runs}) > 1, "no width padding"
+    assert len({r.config["depth"] for r in b.runs}) > 1, "no depth padding"
+    assert len(b.static.activations) == 2, "no mixed activations"
+    assert b.chunk < len(b.runs), "no chunking"
+    with open(f"{out}/manifest.json") as f:
+        import json
+
+        assert {v["gradient"] for v in json.load(f)["buckets"].values()} == {gradient}
 
 
 def test_padded_vmapped_sharded_run_equals_the_network_trained_alone(swept):
-    s, out = swept
+    s, out, _ = swept
     df = sweepnet.load(out)
-    assert len(df) == len(s.grid()) == 36
+    assert len(df) == len(s.grid()) == 72
     curves = sweepnet.load_curves(out)
-    padded = df[df["bucket_width"] > df["width"]]
-    assert len(padded) >= 8
-    for _, row in padded.sample(6, random_state=0).iterrows():
+    padded = df[(df["bucket_width"] > df["width"]) & (df["bucket_depth"] > df["depth"])]
+    assert len(padded) >= 16
+    picked = padded.groupby("activation").sample(3, random_state=0)  # both activations
+    for _, row in picked.iterrows():
         cfg = next(g for g in s.grid() if spec.run_id(g) == row["run_id"])
         static = plan._static(cfg, cfg["width"])
         alone = engine.train_alone(cfg, row["run_id"], static)
@@ -67,10 +84,12 @@ def test_padded_vmapped_sharded_run_equals_the_network_trained_alone(swept):
 
 
 def test_result_does_not_depend_on_grid_order(swept, tmp_path):
-    s, out = swept
+    s, out, _ = swept
     reordered = SPEC.replace("[2, 3, 5]", "[5, 3, 2]").replace('["tanh", "relu"]',
                                                                '["relu", "tanh"]')
-    engine.run_sweep(spec.loads(reordered), str(tmp_path), progress=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SWEEPNET_FUSED", "1" if swept[2] == "fused" else "0")
+        engine.run_sweep(spec.loads(reordered), str(tmp_path), progress=False)
     a = sweepnet.load(out).set_index("run_id").sort_index()
     b = sweepnet.load(str(tmp_path)).set_index("run_id").sort_index()
     assert list(a.index) == list(b.index)
@@ -79,9 +98,9 @@ def test_result_does_not_depend_on_grid_order(swept, tmp_path):
 
 
 def test_seeds_give_different_networks(swept):
-    _, out = swept
+    _, out, _ = swept
     df = sweepnet.load(out)
-    groups = df.groupby(["width", "activation", "learning_rate"])["train_loss"]
+    groups = df.groupby(["width", "depth", "activation", "learning_rate"])["train_loss"]
     assert (groups.nunique() == 3).all()
 
 

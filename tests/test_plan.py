@@ -16,27 +16,18 @@ seeds = 5
 """
 
 
-def test_group_widths_trades_compiles_against_padding():
-    widths, counts = [1, 2, 3, 100], [10, 10, 10, 10]
-    cost = lambda w: float(w * w)
-    # compiles are free: one bucket per width, no padding
-    assert plan.group_widths(widths, counts, cost, 0.0) == [(0, 0), (1, 1), (2, 2), (3, 3)]
-    # compiles are dear: everything in one bucket
-    assert plan.group_widths(widths, counts, cost, 1e9) == [(0, 3)]
-    # in between: pad the narrow ones together, keep the wide one apart
-    assert plan.group_widths(widths, counts, cost, 150.0) == [(0, 2), (3, 3)]
-
-
 def test_every_run_lands_in_exactly_one_bucket_of_its_family():
     s = spec.loads(SPEC)
     p = plan.make_plan(s, n_devices=2)
     ids = [r.run_id for b in p.buckets for r in b.runs]
     assert sorted(ids) == sorted(r.run_id for r in plan.expand(s))
+    assert len(p.buckets) == 1  # width, depth and activation are per-network values
     for b in p.buckets:
         assert all(r.config["width"] <= b.static.width for r in b.runs)
-        assert {(r.config["depth"], r.config["activation"]) for r in b.runs} == {
-            (b.static.depth, b.static.activation)}
+        assert all(r.config["depth"] <= b.static.depth for r in b.runs)
+        assert {r.config["activation"] for r in b.runs} == set(b.static.activations)
         assert b.static.width in {r.config["width"] for r in b.runs}  # no wider than needed
+        assert b.static.depth in {r.config["depth"] for r in b.runs}  # no deeper than needed
 
 
 @pytest.mark.parametrize("n_devices", [1, 2, 8])
@@ -62,10 +53,14 @@ def test_a_group_is_cut_into_calls_of_equal_size():
     s = spec.loads(SPEC)
     static = plan._static(plan.expand(s)[0].config, 8)
     runs = [plan.Run(i, f"{i:016x}", plan.expand(s)[0].config) for i in range(4096)]
-    budget = 2040 * plan.bytes_per_network(static)  # room for 2,040 networks a call
+    budget = 900 * plan.bytes_per_network(static)  # room for 900 networks a call
     chunk = plan.chunk_size(static, runs, 2, budget)
     assert chunk * plan.bytes_per_network(static) <= budget
-    assert -(-4096 // chunk) == 3 and 3 * chunk - 4096 < 2 * (plan.sub_batch(static) + 2) * 3
+    assert -(-4096 // chunk) == 5 and 5 * chunk - 4096 < 2 * (plan.sub_batch(static) + 2) * 5
+    # an accelerator has no sub-batches: calls of equal size, at most a lane per device wasted
+    budget = 2040 * plan.bytes_per_network(static)
+    chunk = plan.chunk_size(static, runs, 2, budget, "gpu")
+    assert -(-4096 // chunk) == 3 and 3 * chunk - 4096 < 2 * 3
 
 
 def test_chunk_respects_max_memory():

@@ -354,7 +354,7 @@ def calibrate(steps: int = 200) -> dict[str, float]:
     points, compiles = [], []
     for width, depth in CALIBRATION_SHAPES:
         static = Static(arch="mlp", in_dim=2, n_out=1, width=width, depth=depth,
-                        activation="tanh", optimizer="adam", steps=steps, eval_every=100,
+                        activations="tanh", optimizer="adam", steps=steps, eval_every=100,
                         batch_size=0, n_train=BATCH, n_test=2048)
         n = 2 * n_dev * plan_lib.sub_batch(static)
         cfg = {"dataset": "disk_annulus", "n_train": BATCH, "n_test": 2048, "noise": 0.0,

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Sequence
 
@@ -29,11 +30,10 @@ from sweepnet import fused as fused_lib
 from sweepnet import plan as plan_lib
 from sweepnet import programs, results
 from sweepnet.errors import SweepnetError
+from sweepnet.host import __version__
 from sweepnet.separation import make_probe
 from sweepnet.spec import Spec
 from sweepnet.train import Data, Hyper, Static, make_data, make_train
-
-__version__ = "0.4.0"
 
 
 def enable_compilation_cache(path: str | None = None) -> str:
@@ -55,32 +55,66 @@ def mesh(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Mesh:
     return jax.sharding.Mesh(np.asarray(devices), ("nets",))
 
 
+def platform(m: jax.sharding.Mesh) -> str:
+    """``"cpu"``, ``"gpu"`` or ``"tpu"``: the platform of the mesh's devices."""
+    return next(iter(m.devices.flat)).platform
+
+
 @functools.lru_cache(maxsize=64)
-def bucket_fn(static: Static, m: jax.sharding.Mesh):
-    """``jit(vmap(train))`` with the network axis sharded over the mesh, data replicated, and
-    each device's share trained in sub-batches of ``plan.sub_batch(static)`` networks.
+def bucket_fn(static: Static, m: jax.sharding.Mesh, fused: bool | None = None,
+              target: str | None = None):
+    """``jit(vmap(train))`` with the network axis sharded over the mesh and data replicated.
 
     Signature: ``(seeds (N,) uint32, hyper: Hyper of (N,), data: Data) -> Output of (N, ...)``.
-    The step's gradient is the fused CPU kernel's where ``fused.use(static, m)``.
+    ``fused``: the step's gradient is the fused CPU kernel's (None: ``fused.use(static, m)``).
+    On CPU each device trains its share in sub-batches of ``plan.sub_batch(static, fused)``
+    networks; on a GPU or TPU the whole share is one vmapped batch, so every layer's dot runs
+    over all of the call's networks at once. ``target``: lay the program out for this platform
+    instead of the mesh's (``jax.export`` then lowers a GPU program on a CPU-only machine).
     """
-    train = make_train(static, fused=fused_lib.use(static, m))
+    if fused is None:
+        fused = fused_lib.use(static, m)
+    train = make_train(static, fused=fused)
     per_net = lambda seed, hyper, data: train(jax.random.key(seed), hyper, data)
     nets, repl = NamedSharding(m, P("nets")), NamedSharding(m, P())
-    sub = plan_lib.sub_batch(static)
+    if (target or platform(m)) == "cpu":
+        sub = plan_lib.sub_batch(static, fused)
 
-    def local(seeds, hyper, data):
-        # each device trains its networks `sub` at a time (vmapped), so that their activations
-        # stay in cache: on CPU this was up to 2x faster than all of the chunk at once
-        # (a divisor of the device's share: a remainder batch would be compiled a second time)
-        n = seeds.shape[0]
-        size = max(d for d in range(1, min(sub, n) + 1) if n % d == 0)
-        return jax.lax.map(lambda sh: per_net(*sh, data), (seeds, hyper), batch_size=size)
+        def local(seeds, hyper, data):
+            # each device trains its networks `sub` at a time (vmapped), so that their working
+            # set stays in cache: on CPU this was up to 2x faster than all of the chunk at once
+            # (a divisor of the device's share: a remainder batch would be compiled a second time)
+            n = seeds.shape[0]
+            size = max(d for d in range(1, min(sub, n) + 1) if n % d == 0)
+            return jax.lax.map(lambda sh: per_net(*sh, data), (seeds, hyper), batch_size=size)
+    else:
+        def local(seeds, hyper, data):
+            return jax.vmap(per_net, in_axes=(0, 0, None))(seeds, hyper, data)
 
     # check_vma off: train() is written for one network and knows nothing of the mesh axis
     fn = jax.shard_map(local, mesh=m, in_specs=(P("nets"), P("nets"), P()), out_specs=P("nets"),
                        check_vma=False)
     return jax.jit(fn, in_shardings=(nets, nets, repl), out_shardings=nets,
                    compiler_options=compiler_options(m))
+
+
+MEMORY_SHARE = 0.6  # of an accelerator's memory a call may use (XLA needs room of its own)
+
+
+def device_memory(m: jax.sharding.Mesh) -> int | None:
+    """Bytes one call may use on the mesh's accelerators (``memory_stats()``'s limit times
+    :data:`MEMORY_SHARE`, summed over devices); None where the backend does not say (then
+    ``--max-memory`` or the planner's default holds)."""
+    total = 0
+    for d in m.devices.flat:
+        try:
+            stats = d.memory_stats() or {}
+        except Exception:  # a backend without memory statistics
+            return None
+        if not stats.get("bytes_limit"):
+            return None
+        total += int(stats["bytes_limit"] * MEMORY_SHARE) - int(stats.get("bytes_in_use", 0))
+    return max(total, 1)
 
 
 # LLVM at -O1 instead of XLA's default -O2 on CPU: bucket compiles took 15-25% less time and
@@ -99,16 +133,65 @@ def run_seed(run_id: str) -> int:
     return int(run_id[:8], 16)
 
 
-def chunk_inputs(runs: Sequence[plan_lib.Run], size: int) -> tuple[np.ndarray, Hyper]:
-    """Per-network inputs of one call, padded to ``size`` lanes by repeating the first run."""
-    lanes = list(runs) + [runs[0]] * (size - len(runs))
+def chunk_inputs(runs: Sequence[plan_lib.Run], size: int, static: Static | None = None
+                 ) -> tuple[np.ndarray, Hyper]:
+    """Per-network inputs of one call, padded to ``size`` lanes by repeating the last run.
+
+    ``static``: the program, whose ``activations`` the runs' activation ids index (default:
+    each run alone, as ``plan._static(config, width)``).
+    """
+    lanes = list(runs) + [runs[-1]] * (size - len(runs))
+    acts = static.activations if static is not None else (lanes[0].config["activation"],)
     seeds = np.asarray([run_seed(r.run_id) for r in lanes], np.uint32)
     hyper = Hyper(
         width=np.asarray([r.config["width"] for r in lanes], np.int32),
         learning_rate=np.asarray([r.config["learning_rate"] for r in lanes], np.float32),
         init_scale=np.asarray([r.config["init_scale"] for r in lanes], np.float32),
+        depth=np.asarray([r.config["depth"] for r in lanes], np.int32),
+        activation=np.asarray([acts.index(r.config["activation"]) for r in lanes], np.int32),
     )
     return seeds, hyper
+
+
+def run_cost(static: Static, run: plan_lib.Run, fused: bool) -> float:
+    """Relative work of one network in program ``static``: its real FLOPs where the fused
+    kernel reads its real shape, else the same padded work for every network."""
+    if not fused:
+        return 1.0
+    return plan_lib.step_flops(static, run.config["width"], run.config["depth"])
+
+
+def deal(runs: Sequence[plan_lib.Run], n_calls: int, cost) -> list[list[plan_lib.Run]]:
+    """Cut ``runs`` into ``n_calls`` calls of (nearly) equal work: sorted by ``cost``, dealt
+    round robin (each call then holds a like mix of networks)."""
+    order = sorted(runs, key=lambda r: (-cost(r), r.index))
+    return [order[c::n_calls] for c in range(n_calls)]
+
+
+def lanes(runs: Sequence[plan_lib.Run], size: int, n_dev: int, cost
+          ) -> tuple[list[plan_lib.Run], np.ndarray]:
+    """Lay one call's ``runs`` out on ``size`` lanes so that every device's contiguous share
+    holds about equal work: dearest first, each to the device with the least work so far
+    (padding lanes repeat the cheapest run, and cost as much). Returns the lanes and, for each
+    of ``runs``, its lane."""
+    order = sorted(range(len(runs)), key=lambda i: (-cost(runs[i]), runs[i].index))
+    order += [order[-1]] * (size - len(order))
+    share = size // n_dev
+    work, slots = [0.0] * n_dev, [[] for _ in range(n_dev)]
+    for i in order:
+        d = min((d for d in range(n_dev) if len(slots[d]) < share), key=lambda d: work[d])
+        slots[d].append(i)
+        work[d] += cost(runs[i])
+    out: list[plan_lib.Run] = []
+    where = np.zeros(len(runs), np.int64)
+    placed = set()
+    for d in range(n_dev):
+        for j, i in enumerate(slots[d]):
+            out.append(runs[i])
+            if i not in placed:  # a padding lane repeats a run already placed
+                placed.add(i)
+                where[i] = d * share + j
+    return out, where
 
 
 _COMPILE_EVENTS = (
@@ -172,14 +255,16 @@ class Summary:
     wall_s: float
     retries: int = 0  # chunks halved after RESOURCE_EXHAUSTED
     loaded: int = 0
+    build_s: float = 0.0  # seconds spent building the fused CPU kernel (not a compile)
 
     def __str__(self):
         rate = self.trained / max(self.wall_s, 1e-9)
         cached = f", {self.loaded} from cache" if self.loaded else ""
+        built = f", kernel build {self.build_s:.1f} s" if self.build_s >= 0.5 else ""
         return (
             f"trained {self.trained} networks ({self.skipped} already done, {self.total} "
             f"in grid) in {self.wall_s:.1f} s: {self.buckets} buckets, {self.compiles} "
-            f"compiles ({self.compile_s:.1f} s{cached}), {rate:.0f} networks/s"
+            f"compiles ({self.compile_s:.1f} s{cached}){built}, {rate:.3g} networks/s"
         )
 
 
@@ -245,6 +330,61 @@ def _tag(share: tuple[int, int]) -> str:
     return f"s{share[0]}of{share[1]}"
 
 
+HEARTBEAT_S = 3.0  # how often each process of a jax.distributed sweep says it is alive
+PEER_TIMEOUT_S = 30.0  # a peer silent this long is lost (jax's own service aborts after 100 s)
+
+
+class _PeerWatch:
+    """Under ``jax.distributed``: a thread that beats for this process in the coordination
+    service's key-value store and watches the others' beats.
+
+    A peer that has stopped beating (killed, its host gone) ends this process within about
+    :data:`PEER_TIMEOUT_S` with a one-line error that names it and exit code 2. Every finished
+    part is already on disk (written atomically), so running the same command again resumes.
+    Without this, process 0 waited for a dead peer's result until jax's service aborted it.
+    """
+
+    def __init__(self):
+        self.client, self.me, self.n = _client(), jax.process_index(), jax.process_count()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="sweepnet-peers", daemon=True)
+
+    def __enter__(self):
+        self._beat("0")
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self._beat("done")  # finished: its silence from now on is no loss
+
+    def _beat(self, value: str) -> None:
+        with contextlib.suppress(Exception):
+            self.client.key_value_set(f"sweepnet/alive/{self.me}", value, allow_overwrite=True)
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        seen = {p: (None, start) for p in range(self.n) if p != self.me}  # last beat, when
+        beats = 0
+        while not self.stop.wait(HEARTBEAT_S):
+            beats += 1
+            self._beat(str(beats))
+            now = time.monotonic()
+            for p, (last, at) in seen.items():
+                try:
+                    value = self.client.key_value_try_get(f"sweepnet/alive/{p}")
+                except Exception:  # not yet written, or the service is gone with process 0
+                    value = last
+                if value != last:
+                    seen[p] = (value, now)
+                elif value != "done" and now - at > PEER_TIMEOUT_S:
+                    print(f"sweepnet: error: process {p} of {self.n} was lost (no heartbeat for "
+                          f"{now - at:.0f} s); the finished parts are kept, run the same command "
+                          "again to resume", file=sys.stderr, flush=True)
+                    os._exit(2)  # jax's shutdown would wait for the lost process
+
+
 # --- the sweep --------------------------------------------------------------------------------
 
 
@@ -275,78 +415,88 @@ def run_sweep(
     # Buckets (padded widths) come from the whole grid, never from what is left to do, so a
     # resumed, sharded or multi-process sweep pads every run exactly as a single one would.
     # Planning reads the user's data files, so a bad one is refused before `out` is touched.
-    full = plan_lib.make_plan(spec, n_dev, max_memory)
+    where = platform(m)
+    if max_memory is None and where != "cpu":
+        max_memory = device_memory(m)
+    full = plan_lib.make_plan(spec, n_dev, max_memory, platform=where)
     store = _open_store(out, spec, fresh, tag, shared=shard[1] > 1)
     if cache:
         enable_compilation_cache()
     mine = shard_runs(full.runs, full, index, count) if count > 1 else full.runs
     mine_ids = {r.run_id for r in mine}
     done = store.done_ids()
-    todo = []
-    for b in full.buckets:
-        share = [r for r in b.runs if r.run_id in mine_ids]
-        if runs := [r for r in share if r.run_id not in done]:
-            # The chunk is cut from this share's whole bucket, not from what is left: XLA's
-            # float round-off depends on how many networks a call holds, so a resumed sweep
-            # must make calls of the same size to reproduce the uninterrupted one bit for bit.
-            todo.append((b, runs, plan_lib.chunk_size(b.static, share, n_dev, full.max_memory)))
-    pending = sum(len(rs) for _, rs, _ in todo)
-    provenance = {
-        "sweepnet_version": __version__,
-        "jax_version": jax.__version__,
-        "backend": jax.default_backend(),
-        "n_devices": n_dev,
-    }
-    if pid == 0:
-        store.update_manifest(
-            sweep=spec.name,
-            spec_fingerprint=spec.fingerprint(),
-            versions={
-                "sweepnet": __version__,
-                "jax": jax.__version__,
-                "python": sys.version.split()[0],
-            },
-            devices=[str(d) for d in jax.devices()],
-            backend=jax.default_backend(),
-            processes=n_proc,
-            total_runs=len(full.runs),
-            shards={_tag(_share(shard, p)): {"status": "running"} for p in range(n_proc)},
-        )
-
-    bar = _progress(pending, progress)
-    stats = {"compiles": 0, "loaded": 0, "compile_s": 0.0, "retries": 0}
-    buckets = {}
-    for bucket, runs, chunk in todo:
+    # under jax.distributed a lost peer ends the sweep with a one-line error (see _PeerWatch)
+    with _PeerWatch() if n_proc > 1 else contextlib.nullcontext():
+        todo = []
         tb = time.perf_counter()
-        chunk, fused = _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar,
-                                     stats, cache)
-        buckets[f"{tag}-b{bucket.index:03d}"] = {
-            "static": dataclasses.asdict(bucket.static),
-            "networks": len(runs),
-            "chunk": chunk,
-            "gradient": "fused" if fused else "xla",
-            "seconds": round(time.perf_counter() - tb, 3),
+        for b in full.buckets:
+            share = [r for r in b.runs if r.run_id in mine_ids]
+            if runs := [r for r in share if r.run_id not in done]:
+                # the first bucket the kernel covers may build it (not a compile: kept apart)
+                fused = fused_lib.use(b.static, m)
+                # The chunk is cut from this share's whole bucket, not from what is left: XLA's
+                # float round-off depends on how many networks a call holds, so a resumed sweep
+                # must make calls of the same size to reproduce the uninterrupted one bit for bit.
+                chunk = plan_lib.chunk_size(b.static, share, n_dev, full.max_memory, where, fused)
+                todo.append((b, runs, chunk, fused))
+        build_s = time.perf_counter() - tb
+        pending = sum(len(rs) for _, rs, _, _ in todo)
+        provenance = {
+            "sweepnet_version": __version__,
+            "jax_version": jax.__version__,
+            "backend": jax.default_backend(),
+            "n_devices": n_dev,
         }
         if pid == 0:
-            store.update_manifest(buckets=buckets)
-    bar.close()
-    finished = len(store.done_ids() & mine_ids)
-    info = {
-        "status": "complete" if finished == len(mine) else "incomplete",
-        "pending": len(mine) - finished,
-    }
-    _finish_manifest(store, full, shard, info, buckets)
-    return Summary(
-        total=len(full.runs),
-        skipped=len(mine) - pending,
-        trained=pending,
-        buckets=len(todo),
-        compiles=stats["compiles"],
-        compile_s=stats["compile_s"],
-        wall_s=time.perf_counter() - t0,
-        retries=stats["retries"],
-        loaded=stats["loaded"],
-    )
+            store.update_manifest(
+                sweep=spec.name,
+                spec_fingerprint=spec.fingerprint(),
+                versions={
+                    "sweepnet": __version__,
+                    "jax": jax.__version__,
+                    "python": sys.version.split()[0],
+                },
+                devices=[str(d) for d in jax.devices()],
+                backend=jax.default_backend(),
+                processes=n_proc,
+                total_runs=len(full.runs),
+                shards={_tag(_share(shard, p)): {"status": "running"} for p in range(n_proc)},
+            )
+        bar = _progress(pending, progress)
+        stats = {"compiles": 0, "loaded": 0, "compile_s": 0.0, "retries": 0}
+        buckets = {}
+        for bucket, runs, chunk, fused in todo:
+            tb = time.perf_counter()
+            chunk = _train_bucket(store, bucket, runs, chunk, fused, m, spec, provenance, tag, bar,
+                                  stats, cache)
+            buckets[f"{tag}-b{bucket.index:03d}"] = {
+                "static": dataclasses.asdict(bucket.static),
+                "networks": len(runs),
+                "chunk": chunk,
+                "gradient": "fused" if fused else "xla",
+                "seconds": round(time.perf_counter() - tb, 3),
+            }
+            if pid == 0:
+                store.update_manifest(buckets=buckets)
+        bar.close()
+        finished = len(store.done_ids() & mine_ids)
+        info = {
+            "status": "complete" if finished == len(mine) else "incomplete",
+            "pending": len(mine) - finished,
+        }
+        _finish_manifest(store, full, shard, info, buckets)
+        return Summary(
+            total=len(full.runs),
+            skipped=len(mine) - pending,
+            trained=pending,
+            buckets=len(todo),
+            compiles=stats["compiles"],
+            compile_s=stats["compile_s"],
+            wall_s=time.perf_counter() - t0,
+            retries=stats["retries"],
+            loaded=stats["loaded"],
+            build_s=build_s,
+        )
 
 
 def _open_store(out: str, spec: Spec, fresh: bool, tag: str, shared: bool) -> results.Store:
@@ -395,20 +545,18 @@ def _call(compiled, seeds, hyper, data):
     return compiled(seeds, hyper, data)
 
 
-def _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar, stats,
-                  cache=True) -> tuple[int, bool]:
-    """Train ``runs`` of one bucket in chunks of ``chunk``, writing each chunk as one part.
+def _train_bucket(store, bucket, runs, chunk, fused, m, spec, provenance, tag, bar, stats,
+                  cache=True) -> int:
+    """Train ``runs`` of one bucket in calls of ``chunk`` networks, writing each as one part.
 
-    On RESOURCE_EXHAUSTED (raised at compile, dispatch or fetch) the chunk is halved, down to
-    one network per device, and the chunks not yet written are run again. Returns the chunk
-    size that worked and whether the fused CPU gradient trained the bucket. At most two chunks'
+    ``fused``: the fused CPU kernel computes the gradient. On RESOURCE_EXHAUSTED (raised at
+    compile, dispatch or fetch) the chunk is halved, down to one network per device, and the
+    calls not yet written are run again. Returns the chunk size that worked. At most two calls'
     outputs are alive at once (one computing, one being written), so memory does not grow with
     the sweep.
     """
-    tc = time.perf_counter()
-    fn = bucket_fn(bucket.static, m)  # the first fused bucket builds the kernel: a compile too
-    fused = fused_lib.use(bucket.static, m)
-    stats["compile_s"] += time.perf_counter() - tc
+    fn = bucket_fn(bucket.static, m, fused)
+    cost = functools.partial(run_cost, bucket.static, fused=fused)
     n_dev = m.devices.size
     nets, repl = NamedSharding(m, P("nets")), NamedSharding(m, P())
     written: set[str] = set()
@@ -421,9 +569,9 @@ def _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar, sta
             ):
                 with _compile_clock(stats):  # data and probe programs compile per shape
                     data = jax.device_put(load_data(bucket.static, group[0]), repl)
-                for start in range(0, len(group), chunk):
-                    part = group[start : start + chunk]
-                    seeds, hyper = jax.device_put(chunk_inputs(part, chunk), nets)
+                for part in deal(group, -(-len(group) // chunk), cost):
+                    laid, where = lanes(part, chunk, n_dev, cost)
+                    seeds, hyper = jax.device_put(chunk_inputs(laid, chunk, bucket.static), nets)
                     if compiled is None:
                         tc = time.perf_counter()
                         compiled, loaded = programs.compile_program(
@@ -435,10 +583,10 @@ def _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar, sta
                     result = _call(compiled, seeds, hyper, data)  # async dispatch
                     if inflight is not None:
                         _write(store, bucket, *inflight, spec, provenance, tag, bar, written)
-                    inflight = (part, result)
+                    inflight = (part, where, result)
             if inflight is not None:
                 _write(store, bucket, *inflight, spec, provenance, tag, bar, written)
-            return chunk, fused
+            return chunk
         except jax.errors.JaxRuntimeError as e:
             if not _is_oom(e):
                 raise
@@ -464,8 +612,9 @@ def _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar, sta
             stats["retries"] += 1
 
 
-def _write(store, bucket, runs, result, spec, provenance, tag, bar, written):
-    out = jax.device_get(result)
+def _write(store, bucket, runs, where, result, spec, provenance, tag, bar, written):
+    """Write one call's networks (``runs``, on lanes ``where``) as one part."""
+    out = jax.tree.map(lambda a: np.asarray(a)[where], jax.device_get(result))
     part = hashlib.sha256("".join(r.run_id for r in runs).encode()).hexdigest()[:12]
     name = f"{tag}-b{bucket.index:03d}-{part}"
     frames = results.to_frames(
@@ -473,7 +622,8 @@ def _write(store, bucket, runs, result, spec, provenance, tag, bar, written):
         runs,
         out,
         spec,
-        {**provenance, "bucket": bucket.index, "part": name, "bucket_width": bucket.static.width},
+        {**provenance, "bucket": bucket.index, "part": name, "bucket_width": bucket.static.width,
+         "bucket_depth": bucket.static.depth},
     )
     store.write_part(name, *frames)
     written.update(r.run_id for r in runs)
@@ -502,7 +652,7 @@ def train_alone(spec_config: dict, run_id: str, static: Static) -> object:
     if static.width != spec_config["width"]:
         raise SweepnetError("train_alone: static width must equal the run's width")
     run = plan_lib.Run(0, run_id, spec_config)
-    seeds, hyper = chunk_inputs([run], 1)
+    seeds, hyper = chunk_inputs([run], 1, static)
     train = make_train(static, fused=fused_lib.use(static, mesh(jax.local_devices()[:1])))
     data = load_data(static, run)
     one = lambda s, h: train(jax.random.key(s), h, data)

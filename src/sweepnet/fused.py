@@ -33,10 +33,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from sweepnet.host import cache_root, host_cpu, jaxlib_version
 
 # activation name -> the kernel's id (enum Act in fused_grad.cc)
 ACTIVATIONS = {"tanh": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "linear": 4, "softplus": 5}
@@ -52,9 +55,10 @@ def enabled() -> bool:
 
 
 def covers(static) -> bool:
-    """Whether the kernel computes this bucket's gradient (:class:`~sweepnet.train.Static`)."""
+    """Whether the kernel computes this program's gradient (:class:`~sweepnet.train.Static`):
+    a binary ``mlp`` whose every activation the kernel knows."""
     return (static.arch == "mlp" and static.n_out == 1 and static.depth >= 1
-            and static.activation in ACTIVATIONS)
+            and all(a in ACTIVATIONS for a in static.activations))
 
 
 def use(static, mesh) -> bool:
@@ -70,8 +74,6 @@ def _compiler() -> list[str] | None:
 
 
 def _library_key(cxx: list[str]) -> str:
-    from sweepnet.programs import _host_cpu, _jaxlib_version
-
     try:
         version = subprocess.run([*cxx, "--version"], capture_output=True, text=True,
                                  timeout=60).stdout
@@ -80,7 +82,7 @@ def _library_key(cxx: list[str]) -> str:
     h = hashlib.sha256()
     with open(SOURCE, "rb") as f:
         h.update(f.read())
-    for part in (version, " ".join(FLAGS), _jaxlib_version(), _host_cpu()):
+    for part in (version, " ".join(FLAGS), jaxlib_version(), host_cpu()):
         h.update(b"\0" + part.encode())
     return h.hexdigest()[:24]
 
@@ -89,8 +91,6 @@ def _library_key(cxx: list[str]) -> str:
 def library() -> str | None:
     """Path of the built kernel library, registered with XLA; None (with one warning on stderr)
     when it cannot be built or loaded, and the gradient falls back to XLA's autodiff."""
-    from sweepnet.programs import cache_root
-
     cxx = _compiler()
     if cxx is None:
         return _give_up("no C++ compiler found (set CXX)")
@@ -133,61 +133,76 @@ def _give_up(why: str) -> None:
     return None
 
 
-def _layers(tree, width, depth: int):
-    """The layers' ``(kernel, bias)`` in order, the kernels' padded input columns zeroed."""
+class Net(NamedTuple):
+    """One network's real shape inside its program, as the kernel reads it (int32 scalars,
+    vmapped like the network): ``width``, ``depth`` and the kernel's ``activation`` id."""
+
+    width: jax.Array
+    depth: jax.Array
+    activation: jax.Array
+
+    @classmethod
+    def of(cls, static, width, depth=None, which=None) -> Net:
+        """From a program's ``static`` and a network's :class:`~sweepnet.train.Hyper` values
+        (``depth`` None: the program's; ``which`` None: its first activation)."""
+        ids = jnp.asarray([ACTIVATIONS[a] for a in static.activations], jnp.int32)
+        return cls(jnp.asarray(width, jnp.int32),
+                   jnp.asarray(static.depth if depth is None else depth, jnp.int32),
+                   ids[0] if which is None else ids[which])
+
+    def info(self) -> jax.Array:
+        """``(3,)`` int32: the kernel's ``info`` operand."""
+        return jnp.stack([self.width, self.depth, self.activation])
+
+
+def _layers(tree) -> tuple[list[str], list[jax.Array]]:
+    """The padded layers' names and ``(kernel, bias)`` operands, hidden layers then ``out``."""
     p = tree["params"]
+    depth = sum(1 for k in p if k.startswith("hidden_"))
     names = [f"hidden_{i}" for i in range(depth)] + ["out"]
-    mask = (jnp.arange(p["hidden_0"]["kernel"].shape[0]) < width).astype(jnp.float32)
-    ops = []
-    for i, name in enumerate(names):
-        kernel = p[name]["kernel"]
-        ops += [kernel * mask[None, :] if i else kernel, p[name]["bias"]]
-    return names, mask, ops
+    return names, [a for name in names for a in (p[name]["kernel"], p[name]["bias"])]
 
 
-def grad(tree, x, y, width, depth: int, activation: str):
+def grad(tree, x, y, net: Net):
     """Gradient of the mean binary cross-entropy of an ``mlp`` (:class:`sweepnet.models.MLP`).
 
     ``tree``: its padded parameter tree (``{"params": {"hidden_i"/"out": {"kernel", "bias"}}}``,
-    kernels ``(out, in)``); ``x (in_dim, points)``; ``y (points,)`` int labels; ``width`` the
-    real width (may be traced). Returns ``(grads, finite)``: a tree like ``tree``, and a bool,
-    False if a logit was not finite. Padded units get exactly zero gradient, as under autodiff:
-    the width mask multiplies the kernels' columns going in and their gradients coming out.
-    Works under ``vmap`` (the kernel loops over the batch).
+    kernels ``(out, in)``); ``x (in_dim, points)``; ``y (points,)`` int labels; ``net`` the
+    network's real width, depth and activation. Returns ``(grads, finite)``: a tree like
+    ``tree``, and a bool, False if a logit was not finite. Padded units and padded layers get
+    exactly zero gradient, as under autodiff. Works under ``vmap`` (the kernel loops over the
+    batch).
     """
-    names, mask, layers = _layers(tree, width, depth)
+    names, layers = _layers(tree)
     shapes = [jax.ShapeDtypeStruct(o.shape, o.dtype) for o in layers]
     call = jax.ffi.ffi_call("sweepnet_fused_grad",
                             (*shapes, jax.ShapeDtypeStruct((), jnp.float32)),
                             vmap_method="expand_dims")
-    out = call(x, y.astype(jnp.float32), *layers, depth=np.int64(depth),
-               activation=np.int64(ACTIVATIONS[activation]))
-    grads = {}
-    for i, name in enumerate(names):
-        kernel = out[2 * i] * mask[None, :] if i else out[2 * i]
-        grads[name] = {"kernel": kernel, "bias": out[2 * i + 1]}
+    out = call(x, y.astype(jnp.float32), net.info(), *layers, depth=np.int64(len(names) - 1))
+    grads = {name: {"kernel": out[2 * i], "bias": out[2 * i + 1]}
+             for i, name in enumerate(names)}
     return {"params": grads}, out[-1] > 0
 
 
-def logits(tree, x, width, depth: int, activation: str):
+def logits(tree, x, net: Net):
     """``(1, points)`` logits of an ``mlp`` at ``x (in_dim, points)``, as ``MLP.apply`` (no
     gradient: evaluations only). Arguments as for :func:`grad`; works under ``vmap``."""
-    _, _, layers = _layers(tree, width, depth)
+    names, layers = _layers(tree)
     call = jax.ffi.ffi_call("sweepnet_fused_logits",
                             jax.ShapeDtypeStruct(x.shape[-1:], jnp.float32),
                             vmap_method="expand_dims")
-    z = call(x, *layers, depth=np.int64(depth), activation=np.int64(ACTIVATIONS[activation]))
+    z = call(x, net.info(), *layers, depth=np.int64(len(names) - 1))
     return z[None, :]
 
 
-def margin_and_grad(tree, x, y, width, depth: int, activation: str):
+def margin_and_grad(tree, x, y, net: Net):
     """Signed margins ``(points,)`` (``(2y - 1) z``) at ``x (in_dim, points)`` and their input
     gradients ``(in_dim, points)``, as :func:`sweepnet.separation.margin_and_grad` computes them
     for a binary ``mlp``. Arguments as for :func:`grad`; works under ``vmap``."""
-    _, _, layers = _layers(tree, width, depth)
+    names, layers = _layers(tree)
     call = jax.ffi.ffi_call("sweepnet_fused_margin_grad",
                             (jax.ShapeDtypeStruct(x.shape[-1:], jnp.float32),
                              jax.ShapeDtypeStruct(x.shape, jnp.float32)),
                             vmap_method="expand_dims")
-    return call(x, y.astype(jnp.float32), *layers, depth=np.int64(depth),
-                activation=np.int64(ACTIVATIONS[activation]))
+    return call(x, y.astype(jnp.float32), net.info(), *layers,
+                depth=np.int64(len(names) - 1))

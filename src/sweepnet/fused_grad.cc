@@ -1,20 +1,28 @@
 // sweepnet's fused CPU gradient (built and registered by sweepnet/fused.py).
 //
 // For a batch of MLPs with one output logit, the gradient of the mean binary cross-entropy
-// with respect to every kernel and bias, in one pass over the points: 16 points at a time go
+// with respect to every kernel and bias, in one pass over the points: L points at a time (one
+// vector register of the target: 16 floats with AVX-512, 8 with AVX2, 4 with SSE or NEON) go
 // forward through every layer, through the loss, and back, in registers, and the weight
 // gradients are summed lane by lane. XLA's CPU backend runs the same step as a dozen small
 // kernels a layer (tiny batched dots, reductions), each with its own overhead.
 //
+// Each network of a batch has its own real width, depth and activation (operand `info`, int32
+// (..., 3): width, depth, activation id): the kernel computes only the real network inside the
+// program's padded parameter arrays, so padding costs next to nothing, and writes exact zeros
+// into the gradient of every padded entry and every padded layer (a padded layer is the
+// identity in the model, see sweepnet/models.py).
+//
 // Three targets (sweepnet/fused.py registers them):
-// - SweepnetGrad: operands x (..., in, P), y (..., P) float labels, then kernel (..., out, in)
-//   and bias (..., out) of each layer; results the gradient of each, then finite (...): 1 where
-//   every logit was finite.
-// - SweepnetLogits: operands x and the layers; result the logits z (..., P) (evaluations).
-// - SweepnetMarginGrad: operands x, y and the layers; results the signed margins (2y - 1) z
-//   (..., P) and their gradients by the input (..., in, P) (separation metrics).
+// - SweepnetGrad: operands x (..., in, P), y (..., P) float labels, info, then kernel
+//   (..., out, in) and bias (..., out) of each padded layer (attribute `depth` hidden layers,
+//   then the read-out); results the gradient of each, then finite (...): 1 where every logit
+//   was finite.
+// - SweepnetLogits: operands x, info and the layers; result the logits z (..., P).
+// - SweepnetMarginGrad: operands x, y, info and the layers; results the signed margins
+//   (2y - 1) z (..., P) and their gradients by the input (..., in, P) (separation metrics).
 // Leading dims are batch dims (from vmap, "expand_dims"); an operand's may be 1 where it is
-// shared. The masks of padded units are applied by the caller (zeros in).
+// shared.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -26,10 +34,17 @@ namespace ffi = xla::ffi;
 
 namespace {
 
+// Points per block: one vector register of the target (the compiler's -march decides).
 #ifndef SWEEPNET_LANES
+#if defined(__AVX512F__)
 #define SWEEPNET_LANES 16
+#elif defined(__AVX__)
+#define SWEEPNET_LANES 8
+#else
+#define SWEEPNET_LANES 4
 #endif
-constexpr int L = SWEEPNET_LANES;  // points per block: one AVX-512 register, two AVX2, four NEON
+#endif
+constexpr int L = SWEEPNET_LANES;
 typedef float vf __attribute__((vector_size(L * 4)));
 typedef int32_t vi __attribute__((vector_size(L * 4)));
 
@@ -163,9 +178,11 @@ inline float hsum(vf v) {
   return s;
 }
 
+// One real layer of one network: its (out, in) block of a padded kernel whose rows are `ld`
+// floats apart.
 struct Layer {
-  int64_t out, in;
-  const float* w;  // (out, in) of network n, set per network
+  int64_t out, in, ld;
+  const float* w;
   const float* b;
 };
 
@@ -202,7 +219,7 @@ inline void forward(const Layer& ly, const vf* __restrict hin, vf* __restrict ao
     vf acc[K];
     for (int k = 0; k < K; ++k) acc[k] = splat(ly.b[i]);
     for (int64_t j = 0; j < in; ++j) {
-      const float wij = ly.w[i * in + j];
+      const float wij = ly.w[i * ly.ld + j];
       for (int k = 0; k < K; ++k) acc[k] += wij * hin[j * K + k];
     }
     for (int k = 0; k < K; ++k) {
@@ -222,7 +239,7 @@ inline void backward_input(const Layer& ly, const vf* __restrict g, const vf* __
     vf acc[K];
     for (int k = 0; k < K; ++k) acc[k] = splat(0.0f);
     for (int64_t i = 0; i < out; ++i) {
-      const float wij = ly.w[i * in + j];
+      const float wij = ly.w[i * ly.ld + j];
       for (int k = 0; k < K; ++k) acc[k] += wij * g[i * K + k];
     }
     for (int k = 0; k < K; ++k)
@@ -341,8 +358,9 @@ void net_grad(int64_t depth, int64_t n_in, int64_t n_pts, const float* x, const 
     }
   }
   for (int64_t l = 0; l < n_layers; ++l) {
-    for (int64_t k = 0; k < layers[l].out * layers[l].in; ++k)
-      gw[l][k] = hsum(s.accw[aoff[l] + k]);
+    const int64_t in = layers[l].in, ld = layers[l].ld;
+    for (int64_t i = 0; i < layers[l].out; ++i)
+      for (int64_t j = 0; j < in; ++j) gw[l][i * ld + j] = hsum(s.accw[aoff[l] + i * in + j]);
     for (int64_t k = 0; k < layers[l].out; ++k) gb[l][k] = hsum(s.accb[boff[l] + k]);
   }
   *finite = hsum(bad) == 0.0f ? 1.0f : 0.0f;
@@ -429,12 +447,12 @@ void net_grad_any(int64_t depth, int64_t n_in, int64_t n_pts, const float* x, co
 #undef SWEEPNET_CALL
 }
 
+// The separation metrics run once a network, after training: the generic width serves them
+// (fixed widths for this entry point were a third of the build time for no measurable gain).
 template <int64_t A>
 void net_margin_grad_any(int64_t depth, int64_t n_in, int64_t n_pts, const float* x,
                          const float* y, const Layer* layers, float* m, float* gx, Scratch& s) {
-#define SWEEPNET_CALL(W) net_margin_grad<A, W, K>(depth, n_in, n_pts, x, y, layers, m, gx, s)
-  SWEEPNET_WIDTHS(SWEEPNET_CALL)
-#undef SWEEPNET_CALL
+  net_margin_grad<A, 0, K>(depth, n_in, n_pts, x, y, layers, m, gx, s);
 }
 
 template <int64_t A>
@@ -474,26 +492,39 @@ bool batch_offsets(ffi::AnyBuffer::Dimensions dims, int64_t core, const std::vec
   return true;
 }
 
-// The batch of operands: x and the layers' kernels and biases, each network's pointers.
+// The batch of operands: x, info and the padded layers' kernels and biases.
 struct Operands {
-  int64_t depth = 0, n_in = 0, n_pts = 0, total = 1, nb = 0;
-  std::vector<int64_t> batch, xo;
+  int64_t depth = 0, n_in = 0, n_pts = 0, width = 0, total = 1, nb = 0;  // padded depth, width
+  std::vector<int64_t> batch, xo, io;
   const float* x = nullptr;
-  std::vector<Layer> layers;
+  const int32_t* info = nullptr;
   std::vector<std::vector<int64_t>> wo, bo;
   std::vector<const float*> wbase, bbase;
+  std::vector<Layer> layers;  // network n's real layers (set by at)
 
-  // the layers of network n
-  const Layer* at(int64_t n) {
-    for (size_t l = 0; l < layers.size(); ++l) {
-      layers[l].w = wbase[l] + wo[l][n];
-      layers[l].b = bbase[l] + bo[l][n];
+  // Network n's real layers (hidden 0..d-1, then the read-out) and its activation; false if its
+  // info is out of range.
+  bool at(int64_t n, int64_t& act) {
+    const int32_t* inf = info + io[n];
+    const int64_t w = inf[0], d = inf[1];
+    act = inf[2];
+    if (w < 1 || w > width || d < 1 || d > depth) return false;
+    layers.resize(d + 1);
+    for (int64_t l = 0; l <= d; ++l) {
+      const int64_t src = l < d ? l : depth;  // the read-out is the last padded layer
+      Layer& ly = layers[l];
+      ly.out = l < d ? w : 1;
+      ly.in = l == 0 ? n_in : w;
+      ly.ld = src == 0 ? n_in : width;
+      ly.w = wbase[src] + wo[src][n];
+      ly.b = bbase[src] + bo[src][n];
     }
-    return layers.data();
+    return true;
   }
 };
 
-// Reads x (operand 0) and the layers (from operand `first`), for the batch dims `batch`.
+// Reads x (operand 0), info (operand `first` - 1) and the padded layers (from operand `first`),
+// for the batch dims `batch`.
 ffi::Error parse(ffi::RemainingArgs& args, int64_t first, int64_t depth,
                  const std::vector<int64_t>& batch, Operands& o) {
   const int64_t n_layers = depth + 1;
@@ -501,7 +532,7 @@ ffi::Error parse(ffi::RemainingArgs& args, int64_t first, int64_t depth,
   o.batch = batch;
   o.nb = batch.size();
   for (auto b : batch) o.total *= b;
-  if (static_cast<int64_t>(args.size()) != first + 2 * n_layers)
+  if (depth < 1 || static_cast<int64_t>(args.size()) != first + 2 * n_layers)
     return ffi::Error::InvalidArgument("sweepnet fused: wrong number of operands");
   auto x_r = args.get<ffi::AnyBuffer>(0);
   if (!x_r.has_value()) return x_r.error();
@@ -511,11 +542,16 @@ ffi::Error parse(ffi::RemainingArgs& args, int64_t first, int64_t depth,
   o.n_in = xd[o.nb];
   o.n_pts = xd[o.nb + 1];
   o.x = x_r->typed_data<float>();
-  o.layers.resize(n_layers);
+  auto i_r = args.get<ffi::AnyBuffer>(first - 1);
+  if (!i_r.has_value() || i_r->element_type() != ffi::DataType::S32 ||
+      !batch_offsets(i_r->dimensions(), 1, batch, o.io) || i_r->dimensions()[o.nb] != 3)
+    return ffi::Error::InvalidArgument("sweepnet fused: info must be int32 (..., 3)");
+  o.info = i_r->typed_data<int32_t>();
   o.wo.resize(n_layers);
   o.bo.resize(n_layers);
   o.wbase.resize(n_layers);
   o.bbase.resize(n_layers);
+  int64_t prev = o.n_in;
   for (int64_t l = 0; l < n_layers; ++l) {
     auto w_r = args.get<ffi::AnyBuffer>(first + 2 * l);
     auto b_r = args.get<ffi::AnyBuffer>(first + 2 * l + 1);
@@ -524,32 +560,30 @@ ffi::Error parse(ffi::RemainingArgs& args, int64_t first, int64_t depth,
     auto wd = w_r->dimensions();
     if (static_cast<int64_t>(wd.size()) != o.nb + 2)
       return ffi::Error::InvalidArgument("sweepnet fused: kernel rank");
-    o.layers[l].out = wd[o.nb];
-    o.layers[l].in = wd[o.nb + 1];
-    if (o.layers[l].in != (l == 0 ? o.n_in : o.layers[l - 1].out))
+    if (wd[o.nb + 1] != prev || (l == depth ? wd[o.nb] != 1 : l > 0 && wd[o.nb] != prev))
       return ffi::Error::InvalidArgument("sweepnet fused: layer shapes do not chain");
+    prev = wd[o.nb];
+    if (l == 0) o.width = wd[o.nb];
     if (!batch_offsets(wd, 2, batch, o.wo[l]) || !batch_offsets(b_r->dimensions(), 1, batch, o.bo[l]))
       return ffi::Error::InvalidArgument("sweepnet fused: parameter batch dims");
     o.wbase[l] = w_r->typed_data<float>();
     o.bbase[l] = b_r->typed_data<float>();
   }
-  if (o.layers[depth].out != 1)
-    return ffi::Error::InvalidArgument("sweepnet fused: one output logit");
-  for (int64_t l = 1; l < depth; ++l)
-    if (o.layers[l].out != o.layers[0].out)
-      return ffi::Error::InvalidArgument("sweepnet fused: hidden layers of different widths");
   return ffi::Error::Success();
 }
 
+const ffi::Error kBadInfo =
+    ffi::Error::InvalidArgument("sweepnet fused: a network's width, depth or activation");
+
 #define SWEEPNET_ACTIVATIONS(CASE)                                              \
-  switch (activation) {                                                         \
+  switch (act) {                                                                \
     CASE(kTanh) CASE(kRelu) CASE(kLeakyRelu) CASE(kSigmoid) CASE(kLinear) CASE(kSoftplus) \
-    default: return ffi::Error::InvalidArgument("sweepnet fused: unknown activation"); \
+    default: return kBadInfo;                                                   \
   }
 
-// Operands x, y, then (kernel, bias) per layer; results the gradient of each, then finite.
-ffi::Error GradImpl(ffi::RemainingArgs args, ffi::RemainingRets rets, int64_t depth,
-                    int64_t activation) {
+// Operands x, y, info, then (kernel, bias) per padded layer; results the gradient of each, then
+// finite.
+ffi::Error GradImpl(ffi::RemainingArgs args, ffi::RemainingRets rets, int64_t depth) {
   const int64_t n_layers = depth + 1;
   if (static_cast<int64_t>(rets.size()) != 2 * n_layers + 1)
     return ffi::Error::InvalidArgument("sweepnet fused: wrong number of results");
@@ -558,7 +592,7 @@ ffi::Error GradImpl(ffi::RemainingArgs args, ffi::RemainingRets rets, int64_t de
   ffi::AnyBuffer finite = **finite_r;
   std::vector<int64_t> batch(finite.dimensions().begin(), finite.dimensions().end());
   Operands o;
-  if (auto e = parse(args, 2, depth, batch, o); !e.success()) return e;
+  if (auto e = parse(args, 3, depth, batch, o); !e.success()) return e;
   auto y_r = args.get<ffi::AnyBuffer>(1);
   std::vector<int64_t> yo;
   if (!y_r.has_value() || !batch_offsets(y_r->dimensions(), 1, batch, yo) ||
@@ -566,6 +600,7 @@ ffi::Error GradImpl(ffi::RemainingArgs args, ffi::RemainingRets rets, int64_t de
     return ffi::Error::InvalidArgument("sweepnet fused: y dims");
   const float* y = y_r->typed_data<float>();
   std::vector<float*> gwbase(n_layers), gbbase(n_layers), gw(n_layers), gb(n_layers);
+  std::vector<int64_t> wsize(n_layers), bsize(n_layers);
   for (int64_t l = 0; l < n_layers; ++l) {
     auto gw_r = rets.get<ffi::AnyBuffer>(2 * l);
     auto gb_r = rets.get<ffi::AnyBuffer>(2 * l + 1);
@@ -573,29 +608,39 @@ ffi::Error GradImpl(ffi::RemainingArgs args, ffi::RemainingRets rets, int64_t de
       return ffi::Error::InvalidArgument("sweepnet fused: bad result");
     gwbase[l] = (*gw_r)->typed_data<float>();
     gbbase[l] = (*gb_r)->typed_data<float>();
+    wsize[l] = (*gw_r)->element_count() / o.total;
+    bsize[l] = (*gb_r)->element_count() / o.total;
   }
   float* fin = finite.typed_data<float>();
   Scratch scratch;
   for (int64_t n = 0; n < o.total; ++n) {
-    const Layer* ly = o.at(n);
+    int64_t act;
+    if (!o.at(n, act)) return kBadInfo;
+    const int64_t d = static_cast<int64_t>(o.layers.size()) - 1;
+    // padded entries and padded layers get exact zeros; the real block is written below
     for (int64_t l = 0; l < n_layers; ++l) {
-      gw[l] = gwbase[l] + n * ly[l].out * ly[l].in;
-      gb[l] = gbbase[l] + n * ly[l].out;
+      std::fill_n(gwbase[l] + n * wsize[l], wsize[l], 0.0f);
+      std::fill_n(gbbase[l] + n * bsize[l], bsize[l], 0.0f);
+    }
+    for (int64_t l = 0; l <= d; ++l) {
+      const int64_t src = l < d ? l : depth;
+      gw[l] = gwbase[src] + n * wsize[src];
+      gb[l] = gbbase[src] + n * bsize[src];
     }
     const float* xn = o.x + o.xo[n];
     const float* yn = y + yo[n];
+    const Layer* ly = o.layers.data();
 #define SWEEPNET_CASE(ID) \
-    case ID: net_grad_any<ID>(depth, o.n_in, o.n_pts, xn, yn, ly, gw.data(), gb.data(), \
-                              fin + n, scratch); break;
+    case ID: net_grad_any<ID>(d, o.n_in, o.n_pts, xn, yn, ly, gw.data(), gb.data(), fin + n, \
+                              scratch); break;
     SWEEPNET_ACTIVATIONS(SWEEPNET_CASE)
 #undef SWEEPNET_CASE
   }
   return ffi::Error::Success();
 }
 
-// Operands x, then (kernel, bias) per layer; result the logits z (..., P).
-ffi::Error LogitsImpl(ffi::RemainingArgs args, ffi::RemainingRets rets, int64_t depth,
-                      int64_t activation) {
+// Operands x, info, then (kernel, bias) per padded layer; result the logits z (..., P).
+ffi::Error LogitsImpl(ffi::RemainingArgs args, ffi::RemainingRets rets, int64_t depth) {
   if (rets.size() != 1) return ffi::Error::InvalidArgument("sweepnet fused: one result");
   auto z_r = rets.get<ffi::AnyBuffer>(0);
   if (!z_r.has_value()) return z_r.error();
@@ -603,27 +648,27 @@ ffi::Error LogitsImpl(ffi::RemainingArgs args, ffi::RemainingRets rets, int64_t 
   auto zd = z.dimensions();
   std::vector<int64_t> batch(zd.begin(), zd.end() - 1);
   Operands o;
-  if (auto e = parse(args, 1, depth, batch, o); !e.success()) return e;
+  if (auto e = parse(args, 2, depth, batch, o); !e.success()) return e;
   if (zd[o.nb] != o.n_pts) return ffi::Error::InvalidArgument("sweepnet fused: z dims");
   float* zp = z.typed_data<float>();
   Scratch scratch;
   for (int64_t n = 0; n < o.total; ++n) {
-    const Layer* ly = o.at(n);
+    int64_t act;
+    if (!o.at(n, act)) return kBadInfo;
+    const int64_t d = static_cast<int64_t>(o.layers.size()) - 1;
     const float* xn = o.x + o.xo[n];
+    const Layer* ly = o.layers.data();
 #define SWEEPNET_CASE(ID) \
-    case ID: net_logits_any<ID>(depth, o.n_in, o.n_pts, xn, ly, zp + n * o.n_pts, scratch); break;
+    case ID: net_logits_any<ID>(d, o.n_in, o.n_pts, xn, ly, zp + n * o.n_pts, scratch); break;
     SWEEPNET_ACTIVATIONS(SWEEPNET_CASE)
 #undef SWEEPNET_CASE
   }
   return ffi::Error::Success();
 }
 
-}  // namespace
-
-// Operands x, y (labels as floats), then (kernel, bias) per layer; results the signed margins
-// m (..., P) and their input gradients g (..., in, P) (the separation metrics).
-ffi::Error MarginGradImpl(ffi::RemainingArgs args, ffi::RemainingRets rets, int64_t depth,
-                          int64_t activation) {
+// Operands x, y (labels as floats), info, then (kernel, bias) per padded layer; results the
+// signed margins m (..., P) and their input gradients g (..., in, P) (the separation metrics).
+ffi::Error MarginGradImpl(ffi::RemainingArgs args, ffi::RemainingRets rets, int64_t depth) {
   if (rets.size() != 2) return ffi::Error::InvalidArgument("sweepnet fused: two results");
   auto m_r = rets.get<ffi::AnyBuffer>(0);
   auto g_r = rets.get<ffi::AnyBuffer>(1);
@@ -632,7 +677,7 @@ ffi::Error MarginGradImpl(ffi::RemainingArgs args, ffi::RemainingRets rets, int6
   auto md = (*m_r)->dimensions();
   std::vector<int64_t> batch(md.begin(), md.end() - 1);
   Operands o;
-  if (auto e = parse(args, 2, depth, batch, o); !e.success()) return e;
+  if (auto e = parse(args, 3, depth, batch, o); !e.success()) return e;
   auto y_r = args.get<ffi::AnyBuffer>(1);
   std::vector<int64_t> yo;
   if (!y_r.has_value() || !batch_offsets(y_r->dimensions(), 1, batch, yo) ||
@@ -643,22 +688,26 @@ ffi::Error MarginGradImpl(ffi::RemainingArgs args, ffi::RemainingRets rets, int6
   float* gp = (*g_r)->typed_data<float>();
   Scratch scratch;
   for (int64_t n = 0; n < o.total; ++n) {
-    const Layer* ly = o.at(n);
+    int64_t act;
+    if (!o.at(n, act)) return kBadInfo;
+    const int64_t d = static_cast<int64_t>(o.layers.size()) - 1;
     const float* xn = o.x + o.xo[n];
     const float* yn = y + yo[n];
     float* mn = mp + n * o.n_pts;
     float* gn = gp + n * o.n_in * o.n_pts;
+    const Layer* ly = o.layers.data();
 #define SWEEPNET_CASE(ID) \
-    case ID: net_margin_grad_any<ID>(depth, o.n_in, o.n_pts, xn, yn, ly, mn, gn, scratch); break;
+    case ID: net_margin_grad_any<ID>(d, o.n_in, o.n_pts, xn, yn, ly, mn, gn, scratch); break;
     SWEEPNET_ACTIVATIONS(SWEEPNET_CASE)
 #undef SWEEPNET_CASE
   }
   return ffi::Error::Success();
 }
 
-#define SWEEPNET_BIND                                                     \
-  ffi::Ffi::Bind().RemainingArgs().RemainingRets().Attr<int64_t>("depth") \
-      .Attr<int64_t>("activation")
+}  // namespace
+
+#define SWEEPNET_BIND \
+  ffi::Ffi::Bind().RemainingArgs().RemainingRets().Attr<int64_t>("depth")
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SweepnetGrad, GradImpl, SWEEPNET_BIND);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SweepnetLogits, LogitsImpl, SWEEPNET_BIND);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(SweepnetMarginGrad, MarginGradImpl, SWEEPNET_BIND);

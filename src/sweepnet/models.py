@@ -14,11 +14,12 @@ block of a padded kernel equals the kernel of the unpadded network.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jax.extend.random import threefry2x32_p
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -33,6 +34,21 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "sin": jnp.sin,
     "linear": lambda x: x,
 }
+
+
+def activation_fn(names: str | Sequence[str], which=None) -> Callable[[jax.Array], jax.Array]:
+    """The nonlinearity of one network of a program holding the activations ``names``.
+
+    ``which`` (int, may be traced; None for a single activation) indexes ``names``. With more
+    than one name every candidate is computed and one is selected, so the result (and its
+    gradient, which flows through the selected branch alone) is bit for bit the chosen
+    activation's: a network's function does not depend on the mix of its program.
+    """
+    names = (names,) if isinstance(names, str) else tuple(names)
+    fns = [ACTIVATIONS[n] for n in names]
+    if len(fns) == 1 or which is None:
+        return fns[0]
+    return lambda a: lax.select_n(which, *[f(a) for f in fns])
 
 
 def masked_normal(key, shape, rows, cols, scale):
@@ -106,8 +122,13 @@ class Dense(nn.Module):
 class MLP(nn.Module):
     """``depth`` hidden layers of ``width`` (padded) units, then a linear read-out.
 
-    ``__call__(x, width, init_scale)``: ``x (in_dim, points)`` → logits ``(n_out, points)``;
-    ``width`` is the real width (int, may be traced).
+    ``__call__(x, width, init_scale, real_depth=None, which=None)``: ``x (in_dim, points)`` →
+    logits ``(n_out, points)``; ``width`` is the real width (int, may be traced).
+    ``activation`` is one name, or the tuple of names a program holds; ``which`` (int, may be
+    traced) then picks this network's (see :func:`activation_fn`). ``real_depth`` (int, may be
+    traced, ``1 <= real_depth <= depth``; None: ``depth``) is the network's real depth: hidden
+    layers past it are exact identities (their input passes through unchanged), so their
+    parameters receive exactly zero gradient and their optimizer state never moves.
 
     The width mask multiplies the *columns of the next layer's kernel* (``(width, width)``
     floats a layer), not the activations (``(width, points)``): a padded unit's activation
@@ -122,12 +143,15 @@ class MLP(nn.Module):
     activation: str
 
     @nn.compact
-    def __call__(self, x, width, init_scale, return_hidden: bool = False):
-        act = ACTIVATIONS[self.activation]
+    def __call__(self, x, width, init_scale, return_hidden: bool = False, real_depth=None,
+                 which=None):
+        act = activation_fn(self.activation, which)
         mask = (jnp.arange(self.width) < width).astype(x.dtype)
         h, fan_in, in_mask, hidden = x, x.shape[0], None, []
         for i in range(self.depth):
-            h = act(Dense(self.width, name=f"hidden_{i}")(h, width, fan_in, init_scale, in_mask))
+            new = act(Dense(self.width, name=f"hidden_{i}")(h, width, fan_in, init_scale, in_mask))
+            # layer 0 is always real (depth >= 1); a padded layer passes its input through
+            h = new if i == 0 or real_depth is None else jnp.where(i < real_depth, new, h)
             hidden.append(h * mask[:, None])  # padded units read 0 (only computed if returned)
             fan_in, in_mask = width, mask
         out = Dense(self.n_out, name="out")(h, self.n_out, fan_in, init_scale, in_mask)
@@ -152,6 +176,7 @@ class ResNet(nn.Module):
     ``width`` is the real width (int, may be traced). Units past it are masked after every
     nonlinearity and every residual update, so they stay zero, contribute nothing and get zero
     gradient. ``return_hidden`` also gives the states ``h_1..h_depth``, each ``(width, points)``.
+    ``real_depth`` and ``which`` as for :class:`MLP` (a padded block is the identity).
     """
 
     width: int
@@ -160,15 +185,17 @@ class ResNet(nn.Module):
     activation: str
 
     @nn.compact
-    def __call__(self, x, width, init_scale, return_hidden: bool = False):
-        act = ACTIVATIONS[self.activation]
+    def __call__(self, x, width, init_scale, return_hidden: bool = False, real_depth=None,
+                 which=None):
+        act = activation_fn(self.activation, which)
         mask = (jnp.arange(self.width) < width).astype(x.dtype)[:, None]
         x = x[: self.width]
         h = jnp.concatenate([x, jnp.zeros((self.width - x.shape[0], x.shape[1]), x.dtype)]) * mask
         hidden = []
         for i in range(self.depth):
             a = act(Dense(self.width, name=f"hidden_{i}")(h, width, width, init_scale)) * mask
-            h = h + Dense(self.width, name=f"residual_{i}")(a, width, width, init_scale) * mask
+            new = h + Dense(self.width, name=f"residual_{i}")(a, width, width, init_scale) * mask
+            h = new if i == 0 or real_depth is None else jnp.where(i < real_depth, new, h)
             hidden.append(h)
         out = Dense(self.n_out, name="out")(h, self.n_out, width, init_scale)
         return (out, hidden) if return_hidden else out
@@ -177,7 +204,12 @@ class ResNet(nn.Module):
 ARCHS: dict[str, type[nn.Module]] = {"mlp": MLP, "resnet": ResNet}
 
 
-def build(arch: str, width: int, depth: int, activation: str, n_out: int) -> nn.Module:
+def build(arch: str, width: int, depth: int, activation: str | Sequence[str], n_out: int
+          ) -> nn.Module:
+    """The model at (padded) ``width`` and ``depth``; ``activation``: a name or a program's
+    tuple of names (each network then passes ``which``)."""
+    if not isinstance(activation, str):
+        activation = tuple(activation)
     return ARCHS[arch](width=width, depth=depth, n_out=n_out, activation=activation)
 
 
@@ -190,10 +222,16 @@ def n_params(arch: str, in_dim: int, width: int, depth: int, n_out: int) -> int:
     raise ValueError(arch)
 
 
-def unpad(params, width: int, in_dim: int):
-    """Slice a padded parameter tree down to the real ``width`` (kernels are ``(out, in)``)."""
+def unpad(params, width: int, in_dim: int, depth: int | None = None):
+    """Slice a padded parameter tree down to the real ``width`` (kernels are ``(out, in)``)
+    and, given ``depth``, drop the padded layers past it (identities in the padded program)."""
+    inner = params.get("params", params)
     # a ResNet's first layer reads the width-wide state, not the raw input
-    first_in = width if "residual_0" in params.get("params", params) else in_dim
+    first_in = width if "residual_0" in inner else in_dim
+    if depth is not None:
+        layer = lambda name: int(name.rsplit("_", 1)[1]) if name != "out" else -1
+        inner = {k: v for k, v in inner.items() if layer(k) < depth}
+        params = {**params, "params": inner} if "params" in params else inner
 
     def cut(path, leaf):
         name = "/".join(str(getattr(p, "key", p)) for p in path)

@@ -1,10 +1,18 @@
-"""Grid → runs → compile buckets.
+"""Grid → runs → compiled programs ("buckets").
 
-A bucket is one compiled program (one :class:`~sweepnet.train.Static`). Runs that differ
-only in width share a bucket by padding to its widest member; the planner picks the width
-groups that minimise estimated compute plus compile time. Inside a bucket, runs that use the
-same dataset draw form a *data group*, and each call of the program trains one chunk of one
-group.
+A bucket is one compiled program (one :class:`~sweepnet.train.Static`). Only what fixes array
+shapes or program structure splits programs: the dataset's input dimension and class count,
+the arch, the optimizer, the batch mode, the step and eval schedule and the data sizes (a
+*family*). Width, depth and activation are per-network values: a family's program is built at
+its widest width and deepest depth and holds every activation its networks use (padded units
+are masked, padded layers are exact identities; see :mod:`sweepnet.models`). So a whole grid
+is usually one program. Inside a bucket, runs that use the same dataset draw form a *data
+group*, and each call of the program trains one chunk of one group.
+
+Calls are sized per platform: on CPU each device's share is trained in cache-sized sub-batches
+(:func:`sub_batch`) and a call holds at most :data:`MAX_CHUNK_CPU` networks, so progress and a
+killed sweep lose little; on a GPU or TPU a call holds the device's whole share (up to
+:data:`MAX_CHUNK_ACCEL` networks, sized from its memory), with no sub-batching.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from typing import Any
 
 from sweepnet import data as data_lib
 from sweepnet.errors import SweepnetError
+from sweepnet.fused import ACTIVATIONS as KERNEL_ACTIVATIONS
 from sweepnet.models import n_params
 from sweepnet.spec import Spec, run_id
 from sweepnet.train import TEST_BLOCK, Static
@@ -30,7 +39,8 @@ DEFAULT_FLOPS_PER_S = 1e10
 DEFAULT_STEP_S = 25e-6
 DEFAULT_COMPILE_S = 10.0
 DEFAULT_MAX_MEMORY = 2 * 2**30
-MAX_CHUNK = 4096
+MAX_CHUNK_CPU = 1024  # networks a CPU call trains (a call is the unit of progress and resume)
+MAX_CHUNK_ACCEL = 2**18  # an accelerator wants tens of thousands of networks a call
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,11 +77,12 @@ class Bucket:
 
     @property
     def padded_flops(self) -> float:
-        return len(self.runs) * step_flops(self.static, self.static.width) * self.static.steps
+        return len(self.runs) * step_flops(self.static) * self.static.steps
 
     @property
     def real_flops(self) -> float:
-        per_step = sum(step_flops(self.static, r.config["width"]) for r in self.runs)
+        per_step = sum(step_flops(self.static, r.config["width"], r.config["depth"])
+                       for r in self.runs)
         return per_step * self.static.steps
 
 
@@ -89,12 +100,17 @@ class Plan:
         return 1 - sum(b.real_flops for b in self.buckets) / padded if padded else 0.0
 
     def estimate_seconds(self, flops_per_s: float = DEFAULT_FLOPS_PER_S,
-                         compile_s: float = DEFAULT_COMPILE_S, step_s: float = 0.0) -> float:
-        """Compiles plus every call's padded work: each network-step costs ``step_s`` (fixed,
-        per device) plus its FLOPs at ``flops_per_s`` (see ``bench.throughput``)."""
-        work = sum(b.chunk * sum(math.ceil(len(g) / b.chunk) for g in b.groups().values())
-                   * (step_s + step_flops(b.static, b.static.width) / flops_per_s)
-                   * b.static.steps for b in self.buckets)
+                         compile_s: float = DEFAULT_COMPILE_S, step_s: float = 0.0,
+                         padded: bool = True) -> float:
+        """Compiles plus every call's work: each network-step costs ``step_s`` (fixed, per
+        device) plus its FLOPs at ``flops_per_s`` (see ``bench.throughput``). ``padded``: the
+        programs compute at their padded shapes (XLA's gradient); else at each network's real
+        shape (the fused CPU kernel reads them)."""
+        work = 0.0
+        for b in self.buckets:
+            lanes = b.chunk * sum(math.ceil(len(g) / b.chunk) for g in b.groups().values())
+            per_net = (b.padded_flops if padded else b.real_flops) / len(b.runs)  # all steps
+            work += lanes * (step_s * b.static.steps + per_net / flops_per_s)
         return work / self.n_devices + compile_s * len(self.buckets)
 
 
@@ -106,11 +122,14 @@ def _dims(config: Mapping[str, Any]) -> tuple[int, int]:
     return ds.dim(params), (1 if k == 2 else k)
 
 
-def step_flops(static: Static, width: int) -> float:
-    """Approximate FLOPs of one training step of one network (forward + backward ≈ 3x forward)."""
+def step_flops(static: Static, width: int | None = None, depth: int | None = None) -> float:
+    """Approximate FLOPs of one training step of one network (forward + backward ≈ 3x forward)
+    of ``width`` and ``depth`` (default: the program's padded shape)."""
+    width = static.width if width is None else width
+    depth = static.depth if depth is None else depth
     batch = static.batch_size or static.n_train
-    macs = n_params(static.arch, static.in_dim, width, static.depth, static.n_out)  # ≈ MACs
-    per_point = 2 * macs + 4 * static.depth * width  # matmuls + activation and its derivative
+    macs = n_params(static.arch, static.in_dim, width, depth, static.n_out)  # ≈ MACs
+    per_point = 2 * macs + 4 * depth * width  # matmuls + activation and its derivative
     eval_share = (static.n_train + static.n_test) / static.eval_every * 2 * macs
     return 3 * per_point * batch + eval_share
 
@@ -129,99 +148,100 @@ def expand(spec: Spec) -> list[Run]:
     return [Run(i, run_id(cfg), cfg) for i, cfg in enumerate(spec.grid())]
 
 
-def _static(cfg: Mapping[str, Any], width: int) -> Static:
+def _static(cfg: Mapping[str, Any], width: int, depth: int | None = None,
+            activations: tuple[str, ...] | None = None) -> Static:
+    """The program of run configuration ``cfg`` at ``width`` (and ``depth``, ``activations``,
+    default the run's own): ``_static(cfg, cfg["width"])`` is the network alone."""
     in_dim, n_out = _dims(cfg)
     if cfg["arch"] == "resnet" and cfg["width"] < in_dim:
         raise SweepnetError(f"model.width: a resnet's state width {cfg['width']} is below the "
                             f"input dimension {in_dim} of {cfg['dataset']}")
     params = {k[5:]: v for k, v in cfg.items() if k.startswith("data_") and k != "data_seed"}
     n_train, n_test = data_lib.sizes(cfg["dataset"], params, cfg["n_train"], cfg["n_test"])
-    return Static(arch=cfg["arch"], in_dim=in_dim, n_out=n_out, width=width, depth=cfg["depth"],
-                  activation=cfg["activation"], optimizer=cfg["optimizer"], steps=cfg["steps"],
+    return Static(arch=cfg["arch"], in_dim=in_dim, n_out=n_out, width=width,
+                  depth=cfg["depth"] if depth is None else depth,
+                  activations=activations or (cfg["activation"],),
+                  optimizer=cfg["optimizer"], steps=cfg["steps"],
                   eval_every=cfg["eval_every"], batch_size=cfg["batch_size"],
                   n_train=n_train, n_test=n_test)
 
 
-def group_widths(widths: Sequence[int], counts: Sequence[int], cost, compile_cost: float
-                 ) -> list[tuple[int, int]]:
-    """Split sorted ``widths`` into contiguous groups, each padded to its widest member.
-
-    Minimises ``sum(count * cost(padded width)) + compile_cost * n_groups`` by dynamic
-    programming. Returns ``[(first, last)]`` index ranges (inclusive).
-    """
-    k = len(widths)
-    best = [0.0] + [math.inf] * k
-    cut = [0] * (k + 1)
-    for j in range(1, k + 1):
-        for i in range(j):
-            c = best[i] + compile_cost + sum(counts[i:j]) * cost(widths[j - 1])
-            if c < best[j]:
-                best[j], cut[j] = c, i
-    groups, j = [], k
-    while j > 0:
-        groups.append((cut[j], j - 1))
-        j = cut[j]
-    return groups[::-1]
+def family(cfg: Mapping[str, Any]) -> Static:
+    """What splits programs: the run's :class:`Static` without width, depth and activation,
+    except that activations the fused CPU kernel lacks (elu, gelu, ...) get a program of their
+    own, so that they do not take the kernel from the rest of the grid. (This depends on the
+    kernel's source, never on whether this machine built it.)"""
+    return _static(cfg, 0, 0, ("" if cfg["activation"] in KERNEL_ACTIVATIONS else "other",))
 
 
 def make_plan(spec: Spec, n_devices: int = 1, max_memory: int | None = None,
-              flops_per_s: float = DEFAULT_FLOPS_PER_S, compile_s: float = DEFAULT_COMPILE_S,
-              runs: Sequence[Run] | None = None) -> Plan:
-    """Group ``runs`` (default: the whole grid) into compile buckets and choose chunk sizes."""
+              runs: Sequence[Run] | None = None, platform: str = "cpu",
+              fused: bool = False) -> Plan:
+    """One bucket per family of ``runs`` (default: the whole grid), and its chunk size.
+
+    ``platform`` (``"cpu"``, ``"gpu"``, ``"tpu"``) and ``fused`` (the CPU kernel trains it)
+    choose how calls are cut (:func:`chunk_size`); the buckets themselves depend on the spec
+    alone, so every machine pads a run the same way.
+    """
     max_memory = max_memory or DEFAULT_MAX_MEMORY
     runs = expand(spec) if runs is None else list(runs)
     families: dict[Static, list[Run]] = defaultdict(list)
     for r in runs:
-        families[_static(r.config, 0)].append(r)
+        families[family(r.config)].append(r)
     buckets: list[Bucket] = []
-    for family, members in families.items():
-        by_width: dict[int, list[Run]] = defaultdict(list)
-        for r in members:
-            by_width[r.config["width"]].append(r)
-        widths = sorted(by_width)
-        counts = [len(by_width[w]) for w in widths]
-        # Costed for one device: the padded width of a run (and so its float round-off) must
-        # not depend on how many devices or processes train it.
-        cost = lambda w, f=family: (DEFAULT_STEP_S + step_flops(f, w) / flops_per_s) * f.steps
-        for lo, hi in group_widths(widths, counts, cost, compile_s):
-            static = dataclasses.replace(family, width=widths[hi])
-            bucket_runs = [r for w in widths[lo : hi + 1] for r in by_width[w]]
-            buckets.append(Bucket(len(buckets), static, bucket_runs,
-                                  chunk_size(static, bucket_runs, n_devices, max_memory)))
+    for fam, members in families.items():
+        static = dataclasses.replace(
+            fam, width=max(r.config["width"] for r in members),
+            depth=max(r.config["depth"] for r in members),
+            activations=tuple(sorted({r.config["activation"] for r in members})))
+        buckets.append(Bucket(len(buckets), static, members,
+                              chunk_size(static, members, n_devices, max_memory, platform,
+                                         fused)))
     return Plan(spec, runs, buckets, n_devices, max_memory)
 
 
 CACHE_BYTES = 2 * 2**20  # training activations one device keeps hot (about its L2 + some L3)
 
 
-def sub_batch(static: Static) -> int:
-    """Networks one device trains at once inside a call (the engine maps over sub-batches).
+def sub_batch(static: Static, fused: bool = False) -> int:
+    """Networks one CPU device trains at once inside a call (the engine maps over sub-batches).
 
-    Sized so that their training activations (pre-activations, activations and their
-    gradients, ``depth x width x batch`` floats each) fit :data:`CACHE_BYTES`: on a 2-core CPU
-    64 (3, 2) networks ran 2x faster per network than 1024, and 16 (16, 4) networks 1.6x faster
-    than 256. At least 8, so small programs still amortise per-op overhead.
+    XLA's gradient: sized so that their training activations (pre-activations, activations and
+    their gradients, ``depth x width x batch`` floats each) fit :data:`CACHE_BYTES`: on a
+    2-core CPU 64 (3, 2) networks ran 2x faster per network than 1024, and 16 (16, 4) networks
+    1.6x faster than 256. At least 8, so small programs still amortise per-op overhead.
+    ``fused``: the kernel keeps activations in registers, and XLA touches only the parameters
+    and optimizer state (about 8 floats a parameter), so those must fit; at most 64 (56-256
+    (3, 2) networks ran within 5% of each other, 512 was 10% slower).
     """
+    if fused:
+        n_par = n_params(static.arch, static.in_dim, static.width, static.depth, static.n_out)
+        return max(8, min(64, CACHE_BYTES // (32 * n_par)))
     batch = static.batch_size or static.n_train
     per_net = 4 * 3 * static.depth * max(static.width, static.n_out) * batch
-    return max(8, min(MAX_CHUNK, CACHE_BYTES // per_net))
+    return max(8, min(MAX_CHUNK_CPU, CACHE_BYTES // per_net))
 
 
-def chunk_size(static: Static, runs: Sequence[Run], n_devices: int, max_memory: int) -> int:
-    """Networks per call: fits ``max_memory`` (and :data:`MAX_CHUNK`), is a multiple of
-    ``n_devices`` (so the network axis shards evenly), splits each device's share into equal
-    sub-batches of at most ``sub_batch(static)`` (see ``engine.bucket_fn``), and divides the
-    largest data group into calls of equal size.
+def chunk_size(static: Static, runs: Sequence[Run], n_devices: int, max_memory: int,
+               platform: str = "cpu", fused: bool = False) -> int:
+    """Networks per call: fits ``max_memory`` (and :data:`MAX_CHUNK_CPU` on CPU,
+    :data:`MAX_CHUNK_ACCEL` elsewhere), is a multiple of ``n_devices`` (so the network axis
+    shards evenly), on CPU splits each device's share into equal sub-batches of at most
+    ``sub_batch(static, fused)`` (see ``engine.bucket_fn``), and divides the largest data group
+    into calls of equal size.
 
     Equal calls matter: a group of 4,096 (8, 4) networks with room for 2,040 a call was cut
     2,040 + 2,040 + 16, and the last call, padded to 2,040 lanes, trained 2,024 copies for
     nothing (a third of the work); it is now three calls of 1,366.
     """
     largest = max(len(g) for g in Bucket(0, static, list(runs), 1).groups().values())
-    limit = min(max(1, int(max_memory // bytes_per_network(static))), MAX_CHUNK)
+    cpu = platform == "cpu"
+    limit = min(max(1, int(max_memory // bytes_per_network(static))),
+                MAX_CHUNK_CPU if cpu else MAX_CHUNK_ACCEL)
+    sub = sub_batch(static, fused) if cpu else MAX_CHUNK_ACCEL  # no sub-batches off CPU
     calls = -(-largest // limit)
     while True:
-        chunk = _lanes(-(-largest // calls), n_devices, sub_batch(static))
+        chunk = _lanes(-(-largest // calls), n_devices, sub)
         if chunk <= limit or calls >= largest:
             return chunk
         calls += 1  # rounding up to whole sub-batches overshot the memory limit
@@ -239,16 +259,17 @@ def describe(plan: Plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
     """The text `sweepnet plan` prints."""
     lines = [f"sweep {plan.spec.name!r}: {len(plan.runs)} networks in {len(plan.buckets)} "
              f"buckets ({len(plan.buckets)} compiles) on {plan.n_devices} device(s)"]
-    lines.append(f"{'bucket':>6} {'nets':>6} {'widths':>12} {'depth':>5} {'act':>10} "
+    lines.append(f"{'bucket':>6} {'nets':>6} {'widths':>9} {'depths':>9} {'activations':>24} "
                  f"{'steps':>6} {'chunk':>6} {'calls':>5} {'mem/call':>9}")
+    span = lambda v: f"{min(v)}-{max(v)}" if len(set(v)) > 1 else str(v[0])
     for b in plan.buckets:
-        ws = sorted({r.config["width"] for r in b.runs})
-        wtxt = f"{ws[0]}-{ws[-1]}→{b.static.width}" if len(ws) > 1 else str(ws[0])
         calls = sum(math.ceil(len(g) / b.chunk) for g in b.groups().values())
         mem = b.chunk * bytes_per_network(b.static)
-        lines.append(f"{b.index:>6} {len(b.runs):>6} {wtxt:>12} {b.static.depth:>5} "
-                     f"{b.static.activation:>10} {b.static.steps:>6} {b.chunk:>6} {calls:>5} "
-                     f"{mem / 2**20:>7.0f}MB")
+        lines.append(f"{b.index:>6} {len(b.runs):>6} "
+                     f"{span([r.config['width'] for r in b.runs]):>9} "
+                     f"{span([r.config['depth'] for r in b.runs]):>9} "
+                     f"{','.join(b.static.activations):>24} {b.static.steps:>6} {b.chunk:>6} "
+                     f"{calls:>5} {mem / 2**20:>7.0f}MB")
     peak = max((b.chunk * bytes_per_network(b.static) for b in plan.buckets), default=0)
     est = plan.estimate_seconds(flops_per_s, compile_s, step_s)
     lines.append(f"padding waste {plan.padding_waste:.1%} of FLOPs; peak memory per call "

@@ -18,24 +18,16 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
-import importlib.metadata
 import json
 import os
 import pickle
-import platform
 import tempfile
 import threading
 
 import jax
 from jax.experimental import serialize_executable
 
-from sweepnet.train import Static
-
-
-def cache_root() -> str:
-    """``$SWEEPNET_CACHE``, else ``~/.cache/sweepnet``: where sweepnet keeps its caches."""
-    return os.environ.get("SWEEPNET_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "sweepnet")
+from sweepnet.host import __version__, cache_root, host_cpu, jaxlib_version
 
 
 @functools.lru_cache(maxsize=1)
@@ -50,29 +42,9 @@ def _source_hash() -> str:
     return h.hexdigest()
 
 
-def _jaxlib_version() -> str:
-    try:
-        return importlib.metadata.version("jaxlib")
-    except importlib.metadata.PackageNotFoundError:
-        return ""
-
-
-@functools.lru_cache(maxsize=1)
-def _host_cpu() -> str:
-    """The host CPU's model and feature flags (a shared cache may serve different machines)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = [ln for ln in f if ln.startswith(("model name", "flags"))]
-        return hashlib.sha256("".join(sorted(set(lines))).encode()).hexdigest()[:16]
-    except OSError:
-        return f"{platform.machine()} {platform.processor()}"
-
-
-def program_key(static: Static, args, variant: dict | None = None) -> str:
+def program_key(static, args, variant: dict | None = None) -> str:
     """Cache key of the bucket program for ``static`` called on ``args`` (placed jax arrays);
     ``variant``: anything else that chose how the program was built (e.g. the fused gradient)."""
-    from sweepnet.engine import __version__
-
     leaves, tree = jax.tree.flatten(args)
     devices = jax.local_devices()
     described = {
@@ -82,8 +54,8 @@ def program_key(static: Static, args, variant: dict | None = None) -> str:
         "devices": [(d.id, d.platform, d.device_kind) for d in devices],
         "process": [jax.process_index(), jax.process_count()],
         "platform": devices[0].client.platform_version,
-        "host": _host_cpu(),  # a CPU executable uses the instruction set it was compiled for
-        "versions": [__version__, jax.__version__, _jaxlib_version()],
+        "host": host_cpu(),  # a CPU executable uses the instruction set it was compiled for
+        "versions": [__version__, jax.__version__, jaxlib_version()],
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "source": _source_hash(),
         "variant": variant or {},
@@ -91,7 +63,7 @@ def program_key(static: Static, args, variant: dict | None = None) -> str:
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def compile_program(fn, static: Static, args, cache: bool = True,
+def compile_program(fn, static, args, cache: bool = True,
                     variant: dict | None = None) -> tuple[object, bool]:
     """``fn.lower(*args).compile()``, or the same executable loaded from disk.
 

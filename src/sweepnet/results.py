@@ -288,7 +288,8 @@ def load_curves(root: str) -> pd.DataFrame:
 
 
 def load_params(root: str, run_id: str) -> tuple[pd.Series, Any]:
-    """The runs row of ``run_id`` and its final parameters, unpadded to the real width."""
+    """The runs row of ``run_id`` and its final parameters, unpadded to the real width and
+    depth (kernels ``(out, in)``: ``W @ h``, see :mod:`sweepnet.models`)."""
     from flax.traverse_util import unflatten_dict
 
     from sweepnet.models import unpad
@@ -305,7 +306,8 @@ def load_params(root: str, run_id: str) -> tuple[pd.Series, Any]:
             flat = {tuple(k.split("/")): f[k][i] for k in f.files if k not in ("run_id", "width")}
     except Exception as e:
         raise SweepnetError(f"{path}: cannot read parameters ({type(e).__name__})") from None
-    return row, unpad(unflatten_dict(flat), int(row["width"]), int(row["in_dim"]))
+    return row, unpad(unflatten_dict(flat), int(row["width"]), int(row["in_dim"]),
+                      int(row["depth"]))
 
 
 def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]

@@ -27,20 +27,29 @@ TEST_BLOCK = 2048  # probe points evaluated at once; bounds eval memory per netw
 
 @dataclasses.dataclass(frozen=True)
 class Static:
-    """Everything that fixes array shapes or program structure: one compile per ``Static``."""
+    """Everything that fixes array shapes or program structure: one compile per ``Static``.
+
+    Width, depth and activation are per-network values (:class:`Hyper`): a program is built at
+    its widest width and deepest depth, and holds the tuple of activations its networks use.
+    """
 
     arch: str
     in_dim: int
     n_out: int  # 1 for a binary logit, else the number of classes
-    width: int  # the bucket's padded width
-    depth: int
-    activation: str
+    width: int  # the program's padded width
+    depth: int  # the program's padded depth (number of hidden layers)
+    activations: tuple[str, ...]  # a name, or the names a program's networks choose from
     optimizer: str
     steps: int
     eval_every: int
     batch_size: int  # 0 = full batch
     n_train: int
     n_test: int
+
+    def __post_init__(self):
+        if isinstance(self.activations, str):
+            object.__setattr__(self, "activations", (self.activations,))
+        object.__setattr__(self, "activations", tuple(self.activations))
 
     @property
     def eval_steps(self) -> np.ndarray:
@@ -64,6 +73,8 @@ class Hyper:
     width: jax.Array  # int32, real width (<= Static.width)
     learning_rate: jax.Array  # float32
     init_scale: jax.Array  # float32
+    depth: jax.Array | None = None  # int32, real depth (<= Static.depth); None: Static.depth
+    activation: jax.Array | None = None  # int32 index into Static.activations; None: the first
 
 
 @flax.struct.dataclass
@@ -165,7 +176,7 @@ def make_train(static: Static, fused: bool = False):
     """
     if fused and not fused_lib.covers(static):
         raise ValueError(f"the fused gradient does not cover {static}")
-    model = build(static.arch, static.width, static.depth, static.activation, static.n_out)
+    model = build(static.arch, static.width, static.depth, static.activations, static.n_out)
     eval_steps = static.eval_steps
     n_blocks = static.steps // static.eval_every
     remainder = static.steps - n_blocks * static.eval_every
@@ -177,8 +188,12 @@ def make_train(static: Static, fused: bool = False):
         # few fused kernels instead of a few per parameter array (every optimizer offered is
         # elementwise, so the arithmetic is the same)
         params, unravel = ravel_pytree(tree)
-        apply = lambda p, x: model.apply(unravel(p), x, hyper.width, hyper.init_scale)
+        which = hyper.activation if len(static.activations) > 1 else None
+        apply = lambda p, x: model.apply(unravel(p), x, hyper.width, hyper.init_scale,
+                                         real_depth=hyper.depth, which=which)
         tx = OPTIMIZERS[static.optimizer](hyper.learning_rate)
+        if fused:  # the kernel's view of this network: real width, depth and activation
+            net = fused_lib.Net.of(static, hyper.width, hyper.depth, hyper.activation)
 
         def batch(t):
             """The points of step ``t``: ``x (in_dim, batch)``, ``y (batch,)``."""
@@ -200,8 +215,7 @@ def make_train(static: Static, fused: bool = False):
 
         def fused_grad(p, t):
             x, y = batch(t)
-            g, finite = fused_lib.grad(unravel(p), x, y, hyper.width, static.depth,
-                                       static.activation)
+            g, finite = fused_lib.grad(unravel(p), x, y, net)
             return ravel_pytree(g)[0], finite
 
         grad_fn = fused_grad if fused else jax.grad(batch_loss, has_aux=True)
@@ -214,8 +228,7 @@ def make_train(static: Static, fused: bool = False):
 
         def forward(p, x):  # logits for evaluations (never differentiated)
             if fused:
-                return fused_lib.logits(unravel(p), x, hyper.width, static.depth,
-                                        static.activation)
+                return fused_lib.logits(unravel(p), x, net)
             return apply(p, x)
 
         def evaluate(p):
@@ -244,13 +257,13 @@ def make_train(static: Static, fused: bool = False):
         fit = train_acc >= 1.0
         steps_to_fit = jnp.where(fit.any(), jnp.asarray(eval_steps)[jnp.argmax(fit)], -1)
         diverged = carry[2] | ~jnp.isfinite(loss[-1])
-        def net(x):  # the trained network, for the separation metrics
+        def trained(x):  # the trained network, for the separation metrics
             return apply(carry[0], x)
 
         if fused:
-            net.margin_and_grad = lambda x, y: fused_lib.margin_and_grad(
-                unravel(carry[0]), x, y, hyper.width, static.depth, static.activation)
-        sep = separation.metrics(net, data.probe, data.x_test, data.y_test)
+            trained.margin_and_grad = lambda x, y: fused_lib.margin_and_grad(
+                unravel(carry[0]), x, y, net)
+        sep = separation.metrics(trained, data.probe, data.x_test, data.y_test)
         return Output(unravel(carry[0]), loss[-1], train_acc[-1], test_acc[-1],
                       steps_to_fit.astype(jnp.int32), diverged, loss, train_acc, test_acc,
                       sep["margin"], sep["worst_margin"], sep["certified"], sep["max_grad"])

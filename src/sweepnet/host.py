@@ -1,0 +1,39 @@
+"""This machine and this build: sweepnet's version, its cache folder, and fingerprints of the
+CPU and jaxlib that compiled code (kernels, programs) is valid for.
+
+The bottom of the package: it imports nothing of sweepnet, so every module may use it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import os
+import platform
+
+__version__ = "0.5.0"
+
+
+def cache_root() -> str:
+    """``$SWEEPNET_CACHE``, else ``~/.cache/sweepnet``: where sweepnet keeps its caches."""
+    return os.environ.get("SWEEPNET_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "sweepnet")
+
+
+def jaxlib_version() -> str:
+    try:
+        return importlib.metadata.version("jaxlib")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+@functools.lru_cache(maxsize=1)
+def host_cpu() -> str:
+    """The host CPU's model and feature flags (a shared cache may serve different machines)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [ln for ln in f if ln.startswith(("model name", "flags"))]
+        return hashlib.sha256("".join(sorted(set(lines))).encode()).hexdigest()[:16]
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
