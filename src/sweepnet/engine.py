@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -172,15 +173,25 @@ class Summary:
     wall_s: float
     retries: int = 0  # chunks halved after RESOURCE_EXHAUSTED
     loaded: int = 0
+    build_s: float = 0.0  # seconds spent building the fused CPU kernel (not in compile_s)
 
     def __str__(self):
         rate = self.trained / max(self.wall_s, 1e-9)
         cached = f", {self.loaded} from cache" if self.loaded else ""
+        build = f", {self.build_s:.1f} s building the CPU kernel" if self.build_s else ""
         return (
             f"trained {self.trained} networks ({self.skipped} already done, {self.total} "
             f"in grid) in {self.wall_s:.1f} s: {self.buckets} buckets, {self.compiles} "
-            f"compiles ({self.compile_s:.1f} s{cached}), {rate:.0f} networks/s"
+            f"compiles ({self.compile_s:.1f} s{cached}){build}, {_significant(rate)} networks/s"
         )
+
+
+def _significant(x: float, digits: int = 2) -> str:
+    """``x`` with at least ``digits`` significant digits, never in exponent form (0.13, 4.2,
+    57, 1234)."""
+    if x <= 0 or not math.isfinite(x):
+        return f"{x:.0f}"
+    return f"{x:.{max(0, digits - 1 - math.floor(math.log10(x)))}f}"
 
 
 def default_out(spec: Spec) -> str:
@@ -317,7 +328,7 @@ def run_sweep(
     stats = {"compiles": 0, "loaded": 0, "compile_s": 0.0, "retries": 0}
     buckets = {}
     for bucket, runs, chunk in todo:
-        tb = time.perf_counter()
+        tb, compiled, loaded = time.perf_counter(), stats["compile_s"], stats["loaded"]
         chunk, fused = _train_bucket(store, bucket, runs, chunk, m, spec, provenance, tag, bar,
                                      stats, cache)
         buckets[f"{tag}-b{bucket.index:03d}"] = {
@@ -326,6 +337,9 @@ def run_sweep(
             "chunk": chunk,
             "gradient": "fused" if fused else "xla",
             "seconds": round(time.perf_counter() - tb, 3),
+            # `sweepnet plan` calibrates on these (bench.recorded_runs)
+            "compile_s": round(stats["compile_s"] - compiled, 3),
+            "loaded": stats["loaded"] > loaded,
         }
         if pid == 0:
             store.update_manifest(buckets=buckets)
@@ -334,6 +348,7 @@ def run_sweep(
     info = {
         "status": "complete" if finished == len(mine) else "incomplete",
         "pending": len(mine) - finished,
+        "wall_s": round(time.perf_counter() - t0, 3),
     }
     _finish_manifest(store, full, shard, info, buckets)
     return Summary(
