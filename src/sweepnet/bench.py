@@ -534,8 +534,9 @@ def recorded_runs(folder: str = "results", n_devices: int | None = None,
                 or m.get("processes", 1) != 1 or m.get("versions", {}).get("sweepnet") != version):
             continue
         buckets = [b for b in m.get("buckets", {}).values() if "compile_s" in b]
+        # a run's time besides its buckets' (planning, opening the results, the manifest)
         walls = [s["wall_s"] for s in m.get("shards", {}).values() if "wall_s" in s]
-        overhead = max(0.0, sum(walls) - sum(b["seconds"] for b in buckets)) / max(len(buckets), 1)
+        overhead = max(0.0, sum(walls) - sum(b["seconds"] for b in buckets))
         for b in buckets:
             try:
                 static = Static(**b["static"])
@@ -593,50 +594,68 @@ def throughput(refresh: bool = False, results: str = "results", say=None) -> dic
     """The machine model ``sweepnet plan`` estimates with: ``{"step_s", "flops_per_s",
     "compile_s", "load_s", "overhead_s", "source"}``.
 
-    Recorded runs on this machine setup (the manifests under ``results``) come first: they
-    are the real thing. Failing those, :func:`calibrate` measures two small programs (seconds;
-    ``say`` is told first), cached per machine setup in ``throughput.json`` of
-    ``$SWEEPNET_CACHE`` (else ``~/.cache/sweepnet/``). A cached calibration is measured again
-    when ``refresh``, when it predates :data:`MODEL_VERSION`, or when its compile time is
-    :data:`POISONED` times the recorded compiles.
+    Recorded runs on this machine setup (the manifests under ``results``, see
+    :func:`recorded_runs`) come first: they are the real thing. Failing a recorded compile,
+    :func:`calibrate` measures two small programs (``say`` is told first), once per machine
+    setup, cached in ``throughput.json`` of ``$SWEEPNET_CACHE`` (else ``~/.cache/sweepnet/``).
+    A cached calibration older than :data:`MODEL_VERSION` (it may have counted a kernel build
+    as a compile), or whose compile time is :data:`POISONED` times the recorded compiles, is
+    thrown away; ``refresh`` measures again.
     """
     import jax
 
-    from sweepnet import engine
     from sweepnet.programs import cache_root
 
     say = say or (lambda _: None)
     n_dev = len(jax.local_devices())
     recorded = fit_recorded(recorded_runs(results), n_dev)
-    if recorded and recorded["compile_s"] is not None and not refresh:
-        return {**recorded, "source": f"{recorded['buckets']} recorded buckets in {results}/"}
     path = os.path.join(cache_root(), "throughput.json")
-    key = (f"{jax.default_backend()}-{n_dev}-{os.cpu_count()}-"
-           f"jax{jax.__version__}-sweepnet{engine.__version__}")
+    key = calibration_key()
     try:
         with open(path) as f:
             known = json.load(f)
     except (OSError, ValueError):
         known = {}
     cached = known.get(key)
-    stale = (cached is None or cached.get("model", 0) < MODEL_VERSION
-             or (recorded and recorded["compile_s"]
-                 and cached["compile_s"] > POISONED * recorded["compile_s"]))
-    if refresh or stale:
+    if cached and (cached.get("model", 0) < MODEL_VERSION or (
+            recorded and recorded["compile_s"]
+            and cached["compile_s"] > POISONED * recorded["compile_s"])):
+        say(f"dropping a cached calibration of this machine ({cached['compile_s']:.0f} s a "
+            "compile) that recorded runs or its age say is wrong")
+        del known[key]
+        cached = None
+        _save_json(path, known)
+    if recorded and recorded["compile_s"] is not None and not refresh:
+        return {**recorded, "source": f"{recorded['buckets']} recorded buckets in {results}/"}
+    if refresh or cached is None:
         say(f"measuring this machine for the estimate: compiling and timing two small programs "
             f"(once; kept in {path})")
         known[key] = cached = calibrate()
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(known, f, indent=1)
-        os.replace(tmp, path)
+        _save_json(path, known)
     model = {"load_s": None, "overhead_s": 0.0, **cached, "source": "a synthetic calibration"}
     if recorded:  # runs that only loaded programs: their step figures, the calibration's compile
         model.update({k: recorded[k] for k in ("step_s", "flops_per_s", "load_s", "overhead_s")},
                      source=f"{recorded['buckets']} recorded buckets in {results}/ and a "
                      "synthetic compile time")
     return model
+
+
+def calibration_key() -> str:
+    """The machine setup a cached calibration holds for (``throughput.json``'s keys)."""
+    import jax
+
+    from sweepnet import engine
+
+    return (f"{jax.default_backend()}-{len(jax.local_devices())}-{os.cpu_count()}-"
+            f"jax{jax.__version__}-sweepnet{engine.__version__}")
+
+
+def _save_json(path: str, value) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(value, f, indent=1)
+    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- the bench
