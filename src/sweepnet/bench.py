@@ -11,6 +11,11 @@ work in this process:
   optax step on a points-first ``flax.linen.Dense`` MLP;
 - ``scan``: one jitted ``lax.scan`` of the whole training, called once per network.
 
+The engine runs with what ``sweepnet run`` picks on this machine (the fused CPU kernel where
+it measured faster, see :mod:`sweepnet.fused`); the full bench first builds and measures the
+kernel if need be, and at one size per shape also trains with each gradient forced, so it
+prints which gradient won and whether the default took it.
+
 The machine bound is measured in the same run: the in-cache throughput of ``tanh`` and the
 matmul peak, each over all devices at once; the workload's arithmetic (matmuls of forward,
 backward and evals, Adam, and its ``tanh`` evaluations) divided by those rates is the least
@@ -363,14 +368,15 @@ def probe_bucket(width: int, depth: int, activation: str = "tanh", n: int | None
     return b.static, seeds, hyper, engine.load_data(b.static, b.runs[0])
 
 
-def measure_gradients(shapes=None, steps: int = 300, repeats: int = 3, say=None) -> dict:
+def measure_gradients(shapes=None, steps: int = 300, repeats: int = 7, say=None) -> dict:
     """Time training with the fused CPU kernel against XLA's gradient on small shapes.
 
     For each ``(width, depth, activation)`` of ``shapes`` (default ``fused.MEASURED``):
     ``jit(vmap(make_train(static, fused=...)))`` of the networks one device trains at once,
     ``steps`` steps on 512 points, compiled first, then the two programs run in turn
-    ``repeats`` times (so that load on the machine weighs on both); the best time of each is
-    kept. The kernel must be built. Returns the verdict ``fused.save_verdict`` keeps:
+    ``repeats`` times, in alternating order (so that load on the machine weighs on both); the
+    best time of each is kept (noise only ever slows a run down). The kernel must be built.
+    Returns the verdict ``fused.save_verdict`` keeps:
     ``{"shapes": [{"width", "depth", "activation", "networks", "fused_s", "xla_s",
     "speedup"}], "steps", "march", "measured", "load"}``.
     """
@@ -390,8 +396,8 @@ def measure_gradients(shapes=None, steps: int = 300, repeats: int = 3, say=None)
                                          in_axes=(0, 0, None)))
             jax.block_until_ready(fns[name](seeds, hyper, data))  # compile
         best = {name: math.inf for name in fns}
-        for _ in range(repeats):
-            for name, fn in fns.items():
+        for i in range(repeats):
+            for name, fn in sorted(fns.items(), reverse=bool(i % 2)):
                 t = time.perf_counter()
                 jax.block_until_ready(fn(seeds, hyper, data))
                 best[name] = min(best[name], time.perf_counter() - t)
@@ -849,8 +855,9 @@ if __name__ == "__main__":
     #                               or '{"baseline": [kind, w, d, steps, nets, n_test, repeats]}'
     #                               or '{"kernel": true}' (the background kernel builder)
     _job = json.loads(sys.argv[1])
-    if "kernel" in _job:
-        print(json.dumps(prepare_kernel(say=print)))
+    if "kernel" in _job:  # in the background, beside the user's sweep: let the sweep go first
+        os.nice(10)
+        print(json.dumps(prepare_kernel(say=lambda m: print(m, flush=True))))
     elif "engine" in _job:
         print(json.dumps(engine_run(*_job["engine"])))
     elif "sweep" in _job:
