@@ -4,6 +4,9 @@ import os
 
 os.environ.setdefault("SWEEPNET_HOST_DEVICES", "2")  # before sweepnet/jax import: 2 devices
 os.environ.setdefault("SWEEPNET_CACHE", os.path.join(os.path.dirname(__file__), ".xla-cache"))
+# no background kernel build landing mid-suite (it would change the gradient between two runs
+# of one test); tests that need the kernel build it in the foreground (test_fused's fixture)
+os.environ.setdefault("SWEEPNET_KERNEL_BUILD", "0")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -70,3 +70,25 @@ def test_rerun_is_cold_then_loads_every_program(tmp_path):
     assert warm["loaded"] == 2 and warm["compile_s"] < cold["compile_s"]
     assert r["warm_compile_share"] == pytest.approx(warm["compile_s"] / cold["compile_s"])
     assert "loaded from the program cache" in bench.format_rerun(r)
+
+
+def test_the_bench_times_the_default_against_each_gradient_forced(monkeypatch):
+    """The default (what `sweepnet run` picks) is timed beside both gradients forced, and the
+    table says which won: a slow default cannot hide behind a fast variant."""
+    seen = []
+
+    def fake(width, depth, n, steps, every, n_test, devices=None, gradient=None):
+        seen.append(gradient)
+        wall = {"fused": 3.0, "xla": 2.0, None: 3.0}[gradient]  # the default took the kernel
+        return {"wall_s": wall + 1.0, "compile_s": 1.0, "gradient": gradient or "fused"}
+
+    monkeypatch.setattr(bench, "engine_subprocess", fake)
+    rows = [{"n": 256, "gradient": "fused", "net_steps_per_s": 100.0}]
+    g = bench._gradients(rows, 3, 2, steps=10, every=5, n_test=64, n=256)
+    assert seen == ["fused", "xla"]  # the default's row is reused, not run again
+    assert g["default"] == "fused" and g["won"] == "xla"
+    assert g["xla"] == pytest.approx(256 * 10 / 2.0) and g["fused"] == pytest.approx(256 * 10 / 3)
+    line = bench._gradient_line(g)
+    assert "sweepnet run picks fused" in line and "XLA won (1.50x)" in line
+    g = bench._gradients([], 3, 2, steps=10, every=5, n_test=64, n=512)  # no row: run it
+    assert seen[2:] == [None, "fused", "xla"] and g["default_rate"] == pytest.approx(512 * 10 / 3)

@@ -11,6 +11,11 @@ work in this process:
   optax step on a points-first ``flax.linen.Dense`` MLP;
 - ``scan``: one jitted ``lax.scan`` of the whole training, called once per network.
 
+The engine runs with what ``sweepnet run`` picks on this machine (the fused CPU kernel where
+it measured faster, see :mod:`sweepnet.fused`); the full bench first builds and measures the
+kernel if need be, and at one size per shape also trains with each gradient forced, so it
+prints which gradient won and whether the default took it.
+
 The machine bound is measured in the same run: the in-cache throughput of ``tanh`` and the
 matmul peak, each over all devices at once; the workload's arithmetic (matmuls of forward,
 backward and evals, Adam, and its ``tanh`` evaluations) divided by those rates is the least
@@ -21,6 +26,7 @@ ratios taken in one run.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import resource
@@ -45,7 +51,7 @@ QUICK = {"shapes": ((3, 2),), "sizes": (64,), "steps": 20, "eval_every": 10,
 FULL = {"shapes": SHAPES, "sizes": SIZES, "wide_sizes": WIDE_SIZES, "steps": STEPS,
         "eval_every": EVAL_EVERY,
         "n_test": N_TEST, "loop_nets": LOOP_NETS, "scan_nets": SCAN_NETS, "ref_n": REF_N,
-        "devices_n": 4096}
+        "devices_n": 4096, "wide_gradient_n": 1024}
 
 
 # --------------------------------------------------------------------------- arithmetic
@@ -119,7 +125,8 @@ def min_seconds(ops: dict[str, float], bound: dict[str, float]) -> float:
 # --------------------------------------------------------------------------- engine runs
 
 
-def _spec_text(width: int, depth: int, n: int, steps: int, eval_every: int, n_test: int) -> str:
+def _spec_text(width: int, depth: int, n: int, steps: int, eval_every: int, n_test: int,
+               activation: str = "tanh") -> str:
     return f"""
 name = "bench-w{width}-d{depth}-n{n}"
 [data]
@@ -129,7 +136,7 @@ n_test = {n_test}
 [model]
 width = {width}
 depth = {depth}
-activation = "tanh"
+activation = "{activation}"
 [train]
 optimizer = "adam"
 learning_rate = 0.01
@@ -143,21 +150,25 @@ def engine_run(width: int, depth: int, n: int, steps: int, eval_every: int, n_te
                cache: bool = False) -> dict:
     """Train an ``n``-network sweep of one shape with the engine; time it.
 
-    Returns ``{"wall_s", "compile_s", "compiles", "devices", "maxrss_mb"}`` (``maxrss_mb`` is
-    this process's peak so far).
+    Returns ``{"wall_s", "compile_s", "compiles", "devices", "maxrss_mb", "gradient"}``
+    (``maxrss_mb`` is this process's peak so far; ``gradient`` the one the run chose, as its
+    manifest records it).
     """
     import jax
 
     from sweepnet import engine, spec
+    from sweepnet.results import read_manifest
 
     s = spec.loads(_spec_text(width, depth, n, steps, eval_every, n_test))
     with tempfile.TemporaryDirectory(prefix="sweepnet-bench-") as out:
         summary = engine.run_sweep(s, out, fresh=True, progress=False, cache=cache)
+        used = {b.get("gradient", "xla") for b in read_manifest(out)["buckets"].values()}
     if summary.trained != n:
         raise RuntimeError(f"bench: trained {summary.trained} of {n} networks")
     return {"wall_s": summary.wall_s, "compile_s": summary.compile_s,
             "compiles": summary.compiles, "devices": len(jax.local_devices()),
-            "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "gradient": "+".join(sorted(used))}
 
 
 def _worker(job: dict, devices: int | None = None, plain: bool = False,
@@ -185,11 +196,13 @@ def _worker(job: dict, devices: int | None = None, plain: bool = False,
 
 
 def engine_subprocess(width: int, depth: int, n: int, steps: int, eval_every: int, n_test: int,
-                      devices: int | None = None, fused: bool = True) -> dict:
-    """:func:`engine_run` in a fresh Python (cold compile, own peak memory, own device count);
-    ``fused=False``: with XLA's autodiff gradient instead of the fused CPU kernel."""
-    return _worker({"engine": [width, depth, n, steps, eval_every, n_test]}, devices,
-                   env=None if fused else {"SWEEPNET_FUSED": "0"})
+                      devices: int | None = None, gradient: str | None = None) -> dict:
+    """:func:`engine_run` in a fresh Python (cold compile, own peak memory, own device count).
+    ``gradient``: None for the shipped default (what ``sweepnet run`` picks here), ``"fused"``
+    or ``"xla"`` to force one (``SWEEPNET_FUSED=1`` or ``0``)."""
+    env = {"SWEEPNET_FUSED": {"fused": "1", "xla": "0"}[gradient]} if gradient else {}
+    env["SWEEPNET_KERNEL_BUILD"] = "0"  # the bench builds it first, or not at all
+    return _worker({"engine": [width, depth, n, steps, eval_every, n_test]}, devices, env=env)
 
 
 def rerun(spec_path: str) -> dict:
@@ -327,84 +340,328 @@ def baseline_scan(width: int, depth: int, steps: int, nets: int, n_test: int) ->
     return {"net_steps_per_s": nets * steps / (time.perf_counter() - t), "compile_s": compile_s}
 
 
+# --------------------------------------------------------------------------- measurements
+
+
+def probe_bucket(width: int, depth: int, activation: str = "tanh", n: int | None = None, *,
+                 steps: int = 200, n_test: int = 2048, share: int = 1):
+    """A small real bucket to time: ``(static, seeds (n,), hyper, data)``, ``n`` networks of one
+    shape trained on disk_annulus (512 points, full batch, Adam) and evaluated twice; ``n``
+    defaults to ``share`` times what one device trains at once (``plan.sub_batch``).
+
+    The one place that makes a ``Static`` and a ``Hyper`` for a measurement, and it makes them
+    as a sweep does: from a spec, through the planner and the engine's inputs.
+    """
+    from sweepnet import engine, spec
+    from sweepnet import plan as plan_lib
+
+    def bucket(count):
+        s = spec.loads(_spec_text(width, depth, count, steps, max(1, steps // 2), n_test,
+                                  activation))
+        (b,) = plan_lib.make_plan(s, 1).buckets
+        return b
+
+    b = bucket(1)
+    n = n or share * plan_lib.sub_batch(b.static)
+    b = bucket(n)
+    seeds, hyper = engine.chunk_inputs(b.runs, n, b.static)
+    return b.static, seeds, hyper, engine.load_data(b.static, b.runs[0])
+
+
+def measure_gradients(shapes=None, steps: int = 300, repeats: int = 7, say=None) -> dict:
+    """Time training with the fused CPU kernel against XLA's gradient on small shapes.
+
+    For each ``(width, depth, activation)`` of ``shapes`` (default ``fused.MEASURED``):
+    ``jit(vmap(make_train(static, fused=...)))`` of the networks one device trains at once,
+    ``steps`` steps on 512 points, compiled first, then the two programs run in turn
+    ``repeats`` times, in alternating order (so that load on the machine weighs on both); the
+    best time of each is kept (noise only ever slows a run down). The kernel must be built.
+    Returns the verdict ``fused.save_verdict`` keeps:
+    ``{"shapes": [{"width", "depth", "activation", "networks", "fused_s", "xla_s",
+    "speedup"}], "steps", "march", "measured", "load"}``.
+    """
+    import jax
+
+    from sweepnet import fused
+    from sweepnet.train import make_train
+
+    say = say or (lambda _: None)
+    rows = []
+    for width, depth, act in shapes or fused.MEASURED:
+        static, seeds, hyper, data = probe_bucket(width, depth, act, steps=steps, n_test=256)
+        fns = {}
+        for name in ("fused", "xla"):
+            train = make_train(static, fused=name == "fused")
+            fns[name] = jax.jit(jax.vmap(lambda k, h, d, t=train: t(jax.random.key(k), h, d),
+                                         in_axes=(0, 0, None)))
+            jax.block_until_ready(fns[name](seeds, hyper, data))  # compile
+        best = {name: math.inf for name in fns}
+        for i in range(repeats):
+            for name, fn in sorted(fns.items(), reverse=bool(i % 2)):
+                t = time.perf_counter()
+                jax.block_until_ready(fn(seeds, hyper, data))
+                best[name] = min(best[name], time.perf_counter() - t)
+        rows.append({"width": width, "depth": depth, "activation": act,
+                     "networks": int(len(seeds)), "fused_s": best["fused"], "xla_s": best["xla"],
+                     "speedup": best["xla"] / best["fused"]})
+        say(f"({width}, {depth}) {act}: fused {best['fused']:.3f} s, XLA {best['xla']:.3f} s "
+            f"for {len(seeds)} networks x {steps} steps")
+    return {"shapes": rows, "steps": steps, "march": fused.march(),
+            "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "load": os.getloadavg()[0]}
+
+
+def prepare_kernel(say=None) -> dict | None:
+    """Build the fused CPU kernel in the foreground if need be, then measure it against XLA's
+    gradient (:func:`measure_gradients`) and keep the verdict beside it. What the background
+    builder and ``sweepnet devices --build`` run. Returns the verdict, None without a kernel."""
+    from sweepnet import fused
+
+    if fused.build() is None:
+        return None
+    result = measure_gradients(say=say)
+    fused.save_verdict(result)
+    return result
+
+
+def format_verdict(result: dict | None) -> list[str]:
+    """Lines on a verdict of :func:`measure_gradients` (``sweepnet devices``)."""
+    if not result:
+        return ["  not measured yet: sweeps use XLA's gradient (sweepnet devices --build "
+                "measures)"]
+    lines = [f"  measured {result.get('measured', '?')} (-march={result.get('march', '?')}, "
+             f"{result['steps']} steps, load {result.get('load', 0):.1f}):"]
+    for r in result["shapes"]:
+        won = "kernel" if r["fused_s"] < r["xla_s"] else "XLA"
+        lines.append(f"  ({r['width']:>2}, {r['depth']}) {r['activation']:<5} kernel "
+                     f"{r['fused_s']:.3f} s, XLA {r['xla_s']:.3f} s: {won} "
+                     f"({max(r['speedup'], 1 / r['speedup']):.2f}x)")
+    return lines
+
+
 # --------------------------------------------------------------------------- plan's model
 
 CALIBRATION_SHAPES = ((3, 2), (16, 4))  # a cheap and a matmul-heavy network
+MODEL_VERSION = 2  # calibrations older than this may have counted a kernel build as a compile
+POISONED = 10  # a cached compile figure this many times the recorded compiles is refreshed
+STARTUP_S = 3.0  # a run's process start: importing JAX and sweepnet, before run_sweep
 
 
 def calibrate(steps: int = 200) -> dict[str, float]:
     """Time two small buckets with the engine's program; fit the cost of a network-step.
 
     Model (per device): ``seconds = step_s + flops / flops_per_s`` per network-step, with
-    ``flops`` from ``plan.step_flops``; ``compile_s`` is the mean compile of the two. Returns
-    ``{"step_s", "flops_per_s", "compile_s", "devices", "backend"}``.
+    ``flops`` from ``plan.step_flops``; ``compile_s`` is the mean compile of the two. Never
+    builds the fused kernel (a build is not a compile): the gradient is whatever a sweep would
+    use now. Returns ``{"step_s", "flops_per_s", "compile_s", "devices", "backend"}``.
     """
     import jax
-    import numpy as np
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    from sweepnet import data as data_lib
-    from sweepnet import engine
+    from sweepnet import engine, fused
     from sweepnet import plan as plan_lib
-    from sweepnet.train import Hyper, Static
 
     m = engine.mesh()
     n_dev = m.devices.size
-    points, compiles = [], []
-    for width, depth in CALIBRATION_SHAPES:
-        static = Static(arch="mlp", in_dim=2, n_out=1, width=width, depth=depth,
-                        activations="tanh", optimizer="adam", steps=steps, eval_every=100,
-                        batch_size=0, n_train=BATCH, n_test=2048)
-        n = 2 * n_dev * plan_lib.sub_batch(static)
-        cfg = {"dataset": "disk_annulus", "n_train": BATCH, "n_test": 2048, "noise": 0.0,
-               "data_seed": 0, **{f"data_{k}": v for k, v in
-                                  data_lib.default_params("disk_annulus").items()}}
-        data = jax.device_put(engine.load_data(static, plan_lib.Run(0, "0" * 16, cfg)),
-                              NamedSharding(m, P()))
-        seeds = jax.device_put(np.arange(n, dtype=np.uint32), NamedSharding(m, P("nets")))
-        hyper = Hyper(width=np.full(n, width, np.int32),
-                      learning_rate=np.full(n, 0.01, np.float32),
-                      init_scale=np.ones(n, np.float32))
-        t = time.perf_counter()
-        fn = engine.bucket_fn(static, m).lower(seeds, hyper, data).compile()
-        compiles.append(time.perf_counter() - t)
-        jax.block_until_ready(fn(seeds, hyper, data))
-        t = time.perf_counter()
-        jax.block_until_ready(fn(seeds, hyper, data))
-        per_step = (time.perf_counter() - t) / (n / n_dev * steps)
-        points.append((plan_lib.step_flops(static, width), per_step))
+    points, compiles, loads = [], [], []
+    held = os.environ.get("SWEEPNET_KERNEL_BUILD")
+    os.environ["SWEEPNET_KERNEL_BUILD"] = "0"  # no background build racing the clock
+    try:
+        for width, depth in CALIBRATION_SHAPES:
+            static, seeds, hyper, data = probe_bucket(width, depth, steps=steps, share=2 * n_dev)
+            n = len(seeds)
+            data = jax.device_put(data, NamedSharding(m, P()))
+            seeds = jax.device_put(seeds, NamedSharding(m, P("nets")))
+            built = fused.build_seconds()
+            t = time.perf_counter()
+            fn = engine.bucket_fn(static, m).lower(seeds, hyper, data).compile()
+            compiles.append(time.perf_counter() - t - (fused.build_seconds() - built))
+            loads.append(_load_seconds(fn))
+            jax.block_until_ready(fn(seeds, hyper, data))
+            t = time.perf_counter()
+            jax.block_until_ready(fn(seeds, hyper, data))
+            per_step = (time.perf_counter() - t) / (n / n_dev * steps)
+            points.append((plan_lib.step_flops(static, width), per_step))
+    finally:
+        if held is None:
+            os.environ.pop("SWEEPNET_KERNEL_BUILD")
+        else:
+            os.environ["SWEEPNET_KERNEL_BUILD"] = held
     (f0, t0), (f1, t1) = points
     slope = max((t1 - t0) / (f1 - f0), 1e-15)
     step_s = max(t0 - slope * f0, 0.0)
     return {"step_s": step_s, "flops_per_s": 1 / slope, "compile_s": sum(compiles) / 2,
-            "devices": n_dev, "backend": jax.default_backend()}
+            "load_s": None if None in loads else sum(loads) / 2,
+            "devices": n_dev, "backend": jax.default_backend(), "model": MODEL_VERSION}
 
 
-def throughput(refresh: bool = False) -> dict[str, float]:
-    """:func:`calibrate`, cached per machine setup in ``throughput.json`` of ``$SWEEPNET_CACHE``
-    (else ``~/.cache/sweepnet/``)."""
+def _load_seconds(compiled) -> float | None:
+    """Seconds to load ``compiled`` back from its serialized form, as a warm run loads its
+    programs from the program cache; None where the backend cannot serialize it."""
+    import jax
+    from jax.experimental import serialize_executable
+
+    try:
+        payload, in_tree, out_tree = serialize_executable.serialize(compiled)
+        t = time.perf_counter()
+        serialize_executable.deserialize_and_load(payload, in_tree, out_tree,
+                                                  execution_devices=jax.local_devices())
+    except Exception:  # not serializable here: no warm estimate
+        return None
+    return time.perf_counter() - t
+
+
+def recorded_runs(folder: str = "results", n_devices: int | None = None,
+                  backend: str | None = None, version: str | None = None) -> list[dict]:
+    """Buckets of finished runs recorded in the manifests under ``folder`` (``*/manifest.json``)
+    on a machine setup like this one (backend, device count, sweepnet version; default: this
+    process's), as ``{"static", "networks", "chunk", "seconds", "compile_s", "loaded",
+    "overhead_s"}``. Only manifests that record compile time per bucket count."""
+    import glob
+
+    from sweepnet.results import read_manifest
+    from sweepnet.train import Static
+
+    if n_devices is None or backend is None or version is None:
+        import jax
+
+        from sweepnet import engine
+
+        n_devices = n_devices or len(jax.devices())
+        backend = backend or jax.default_backend()
+        version = version or engine.__version__
+    out = []
+    for path in sorted(glob.glob(os.path.join(folder, "*", "manifest.json"))):
+        try:
+            m = read_manifest(os.path.dirname(path))
+        except Exception:  # a broken results folder says nothing about speed
+            continue
+        if (m.get("backend") != backend or len(m.get("devices", ())) != n_devices
+                or m.get("processes", 1) != 1 or m.get("versions", {}).get("sweepnet") != version):
+            continue
+        buckets = [b for b in m.get("buckets", {}).values() if "compile_s" in b]
+        # a run's time besides its buckets' (planning, opening the results, the manifest)
+        walls = [s["wall_s"] for s in m.get("shards", {}).values() if "wall_s" in s]
+        overhead = max(0.0, sum(walls) - sum(b["seconds"] for b in buckets))
+        for b in buckets:
+            try:
+                static = Static(**b["static"])
+            except TypeError:  # recorded by another engine
+                continue
+            out.append({"static": static, "networks": b["networks"], "chunk": b["chunk"],
+                        "seconds": b["seconds"], "compile_s": b["compile_s"],
+                        "loaded": bool(b.get("loaded")), "overhead_s": overhead if walls else 0.0})
+    return out
+
+
+def fit_recorded(buckets: list[dict], n_devices: int, prior: dict | None = None) -> dict | None:
+    """The plan's machine model fitted to recorded buckets (see :func:`recorded_runs`):
+    ``{"step_s", "flops_per_s", "compile_s", "load_s", "overhead_s", "buckets"}``.
+
+    Each bucket's training time (its seconds less its compile) is its padded network-steps per
+    device times ``step_s + flops / flops_per_s``; both are fitted by least squares when the
+    buckets' shapes differ enough, else ``prior``'s (a synthetic calibration, or the planner's
+    constants) are scaled to fit. ``compile_s``/``load_s``: the median bucket compile when
+    compiled / loaded from the program cache (None when none was).
+    """
+    import numpy as np
+
+    from sweepnet import plan as plan_lib
+
+    if not buckets:
+        return None
+    rows = []
+    for b in buckets:
+        st = b["static"]
+        lanes = b["chunk"] * math.ceil(b["networks"] / b["chunk"])
+        rows.append((lanes * st.steps / n_devices, plan_lib.step_flops(st, st.width),
+                     max(b["seconds"] - b["compile_s"], 0.0)))
+    ns, flops, secs = (np.asarray(c, float) for c in zip(*rows, strict=True))
+    step_s = flops_per_s = None
+    if np.ptp(flops) > 0.5 * flops.mean():
+        (a, b), *_ = np.linalg.lstsq(np.stack([ns, ns * flops], 1), secs, rcond=None)
+        if a >= 0 and b > 0:
+            step_s, flops_per_s = float(a), float(1 / b)
+    if step_s is None:
+        prior = prior or {"step_s": plan_lib.DEFAULT_STEP_S,
+                          "flops_per_s": plan_lib.DEFAULT_FLOPS_PER_S}
+        predicted = float(np.sum(ns * (prior["step_s"] + flops / prior["flops_per_s"])))
+        scale = float(secs.sum()) / max(predicted, 1e-12)
+        step_s, flops_per_s = prior["step_s"] * scale, prior["flops_per_s"] / scale
+    median = lambda xs: float(np.median(xs)) if xs else None
+    return {"step_s": step_s, "flops_per_s": flops_per_s,
+            "compile_s": median([b["compile_s"] for b in buckets if not b["loaded"]]),
+            "load_s": median([b["compile_s"] for b in buckets if b["loaded"]]),
+            "overhead_s": median([b["overhead_s"] for b in buckets]) or 0.0,
+            "buckets": len(buckets)}
+
+
+def throughput(refresh: bool = False, results: str = "results", say=None) -> dict[str, float]:
+    """The machine model ``sweepnet plan`` estimates with: ``{"step_s", "flops_per_s",
+    "compile_s", "load_s", "overhead_s", "source"}``.
+
+    Recorded runs on this machine setup (the manifests under ``results``, see
+    :func:`recorded_runs`) come first: they are the real thing. Failing a recorded compile,
+    :func:`calibrate` measures two small programs (``say`` is told first), once per machine
+    setup, cached in ``throughput.json`` of ``$SWEEPNET_CACHE`` (else ``~/.cache/sweepnet/``).
+    A cached calibration older than :data:`MODEL_VERSION` (it may have counted a kernel build
+    as a compile), or whose compile time is :data:`POISONED` times the recorded compiles, is
+    thrown away; ``refresh`` measures again.
+    """
     import jax
 
-    from sweepnet import engine
     from sweepnet.programs import cache_root
 
+    say = say or (lambda _: None)
+    n_dev = len(jax.local_devices())
+    recorded = fit_recorded(recorded_runs(results), n_dev)
     path = os.path.join(cache_root(), "throughput.json")
-    key = (f"{jax.default_backend()}-{len(jax.local_devices())}-{os.cpu_count()}-"
-           f"jax{jax.__version__}-sweepnet{engine.__version__}")
+    key = calibration_key()
     try:
         with open(path) as f:
             known = json.load(f)
     except (OSError, ValueError):
         known = {}
-    if refresh or key not in known:
-        known[key] = calibrate()
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(known, f, indent=1)
-        os.replace(tmp, path)
-    return known[key]
+    cached = known.get(key)
+    if cached and (cached.get("model", 0) < MODEL_VERSION or (
+            recorded and recorded["compile_s"]
+            and cached["compile_s"] > POISONED * recorded["compile_s"])):
+        say(f"dropping a cached calibration of this machine ({cached['compile_s']:.0f} s a "
+            "compile) that recorded runs or its age say is wrong")
+        del known[key]
+        cached = None
+        _save_json(path, known)
+    if recorded and recorded["compile_s"] is not None and not refresh:
+        return {**recorded, "source": f"{recorded['buckets']} recorded buckets in {results}/"}
+    if refresh or cached is None:
+        say(f"measuring this machine for the estimate: compiling and timing two small programs "
+            f"(once; kept in {path})")
+        known[key] = cached = calibrate()
+        _save_json(path, known)
+    model = {"load_s": None, "overhead_s": 0.0, **cached, "source": "a synthetic calibration"}
+    if recorded:  # runs that only loaded programs: their step figures, the calibration's compile
+        model.update({k: recorded[k] for k in ("step_s", "flops_per_s", "load_s", "overhead_s")},
+                     source=f"{recorded['buckets']} recorded buckets in {results}/ and a "
+                     "synthetic compile time")
+    return model
+
+
+def calibration_key() -> str:
+    """The machine setup a cached calibration holds for (``throughput.json``'s keys)."""
+    import jax
+
+    from sweepnet import engine
+
+    return (f"{jax.default_backend()}-{len(jax.local_devices())}-{os.cpu_count()}-"
+            f"jax{jax.__version__}-sweepnet{engine.__version__}")
+
+
+def _save_json(path: str, value) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(value, f, indent=1)
+    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- the bench
@@ -429,9 +686,13 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
     load = os.getloadavg()[0]
     from sweepnet import fused
 
-    # built (or found in the cache) before anything is timed: a one-off per machine, as an
-    # install is; each sweep's compile time counts it where it happens
-    kernel = fused.library() if fused.enabled() and jax.default_backend() == "cpu" else None
+    # built and measured before anything is timed (the full bench; a one-off per machine, as
+    # `sweepnet devices --build` does it); the quick bench takes the machine as it is
+    cpu = jax.default_backend() == "cpu" and fused.enabled()
+    if cpu and not quick and (fused.library(start=False) is None or fused.verdict() is None):
+        say("building the fused CPU kernel and timing it against XLA's gradient first")
+        prepare_kernel(say=say)
+    kernel = fused.library(start=False) if cpu else None
     bound = machine_bound(0.1 if quick else 0.5)
     say(f"bound: {bound['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s matmul, "
         f"{bound['tanh_per_s'] / 1e9:.2f} Gtanh/s over {bound['devices']} devices")
@@ -459,7 +720,8 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
                      key=lambda e: e["wall_s"] - e["compile_s"]))
             train_s = max(e["wall_s"] - e["compile_s"], 1e-9)
             rate = n * steps / train_s
-            rows.append({"n": n, "wall_s": e["wall_s"], "compile_s": e["compile_s"],
+            rows.append({"n": n, "gradient": e.get("gradient"), "wall_s": e["wall_s"],
+                         "compile_s": e["compile_s"],
                          "compiles": e["compiles"], "net_steps_per_s": rate,
                          "net_steps_per_s_e2e": n * steps / e["wall_s"],
                          "vs_loop": rate / loop["net_steps_per_s"],
@@ -468,21 +730,17 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
                          "maxrss_mb": e["maxrss_mb"]})
             say(f"w{width} d{depth} n{n}: {rate:.0f} net-steps/s, compile "
                 f"{e['compile_s']:.1f} s, {rows[-1]['bound_fraction']:.1%} of bound")
-        xla = None
-        if kernel and k == 0 and not quick:  # the same workload with XLA's gradient
-            n = cfg["devices_n"]
-            e = engine_subprocess(width, depth, n, steps, every, n_test, fused=False)
-            fast = next((r for r in rows if r["n"] == n), None)
-            rate = n * steps / max(e["wall_s"] - e["compile_s"], 1e-9)
-            xla = {"n": n, "net_steps_per_s": rate,
-                   "fused_speedup": fast["net_steps_per_s"] / rate if fast else None}
-            say(f"w{width} d{depth} n{n} with XLA's gradient: {rate:.0f} net-steps/s")
+        gradients = None
+        if kernel and not quick:  # the default against each gradient forced, at one size
+            gradients = _gradients(rows, width, depth, steps, every, n_test,
+                                   cfg["devices_n"] if k == 0 else cfg["wide_gradient_n"])
+            say(_gradient_line(gradients))
         ref = next((r for r in rows if r["n"] == cfg["ref_n"]), rows[-1])
         loop_e2e = loop["compile_s"] + ref["n"] * steps / loop["net_steps_per_s"]
         scan_e2e = scan["compile_s"] + ref["n"] * steps / scan["net_steps_per_s"]
         workloads.append({
             "width": width, "depth": depth, "ops_per_net": ops, "min_s_per_net": per_net_min,
-            "loop": loop, "scan": scan, "sizes": rows, "ref_n": ref["n"], "xla_gradient": xla,
+            "loop": loop, "scan": scan, "sizes": rows, "ref_n": ref["n"], "gradients": gradients,
             "e2e_vs_loop": loop_e2e / ref["wall_s"], "e2e_vs_scan": scan_e2e / ref["wall_s"],
             "spread": _spread([r["net_steps_per_s"] for r in rows if r["n"] >= 1024])})
     dn = cfg["devices_n"]
@@ -501,8 +759,37 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
             "n_test": n_test, "jax": jax.__version__, "backend": jax.default_backend(),
             "devices": len(jax.local_devices()), "cpus": os.cpu_count(),
             "load_before": load, "load_after": os.getloadavg()[0], "bound": bound,
-            "gradient": "fused" if kernel else "xla",
+            "gradient": result_gradient(workloads),
             "workloads": workloads, "device_scaling": devices}
+
+
+def _gradients(rows, width, depth, steps, every, n_test, n) -> dict:
+    """The default run at ``n`` networks (from ``rows``, or run now) against the same workload
+    with each gradient forced: ``{"n", "default", "default_rate", "fused", "xla", "won"}``."""
+    rate = lambda e: n * steps / max(e["wall_s"] - e["compile_s"], 1e-9)
+    row = next((r for r in rows if r["n"] == n), None)
+    if row is None:
+        e = engine_subprocess(width, depth, n, steps, every, n_test)
+        row = {"gradient": e["gradient"], "net_steps_per_s": rate(e)}
+    forced = {g: rate(engine_subprocess(width, depth, n, steps, every, n_test, gradient=g))
+              for g in ("fused", "xla")}
+    return {"n": n, "default": row["gradient"], "default_rate": row["net_steps_per_s"],
+            **forced, "won": max(forced, key=forced.get)}
+
+
+def _gradient_line(g: dict) -> str:
+    fast, slow = (g["fused"], g["xla"]) if g["won"] == "fused" else (g["xla"], g["fused"])
+    return (f"at N={g['n']}: sweepnet run picks {g['default']} ({g['default_rate']:.4g} "
+            f"net-steps/s); forced, the kernel {g['fused']:.4g} and XLA's gradient "
+            f"{g['xla']:.4g}: {'the kernel' if g['won'] == 'fused' else 'XLA'} won "
+            f"({fast / slow:.2f}x)")
+
+
+def result_gradient(workloads: list[dict]) -> str:
+    """The gradient ``sweepnet run`` picked in the bench's runs (``fused``, ``xla`` or both)."""
+    used = {g for wl in workloads for r in wl["sizes"] for g in (r.get("gradient") or "xla")
+            .split("+")}
+    return "+".join(sorted(used))
 
 
 def _spread(rates: list[float]) -> float | None:
@@ -534,7 +821,7 @@ def format_table(result: dict) -> str:
         f"{result['load_after']:.1f} after",
         f"machine bound: matmul {b['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s, tanh "
         f"{b['tanh_per_s'] / 1e9:.2f} G/s (all devices, in cache)",
-        f"training gradient: {result.get('gradient', 'xla')}",
+        f"training gradient (what sweepnet run picks here): {result.get('gradient', 'xla')}",
         "",
         f"{'w':>3} {'d':>2} {'N':>6} {'net-steps/s':>12} {'e2e':>10} {'compile':>8} "
         f"{'x loop':>7} {'x scan':>7} {'bound':>6} {'peak MB':>8}",
@@ -552,11 +839,8 @@ def format_table(result: dict) -> str:
             f"{wl['scan']['net_steps_per_s']:.4g} net-steps/s; end to end at N={wl['ref_n']} "
             f"(compile included): {wl['e2e_vs_loop']:.1f}x loop, {wl['e2e_vs_scan']:.1f}x scan"
             + (f"; throughput spread N>=1024 {spread:.1%}" if spread is not None else ""))
-        if x := wl.get("xla_gradient"):
-            lines.append(
-                f"{'':>6} with XLA's gradient (SWEEPNET_FUSED=0) at N={x['n']}: "
-                f"{x['net_steps_per_s']:.4g} net-steps/s"
-                + (f"; fused {x['fused_speedup']:.2f}x" if x["fused_speedup"] else ""))
+        if g := wl.get("gradients"):
+            lines.append(f"{'':>6} gradient {_gradient_line(g)}")
     dv = result["device_scaling"]
     lines.append("")
     lines.append(f"devices (w{dv['width']} d{dv['depth']}, N={dv['n']}): 1 device "
@@ -569,8 +853,12 @@ if __name__ == "__main__":
     # worker: python -m sweepnet.bench '{"engine": [w, d, n, steps, every, n_test]}'
     #                               or '{"sweep": [spec_path, out]}'
     #                               or '{"baseline": [kind, w, d, steps, nets, n_test, repeats]}'
+    #                               or '{"kernel": true}' (the background kernel builder)
     _job = json.loads(sys.argv[1])
-    if "engine" in _job:
+    if "kernel" in _job:  # in the background, beside the user's sweep: let the sweep go first
+        os.nice(10)
+        print(json.dumps(prepare_kernel(say=lambda m: print(m, flush=True))))
+    elif "engine" in _job:
         print(json.dumps(engine_run(*_job["engine"])))
     elif "sweep" in _job:
         print(json.dumps(sweep_run(*_job["sweep"])))

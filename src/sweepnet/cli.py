@@ -53,13 +53,24 @@ def cmd_run(a):
 def cmd_plan(a):
     import jax
 
-    from sweepnet import bench, plan, spec
+    from sweepnet import bench, fused, plan, spec
 
     s = spec.load(a.spec, a.set)
     p = plan.make_plan(s, len(jax.local_devices()),
                        _bytes(a.max_memory) if a.max_memory else None)
-    t = bench.throughput(refresh=a.calibrate)  # measured once per machine, then cached
-    print(plan.describe(p, t["flops_per_s"], t["compile_s"], t["step_s"]))
+    # recorded runs, else a short measurement (said on stderr), cached per machine
+    t = bench.throughput(refresh=a.calibrate, results=a.results, say=_say)
+    notes = []
+    if jax.default_backend() == "cpu" and fused.enabled() and fused.library(start=False) is None:
+        notes.append("the fused CPU kernel is not built here: this is XLA's gradient; a first "
+                     "run builds the kernel in the background (minutes of one core)")
+    print(plan.describe(p, t["flops_per_s"], t["compile_s"], t["step_s"], load_s=t.get("load_s"),
+                        overhead_s=t.get("overhead_s", 0.0) + bench.STARTUP_S,
+                        source=t["source"], notes=notes))
+
+
+def _say(message: str) -> None:
+    print(f"sweepnet: {message}", file=sys.stderr, flush=True)
 
 
 def cmd_query(a):
@@ -130,11 +141,16 @@ def cmd_devices(a):
     print(f"backend: {jax.default_backend()}  processes: {jax.process_count()}")
     for d in devices.describe():
         print(f"  device {d['id']}: {d['platform']} ({d['kind']}), process {d['process']}")
-    if jax.default_backend() == "cpu":
-        from sweepnet import fused
+    if jax.default_backend() != "cpu":
+        return
+    from sweepnet import bench, fused
 
-        state = (fused.library() or "unavailable") if fused.enabled() else "off (SWEEPNET_FUSED=0)"
-        print(f"fused CPU gradient: {state}")
+    if a.build:  # in the foreground, then measured against XLA's gradient
+        if bench.prepare_kernel(say=lambda m: print(f"  measured {m}", flush=True)) is None:
+            raise SweepnetError("the fused CPU gradient kernel did not build (see above)")
+    for line in devices.kernel_lines(fused.mode(), fused.library(start=False), fused.verdict(),
+                                     bench.format_verdict):
+        print(line)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -166,6 +182,9 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--max-memory")
     pl.add_argument("--calibrate", action="store_true",
                     help="re-measure this machine's throughput (cached in ~/.cache/sweepnet)")
+    pl.add_argument("--results", default="results", metavar="DIR",
+                    help="folder of results folders whose recorded runs calibrate the estimate "
+                    "(default results/)")
     pl.set_defaults(fn=cmd_plan)
 
     q = sub.add_parser("query", help="SQL over results (views: runs, curves)")
@@ -210,7 +229,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
     b.set_defaults(fn=cmd_bench)
 
-    dv = sub.add_parser("devices", help="what JAX sees")
+    dv = sub.add_parser("devices", help="what JAX sees, and the CPU kernel's measured verdict")
+    dv.add_argument("--build", action="store_true",
+                    help="build the fused CPU gradient kernel now (else the first sweep builds it "
+                    "in the background) and time it against XLA's gradient")
     dv.set_defaults(fn=cmd_devices)
     return p
 

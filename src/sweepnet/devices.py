@@ -57,3 +57,16 @@ def describe() -> list[dict[str, str]]:
 
     return [{"id": str(d.id), "platform": d.platform, "kind": d.device_kind,
              "process": str(d.process_index)} for d in jax.devices()]
+
+
+def kernel_lines(mode: str, path: str | None, verdict: dict | None, format_verdict) -> list[str]:
+    """What ``sweepnet devices`` says of the fused CPU gradient: whether it is built, when
+    sweeps use it, and the measured verdict (``format_verdict(verdict)``, ``bench``'s)."""
+    if mode == "off":
+        return ["fused CPU gradient: off (SWEEPNET_FUSED=0)"]
+    if path is None:
+        return ["fused CPU gradient: not built (sweepnet devices --build builds it now; the "
+                "first sweep builds it in the background)"]
+    when = ("always (SWEEPNET_FUSED=1)" if mode == "on"
+            else "where it measured faster than XLA's gradient")
+    return [f"fused CPU gradient: {path}", f"  used: {when}", *format_verdict(verdict)]

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -260,12 +261,20 @@ class Summary:
     def __str__(self):
         rate = self.trained / max(self.wall_s, 1e-9)
         cached = f", {self.loaded} from cache" if self.loaded else ""
-        built = f", kernel build {self.build_s:.1f} s" if self.build_s >= 0.5 else ""
+        build = f", {self.build_s:.1f} s building the CPU kernel" if self.build_s else ""
         return (
             f"trained {self.trained} networks ({self.skipped} already done, {self.total} "
             f"in grid) in {self.wall_s:.1f} s: {self.buckets} buckets, {self.compiles} "
-            f"compiles ({self.compile_s:.1f} s{cached}){built}, {rate:.3g} networks/s"
+            f"compiles ({self.compile_s:.1f} s{cached}){build}, {_significant(rate)} networks/s"
         )
+
+
+def _significant(x: float, digits: int = 2) -> str:
+    """``x`` with at least ``digits`` significant digits, never in exponent form (0.13, 4.2,
+    57, 1234)."""
+    if x <= 0 or not math.isfinite(x):
+        return f"{x:.0f}"
+    return f"{x:.{max(0, digits - 1 - math.floor(math.log10(x)))}f}"
 
 
 def default_out(spec: Spec) -> str:
@@ -428,7 +437,7 @@ def run_sweep(
     # under jax.distributed a lost peer ends the sweep with a one-line error (see _PeerWatch)
     with _PeerWatch() if n_proc > 1 else contextlib.nullcontext():
         todo = []
-        tb = time.perf_counter()
+        built = fused_lib.build_seconds()
         for b in full.buckets:
             share = [r for r in b.runs if r.run_id in mine_ids]
             if runs := [r for r in share if r.run_id not in done]:
@@ -439,7 +448,7 @@ def run_sweep(
                 # must make calls of the same size to reproduce the uninterrupted one bit for bit.
                 chunk = plan_lib.chunk_size(b.static, share, n_dev, full.max_memory, where, fused)
                 todo.append((b, runs, chunk, fused))
-        build_s = time.perf_counter() - tb
+        build_s = fused_lib.build_seconds() - built  # SWEEPNET_FUSED=1 builds in the foreground
         pending = sum(len(rs) for _, rs, _, _ in todo)
         provenance = {
             "sweepnet_version": __version__,
@@ -466,7 +475,7 @@ def run_sweep(
         stats = {"compiles": 0, "loaded": 0, "compile_s": 0.0, "retries": 0}
         buckets = {}
         for bucket, runs, chunk, fused in todo:
-            tb = time.perf_counter()
+            tb, compiled, loaded = time.perf_counter(), stats["compile_s"], stats["loaded"]
             chunk = _train_bucket(store, bucket, runs, chunk, fused, m, spec, provenance, tag, bar,
                                   stats, cache)
             buckets[f"{tag}-b{bucket.index:03d}"] = {
@@ -475,6 +484,9 @@ def run_sweep(
                 "chunk": chunk,
                 "gradient": "fused" if fused else "xla",
                 "seconds": round(time.perf_counter() - tb, 3),
+                # `sweepnet plan` calibrates on these (bench.recorded_runs)
+                "compile_s": round(stats["compile_s"] - compiled, 3),
+                "loaded": stats["loaded"] > loaded,
             }
             if pid == 0:
                 store.update_manifest(buckets=buckets)
@@ -483,6 +495,7 @@ def run_sweep(
         info = {
             "status": "complete" if finished == len(mine) else "incomplete",
             "pending": len(mine) - finished,
+            "wall_s": round(time.perf_counter() - t0, 3),
         }
         _finish_manifest(store, full, shard, info, buckets)
         return Summary(

@@ -101,17 +101,19 @@ class Plan:
 
     def estimate_seconds(self, flops_per_s: float = DEFAULT_FLOPS_PER_S,
                          compile_s: float = DEFAULT_COMPILE_S, step_s: float = 0.0,
-                         padded: bool = True) -> float:
-        """Compiles plus every call's work: each network-step costs ``step_s`` (fixed, per
-        device) plus its FLOPs at ``flops_per_s`` (see ``bench.throughput``). ``padded``: the
-        programs compute at their padded shapes (XLA's gradient); else at each network's real
-        shape (the fused CPU kernel reads them)."""
+                         overhead_s: float = 0.0, padded: bool = True) -> float:
+        """Compiles plus every call's work plus a run's fixed ``overhead_s``: each network-step
+        costs ``step_s`` (fixed, per device) plus its FLOPs at ``flops_per_s`` (see
+        ``bench.throughput``). ``compile_s`` is a bucket's program: compiled (a cold run) or
+        loaded from the program cache (a warm one). ``padded``: the programs compute at their
+        padded shapes (XLA's gradient); else at each network's real shape (the fused CPU
+        kernel reads them)."""
         work = 0.0
         for b in self.buckets:
             lanes = b.chunk * sum(math.ceil(len(g) / b.chunk) for g in b.groups().values())
             per_net = (b.padded_flops if padded else b.real_flops) / len(b.runs)  # all steps
             work += lanes * (step_s * b.static.steps + per_net / flops_per_s)
-        return work / self.n_devices + compile_s * len(self.buckets)
+        return work / self.n_devices + compile_s * len(self.buckets) + overhead_s
 
 
 def _dims(config: Mapping[str, Any]) -> tuple[int, int]:
@@ -255,8 +257,12 @@ def _lanes(n: int, n_devices: int, sub: int) -> int:
 
 
 def describe(plan: Plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
-             compile_s: float = DEFAULT_COMPILE_S, step_s: float = 0.0) -> str:
-    """The text `sweepnet plan` prints."""
+             compile_s: float = DEFAULT_COMPILE_S, step_s: float = DEFAULT_STEP_S, *,
+             load_s: float | None = None, overhead_s: float = 0.0,
+             source: str = "the planner's constants", notes: Sequence[str] = ()) -> str:
+    """The text `sweepnet plan` prints: buckets, padding, memory, and the time estimate of a
+    cold run (and of a warm one, programs loaded from the cache, given ``load_s``) with the
+    machine model (see ``bench.throughput``) and where it came from."""
     lines = [f"sweep {plan.spec.name!r}: {len(plan.runs)} networks in {len(plan.buckets)} "
              f"buckets ({len(plan.buckets)} compiles) on {plan.n_devices} device(s)"]
     lines.append(f"{'bucket':>6} {'nets':>6} {'widths':>9} {'depths':>9} {'activations':>24} "
@@ -271,10 +277,16 @@ def describe(plan: Plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
                      f"{','.join(b.static.activations):>24} {b.static.steps:>6} {b.chunk:>6} "
                      f"{calls:>5} {mem / 2**20:>7.0f}MB")
     peak = max((b.chunk * bytes_per_network(b.static) for b in plan.buckets), default=0)
-    est = plan.estimate_seconds(flops_per_s, compile_s, step_s)
     lines.append(f"padding waste {plan.padding_waste:.1%} of FLOPs; peak memory per call "
                  f"~{peak / 2**20:.0f} MB (limit {plan.max_memory / 2**20:.0f} MB)")
-    lines.append(f"estimated time {est:.0f} s ({len(plan.buckets)} compiles ~{compile_s:.0f} s "
-                 f"each, {flops_per_s / 1e9:.1f} GFLOP/s + {step_s * 1e6:.1f} us per "
-                 "network-step per device)")
+    n = len(plan.buckets)
+    cold = plan.estimate_seconds(flops_per_s, compile_s, step_s, overhead_s)
+    text = f"estimated time {cold:.0f} s from empty caches ({n} compiles ~{compile_s:.1f} s each)"
+    if load_s is not None:
+        warm = plan.estimate_seconds(flops_per_s, load_s, step_s, overhead_s)
+        text += f", {warm:.0f} s with the programs cached (~{load_s:.1f} s each)"
+    lines.append(text)
+    lines.append(f"  {flops_per_s / 1e9:.1f} GFLOP/s + {step_s * 1e6:.1f} us per network-step "
+                 f"per device, {overhead_s:.0f} s a run besides; from {source}")
+    lines += [f"  {note}" for note in notes]
     return "\n".join(lines)
