@@ -34,8 +34,8 @@ def swept(request, tmp_path_factory):
     every width, depth and activation (padded units, identity layers, selected activations)."""
     from sweepnet import fused
 
-    if request.param == "fused" and fused.library() is None:
-        pytest.skip("no C++ compiler here")
+    if request.param == "fused" and fused.library(wait=True) is None:
+        pytest.skip("the fused CPU kernel does not build here")
     out = str(tmp_path_factory.mktemp("inv"))
     s = spec.loads(SPEC)
     with pytest.MonkeyPatch.context() as mp:
