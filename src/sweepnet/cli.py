@@ -194,7 +194,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sweepnet", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"sweepnet {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="one of these (sweepnet COMMAND --help for its options)")
 
     r = _sub(sub, "run", "train every network of a sweep spec", """\
   sweepnet run sweeps/quick.toml                       # -> results/quick/

@@ -217,7 +217,9 @@ class _Origin:
 
     def __call__(self, dotted: str) -> str:
         parts = dotted.split(".")
-        if any(".".join(parts[: i + 1]) in self.overridden for i in range(len(parts))):
+        ancestors = {".".join(parts[: i + 1]) for i in range(len(parts))}
+        if ancestors & self.overridden or any(o.startswith(dotted + ".")
+                                              for o in self.overridden):
             return f"--set {dotted}"
         return f"{self.source}: {dotted}"
 
