@@ -85,6 +85,13 @@ def test_file_errors_blame_the_file_and_suggest(tmp_path, capsys):
     assert "did you mean 'turns'?" in err
 
 
+def test_chart_options_suggest_columns(tiny_results, capsys):
+    err = _error(["chart", tiny_results, "--x", "widht"], capsys)
+    assert "--x 'widht'" in err and "did you mean 'width'?" in err
+    err = _error(["chart", tiny_results, "--metric", "test_ac"], capsys)
+    assert "did you mean 'test_acc'?" in err
+
+
 def test_default_outputs_go_into_the_folder_read(tiny_results, tmp_path, monkeypatch, capsys):
     import altair as alt
 

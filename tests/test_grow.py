@@ -10,7 +10,7 @@ import pytest
 
 import sweepnet
 from conftest import PROVENANCE, TINY_SPEC
-from sweepnet import query, results, spec
+from sweepnet import engine, query, results, spec
 from sweepnet.cli import main
 
 CELLS = ["width", "depth"]  # the tiny sweep's cells: widths 2-3 x depths 1-2
@@ -50,7 +50,9 @@ def test_two_seeds_grown_to_four_train_only_the_new_seeds_and_equal_a_fresh_swee
     before = _parts(grown)
     path = _spec_file(tmp_path)
     assert main(["run", path, "--out", grown, "--quiet", "--set", "train.seeds=4"]) == 0
-    assert "trained 8 networks (8 already done, 16 in grid)" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "trained 8 networks (8 already done, 16 in grid)" in said.out
+    assert f"{grown}: spec changed: train.seeds (2 -> 4)" in said.err
 
     after = _parts(grown)
     assert {k: after[k] for k in before} == before  # every finished part kept, byte for byte
@@ -164,3 +166,18 @@ def test_progress_and_pending_of_a_grown_spec_not_yet_trained(tiny_results, tmp_
     config = [c for c in results.load(out).columns if c in todo.columns]
     assert set(todo.columns) == set(config)  # the runs table's config columns, nothing else
     assert not set(todo["run_id"]) & set(results.load(out)["run_id"])
+
+
+@pytest.mark.slow
+def test_a_job_array_grows_a_folder_shard_by_shard(tiny_results, tmp_path):
+    out = str(tmp_path / "r")
+    shutil.copytree(tiny_results, out)
+    grown = spec.loads(TINY_SPEC, ["model.depth=[1,2,3]"])
+    got = [engine.run_sweep(grown, out, shard=(i, 2), progress=False) for i in range(2)]
+    assert [g.trained for g in got] == [2, 2] and sum(g.skipped for g in got) == 8
+    df = results.load(out)
+    assert len(df) == 12 and df["grid_index"].tolist() == list(range(12))
+    assert df.groupby("depth").size().tolist() == [4, 4, 4]
+    assert results.read_manifest(out)["status"] == "complete"
+    assert [h["changed"] for h in results.read_manifest(out)["spec_history"]] == [
+        [], ["model.depth"]]  # the second shard saw the spec the first one applied

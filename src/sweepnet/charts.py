@@ -128,9 +128,12 @@ def _field(df: pd.DataFrame, name: str | None, option: str) -> str | None:
         return name
     if f"data_{name}" in df.columns:
         return f"data_{name}"
+    from sweepnet.spec import suggest
+
     known = ", ".join(swept_axes(df)) or "none"
     raise SweepnetError(
-        f"{option} {name!r}: no such column in the runs table (swept here: {known})"
+        f"{option} {name!r}: no such column in the runs table{suggest(name, df.columns)} "
+        f"(swept here: {known})"
     )
 
 

@@ -91,18 +91,34 @@ def _same_spec(stored: str, spec) -> bool:
 
 def _check_growth(root: str, old, spec) -> None:
     """Refuse to grow ``root`` from ``old`` to ``spec`` where finished runs would become wrong."""
-    from sweepnet.spec import STORED_KEYS, _leaves, grow_conflicts
+    from sweepnet.spec import STORED_KEYS, grow_conflicts
 
     conflicts = grow_conflicts(old, spec)
     if not conflicts:
         return
-    a, b = _leaves(old.tree), _leaves(spec.tree)
-    what = ", ".join(f"{k} ({a.get(k)!r} -> {b.get(k)!r})" for k in conflicts)
+    what = _changes(old, spec, conflicts)
     cols = ", ".join(STORED_KEYS[k] for k in conflicts if k in STORED_KEYS)
     why = f"every finished run stores it (column {cols})" if cols else "it is not part of the " \
         "run ids, so the finished runs would not match the spec"
     raise SweepnetError(f"{root}: cannot grow these results: {what} changed and {why}; keep "
                         "the old value, use --fresh to start over, or choose another --out")
+
+
+def _changes(old, spec, keys) -> str:
+    """``"train.seeds (2 -> 4), model.width"``: each key, with its values where they are short."""
+    from sweepnet.spec import leaves
+
+    a, b = leaves(old.tree), leaves(spec.tree)
+    short = lambda k: len(repr(a.get(k))) + len(repr(b.get(k))) <= 40
+    return ", ".join(f"{k} ({a.get(k)!r} -> {b.get(k)!r})" if short(k) else k for k in keys)
+
+
+def _say_growth(root: str, old, spec) -> None:
+    from sweepnet.spec import changed_keys
+
+    if keys := changed_keys(old, spec):
+        print(f"sweepnet: {root}: spec changed: {_changes(old, spec, keys)}; finished runs it "
+              "still holds are kept", file=sys.stderr, flush=True)
 
 
 def _history_entry(manifest: Mapping[str, Any], old, spec) -> list[dict[str, Any]] | None:
@@ -162,6 +178,7 @@ class Store:
             except (SweepnetError, OSError) as e:
                 raise SweepnetError(f"{stored}: unreadable stored spec ({e}); use --fresh") from e
             _check_growth(root, old, spec)
+            _say_growth(root, old, spec)
         try:
             os.makedirs(root, exist_ok=True)
             probe = tempfile.NamedTemporaryFile(dir=root, prefix=".probe-", delete=True)

@@ -138,11 +138,12 @@ STORED_KEYS = {"name": "sweep", "train.separation": "separated"}
 FREE_KEYS = ("description",)
 
 
-def _leaves(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def leaves(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested spec tree as ``{dotted key: value}``."""
     out = {}
     for k, v in tree.items():
         if isinstance(v, Mapping):
-            out.update(_leaves(v, f"{prefix}{k}."))
+            out.update(leaves(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -150,7 +151,7 @@ def _leaves(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def changed_keys(old: Spec, new: Spec) -> list[str]:
     """Dotted keys whose resolved value differs between two specs (added or removed too)."""
-    a, b = _leaves(old.tree), _leaves(new.tree)
+    a, b = leaves(old.tree), leaves(new.tree)
     return sorted(k for k in a.keys() | b.keys() if a.get(k, None) != b.get(k, None))
 
 
