@@ -205,6 +205,17 @@ CASES = [
         ["model.colour"],
     ),
     (
+        "set-typo-blames-set-and-suggests",
+        lambda t, o, b: ["run", _spec(t, b), "--out", o, "--set", "model.widht=3"],
+        ["--set model.widht", "did you mean 'width'?"],
+    ),
+    (
+        "grow-through-a-new-sweep-name",
+        lambda t, o, b: ["run", _spec(t, b), "--out", o, "--set", "name=other",
+                         "--set", "train.seeds=3"],
+        ["results", "name ('tiny' -> 'other')", "column sweep", "--fresh"],
+    ),
+    (
         "set-through-a-value",
         lambda t, o, b: ["run", _spec(t, b), "--out", o, "--set", "name.sub=3"],
         ["--set", "name.sub"],
