@@ -160,6 +160,8 @@ def test_compare_phase_draws_b_minus_a_per_cell(tiny_results, tmp_path):
         assert cells[(width, 1)]["diff"] == pytest.approx(1 - share)
         assert cells[(width, 2)]["diff"] is None and cells[(width, 2)]["label"] == "a"
     assert cells[(2, 1)]["diff"] == 1.0  # width 2 never separates in the tiny sweep
-    assert "redblue" in json.dumps(spec)
+    assert "redblue" in json.dumps(spec) and '"domain": [-1, 1]' in json.dumps(spec)
+    accs = charts.compare_phase(a, a.assign(test_acc=a["test_acc"] - 0.01), metric="test_acc")
+    assert '"domain": [-0.01' in json.dumps(accs.to_dict())  # a mean's scale: as wide as needed
     same = charts.compare_phase(a, a).to_dict()
     assert {r["diff"] for r in _values(same)} == {0.0}

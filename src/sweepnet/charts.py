@@ -867,22 +867,29 @@ def compare_phase(
         alt.Tooltip("n_a:Q", title=f"n ({names[0]})"),
         alt.Tooltip("n_b:Q", title=f"n ({names[1]})"),
     ]
+    # a share's difference spans -1..1; a mean's scale is symmetric about 0, as wide as needed
+    boolean = all(pd.api.types.is_bool_dtype(df[metric]) for df in (a_df, b_df))
+    what = "share of seeds" if boolean else f"mean {metric}"
+    reach = float(cells["diff"].abs().max()) if cells["diff"].notna().any() else 0.0
+    reach = reach if reach > 0 else 1.0
+    # grey under every cell; the coloured layer leaves out the cells without a difference
+    grey = base.mark_rect(stroke="white", strokeWidth=1, color="#d0d0d0").encode(tooltip=tooltip)
     rect = base.mark_rect(stroke="white", strokeWidth=1).encode(
-        color=alt.condition(
-            "isValid(datum['diff'])",
-            alt.Color("diff:Q", title=title, scale=alt.Scale(
-                scheme="redblue", domainMid=0,
-                domain=[-1, 1] if cells["diff"].abs().max() <= 1 else alt.Undefined)),
-            alt.value("#d0d0d0"),
-        ),
+        color=alt.Color("diff:Q", title=title, scale=alt.Scale(
+            scheme="redblue", domainMid=0,
+            domain=[-1, 1] if boolean else [-reach, reach])),
         tooltip=tooltip,
     )
-    text = base.mark_text(fontSize=11).encode(text="label:N", tooltip=tooltip)
-    chart = (rect + text).properties(width=alt.Step(34), height=alt.Step(28))
+    text = base.mark_text(fontSize=11).encode(
+        text="label:N", tooltip=tooltip,
+        color=alt.condition(f"abs(datum['diff']) > {0.6 * reach}", alt.value("white"),
+                            alt.value("black")))
+    chart = (grey + rect + text).properties(width=alt.Step(34), height=alt.Step(28))
     facet = {}
-    if column in keys:
+    if column in keys and cells[column].nunique() > 1:
         facet["column"] = alt.Column(f"{column}:N", title=column)
-    if row in keys:
+    if row in keys and cells[row].nunique() > 1:
         facet["row"] = alt.Row(f"{row}:N", title=row)
     chart = chart.facet(**facet) if facet else chart
-    return chart.properties(title=f"{title} (share per cell; grey: only one sweep has it)")
+    return chart.properties(title=alt.TitleParams(
+        title, subtitle=f"{what} per cell, {names[1]} minus {names[0]}; grey: only one has it"))
