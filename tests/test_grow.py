@@ -181,3 +181,14 @@ def test_a_job_array_grows_a_folder_shard_by_shard(tiny_results, tmp_path):
     assert results.read_manifest(out)["status"] == "complete"
     assert [h["changed"] for h in results.read_manifest(out)["spec_history"]] == [
         [], ["model.depth"]]  # the second shard saw the spec the first one applied
+
+
+def test_a_folder_written_before_a_spec_key_existed_still_loads(tiny_results, tmp_path):
+    out = str(tmp_path / "r")
+    shutil.copytree(tiny_results, out)
+    path = os.path.join(out, "spec.toml")
+    text = _text(path)
+    with open(path, "w") as f:  # as if written before init_scale was a key (its default, 1.0)
+        f.write("\n".join(ln for ln in text.splitlines() if not ln.startswith("init_scale")))
+    assert results.load(out).equals(results.load(tiny_results))
+    assert results.progress(out) == (8, 8)

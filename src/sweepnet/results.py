@@ -331,19 +331,24 @@ def _read_parts(paths: Iterable[str]) -> pd.DataFrame:
 
 
 def stored_spec(root: str):
-    """The folder's current spec (``DIR/spec.toml``), read as stored: not validated again, so a
-    moved data file does not stop anyone from reading the results it gave."""
+    """The folder's current spec (``DIR/spec.toml``). Validated where it can be (a spec written
+    before a key existed gets its default), else taken as stored: a moved data file must not
+    stop anyone from reading the results it gave."""
     import tomllib
 
-    from sweepnet.spec import Spec
+    from sweepnet.spec import Spec, validate
 
     require_results_dir(root)
     path = os.path.join(root, "spec.toml")
     try:
         with open(path, "rb") as f:
-            return Spec(tomllib.load(f), source=path)
+            raw = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise SweepnetError(f"{path}: unreadable stored spec ({e})") from None
+    try:
+        return validate(raw, source=path)
+    except SweepnetError:
+        return Spec(raw, source=path)
 
 
 def grid(root: str) -> pd.DataFrame:
