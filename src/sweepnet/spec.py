@@ -47,6 +47,7 @@ def suggest(word: Any, known: Sequence[str]) -> str:
     close = difflib.get_close_matches(str(word), list(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "": {
         "name": Key(str, None, sweep=False, doc="sweep name; also the default results folder"),
