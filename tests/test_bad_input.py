@@ -205,6 +205,17 @@ CASES = [
         ["model.colour"],
     ),
     (
+        "set-typo-blames-set-and-suggests",
+        lambda t, o, b: ["run", _spec(t, b), "--out", o, "--set", "model.widht=3"],
+        ["--set model.widht", "did you mean 'width'?"],
+    ),
+    (
+        "grow-through-a-new-sweep-name",
+        lambda t, o, b: ["run", _spec(t, b), "--out", o, "--set", "name=other",
+                         "--set", "train.seeds=3"],
+        ["results", "name ('tiny' -> 'other')", "column sweep", "--fresh"],
+    ),
+    (
         "set-through-a-value",
         lambda t, o, b: ["run", _spec(t, b), "--out", o, "--set", "name.sub=3"],
         ["--set", "name.sub"],
@@ -235,9 +246,9 @@ CASES = [
         ["--max-memory"],
     ),
     (
-        "different-spec-in-results-folder",
-        lambda t, o, b: ["run", _spec(t, b), "--out", o, "--set", "train.steps=61"],
-        ["results", "different spec", "--fresh"],
+        "results-folder-cannot-grow-into-a-new-threshold",
+        lambda t, o, b: ["run", _spec(t, b), "--out", o, "--set", "train.separation=0.9"],
+        ["results", "train.separation", "(1.0 -> 0.9)", "column separated", "--fresh"],
     ),
     ("spec-file-is-a-directory", lambda t, o, b: ["run", t, "--out", o], ["is a directory"]),
     (
@@ -315,16 +326,17 @@ def test_bad_input_is_one_line_exit_2_and_destroys_nothing(
     assert not os.path.exists(out + "-new")  # a bad data file is refused before any folder
 
 
-def test_different_spec_is_refused_naming_the_folder_then_fresh_replaces_it(
+def test_another_sweep_name_is_refused_naming_the_folder_then_fresh_replaces_it(
     existing, tmp_path, capsys
 ):
     out, base = existing
     work = str(tmp_path / "copy")
     shutil.copytree(out, work)
-    path = _spec(str(tmp_path), base.replace("steps = 60", "steps = 20"))
+    path = _spec(str(tmp_path), base.replace('name = "tiny"', 'name = "other"'))
     assert cli.main(["run", path, "--out", work, "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert work in err and "different spec" in err and "--fresh" in err
+    assert work in err and "name ('tiny' -> 'other')" in err and "column sweep" in err
+    assert "--fresh" in err
     assert cli.main(["run", path, "--out", work, "--quiet", "--fresh"]) == 0
     assert "trained 8 networks" in capsys.readouterr().out
 

@@ -32,14 +32,14 @@ def test_run_then_resume_then_fresh(spec_file, tmp_path, capsys):
     assert "trained 0 networks (8 already done" in capsys.readouterr().out
     assert sweepnet.load(out).equals(first)
 
-    # widening the grid is a different spec: refused without --fresh, nothing changed
-    assert main(["run", spec_file, "--out", out, "--quiet", "--set", "train.seeds=3"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and out in err and "--fresh" in err
-    assert sweepnet.load(out).equals(first)
+    # a third seed grows the folder: only the 4 new networks train
+    assert main(["run", spec_file, "--out", out, "--quiet", "--set", "train.seeds=3"]) == 0
+    assert "trained 4 networks (8 already done, 12 in grid" in capsys.readouterr().out
+    assert len(sweepnet.load(out)) == 12
 
     assert main(["run", spec_file, "--out", out, "--quiet", "--fresh",
                  "--set", "train.seeds=3"]) == 0
+    assert "trained 12 networks" in capsys.readouterr().out
     assert len(sweepnet.load(out)) == 12
 
 

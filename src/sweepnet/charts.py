@@ -128,9 +128,12 @@ def _field(df: pd.DataFrame, name: str | None, option: str) -> str | None:
         return name
     if f"data_{name}" in df.columns:
         return f"data_{name}"
+    from sweepnet.spec import suggest
+
     known = ", ".join(swept_axes(df)) or "none"
     raise SweepnetError(
-        f"{option} {name!r}: no such column in the runs table (swept here: {known})"
+        f"{option} {name!r}: no such column in the runs table{suggest(name, df.columns)} "
+        f"(swept here: {known})"
     )
 
 
@@ -800,6 +803,7 @@ def save(chart: alt.TopLevelMixin, path: str, scale: float = 2.0) -> None:
 __all__ = [
     "KINDS",
     "boundary",
+    "compare_phase",
     "curves",
     "dataset",
     "from_results",
@@ -810,3 +814,82 @@ __all__ = [
     "swept_axes",
     "to_html",
 ]
+
+
+def compare_phase(
+    a_df: pd.DataFrame,
+    b_df: pd.DataFrame,
+    x: str = "width",
+    y: str = "depth",
+    metric: str = "separated",
+    column: str | None = "activation",
+    row: str | None = None,
+    names: Sequence[str] = ("A", "B"),
+) -> alt.TopLevelMixin:
+    """Difference of two phase diagrams: per ``x`` × ``y`` cell, the share of seeds with
+    ``metric`` (or its mean) in sweep B minus that in sweep A, on a diverging scale centred at
+    0 (blue: B higher, red: A higher). Cells that only one sweep has are grey, marked "A"/"B".
+
+    ``a_df``, ``b_df``: runs tables. Facets by ``column`` and ``row`` where both tables have
+    them; every other axis is pooled within a cell.
+    """
+    for df, name in ((a_df, names[0]), (b_df, names[1])):
+        if not len(df):
+            raise SweepnetError(f"{name}: no finished runs to compare")
+        for f in (x, y, metric):
+            if f not in df:
+                raise SweepnetError(f"--compare: {name} has no column {f!r}")
+    keys = [k for k in (x, y, column, row) if k and k in a_df and k in b_df]
+
+    def share(df: pd.DataFrame) -> pd.DataFrame:
+        return (df.assign(_v=df[metric].astype("float64")).groupby(keys, dropna=False)
+                .agg(value=("_v", "mean"), n=("_v", "size")).reset_index())
+
+    cells = share(a_df).merge(share(b_df), on=keys, how="outer", suffixes=("_a", "_b"))
+    cells["diff"] = cells["value_b"] - cells["value_a"]
+    cells["label"] = [
+        format(d, "+.2f") if pd.notna(d) else (names[1] if pd.notna(b) else names[0])
+        for d, b in zip(cells["diff"], cells["value_b"], strict=True)
+    ]
+    for k in keys:  # Vega-Lite needs plain JSON values
+        cells[k] = cells[k].astype(str) if cells[k].dtype == object else cells[k]
+    records = cells.astype(object).where(cells.notna(), None).to_dict("records")
+    order = lambda f: sorted(cells[f].dropna().unique().tolist())
+    base = alt.Chart(alt.Data(values=records)).encode(
+        x=alt.X(f"{x}:O", title=x, sort=order(x), axis=alt.Axis(labelAngle=0)),
+        y=alt.Y(f"{y}:O", title=y, sort=list(reversed(order(y)))),
+    )
+    title = f"{metric}: {names[1]} − {names[0]}"
+    tooltip = [alt.Tooltip(f"{k}:N") for k in keys] + [
+        alt.Tooltip("value_a:Q", title=f"{names[0]}", format=".3f"),
+        alt.Tooltip("value_b:Q", title=f"{names[1]}", format=".3f"),
+        alt.Tooltip("diff:Q", title="difference", format="+.3f"),
+        alt.Tooltip("n_a:Q", title=f"n ({names[0]})"),
+        alt.Tooltip("n_b:Q", title=f"n ({names[1]})"),
+    ]
+    # a share's difference spans -1..1; a mean's scale is symmetric about 0, as wide as needed
+    boolean = all(pd.api.types.is_bool_dtype(df[metric]) for df in (a_df, b_df))
+    what = "share of seeds" if boolean else f"mean {metric}"
+    reach = float(cells["diff"].abs().max()) if cells["diff"].notna().any() else 0.0
+    reach = reach if reach > 0 else 1.0
+    # grey under every cell; the coloured layer leaves out the cells without a difference
+    grey = base.mark_rect(stroke="white", strokeWidth=1, color="#d0d0d0").encode(tooltip=tooltip)
+    rect = base.mark_rect(stroke="white", strokeWidth=1).encode(
+        color=alt.Color("diff:Q", title=title, scale=alt.Scale(
+            scheme="redblue", domainMid=0,
+            domain=[-1, 1] if boolean else [-reach, reach])),
+        tooltip=tooltip,
+    )
+    text = base.mark_text(fontSize=11).encode(
+        text="label:N", tooltip=tooltip,
+        color=alt.condition(f"abs(datum['diff']) > {0.6 * reach}", alt.value("white"),
+                            alt.value("black")))
+    chart = (grey + rect + text).properties(width=alt.Step(34), height=alt.Step(28))
+    facet = {}
+    if column in keys and cells[column].nunique() > 1:
+        facet["column"] = alt.Column(f"{column}:N", title=column)
+    if row in keys and cells[row].nunique() > 1:
+        facet["row"] = alt.Row(f"{row}:N", title=row)
+    chart = chart.facet(**facet) if facet else chart
+    return chart.properties(title=alt.TitleParams(
+        title, subtitle=f"{what} per cell, {names[1]} minus {names[0]}; grey: only one has it"))

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+import textwrap
 
 from sweepnet.errors import SweepnetError
 
@@ -76,7 +77,7 @@ def _say(message: str) -> None:
 def cmd_query(a):
     from sweepnet import query
 
-    df = query.query(a.dir, a.sql)
+    df = query.query(a.dir, a.sql, all_runs=a.all)
     sys.stdout.write(query.format_frame(df, a.format).rstrip("\n") + "\n")
 
 
@@ -92,8 +93,29 @@ def cmd_chart(a):
 
     kw = {k: v for k, v in (("x", a.x), ("y", a.y), ("metric", a.metric), ("color", a.color),
                             ("column", a.column), ("row", a.row)) if v is not None}
+    if a.compare:
+        if a.dir is not None:
+            raise SweepnetError("chart: give either DIR or --compare A B, not both")
+        _save(*_compare(a, kw))
+        return
+    if a.dir is None:
+        raise SweepnetError("chart: give a results folder (sweepnet chart DIR), or --compare A B")
     chart = charts.from_results(a.dir, a.kind, **kw)
     _save(chart, a.out or os.path.join(a.dir, f"{a.kind}.html"))
+
+
+def _compare(a, kw):
+    from sweepnet import charts, query, results
+
+    if a.kind != "phase":
+        raise SweepnetError(f"--compare draws phase diagrams only (not --kind {a.kind})")
+    if "color" in kw:
+        raise SweepnetError("--color is not an option of --compare (it takes --x --y --metric "
+                            "--column --row)")
+    first, second = a.compare
+    names = query.labels([results.stored_spec(d).name for d in (first, second)])
+    chart = charts.compare_phase(results.load(first), results.load(second), names=names, **kw)
+    return chart, a.out or os.path.join(second, f"compare-{names[0]}.html")
 
 
 def cmd_datasets(a):
@@ -104,18 +126,17 @@ def cmd_datasets(a):
             params = ", ".join(f"{k}={p.default}" for k, p in ds.params.items())
             print(f"{name:16} {ds.doc}" + (f"  [{params}]" if params else ""))
         return
-    if a.name not in data.DATASETS:
-        raise SweepnetError(f"unknown dataset {a.name!r} (known: {', '.join(data.DATASETS)})")
     from sweepnet import charts, spec
 
-    params = spec.dataset_params(a.name, a.set)
+    params = spec.dataset_params(a.name, a.set)  # an unknown name: "did you mean"
     _save(charts.dataset(a.name, n=a.n, params=params), a.out or f"{a.name}.png")
 
 
 def cmd_inspect(a):
     from sweepnet import inspect as inspect_lib
 
-    _save(inspect_lib.inspect(a.dir, a.run_id), a.out or f"{a.run_id}.png")
+    out = a.out or os.path.join(a.dir, f"inspect-{a.run_id}.png")
+    _save(inspect_lib.inspect(a.dir, a.run_id), out)
 
 
 def cmd_report(a):
@@ -153,33 +174,79 @@ def cmd_devices(a):
         print(line)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sweepnet", description=__doc__.split("\n")[0] if __doc__
-                                else None)
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+DESCRIPTION = """\
+Train thousands of tiny neural networks at once (JAX) and map where they can and cannot
+separate classes: sweep widths, depths, activations, optimizers, seeds and datasets from a
+TOML spec, query the results with SQL, and draw phase diagrams (width x depth, coloured by
+the share of seeds that separated)."""
 
-    r = sub.add_parser("run", help="train every network of a sweep spec")
-    r.add_argument("spec", help="sweep spec (TOML)")
-    r.add_argument("--out", help="results folder (default results/<name>/)")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a spec key, e.g. model.width=[2,3] (repeatable)")
-    r.add_argument("--shard", default="0/1", metavar="I/N", help="train shard I of N only")
-    r.add_argument("--fresh", action="store_true", help="discard existing results and start over")
-    r.add_argument("--max-memory", help="memory per call, e.g. 2G (sets the chunk size)")
+EPILOG = """\
+examples:
+  sweepnet run sweeps/quick.toml                  # 32 networks, seconds; -> results/quick/
+  sweepnet query results/quick "select width, avg(separated::int) from runs group by 1"
+  sweepnet chart results/quick                    # -> results/quick/phase.html
+  sweepnet report results/quick                   # -> results/quick/report.html
+
+Outputs: a command that reads a results folder writes into that folder unless --out says
+otherwise (chart, report, inspect; chart --compare A B writes into B). Only `datasets NAME`,
+which reads no folder, writes into the current directory.
+Run `sweepnet COMMAND --help` for a command's options and examples."""
+
+
+def _sub(sub, name: str, help: str, examples: str, description: str | None = None):
+    text = textwrap.fill(description or help[0].upper() + help[1:] + ".", width=88)
+    return sub.add_parser(name, help=help, description=text, epilog="examples:\n" + examples,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _set_option(p, what: str = "override a spec key; the value is TOML, a bare word is a "
+                "string (repeatable), e.g. --set model.width=[2,3] --set data.dataset=xor"):
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=what)
+
+
+def parser() -> argparse.ArgumentParser:
+    from sweepnet import __version__
+
+    p = argparse.ArgumentParser(prog="sweepnet", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"sweepnet {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="one of these (sweepnet COMMAND --help for its options)")
+
+    r = _sub(sub, "run", "train every network of a sweep spec", """\
+  sweepnet run sweeps/quick.toml                       # -> results/quick/
+  sweepnet run sweeps/quick.toml --set train.seeds=8   # grow: trains only the new seeds
+  sweepnet run sweeps/olah.toml --out /data/olah --max-memory 4G
+  sweepnet run sweeps/olah.toml --shard 3/8            # task 3 of a job array of 8""",
+             description="Train every network of a sweep spec into a results folder. Runs "
+             "already in the folder are skipped (resume); a changed spec trains only the runs "
+             "it lacks (grow) and refuses a change that would make finished runs wrong.")
+    r.add_argument("spec", help="sweep spec (TOML), e.g. sweeps/quick.toml")
+    r.add_argument("--out", metavar="DIR", help="results folder (default results/<spec name>/)")
+    _set_option(r)
+    r.add_argument("--shard", default="0/1", metavar="I/N",
+                   help="train shard I of N only (job arrays; default 0/1), e.g. --shard 0/4")
+    r.add_argument("--fresh", action="store_true",
+                   help="discard the folder's existing results and start over")
+    r.add_argument("--max-memory", metavar="SIZE",
+                   help="memory per call, which sets the chunk size, e.g. 512M or 2G")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--distributed", action="store_true",
                    help="join a multi-process JAX job (jax.distributed; detects Slurm, Open MPI, "
                    "TPU); each process trains its share on its local devices")
     r.add_argument("--coordinator", metavar="HOST:PORT", help="with --distributed: process 0's "
-                   "address")
-    r.add_argument("--num-processes", help="with --distributed: number of processes")
-    r.add_argument("--process-id", help="with --distributed: this process, 0..N-1")
+                   "address, e.g. node0:1234")
+    r.add_argument("--num-processes", metavar="P",
+                   help="with --distributed: number of processes, e.g. 4")
+    r.add_argument("--process-id", metavar="I", help="with --distributed: this process, 0..P-1")
     r.set_defaults(fn=cmd_run)
 
-    pl = sub.add_parser("plan", help="dry run: buckets, compiles, padding, memory, time")
-    pl.add_argument("spec")
-    pl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    pl.add_argument("--max-memory")
+    pl = _sub(sub, "plan", "dry run: buckets, compiles, padding, memory, time", """\
+  sweepnet plan sweeps/olah.toml
+  sweepnet plan sweeps/olah.toml --set model.width=[2,3] --max-memory 1G""")
+    pl.add_argument("spec", help="sweep spec (TOML), e.g. sweeps/olah.toml")
+    _set_option(pl)
+    pl.add_argument("--max-memory", metavar="SIZE", help="memory per call, e.g. 2G")
     pl.add_argument("--calibrate", action="store_true",
                     help="re-measure this machine's throughput (cached in ~/.cache/sweepnet)")
     pl.add_argument("--results", default="results", metavar="DIR",
@@ -187,49 +254,83 @@ def parser() -> argparse.ArgumentParser:
                     "(default results/)")
     pl.set_defaults(fn=cmd_plan)
 
-    q = sub.add_parser("query", help="SQL over results (views: runs, curves)")
-    q.add_argument("dir")
-    q.add_argument("sql")
-    q.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    q = _sub(sub, "query", "SQL over results (views: runs, curves)", """\
+  sweepnet query results/quick "select width, depth, avg(separated::int) as share
+                                from runs group by all order by all"
+  sweepnet query results/quick "select * from curves where step = 0" --format csv
+  sweepnet query results/a results/b "select sweep, avg(test_acc) from runs group by sweep"
+""", description="DuckDB SQL over one or more results folders. The views are `runs` (one row "
+             "per network) and `curves` (one row per network and eval step). Over several "
+             "folders they hold all of them, with a `sweep` column naming each.")
+    q.add_argument("dir", nargs="+", metavar="DIR", help="results folder(s), e.g. results/quick")
+    q.add_argument("sql", metavar="SQL", help="the query, e.g. \"select count(*) from runs\"")
+    q.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="output format (default table)")
+    q.add_argument("--all", action="store_true",
+                   help="also the runs a changed spec no longer holds (column in_spec)")
     q.set_defaults(fn=cmd_query)
 
-    c = sub.add_parser("chart", help="phase diagram and other charts of a results folder")
-    c.add_argument("dir")
-    c.add_argument("--kind", choices=("phase", "curves", "minwidth", "boundary"), default="phase")
-    c.add_argument("--out", help="FILE.html, .png or .svg (default DIR/<kind>.html)")
-    c.add_argument("--x", help="column on the x axis (phase: width)")
+    c = _sub(sub, "chart", "phase diagram and other charts of a results folder", """\
+  sweepnet chart results/quick                          # -> results/quick/phase.html
+  sweepnet chart results/quick --kind curves --out curves.png
+  sweepnet chart results/olah --metric test_acc --column activation
+  sweepnet chart --compare results/adam results/sgd     # -> results/sgd/compare-adam.html""")
+    c.add_argument("dir", nargs="?", help="results folder, e.g. results/quick")
+    c.add_argument("--kind", choices=("phase", "curves", "minwidth", "boundary"),
+                   default="phase", help="which chart (default phase)")
+    c.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                   help="difference of two folders' phase diagrams (B - A, per cell)")
+    c.add_argument("--out", metavar="FILE",
+                   help="FILE.html, .png or .svg (default DIR/<kind>.html; with --compare, "
+                   "B/compare-<A's sweep>.html)")
+    c.add_argument("--x", help="column on the x axis (phase: width), e.g. --x learning_rate")
     c.add_argument("--y", help="column on the y axis (phase: depth)")
-    c.add_argument("--metric", help="what colours the cells (phase: separated share)")
+    c.add_argument("--metric",
+                   help="what colours the cells (phase: separated share), e.g. --metric test_acc")
     c.add_argument("--column", help="facet columns by this field (phase: activation)")
     c.add_argument("--row", help="facet rows by this field (phase: any other swept axis)")
     c.add_argument("--color", help="curves only: one line per value of this field (width)")
     c.set_defaults(fn=cmd_chart)
 
-    d = sub.add_parser("datasets", help="list the dataset registry, or draw one dataset")
-    d.add_argument("name", nargs="?")
-    d.add_argument("--out", help="FILE.png, .svg or .html (default NAME.png)")
-    d.add_argument("--n", type=int, default=1024, help="points to draw")
-    d.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
-                   help="dataset parameter, e.g. turns=2 or path=points.csv (repeatable)")
+    d = _sub(sub, "datasets", "list the dataset registry, or draw one dataset", """\
+  sweepnet datasets                                     # the registry and its parameters
+  sweepnet datasets two_spirals --set turns=2           # -> two_spirals.png
+  sweepnet datasets file --set path=points.csv --out points.svg""")
+    d.add_argument("name", nargs="?", help="dataset to draw, e.g. disk_annulus")
+    d.add_argument("--out", metavar="FILE",
+                   help="FILE.png, .svg or .html (default NAME.png in the current folder)")
+    d.add_argument("--n", type=int, default=1024, help="points to draw (default 1024)")
+    _set_option(d, "dataset parameter, e.g. turns=2 or path=points.csv (repeatable)")
     d.set_defaults(fn=cmd_datasets)
 
-    i = sub.add_parser("inspect", help="decision boundary and layer pictures of one network")
-    i.add_argument("dir")
-    i.add_argument("run_id")
-    i.add_argument("--out", help="FILE.png, .svg or .html (default RUN_ID.png)")
+    i = _sub(sub, "inspect", "decision boundary and layer pictures of one network", """\
+  sweepnet query results/quick "select run_id from runs where width = 3 limit 1"
+  sweepnet inspect results/quick RUN_ID                 # -> results/quick/inspect-RUN_ID.png
+  sweepnet inspect results/quick RUN_ID --out net.svg""")
+    i.add_argument("dir", help="results folder, e.g. results/quick")
+    i.add_argument("run_id", help="a run_id of its runs table (sweepnet query DIR ...)")
+    i.add_argument("--out", metavar="FILE",
+                   help="FILE.png, .svg or .html (default DIR/inspect-RUN_ID.png)")
     i.set_defaults(fn=cmd_inspect)
 
-    rp = sub.add_parser("report", help="one HTML page: phase diagram, curves, networks, spec")
-    rp.add_argument("dir")
-    rp.add_argument("--out", help="FILE.html (default DIR/report.html)")
+    rp = _sub(sub, "report", "one HTML page: phase diagram, curves, networks, spec", """\
+  sweepnet report results/quick                         # -> results/quick/report.html
+  sweepnet report results/olah --out olah.html""")
+    rp.add_argument("dir", help="results folder, e.g. results/quick")
+    rp.add_argument("--out", metavar="FILE", help="FILE.html (default DIR/report.html)")
     rp.set_defaults(fn=cmd_report)
 
-    b = sub.add_parser("bench", help="throughput against per-network baselines")
+    b = _sub(sub, "bench", "throughput against per-network baselines", """\
+  sweepnet bench --quick
+  sweepnet bench --json > bench.json""")
     b.add_argument("--quick", action="store_true", help="small workloads (seconds)")
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
     b.set_defaults(fn=cmd_bench)
 
-    dv = sub.add_parser("devices", help="what JAX sees, and the CPU kernel's measured verdict")
+    dv = _sub(sub, "devices", "what JAX sees, and the CPU kernel's measured verdict", """\
+  sweepnet devices
+  sweepnet devices --build          # build the CPU kernel now and time it against XLA
+  JAX_PLATFORMS=cpu sweepnet devices""")
     dv.add_argument("--build", action="store_true",
                     help="build the fused CPU gradient kernel now (else the first sweep builds it "
                     "in the background) and time it against XLA's gradient")

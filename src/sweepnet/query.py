@@ -1,32 +1,79 @@
-"""SQL over a results folder with DuckDB: the views ``runs`` and ``curves``."""
+"""SQL over results folders with DuckDB: the views ``runs`` and ``curves``.
+
+Over one folder the views hold the runs its current spec holds (``all_runs``: every run on
+disk, with a column ``in_spec``). Over several folders they are the union of each folder's
+views, and ``sweep`` (in both views) names the folder's sweep, made unique where two folders
+share a name (``quick``, ``quick-2``).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import duckdb
 import pandas as pd
 
 from sweepnet.errors import SweepnetError
-from sweepnet.results import part_files, require_results_dir
+from sweepnet.results import grid, part_files, require_results_dir
 
 
-def connect(root: str) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with views ``runs`` and ``curves`` over ``root``'s parts."""
-    require_results_dir(root)
+def labels(names: Sequence[str]) -> list[str]:
+    """Sweep names made unique in order: the second ``quick`` becomes ``quick-2``."""
+    out: list[str] = []
+    for name in names:
+        label, k = name, 1
+        while label in out:
+            k += 1
+            label = f"{name}-{k}"
+        out.append(label)
+    return out
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _read(root: str, view: str) -> str:
+    files = part_files(root, view)
+    if not files:
+        return ""
+    return f"read_parquet([{', '.join(map(_sql_text, files))}], union_by_name = true)"
+
+
+def connect(roots: str | Sequence[str], all_runs: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with views ``runs`` and ``curves`` over the folders."""
+    roots = [roots] if isinstance(roots, str) else list(roots)
+    for root in roots:
+        require_results_dir(root)
+    grids = [grid(root) for root in roots]
+    names = labels([g["sweep"].iloc[0] for g in grids])
+    several = len(roots) > 1
     con = duckdb.connect()
-    for view in ("runs", "curves"):
-        files = part_files(root, view)
-        if files:
-            listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            con.execute(f"CREATE VIEW {view} AS SELECT * FROM "
-                        f"read_parquet([{listing}], union_by_name = true)")
+    runs, curves = [], []
+    for i, (root, g, name) in enumerate(zip(roots, grids, names, strict=True)):
+        con.register(f"_grid{i}", g[["run_id", "grid_index"]])
+        if source := _read(root, "runs"):
+            join, flag = ("LEFT JOIN", ", g.run_id IS NOT NULL AS in_spec") if all_runs else (
+                "JOIN", "")
+            # grid_index from the current spec: a grown sweep's table equals a fresh one's
+            runs.append(f"SELECT r.* REPLACE (g.grid_index AS grid_index, {_sql_text(name)} "
+                        f"AS sweep){flag} FROM {source} r {join} _grid{i} g "
+                        "ON r.run_id = g.run_id")
+        if source := _read(root, "curves"):
+            label = f"{_sql_text(name)} AS sweep, " if several else ""
+            where = "" if all_runs else f" WHERE c.run_id IN (SELECT run_id FROM _grid{i})"
+            curves.append(f"SELECT {label}c.* FROM {source} c{where}")
+    for view, selects in (("runs", runs), ("curves", curves)):
+        if selects:
+            con.execute(f"CREATE VIEW {view} AS " + " UNION ALL BY NAME ".join(selects))
         else:  # an empty sweep still answers queries (with no rows)
             con.execute(f"CREATE VIEW {view} AS SELECT NULL::VARCHAR AS run_id WHERE false")
     return con
 
 
-def query(root: str, sql: str) -> pd.DataFrame:
-    """Run ``sql`` against the results in ``root``; returns a pandas DataFrame."""
-    con = connect(root)
+def query(roots: str | Sequence[str], sql: str, all_runs: bool = False) -> pd.DataFrame:
+    """Run ``sql`` against the results in ``roots`` (one folder or several); a DataFrame."""
+    con = connect(roots, all_runs)
     try:
         return con.execute(sql).df()
     except duckdb.Error as e:

@@ -89,6 +89,60 @@ def _same_spec(stored: str, spec) -> bool:
         return False
 
 
+def _check_growth(root: str, old, spec) -> None:
+    """Refuse to grow ``root`` from ``old`` to ``spec`` where finished runs would become wrong."""
+    from sweepnet.spec import STORED_KEYS, grow_conflicts
+
+    conflicts = grow_conflicts(old, spec)
+    if not conflicts:
+        return
+    what = _changes(old, spec, conflicts)
+    cols = ", ".join(STORED_KEYS[k] for k in conflicts if k in STORED_KEYS)
+    why = f"every finished run stores it (column {cols})" if cols else "it is not part of the " \
+        "run ids, so the finished runs would not match the spec"
+    raise SweepnetError(f"{root}: cannot grow these results: {what} changed and {why}; keep "
+                        "the old value, use --fresh to start over, or choose another --out")
+
+
+def _changes(old, spec, keys) -> str:
+    """``"train.seeds (2 -> 4), model.width"``: each key, with its values where they are short."""
+    from sweepnet.spec import leaves
+
+    a, b = leaves(old.tree), leaves(spec.tree)
+    short = lambda k: len(repr(a.get(k))) + len(repr(b.get(k))) <= 40
+    return ", ".join(f"{k} ({a.get(k)!r} -> {b.get(k)!r})" if short(k) else k for k in keys)
+
+
+def _say_growth(root: str, old, spec) -> None:
+    from sweepnet.spec import changed_keys
+
+    if keys := changed_keys(old, spec):
+        print(f"sweepnet: {root}: spec changed: {_changes(old, spec, keys)}; finished runs it "
+              "still holds are kept", file=sys.stderr, flush=True)
+
+
+def _history_entry(manifest: Mapping[str, Any], old, spec) -> list[dict[str, Any]] | None:
+    """The manifest's new ``spec_history`` if ``spec`` is not its last entry, else None."""
+    from sweepnet.spec import changed_keys
+
+    history = list(manifest.get("spec_history", []))
+    if not history and old is not None:  # a folder from before spec histories were kept
+        history.append({"time": manifest.get("updated"), "fingerprint": old.fingerprint(),
+                        "changed": [], "spec": old.tree})
+    if history and history[-1]["spec"] == json.loads(json.dumps(spec.tree)):
+        return None
+    from sweepnet.spec import Spec
+
+    changed = changed_keys(Spec(history[-1]["spec"]), spec) if history else []
+    return history + [{"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                       "fingerprint": spec.fingerprint(), "changed": changed,
+                       "spec": spec.tree}]
+
+
+def _history(manifest: Mapping[str, Any], old, spec) -> list[dict[str, Any]]:
+    return _history_entry(manifest, old, spec) or manifest.get("spec_history", [])
+
+
 class Store:
     """A results directory opened for writing by one process (optionally one shard of N)."""
 
@@ -98,7 +152,12 @@ class Store:
     @classmethod
     def open(cls, root: str, spec, fresh: bool = False, tag: str = "s0of1",
              shared: bool = False) -> Store:
-        """Create or reopen ``root`` for ``spec``; refuses a folder made by another spec.
+        """Create or reopen ``root`` for ``spec``, growing it if the spec changed.
+
+        A changed spec keeps every finished run whose configuration it still holds; runs it
+        no longer holds stay on disk, hidden from the loaders. A change that would make the
+        finished runs wrong (``spec.grow_conflicts``) is refused before anything is touched.
+        ``DIR/spec.toml`` becomes ``spec``, and the manifest's ``spec_history`` records it.
 
         ``shared``: other shards may be writing into ``root`` at this moment (a job array), so
         ``fresh`` wipes the folder only if it holds another spec's results, and otherwise
@@ -111,15 +170,15 @@ class Store:
         stored = os.path.join(root, "spec.toml")
         if os.path.isdir(root) and not is_results_dir(root) and _foreign_files(root):
             raise SweepnetError(f"{root}: folder is not empty and is not a sweepnet results folder")
+        old = None
         if os.path.exists(stored) and not fresh:
             try:
                 with open(stored) as f:
                     old = loads(f.read(), source=stored)
             except (SweepnetError, OSError) as e:
                 raise SweepnetError(f"{stored}: unreadable stored spec ({e}); use --fresh") from e
-            if old.fingerprint() != spec.fingerprint():
-                raise SweepnetError(f"{root}: holds results of a different spec ({old.name!r}); "
-                                    "use --fresh to start over or choose another --out")
+            _check_growth(root, old, spec)
+            _say_growth(root, old, spec)
         try:
             os.makedirs(root, exist_ok=True)
             probe = tempfile.NamedTemporaryFile(dir=root, prefix=".probe-", delete=True)
@@ -143,6 +202,8 @@ class Store:
                 os.makedirs(os.path.join(root, sub), exist_ok=True)
             _write_text(stored, spec.to_toml())
         store._remove_orphans()
+        if _history_entry(read_manifest(root), old, spec):  # else: no manifest write at all
+            store.update_manifest(spec_history=lambda m: _history(m, old, spec))
         return store
 
     def _dir(self, sub: str) -> str:
@@ -269,22 +330,107 @@ def _read_parts(paths: Iterable[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def load(root: str) -> pd.DataFrame:
-    """All finished runs of a results folder (or of several shards writing into it)."""
+def stored_spec(root: str):
+    """The folder's current spec (``DIR/spec.toml``). Validated where it can be (a spec written
+    before a key existed gets its default), else taken as stored: a moved data file must not
+    stop anyone from reading the results it gave."""
+    import tomllib
+
+    from sweepnet.spec import Spec, validate
+
+    require_results_dir(root)
+    path = os.path.join(root, "spec.toml")
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise SweepnetError(f"{path}: unreadable stored spec ({e})") from None
+    try:
+        return validate(raw, source=path)
+    except SweepnetError:
+        return Spec(raw, source=path)
+
+
+def grid(root: str) -> pd.DataFrame:
+    """Every run the folder's current spec holds, done or not: ``run_id``, ``sweep``,
+    ``grid_index`` and the configuration columns of ``runs`` (``dataset``, ``data_<param>``,
+    ``width``, ``depth``, ``activation``, ..., ``seed``), in grid order."""
+    from sweepnet.spec import run_id
+
+    spec = stored_spec(root)
+    try:
+        configs = spec.grid()
+    except (KeyError, TypeError) as e:
+        raise SweepnetError(f"{spec.source}: unreadable stored spec ({e!r})") from None
+    return pd.DataFrame([{"run_id": run_id(c), "sweep": spec.name, "grid_index": i, **c}
+                         for i, c in enumerate(configs)])
+
+
+def done_ids(root: str) -> set[str]:
+    """Run ids of every committed run in the folder, in its current spec or not (read-only)."""
+    require_results_dir(root)
+    ids: set[str] = set()
+    for p in part_files(root, "runs"):
+        try:
+            ids.update(pq.read_table(p, columns=["run_id"]).column(0).to_pylist())
+        except Exception as e:
+            raise SweepnetError(f"{p}: unreadable part ({type(e).__name__})") from None
+    return ids
+
+
+def progress(root: str) -> tuple[int, int]:
+    """``(done, total)``: runs of the folder's current spec that are trained, and all of them.
+
+    ``done < total`` for an interrupted sweep, or one whose spec has grown since; charts and
+    reports say "done of total trained". Runs on disk that the spec no longer holds do not
+    count.
+    """
+    ids = grid(root)["run_id"]
+    return int(ids.isin(done_ids(root)).sum()), len(ids)
+
+
+def pending(root: str) -> pd.DataFrame:
+    """The runs of the folder's current spec not trained yet, one row each, in grid order.
+
+    Columns are those of :func:`grid`: ``run_id``, ``sweep``, ``grid_index`` and the
+    configuration columns of ``runs`` (so a chart can group them into the same cells as the
+    finished runs and draw those cells as pending). Empty (with these columns) when done.
+    """
+    g = grid(root)
+    return g[~g["run_id"].isin(done_ids(root))].reset_index(drop=True)
+
+
+def load(root: str, all_runs: bool = False) -> pd.DataFrame:
+    """The finished runs of a results folder (or of several shards writing into it).
+
+    Only runs that the folder's current spec holds, with their ``grid_index`` in it (a grown
+    sweep's table equals a fresh sweep's). ``all_runs=True`` adds the runs a changed spec no
+    longer holds, with ``grid_index`` null, and a column ``in_spec``.
+    """
     require_results_dir(root)
     df = _read_parts(part_files(root, "runs"))
     if len(df):
-        df = df.sort_values("grid_index", kind="stable").reset_index(drop=True)
+        index = grid(root).set_index("run_id")["grid_index"]
+        df["grid_index"] = df["run_id"].map(index).astype("Int64")
+        if all_runs:
+            df["in_spec"] = df["grid_index"].notna()
+        else:
+            df = df[df["grid_index"].notna()].astype({"grid_index": "int64"})
+        df = df.sort_values("grid_index", kind="stable", na_position="last")
+        df = df.reset_index(drop=True)
         df["steps_to_fit"] = df["steps_to_fit"].astype("Int64")
         if "certified" in df:
             df["certified"] = df["certified"].astype("boolean")
     return df
 
 
-def load_curves(root: str) -> pd.DataFrame:
-    """Eval curves: one row per ``(run_id, step)``."""
+def load_curves(root: str, all_runs: bool = False) -> pd.DataFrame:
+    """Eval curves: one row per ``(run_id, step)`` of the runs :func:`load` gives."""
     require_results_dir(root)
-    return _read_parts(part_files(root, "curves"))
+    df = _read_parts(part_files(root, "curves"))
+    if len(df) and not all_runs:
+        df = df[df["run_id"].isin(grid(root)["run_id"])].reset_index(drop=True)
+    return df
 
 
 def load_params(root: str, run_id: str) -> tuple[pd.Series, Any]:
@@ -294,7 +440,7 @@ def load_params(root: str, run_id: str) -> tuple[pd.Series, Any]:
 
     from sweepnet.models import unpad
 
-    runs = load(root)
+    runs = load(root, all_runs=True)
     match = runs[runs["run_id"] == run_id] if len(runs) else runs
     if not len(match):
         raise SweepnetError(f"{root}: no run with id {run_id!r}")

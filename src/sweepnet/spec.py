@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import hashlib
 import itertools
 import json
@@ -39,6 +40,13 @@ class Key:
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def suggest(word: Any, known: Sequence[str]) -> str:
+    """``" (did you mean 'tanh'?)"`` for the closest of ``known``, or ``""`` if none is close."""
+    close = difflib.get_close_matches(str(word), list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "": {
@@ -121,6 +129,46 @@ class Spec:
         return runs
 
 
+# How a results folder may grow (``results.Store.open``). Every key of a spec is one of:
+# - part of each run's configuration, so of its id: a change adds and hides runs, and every
+#   finished run whose configuration is unchanged is kept;
+# - free text (``FREE_KEYS``): never in a run's row, so any change is fine;
+# - stored in every finished run's row (``STORED_KEYS``, key -> column): a change would make
+#   those rows wrong, so growing refuses it. So does any key not classified here.
+STORED_KEYS = {"name": "sweep", "train.separation": "separated"}
+FREE_KEYS = ("description",)
+
+
+def leaves(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested spec tree as ``{dotted key: value}``."""
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            out.update(leaves(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def changed_keys(old: Spec, new: Spec) -> list[str]:
+    """Dotted keys whose resolved value differs between two specs (added or removed too)."""
+    a, b = leaves(old.tree), leaves(new.tree)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k, None) != b.get(k, None))
+
+
+def in_run_id(dotted: str) -> bool:
+    """Whether a spec key's value is part of every run's configuration (and so of its id)."""
+    section, _, rest = dotted.partition(".")
+    if section == "data":  # data.<dataset>.<param> becomes column data_<param>
+        return rest in CONFIG_KEYS or "." in rest
+    return section in ("model", "train") and (rest in CONFIG_KEYS or rest == "seeds")
+
+
+def grow_conflicts(old: Spec, new: Spec) -> list[str]:
+    """Changed keys that would make the finished runs of ``old`` wrong under ``new``."""
+    return [k for k in changed_keys(old, new) if not in_run_id(k) and k not in FREE_KEYS]
+
+
 def _as_list(v):
     return list(v) if isinstance(v, list) else [v]
 
@@ -139,7 +187,8 @@ def _check_value(where: str, key: Key, value: Any) -> Any:
         raise SweepnetError(f"{where}: expected {key.kind.__name__}, got {value!r}")
     if key.choices is not None and value not in key.choices:
         choices = ", ".join(key.choices)
-        raise SweepnetError(f"{where}: unknown value {value!r} (choose from {choices})")
+        raise SweepnetError(f"{where}: unknown value {value!r}{suggest(value, key.choices)} "
+                            f"(choose from {choices})")
     if key.lo is not None and value < key.lo or key.hi is not None and value > key.hi:
         lo = "-inf" if key.lo is None else key.lo
         hi = "inf" if key.hi is None else key.hi
@@ -162,67 +211,94 @@ def _check(where: str, key: Key, value: Any) -> Any:
     return _check_value(where, key, value)
 
 
-def validate(raw: Mapping[str, Any], source: str = "spec") -> Spec:
-    """Check every key and value of a parsed TOML tree and fill in defaults."""
+class _Origin:
+    """Says where a key's value came from: ``--set KEY`` or ``FILE: KEY`` (for error messages)."""
+
+    def __init__(self, source: str, overridden: frozenset[str] = frozenset()):
+        self.source, self.overridden = source, overridden
+
+    def __call__(self, dotted: str) -> str:
+        parts = dotted.split(".")
+        ancestors = {".".join(parts[: i + 1]) for i in range(len(parts))}
+        if ancestors & self.overridden or any(o.startswith(dotted + ".")
+                                              for o in self.overridden):
+            return f"--set {dotted}"
+        return f"{self.source}: {dotted}"
+
+
+def validate(raw: Mapping[str, Any], source: str = "spec",
+             overridden: frozenset[str] = frozenset()) -> Spec:
+    """Check every key and value of a parsed TOML tree and fill in defaults.
+
+    ``overridden``: dotted keys given by ``--set``; their errors name ``--set``, not ``source``.
+    """
+    where = _Origin(source, overridden)
     tree: dict[str, Any] = {}
+    for name in raw:
+        if name not in SCHEMA[""] and name not in ("data", "model", "train"):
+            known = [*SCHEMA[""], "data", "model", "train"]
+            raise SweepnetError(f"{where(name)}: unknown key or section{suggest(name, known)}")
+    for section in ("model", "train"):
+        if not isinstance(raw.get(section, {}), dict):
+            raise SweepnetError(f"{where(section)}: [{section}] must be a table")
+        for name in raw.get(section, {}):
+            if name not in SCHEMA[section]:
+                raise SweepnetError(f"{where(f'{section}.{name}')}: unknown key"
+                                    f"{suggest(name, SCHEMA[section])}")
     for section, keys in SCHEMA.items():
         given = raw if section == "" else raw.get(section, {})
         if section and not isinstance(given, dict):
-            raise SweepnetError(f"{source}: [{section}] must be a table")
+            raise SweepnetError(f"{where(section)}: [{section}] must be a table")
         out = tree if section == "" else tree.setdefault(section, {})
         for name, key in keys.items():
-            where = f"{source}: {section + '.' if section else ''}{name}"
+            dotted = f"{section + '.' if section else ''}{name}"
             if name not in given:
                 if key.default is None:
-                    raise SweepnetError(f"{where}: required key is missing")
+                    raise SweepnetError(f"{source}: {dotted}: required key is missing")
                 out[name] = copy.deepcopy(key.default)
                 continue
-            out[name] = _check(where, key, given[name])
-    for name in raw:
-        if name not in SCHEMA[""] and name not in ("data", "model", "train"):
-            raise SweepnetError(f"{source}: unknown key or section {name!r}")
-    for section in ("model", "train"):
-        for name in raw.get(section, {}):
-            if name not in SCHEMA[section]:
-                raise SweepnetError(f"{source}: unknown key {section}.{name}")
+            out[name] = _check(where(dotted), key, given[name])
     if not _NAME.match(tree["name"]):
-        raise SweepnetError(f"{source}: name: use letters, digits, '_', '-', '.' "
+        raise SweepnetError(f"{where('name')}: use letters, digits, '_', '-', '.' "
                             f"(got {tree['name']!r})")
     seeds = raw.get("train", {}).get("seeds", SCHEMA["train"]["seeds"].default)
     if isinstance(seeds, int) and seeds < 1:
-        raise SweepnetError(f"{source}: train.seeds: need at least one seed")
+        raise SweepnetError(f"{where('train.seeds')}: need at least one seed")
     datasets = _as_list(tree["data"]["dataset"])
     for name, value in raw.get("data", {}).items():
         if name in SCHEMA["data"]:
             continue
         if name not in DATASETS:
-            raise SweepnetError(f"{source}: unknown key or dataset table data.{name}")
+            known = [*SCHEMA["data"], *DATASETS]
+            raise SweepnetError(f"{where(f'data.{name}')}: unknown key or dataset table"
+                                f"{suggest(name, known)}")
         if not isinstance(value, dict):
-            raise SweepnetError(f"{source}: data.{name} must be a table of dataset parameters")
+            raise SweepnetError(f"{where(f'data.{name}')}: must be a table of dataset parameters")
         if name not in datasets:
-            raise SweepnetError(f"{source}: [data.{name}] given but {name!r} is not in "
-                                "data.dataset")
+            raise SweepnetError(f"{where(f'data.{name}')}: [data.{name}] given but {name!r} is "
+                                "not in data.dataset")
     for ds in datasets:
         params = DATASETS[ds].params
         given = raw.get("data", {}).get(ds, {})
         out = tree["data"][ds] = {}
         for pname in given:
             if pname not in params:
-                raise SweepnetError(f"{source}: unknown parameter data.{ds}.{pname} "
+                raise SweepnetError(f"{where(f'data.{ds}.{pname}')}: unknown parameter"
+                                    f"{suggest(pname, params)} "
                                     f"(known: {', '.join(params) or 'none'})")
         for pname, p in params.items():
-            where = f"{source}: data.{ds}.{pname}"
+            dotted = f"data.{ds}.{pname}"
             if pname not in given:
                 if p.default is None:
-                    raise SweepnetError(f"{where}: required key is missing")
+                    raise SweepnetError(f"{source}: {dotted}: required key is missing")
                 out[pname] = p.default
                 continue
-            out[pname] = _check(where, Key(p.kind, p.default, p.lo, p.hi), given[pname])
+            out[pname] = _check(where(dotted), Key(p.kind, p.default, p.lo, p.hi), given[pname])
         if ds == "file":
             if isinstance(out["path"], list):
-                raise SweepnetError(f"{source}: data.file.path: one file per sweep")
+                raise SweepnetError(f"{where('data.file.path')}: one file per sweep")
             if not os.path.isfile(out["path"]):
-                raise SweepnetError(f"{source}: data.file.path: no such file {out['path']!r}")
+                raise SweepnetError(f"{where('data.file.path')}: no such file {out['path']!r}")
     return Spec(tree, source)
 
 
@@ -230,14 +306,16 @@ def dataset_params(name: str, overrides: Sequence[str] = (), source: str = "--se
                    ) -> dict[str, Any]:
     """Validated parameters of one dataset: defaults with ``KEY=VALUE`` overrides (no lists)."""
     if name not in DATASETS:
-        raise SweepnetError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
+        raise SweepnetError(f"unknown dataset {name!r}{suggest(name, DATASETS)} "
+                            f"(known: {', '.join(DATASETS)})")
     params = {k: p.default for k, p in DATASETS[name].params.items()}
     for text in overrides:
         key, value = parse_override(text)
         p = DATASETS[name].params.get(key)
         if p is None:
-            raise SweepnetError(f"{source} {key}: unknown parameter of {name} "
-                                f"(known: {', '.join(DATASETS[name].params) or 'none'})")
+            known = DATASETS[name].params
+            raise SweepnetError(f"{source} {key}: unknown parameter of {name}"
+                                f"{suggest(key, known)} (known: {', '.join(known) or 'none'})")
         params[key] = _check(f"{source} {key}", Key(p.kind, p.default, p.lo, p.hi, sweep=False),
                              value)
     if name == "file" and not (params["path"] and os.path.isfile(params["path"])):
@@ -245,8 +323,12 @@ def dataset_params(name: str, overrides: Sequence[str] = (), source: str = "--se
     return params
 
 
+_BARE = r"^[A-Za-z0-9_./-]+$"
+
+
 def parse_override(text: str) -> tuple[str, Any]:
-    """``"model.width=[2,3]"`` → ``("model.width", [2, 3])``; bare words become strings."""
+    """``"model.width=[2,3]"`` → ``("model.width", [2, 3])``; bare words become strings, also in
+    a list (``[tanh, relu]``)."""
     if "=" not in text:
         raise SweepnetError(f"--set {text!r}: expected KEY=VALUE")
     key, value = (s.strip() for s in text.split("=", 1))
@@ -255,9 +337,16 @@ def parse_override(text: str) -> tuple[str, Any]:
     try:
         return key, tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
-        if re.match(r"^[A-Za-z0-9_./-]+$", value):  # a bare word: dataset or activation name
+        if re.match(_BARE, value):  # a bare word: dataset or activation name
             return key, value
+        if re.match(rf"^\[\s*{_BARE[1:-1]}(\s*,\s*{_BARE[1:-1]})*\s*,?\s*\]$", value):
+            return key, [w.strip() for w in value.strip("[] ").split(",") if w.strip()]
         raise SweepnetError(f"--set {key}: cannot parse value {value!r}") from None
+
+
+def overridden_keys(overrides: Sequence[str]) -> frozenset[str]:
+    """The dotted keys that ``--set`` options name."""
+    return frozenset(parse_override(text)[0] for text in overrides)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -287,7 +376,8 @@ def load(path: str, overrides: Sequence[str] = ()) -> Spec:
         raise SweepnetError(f"{path}: invalid TOML: {e}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise SweepnetError(f"{path}: cannot read spec ({e})") from None
-    return validate(apply_overrides(raw, overrides), source=path)
+    return validate(apply_overrides(raw, overrides), source=path,
+                    overridden=overridden_keys(overrides))
 
 
 def loads(text: str, overrides: Sequence[str] = (), source: str = "spec") -> Spec:
@@ -295,7 +385,8 @@ def loads(text: str, overrides: Sequence[str] = (), source: str = "spec") -> Spe
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SweepnetError(f"{source}: invalid TOML: {e}") from None
-    return validate(apply_overrides(raw, overrides), source=source)
+    return validate(apply_overrides(raw, overrides), source=source,
+                    overridden=overridden_keys(overrides))
 
 
 def _toml_value(v: Any) -> str:
