@@ -33,15 +33,15 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from sweepnet.charts import (
+from sweepnet.drawing import (
     CLASS_COLORS,
-    _label,
-    _values,
     boundary,
     boundary_fill,
     representatives,
     swept_axes,
 )
+from sweepnet.drawing import label as _label
+from sweepnet.drawing import values as _values
 from sweepnet.errors import SweepnetError
 
 MAX_POINTS = 600  # training points drawn per panel (a fixed subsample beyond that)
@@ -387,6 +387,16 @@ def inspect(root: str, run_id: str, size: int = 220, ncol: int = 3) -> alt.TopLe
     from sweepnet import results
 
     row, params = results.load_params(root, run_id)
+    return network(row, params, size, ncol)
+
+
+def network(
+    row: pd.Series, params: Any, size: int = 220, ncol: int = 3, title: str | None = None
+) -> alt.TopLevelMixin:
+    """The pictures of :func:`inspect` for the network ``params`` of the runs row ``row`` (the
+    stored one, or a snapshot during training: ``test_acc``, ``train_loss`` and ``separated``
+    of ``row`` are what the subtitle states)."""
+    run_id = row["run_id"]
     x, y = training_points(row)
     dim, width = int(row["in_dim"]), int(row["width"])
     half = half_side(row, x)
@@ -485,7 +495,7 @@ def inspect(root: str, run_id: str, size: int = 220, ncol: int = 3) -> alt.TopLe
     )
     return (
         alt.vconcat(*rows)
-        .properties(title=alt.Title(f"Network {run_id}", subtitle=subtitle))
+        .properties(title=alt.Title(title or f"Network {run_id}", subtitle=subtitle))
         .configure_axis(labelFontSize=10, titleFontSize=11, grid=False)
         .configure_title(fontSize=14, anchor="start")
     )
@@ -502,10 +512,10 @@ def boundary_frames(
     max_panels: int = 120,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Cells and points of one representative run per configuration (the seed with the median
-    test accuracy), for :func:`sweepnet.charts.boundary`. Panels are columns by ``column`` and
+    test accuracy), for :func:`sweepnet.drawing.boundary`. Panels are columns by ``column`` and
     rows by ``row`` followed by every other swept axis."""
     from sweepnet import results
-    from sweepnet.charts import _field
+    from sweepnet.drawing import field as _field
 
     column = _field(runs, column, "--column")
     row = _field(runs, row, "--row")
@@ -587,6 +597,7 @@ __all__ = [
     "forward",
     "grid_lines",
     "inspect",
+    "network",
     "project",
     "training_points",
 ]

@@ -89,7 +89,7 @@ def pick_networks(runs: pd.DataFrame, limit: int = 3) -> list[tuple[str, pd.Seri
 
 
 def _summary(root: str, runs: pd.DataFrame) -> list[tuple[str, str]]:
-    from sweepnet.charts import swept_axes
+    from sweepnet.drawing import swept_axes
     from sweepnet.results import read_manifest
 
     manifest = read_manifest(root)
@@ -130,7 +130,7 @@ def build_report(root: str) -> str:
     """The report page of the results folder ``root`` as an HTML string."""
     from sweepnet import charts, results
     from sweepnet import inspect as inspect_lib
-    from sweepnet.charts import _vl_version
+    from sweepnet.drawing import vl_version
 
     runs = results.load(root)
     if not len(runs):
@@ -167,7 +167,7 @@ def build_report(root: str) -> str:
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
         for k, v in _summary(root, runs)
     )
-    bundle = _bundle(_vl_version())
+    bundle = _bundle(vl_version())
     desc = ""
     try:
         desc = str(tomllib.loads(spec_text).get("description", ""))
