@@ -104,6 +104,12 @@ def cmd_datasets(a):
 def cmd_inspect(a):
     from sweepnet import inspect as inspect_lib
 
+    if a.animate:  # retrains the network: an HTML page with a step slider, and a GIF
+        from sweepnet import animate
+
+        print("wrote " + " and ".join(animate.write(a.dir, a.run_id, a.out or os.path.join(
+            a.dir, f"{a.run_id}-training.html"))))
+        return
     _save(inspect_lib.inspect(a.dir, a.run_id), a.out or f"{a.run_id}.png")
 
 
@@ -198,6 +204,9 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("dir")
     i.add_argument("run_id")
     i.add_argument("--out", help="FILE.png, .svg or .html (default RUN_ID.png)")
+    i.add_argument("--animate", action="store_true",
+                   help="retrain the network alone and draw it at every eval step: FILE.html "
+                   "with a step slider and FILE.gif (default DIR/RUN_ID-training.html)")
     i.set_defaults(fn=cmd_inspect)
 
     rp = sub.add_parser("report", help="one HTML page: phase diagram, curves, networks, spec")
