@@ -11,6 +11,7 @@ never one per run or per curve point.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from sweepnet.drawing import (
     boundary,
     save,
     swept_axes,
+    title,
     to_html,
 )
 from sweepnet.drawing import facet as _facet
@@ -33,6 +35,8 @@ from sweepnet.drawing import values as _values
 from sweepnet.errors import SweepnetError
 
 KINDS = ("phase", "curves", "minwidth", "boundary")
+
+PENDING_GREY = "#d9d9d9"  # cells whose networks are not trained yet
 
 _METRIC_TITLES = {
     "separated": "share of seeds separated",
@@ -83,9 +87,12 @@ def phase_table(
     metric: str = "separated",
     column: str | None = "activation",
     row: str | None = None,
+    pending: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per cell: ``value`` (share or mean of ``metric``), ``n``, mean test accuracy,
-    median steps to fit, and the facet labels ``_col``/``_row`` where faceted."""
+    """One row per cell: ``value`` (share or mean of ``metric``), ``n`` (finished seeds),
+    ``pending`` (seeds not yet trained, from the configurations in ``pending``), mean test
+    accuracy, median steps to fit, and the facet labels ``_col``/``_row`` where faceted. A cell
+    with no finished seed has a null ``value``."""
     _require_rows(df, "phase")
     x, y = _field(df, x, "--x"), _field(df, y, "--y")
     metric = _field(df, metric, "--metric") or "separated"
@@ -93,24 +100,37 @@ def phase_table(
     row = _field(df, row, "--row")
     if not pd.api.types.is_numeric_dtype(df[metric]) and df[metric].dtype != bool:
         raise SweepnetError(f"--metric {metric!r}: not a numeric or boolean column")
-    df, row_key, _ = _row_facet(df, row, used=(x, y, column))
-    keys = [k for k in (x, y, column, row_key) if k]
     work = df.assign(
-        _v=df[metric].astype("float64"), _fit=df["steps_to_fit"].astype("Float64").astype("float64")
+        _v=df[metric].astype("float64"),
+        _fit=df["steps_to_fit"].astype("Float64").astype("float64"),
+        _sep=df["separated"].astype("float64"),
+        _acc=df["test_acc"].astype("float64"),
+        _done=1,
     )
+    if pending is not None and len(pending):
+        cols = [c for c in pending.columns if c in df.columns]
+        work = pd.concat([work, pending[cols].assign(_done=0)], ignore_index=True)
+    work, row_key, _ = _row_facet(work, row, used=(x, y, column))
+    keys = [k for k in (x, y, column, row_key) if k]
     agg = (
         work.groupby(keys, dropna=False, sort=True)
         .agg(
-            n=("_v", "size"),
+            n=("_done", "sum"),
+            pending=("_done", lambda d: int((d == 0).sum())),
             value=("_v", "median" if metric == "steps_to_fit" else "mean"),
-            test_acc=("test_acc", "mean"),
+            test_acc=("_acc", "mean"),
             steps_to_fit=("_fit", "median"),
-            separated=("separated", "sum"),
+            separated=("_sep", "sum"),
         )
         .reset_index()
     )
     return agg
 
+
+def chance(df: pd.DataFrame) -> float:
+    """Accuracy of guessing: 1 / the number of classes (0.5 without an ``n_classes`` column)."""
+    k = int(df["n_classes"].max()) if "n_classes" in df and len(df) else 2
+    return 1.0 / max(k, 2)
 
 
 def phase(
@@ -120,53 +140,84 @@ def phase(
     metric: str = "separated",
     column: str | None = "activation",
     row: str | None = None,
+    separation: float | None = None,
+    pending: pd.DataFrame | None = None,
 ) -> alt.TopLevelMixin:
     """Phase diagram: ``x`` × ``y`` cells coloured by the share of seeds with ``metric``.
 
     ``df`` is the runs table (one row per network). Cells are faceted in columns by
-    ``column`` and in rows by ``row`` (default: every other swept axis, combined). A boolean
-    metric is shown as a share on a fixed 0..1 colour scale; accuracies also use 0..1.
+    ``column`` and in rows by ``row`` (default: every other swept axis, combined); a facet
+    field with a single value is named in the subtitle instead. A boolean metric is a share
+    on a fixed 0..1 colour scale; an accuracy runs from chance (1 / classes) to 1.
+    ``separation``: the test accuracy that counts as separated, stated in the subtitle.
+    ``pending``: configurations not trained yet (one row each); their cells are grey.
     """
     x_f, y_f = _field(df, x, "--x"), _field(df, y, "--y")
     metric_f = _field(df, metric, "--metric") or "separated"
     col_f, row_f = _field(df, column, "--column"), _field(df, row, "--row")
-    agg = phase_table(df, x_f, y_f, metric_f, col_f, row_f)
-    row_title = " · ".join([row_f] if row_f else swept_axes(df, exclude=(x_f, y_f, col_f)))
-    title = _METRIC_TITLES.get(metric_f, f"mean {metric_f}")
-    unit_range = metric_f in ("separated", "diverged", "test_acc", "train_acc") or (
-        agg["value"].min() >= 0 and agg["value"].max() <= 1
+    everything = df if pending is None else pd.concat([df, pending], ignore_index=True)
+    fixed = []
+    if col_f and everything[col_f].nunique() <= 1:  # one value: no facet, say it instead
+        fixed.append(f"{title(col_f)} {_fmt(everything[col_f].iloc[0])}")
+        col_f = None
+    agg = phase_table(df, x_f, y_f, metric_f, col_f, row_f, pending)
+    row_title = " · ".join(
+        title(f) for f in ([row_f] if row_f else swept_axes(everything, exclude=(x_f, y_f, col_f)))
     )
-    scale = (
-        alt.Scale(domain=[0, 1], scheme="viridis")
-        if unit_range
-        else alt.Scale(scheme="viridis", zero=False)
-    )
-    fmt = ".2f" if unit_range else ".3g"
+    m_title = _METRIC_TITLES.get(metric_f, f"mean {metric_f}")
+    done = agg[agg["n"] > 0]
+    if metric_f in ("test_acc", "train_acc"):
+        lo = chance(df)
+        scale = alt.Scale(domain=[lo, 1], scheme="viridis", clamp=True)
+        unit_range, mid = True, (lo + 1) / 2
+        fmt = ".3f"
+    else:
+        unit_range = metric_f in ("separated", "diverged") or (
+            done["value"].min() >= 0 and done["value"].max() <= 1
+        )
+        scale = (
+            alt.Scale(domain=[0, 1], scheme="viridis")
+            if unit_range
+            else alt.Scale(scheme="viridis", zero=False)
+        )
+        mid = 0.5 if unit_range else done["value"].median()
+        fmt = ".2f" if unit_range else ".3g"
     agg = agg.assign(
-        label=agg["value"].map(lambda v: "" if pd.isna(v) else format(v, fmt)),
-        dark=agg["value"] < (0.5 if unit_range else agg["value"].median()),
+        label=[
+            "pending" if n == 0 else ("" if pd.isna(v) else format(v, fmt))
+            for n, v in zip(agg["n"], agg["value"], strict=True)
+        ],
+        dark=(agg["value"] < mid) & (agg["n"] > 0),
     )
     base = alt.Chart(_values(agg)).encode(
-        x=alt.X(f"{x_f}:O", title=x_f, sort=_ordinal_sort(agg[x_f]), axis=alt.Axis(labelAngle=0)),
-        y=alt.Y(f"{y_f}:O", title=y_f, sort=list(reversed(_ordinal_sort(agg[y_f])))),
+        x=alt.X(
+            f"{x_f}:O", title=title(x_f), sort=_ordinal_sort(agg[x_f]), axis=alt.Axis(labelAngle=0)
+        ),
+        y=alt.Y(f"{y_f}:O", title=title(y_f), sort=list(reversed(_ordinal_sort(agg[y_f])))),
     )
     tooltip = [
-        alt.Tooltip(f"{x_f}:O"),
-        alt.Tooltip(f"{y_f}:O"),
-        alt.Tooltip("value:Q", title=title, format=fmt),
+        alt.Tooltip(f"{x_f}:O", title=title(x_f)),
+        alt.Tooltip(f"{y_f}:O", title=title(y_f)),
+        alt.Tooltip("value:Q", title=m_title, format=fmt),
         alt.Tooltip("n:Q", title="n (seeds)"),
         alt.Tooltip("separated:Q", title="separated"),
         alt.Tooltip("test_acc:Q", title="mean test_acc", format=".4f"),
         alt.Tooltip("steps_to_fit:Q", title="median steps_to_fit", format=".0f"),
     ]
+    if pending is not None and len(pending):
+        tooltip.append(alt.Tooltip("pending:Q", title="seeds pending"))
     if col_f:
-        tooltip.insert(0, alt.Tooltip(f"{col_f}:N"))
+        tooltip.insert(0, alt.Tooltip(f"{col_f}:N", title=title(col_f)))
     rect = base.mark_rect(stroke="white", strokeWidth=1).encode(
-        color=alt.Color(
-            "value:Q",
-            title=title,
-            scale=scale,
-            legend=alt.Legend(orient="right", format=fmt, gradientLength=160),
+        color=alt.condition(
+            "datum.n == 0",
+            alt.value(PENDING_GREY),
+            alt.Color(
+                "value:Q",
+                title=m_title,
+                scale=scale,
+                legend=alt.Legend(orient="right", format=fmt, gradientLength=160),
+            ),
         ),
         tooltip=tooltip,
     )
@@ -179,7 +230,7 @@ def phase(
     facet = {}
     if col_f:
         facet["column"] = alt.Column(
-            f"{col_f}:N", title=col_f, header=alt.Header(labelFontSize=12, titleFontSize=12)
+            f"{col_f}:N", title=title(col_f), header=alt.Header(labelFontSize=12, titleFontSize=12)
         )
     if "_row" in agg.columns:
         facet["row"] = alt.Row(
@@ -189,14 +240,18 @@ def phase(
         )
     if facet:
         chart = chart.facet(**facet)
-    return chart.properties(
-        title=alt.Title(
-            f"Phase diagram: {title}",
-            subtitle=f"{len(df)} networks{_pooled(df, (x_f, y_f, col_f, row_f))}"
-            if row_f
-            else f"{len(df)} networks",
-        )
-    )
+    n_pending = int(agg["pending"].sum())
+    head = f"{len(df)} networks"
+    if n_pending:
+        head = f"{len(df)} of {len(df) + n_pending} trained; grey cells: pending"
+    if fixed:
+        head += "; " + ", ".join(fixed)
+    if row_f:
+        head += _pooled(df, (x_f, y_f, col_f, row_f))
+    subtitle = [head]
+    if separation is not None:
+        subtitle.append(f"separated: test accuracy >= {separation:g} (train.separation)")
+    return chart.properties(title=alt.Title(f"Phase diagram: {m_title}", subtitle=subtitle))
 
 
 # ----------------------------------------------------------------------------- curves
@@ -262,7 +317,13 @@ def curves(
     across seeds) over a band from the 25th to the 75th percentile. ``runs`` is the runs table and
     ``curves_df`` the curves table ``(run_id, step, train_loss, train_acc, test_acc)``."""
     metrics = ("train_loss", metric)
+    fixed = ""
+    col_f = _field(runs, column, "--column")
+    if col_f and runs[col_f].nunique() <= 1:  # one value: no facet, say it instead
+        fixed = f"; {title(col_f)} {_fmt(runs[col_f].iloc[0])}"
+        column = "none"
     agg, f = curves_table(runs, curves_df, color, column, row, metrics)
+    n_colors = agg[f["color"]].nunique() if f["color"] else 1
     titles = {
         "train_loss": "train loss",
         "train_acc": "train accuracy",
@@ -274,8 +335,9 @@ def curves(
         enc_color = (
             alt.Color(
                 f"{f['color']}:O",
-                title=f["color"],
-                scale=alt.Scale(scheme="viridis"),
+                title=title(f["color"]),
+                # distinct hues while they last; a sequential scale past ten groups
+                scale=alt.Scale(scheme="tableau10" if n_colors <= 10 else "turbo"),
                 legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=3, symbolOpacity=1),
             )
             if f["color"]
@@ -294,7 +356,11 @@ def curves(
             alt.Tooltip("mean:Q", format=".4f"),
             alt.Tooltip("n:Q", title="seeds"),
         ]
-        tips += [alt.Tooltip(f"{k}:N") for k in (f["color"], f["column"], f["row"]) if k]
+        tips += [
+            alt.Tooltip(f"{k}:N", title=title(k) or f["row_title"])
+            for k in (f["color"], f["column"], f["row"])
+            if k
+        ]
         line = base.mark_line(strokeWidth=1.6).encode(
             y=alt.Y("median:Q", title=titles.get(m, m)), tooltip=tips
         )
@@ -306,7 +372,7 @@ def curves(
     return alt.vconcat(*panels).properties(
         title=alt.Title(
             "Training curves",
-            subtitle=f"line: median across seeds; band: 25th to 75th percentile{pooled}",
+            subtitle=f"line: median across seeds; band: 25th to 75th percentile{fixed}{pooled}",
         )
     )
 
@@ -364,50 +430,59 @@ def minwidth(
     row: str | None = None,
 ) -> alt.TopLevelMixin:
     """Smallest width at which most (> 50 %) seeds separate, against ``x`` (depth or a data
-    parameter such as ``data_dim``). Where no tested width gets there, a hollow triangle sits
-    one above the widest tested width."""
+    parameter such as ``data_dim``). Only tested widths are on the axis. Where the narrowest
+    tested width already separates, the truth is "at most that width", drawn as a downward
+    triangle at "<= w"; where no tested width gets there, an upward triangle sits at "none"."""
+    col_f = _field(df, column, "--column")
+    fixed = ""
+    if col_f and df[col_f].nunique() <= 1:  # one value: no facet, say it instead
+        fixed = f"; {title(col_f)} {_fmt(df[col_f].iloc[0])}"
+        column = "none"
     table, f = minwidth_table(df, x, metric, column, row)
-    top = int(table["max_width"].max())
+    widths = sorted(int(w) for w in df["width"].unique())
+    lo, top = widths[0], widths[-1]
+    at_most = f"at most width {lo} (the narrowest tested)"
+    found = "most seeds separate"
+    none = f"none up to width {top}"
     table = table.assign(
         y=table["minwidth"].where(table["found"], top + 1),
-        status=np.where(table["found"], "most seeds separate", f"none up to width {top}"),
+        status=np.where(~table["found"], none, np.where(table["minwidth"] <= lo, at_most, found)),
     )
     x_f = f["x"]
     x_type = "O" if table[x_f].nunique() <= 12 else "Q"
     base = alt.Chart(_values(table)).encode(
-        x=alt.X(f"{x_f}:{x_type}", title=x_f, axis=alt.Axis(labelAngle=0)),
+        x=alt.X(f"{x_f}:{x_type}", title=title(x_f), axis=alt.Axis(labelAngle=0)),
         y=alt.Y(
             "y:Q",
             title="smallest separating width",
-            scale=alt.Scale(domain=[0.5, top + 1.5], nice=False),
+            scale=alt.Scale(domain=[lo - 0.5, top + 1.5], nice=False),
             axis=alt.Axis(
-                values=list(range(1, top + 2)),
-                labelExpr=f"datum.value > {top} ? 'none' : datum.label",
+                values=[*widths, top + 1],
+                labelExpr=f"datum.value > {top} ? 'none' : datum.value == {lo} ? "
+                f"'<= {lo}' : datum.label",
             ),
         ),
     )
     tips = [
-        alt.Tooltip(f"{x_f}:{x_type}"),
+        alt.Tooltip(f"{x_f}:{x_type}", title=title(x_f)),
+        alt.Tooltip("status:N", title="smallest width"),
         alt.Tooltip("minwidth:Q", title="min width"),
         alt.Tooltip("max_width:Q", title="widest tested"),
         alt.Tooltip("n:Q", title="runs"),
     ]
+    domain = [found, at_most, none]
     line = base.transform_filter("datum.found").mark_line(color=CLASS_COLORS[0])
     points = base.mark_point(size=90, filled=True).encode(
         shape=alt.Shape(
             "status:N",
             title=None,
-            scale=alt.Scale(
-                domain=["most seeds separate", f"none up to width {top}"],
-                range=["circle", "triangle-up"],
-            ),
+            scale=alt.Scale(domain=domain, range=["circle", "triangle-down", "triangle-up"]),
         ),
         color=alt.Color(
             "status:N",
             title=None,
             scale=alt.Scale(
-                domain=["most seeds separate", f"none up to width {top}"],
-                range=[CLASS_COLORS[0], CLASS_COLORS[3]],
+                domain=domain, range=[CLASS_COLORS[0], CLASS_COLORS[4], CLASS_COLORS[3]]
             ),
         ),
         tooltip=tips,
@@ -418,8 +493,8 @@ def minwidth(
         title=alt.Title(
             "Minimal width that separates",
             subtitle=[
-                "smallest width at which more than half of the seeds separate",
-                f"{len(df)} networks, widths up to {top}; 'none': no tested width does"
+                "smallest tested width at which more than half of the seeds separate",
+                f"{len(df)} networks, widths {', '.join(map(str, widths))}{fixed}"
                 + (
                     _pooled(df, (f["x"], "width", f["column"], _field(df, row, "--row")))
                     if row
@@ -541,14 +616,78 @@ def from_results(root: str, kind: str = "phase", **options: Any) -> alt.TopLevel
     runs = results.load(root)
     _require_rows(runs, root)
     if kind == "phase":
-        return phase(runs, **options)
+        return phase(runs, separation=separation(root), pending=pending(root, runs), **options)
     if kind == "curves":
-        return curves(runs, results.load_curves(root), **options)
-    if kind == "minwidth":
-        return minwidth(runs, **options)
-    from sweepnet import inspect as inspect_lib
+        chart = curves(runs, results.load_curves(root), **options)
+    elif kind == "minwidth":
+        chart = minwidth(runs, **options)
+    else:
+        from sweepnet import inspect as inspect_lib
 
-    return inspect_lib.boundary_grid(root, runs, **options)
+        chart = inspect_lib.boundary_grid(root, runs, **options)
+    return with_progress(chart, *progress(root, runs))
+
+
+# ----------------------------------------------------------------------------- progress
+# Until ``results.progress``/``results.pending`` exist (grow, issue 16), the same is computed
+# here from the folder's spec: its grid's run ids against the finished ones.
+
+
+def _grid(root: str) -> list:
+    from sweepnet import plan, spec
+
+    try:
+        return plan.expand(spec.load(os.path.join(root, "spec.toml")))
+    except SweepnetError:  # no readable spec: nothing is known to be pending
+        return []
+
+
+def progress(root: str, runs: pd.DataFrame | None = None) -> tuple[int, int]:
+    """``(done, total)``: finished networks of the folder's spec, and all of them."""
+    from sweepnet import results
+
+    if hasattr(results, "progress"):
+        return results.progress(root)
+    runs = results.load(root) if runs is None else runs
+    ids = {r.run_id for r in _grid(root)}
+    if not ids:
+        return len(runs), len(runs)
+    return len(ids & set(runs["run_id"])), len(ids)
+
+
+def pending(root: str, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The configurations of the folder's spec not trained yet (one row each, runs columns)."""
+    from sweepnet import results
+
+    if hasattr(results, "pending"):
+        return results.pending(root)
+    runs = results.load(root) if runs is None else runs
+    done = set(runs["run_id"])
+    rows = [{"run_id": r.run_id, **r.config} for r in _grid(root) if r.run_id not in done]
+    return pd.DataFrame(rows)
+
+
+def separation(root: str) -> float:
+    """The folder's separation threshold on test accuracy (``train.separation``, default 1)."""
+    import tomllib
+
+    try:
+        with open(os.path.join(root, "spec.toml"), "rb") as f:
+            return float(tomllib.load(f).get("train", {}).get("separation", 1.0))
+    except (OSError, tomllib.TOMLDecodeError, TypeError, ValueError):
+        return 1.0
+
+
+def with_progress(chart: alt.TopLevelMixin, done: int, total: int) -> alt.TopLevelMixin:
+    """``chart`` with "done of total trained" first in its subtitle when the sweep is unfinished."""
+    if done >= total:
+        return chart
+    t = chart.title
+    text = t.text if isinstance(t, alt.Title) else (t if isinstance(t, str) else "")
+    sub = t.subtitle if isinstance(t, alt.Title) and t.subtitle is not alt.Undefined else []
+    sub = [sub] if isinstance(sub, str) else list(sub)
+    note = f"unfinished sweep: {done} of {total} networks trained"
+    return chart.properties(title=alt.Title(text, subtitle=[note, *sub]))
 
 
 __all__ = [

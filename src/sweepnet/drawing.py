@@ -150,7 +150,7 @@ def facet(
     """``chart`` faceted by ``column`` (columns) and ``row`` (rows); unchanged if neither."""
     facet = {}
     if column:
-        facet["column"] = alt.Column(f"{column}:{column_type}", title=column)
+        facet["column"] = alt.Column(f"{column}:{column_type}", title=title(column))
     if row:
         facet["row"] = alt.Row(
             f"{row}:N", title=row_title, header=alt.Header(labelAngle=0, labelAlign="left")
@@ -197,13 +197,15 @@ def boundary(
             first.assign(
                 _layer="caption",
                 u=x_lo,
-                v=y_hi,
+                v=y_hi + 0.16 * (y_hi - float(cells["y0"].min())),
                 caption="test acc " + first["test_acc"].map("{:.3f}".format),
             )
         )
     base = alt.Chart(values(pd.concat(tables, ignore_index=True)))
     xs = alt.Scale(domain=[x_lo, float(cells["x1"].max())], nice=False)
-    ys = alt.Scale(domain=[float(cells["y0"].min()), y_hi], nice=False)
+    # a blank band above the domain holds the caption, off the training points
+    y_lo = float(cells["y0"].min())
+    ys = alt.Scale(domain=[y_lo, y_hi + 0.16 * (y_hi - y_lo)], nice=False)
     fill, opacity = boundary_fill(n_classes == 2)
     rect = (
         base.transform_filter("datum._layer == 'cells'")
