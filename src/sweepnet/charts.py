@@ -57,10 +57,11 @@ def _require_rows(df: pd.DataFrame, what: str) -> None:
 
 
 def _row_facet(
-    df: pd.DataFrame, row: str | None, used: Sequence[str | None]
+    df: pd.DataFrame, row: str | None, used: Sequence[str | None], pool: bool = False
 ) -> tuple[pd.DataFrame, str | None, str]:
-    """Add a ``_row`` label column: the named ``row`` field, or every other swept axis."""
-    fields = [row] if row else swept_axes(df, exclude=used)
+    """Add a ``_row`` label column: the named ``row`` field, or every other swept axis (none
+    with ``pool``: they are pooled)."""
+    fields = [row] if row else [] if pool else swept_axes(df, exclude=used)
     if not fields:
         return df, None, ""
     df = df.assign(_row=_label(df, fields))
@@ -276,13 +277,14 @@ def curves_table(
     _require_rows(runs, "curves")
     if not len(curves):
         raise SweepnetError("no curves stored in this results folder")
+    pool = str(row).lower() == "none"  # --row none: pool the other axes instead of facetting
     color = _field(runs, color, "--color")
     column = _field(runs, column, "--column")
     row = _field(runs, row, "--row")
     for m in metrics:
         if m not in curves.columns:
             raise SweepnetError(f"--metric {m!r}: curves have {', '.join(curves.columns[2:])}")
-    runs, row_key, row_title = _row_facet(runs, row, used=(color, column))
+    runs, row_key, row_title = _row_facet(runs, row, used=(color, column), pool=pool)
     keys = [k for k in (color, column, row_key) if k]
     steps = np.sort(curves["step"].unique())
     if len(steps) > max_steps:
@@ -368,7 +370,7 @@ def curves(
         chart = _facet(chart, f["column"], f["row"], f["row_title"], column_type="O")
         panels.append(chart.properties(title=titles.get(m, m)))
     row_f = _field(runs, row, "--row")
-    pooled = _pooled(runs, (f["color"], f["column"], row_f)) if row_f else ""
+    pooled = _pooled(runs, (f["color"], f["column"], row_f)) if row else ""
     return alt.vconcat(*panels).properties(
         title=alt.Title(
             "Training curves",
@@ -481,6 +483,7 @@ def minwidth(
         color=alt.Color(
             "status:N",
             title=None,
+            legend=alt.Legend(labelLimit=320),
             scale=alt.Scale(
                 domain=domain, range=[CLASS_COLORS[0], CLASS_COLORS[4], CLASS_COLORS[3]]
             ),

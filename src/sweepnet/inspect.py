@@ -185,6 +185,36 @@ def decision_cells(row: pd.Series, params: Any, half: float, res: int = 48) -> p
     return df
 
 
+def decision_grids(rows: Sequence[pd.Series], params: Sequence[Any], half: float, res: int = 16):
+    """Coarse decision grids of several networks of one architecture, for the report.
+
+    ``rows`` and ``params`` are runs rows and their trees (same arch, width, depth, activation
+    and classes). Returns ``(len(rows), res * res)`` values (``res`` for 1-D inputs), the cell
+    at column ``i % res`` and row ``i // res`` from the bottom left of the square ``[-half,
+    half]^2`` (on the slice x2.. = 0 for 3-D+): p(class 1) for binary networks, else the
+    predicted class.
+    """
+    import jax
+
+    row = rows[0]
+    dim = int(row["in_dim"])
+    edges = np.linspace(-half, half, res + 1)
+    mids = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
+    if dim == 1:
+        uv = np.stack([mids, np.zeros_like(mids)], axis=1)
+    else:
+        gu, gv = np.meshgrid(mids, mids, indexing="xy")
+        uv = np.stack([gu.ravel(), gv.ravel()], axis=1)
+    x = lift(uv, dim).T  # (dim, points)
+    n_out = 1 if int(row["n_classes"]) == 2 else int(row["n_classes"])
+    apply = _apply(row["arch"], int(row["width"]), int(row["depth"]), row["activation"], n_out)
+    stacked = jax.tree.map(lambda *a: np.stack(a), *params)
+    logits = np.asarray(jax.vmap(lambda p: apply(p, x)[0])(stacked))  # (n, n_out, points)
+    if n_out == 1:
+        return 1 / (1 + np.exp(-np.clip(logits[:, 0], -60, 60)))
+    return logits.argmax(axis=1)
+
+
 def grid_lines(dim: int, half: float) -> tuple[np.ndarray, np.ndarray]:
     """Lines of the input plane: points ``(m, dim)`` and the id of the line of each point.
 
@@ -594,6 +624,7 @@ __all__ = [
     "boundary_grid",
     "data_params",
     "decision_cells",
+    "decision_grids",
     "forward",
     "grid_lines",
     "inspect",
