@@ -227,7 +227,7 @@ def test_clicking_a_phase_cell_shows_its_seeds_in_chromium(tiny_results, tmp_pat
         # the threshold slider recolours the phase diagram: at t = chance every seed counts
         fills = lambda: [phase.nth(i).get_attribute("fill") for i in range(4)]
         colours = fills()
-        page.locator("#chart-explore input[type=range]").fill("0.5")
+        page.locator("#controls-chart-explore input[type=range]").fill("0.5")
         page.wait_for_timeout(300)
         assert fills() != colours
         assert len(set(fills())) == 1  # every cell: share 1

@@ -34,9 +34,9 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 13px; }
 .chart-error { color: #b00; white-space: pre-wrap; }
 .note { color: #555; font-size: 14px; }
 .unfinished { background: #fff4d6; border-left: 4px solid #e0a800; padding: 0.5em 1em; }
-.vega-embed { display: flex; flex-direction: column; }
-.vega-bindings { order: -1; margin: 0.5em 0 1em; font-size: 14px; }
-.vega-bind { margin-right: 2em; display: inline-block; }
+.controls { margin: 0.5em 0 0.5em; font-size: 14px; }
+.controls .vega-bind { margin-right: 2.5em; display: inline-block; }
+.controls select { font-size: 14px; }
 """
 
 # Draws every chart of the page; errors are shown in place and logged, never swallowed.
@@ -44,8 +44,11 @@ _DRAW = """
 document.querySelectorAll("script.vl-spec").forEach(function (node) {
   var target = document.getElementById(node.dataset.target);
   var spec = JSON.parse(node.textContent);
-  vegaEmbed(target, spec, {renderer: "svg", actions: {export: true, source: false,
-                                                       compiled: false, editor: false}})
+  var controls = document.getElementById("controls-" + node.dataset.target);
+  var options = {renderer: "svg", actions: {export: true, source: false, compiled: false,
+                                            editor: false}};
+  if (controls) { options.bind = controls; }  // inputs bound to parameters go above
+  vegaEmbed(target, spec, options)
     .then(function (result) {
       window.sweepnetViews = window.sweepnetViews || {};
       window.sweepnetViews[node.dataset.target] = result.view;
@@ -120,11 +123,13 @@ def _summary(root: str, runs: pd.DataFrame) -> list[tuple[str, str]]:
     return rows
 
 
-def _chart_block(i: int | str, chart: Any, note: str = "") -> str:
+def _chart_block(i: int | str, chart: Any, note: str = "", controls: bool = False) -> str:
     spec = json.dumps(chart.to_dict(), separators=(",", ":")).replace("</", "<\\/")
     note_html = f'<p class="note">{html.escape(note)}</p>' if note else ""
+    # the chart's sliders and menus (its bound parameters), above it
+    controls_html = f'<div class="controls" id="controls-chart-{i}"></div>' if controls else ""
     return (
-        f'{note_html}<div class="chart" id="chart-{i}"></div>\n'
+        f'{note_html}{controls_html}<div class="chart" id="chart-{i}"></div>\n'
         f'<script type="application/json" class="vl-spec" data-target="chart-{i}">'
         f"{spec}</script>\n"
     )
@@ -156,7 +161,8 @@ def build_report(root: str) -> str:
 
     def add(title: str, chart: Any, note: str = "", name: str | None = None) -> None:
         nonlocal n
-        blocks.append(f"<h2>{html.escape(title)}</h2>\n" + _chart_block(name or n, chart, note))
+        block = _chart_block(name or n, chart, note, controls=name == "explore")
+        blocks.append(f"<h2>{html.escape(title)}</h2>\n" + block)
         n += 1
 
     pending = charts.pending(root, runs)
@@ -176,11 +182,12 @@ def build_report(root: str) -> str:
         name="explore",
     )
     if runs["width"].nunique() > 1:
-        add("Minimal width", charts.minwidth(runs))
+        add("Minimal width", charts.with_progress(charts.minwidth(runs), done, total))
     if len(curves):
+        summary = charts.curves(runs, curves, color="width", column="activation", row="none")
         add(
             "Training curves",
-            charts.curves(runs, curves, color="width", column="activation", row="none"),
+            charts.with_progress(summary, done, total),
             "Summarised: one line per width, pooled over the other axes (click a cell above "
             "for single seeds).",
         )
@@ -468,7 +475,8 @@ def explore(
             share="datum.n > 0 ? datum.hits / datum.n : null",
             certified="datum.n > 0 ? datum.certs / datum.n : null",
         )
-        .transform_calculate(value=value)
+        # pending cells get -1, not null: Vega-Lite drops marks whose colour field is null
+        .transform_calculate(value=f"datum.n > 0 ? ({value}) : -1")
         .mark_rect()
         .encode(
             x=alt.X(f"{x}:O", title=title(x), sort=xs, axis=alt.Axis(labelAngle=0)),
@@ -653,7 +661,17 @@ def explore(
             title=alt.Title("separation metrics of each seed (red: not separated)", anchor="start"),
         )
     )
+    heading = (
+        alt.Chart(data)
+        .transform_filter(cell)
+        .transform_aggregate(n="sum(done)", groupby=["cell"])
+        .transform_calculate(text="'cell: ' + datum.cell + ' (' + datum.n + ' seeds trained)'")
+        .mark_text(align="left", fontSize=13, fontWeight="bold")
+        .encode(text="text:N")
+        .properties(width=600, height=16)
+    )
     linked = alt.vconcat(
+        heading,
         alt.hconcat(loss, acc, table_view, spacing=24),
         grids,
     ).properties(title=alt.Title("The clicked cell's seeds", anchor="start"))
