@@ -277,7 +277,8 @@ def curves_table(
     _require_rows(runs, "curves")
     if not len(curves):
         raise SweepnetError("no curves stored in this results folder")
-    pool = str(row).lower() == "none"  # --row none: pool the other axes instead of facetting
+    # --row none: pool the other axes instead of facetting them
+    pool = row is not None and str(row).lower() == "none"
     color = _field(runs, color, "--color")
     column = _field(runs, column, "--column")
     row = _field(runs, row, "--row")
@@ -695,14 +696,20 @@ def with_progress(chart: alt.TopLevelMixin, done: int, total: int) -> alt.TopLev
 
 __all__ = [
     "KINDS",
+    "PENDING_GREY",
     "boundary",
+    "chance",
     "curves",
     "dataset",
     "from_results",
     "minwidth",
+    "pending",
     "phase",
     "points_chart",
+    "progress",
     "save",
+    "separation",
     "swept_axes",
     "to_html",
+    "with_progress",
 ]

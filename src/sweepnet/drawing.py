@@ -285,3 +285,23 @@ def save(chart: alt.TopLevelMixin, path: str, scale: float = 2.0) -> None:
             f.write(payload)
     except OSError as e:
         raise SweepnetError(f"{path}: cannot write ({e.strerror})") from None
+
+
+__all__ = [
+    "CLASS_COLORS",
+    "CONFIG_COLUMNS",
+    "boundary",
+    "boundary_fill",
+    "facet",
+    "field",
+    "fmt",
+    "label",
+    "prob_color",
+    "representatives",
+    "save",
+    "swept_axes",
+    "title",
+    "to_html",
+    "values",
+    "vl_version",
+]
