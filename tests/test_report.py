@@ -214,9 +214,11 @@ def test_clicking_a_phase_cell_shows_its_seeds_in_chromium(tiny_results, tmp_pat
         for acc in runs[(runs["width"] == w0) & (runs["depth"] == d0)]["test_acc"]:
             assert f"{acc:.4f}" in text_before  # the linked table shows the cell's seeds
         w1, d1 = 5 - w0, 3 - d0  # the opposite corner of the 2 x 2 grid
+        # a user's click lands on the cell's label, drawn on top of the cell: force clicks
+        # there (the centre of the cell) instead of waiting for the rect to be uncovered
         page.locator(
             f'#chart-explore g.mark-rect path[aria-label^="width: {w1}; depth: {d1};"]'
-        ).click()
+        ).click(force=True)
         page.wait_for_function(f"{view}.data('cell_store')[0].values[0] !== '{before}'")
         assert selected() == f"width={w1} · depth={d1}"
         page.wait_for_timeout(300)

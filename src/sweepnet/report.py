@@ -455,6 +455,16 @@ def explore(
         "metric == 'share' ? datum.share : metric == 'acc' ? datum.acc : "
         "metric == 'train_acc' ? datum.train_acc : datum.certified"
     )
+    tips = [
+        alt.Tooltip(f"{x}:O", title=title(x)),
+        alt.Tooltip(f"{y}:O", title=title(y)),
+        alt.Tooltip("value:Q", title="colour", format=".3f"),
+        alt.Tooltip("n:Q", title="seeds trained"),
+        alt.Tooltip("share:Q", title="share with test acc >= t", format=".2f"),
+        alt.Tooltip("sep:Q", title=f"separated (test acc >= {separation:g})"),
+        alt.Tooltip("acc:Q", title="mean test accuracy", format=".4f"),
+        alt.Tooltip("fit:Q", title="median steps to fit", format=".0f"),
+    ]
     phase = (
         alt.Chart(data)
         .transform_calculate(
@@ -477,10 +487,22 @@ def explore(
         )
         # pending cells get -1, not null: Vega-Lite drops marks whose colour field is null
         .transform_calculate(value=f"datum.n > 0 ? ({value}) : -1")
-        .mark_rect()
+        .transform_calculate(
+            label="datum.n == 0 ? '' : format(datum.value, "
+            "metric == 'share' || metric == 'certified' ? '.2f' : '.3f')",
+            # white text on the dark lower half of viridis
+            dark=f"datum.n > 0 && (metric == 'acc' || metric == 'train_acc' ? "
+            f"datum.value < {(chance + 1) / 2:g} : datum.value < 0.5)",
+        )
         .encode(
             x=alt.X(f"{x}:O", title=title(x), sort=xs, axis=alt.Axis(labelAngle=0)),
             y=alt.Y(f"{y}:O", title=title(y), sort=ys),
+            tooltip=tips,
+        )
+    )
+    rect = (
+        phase.mark_rect()
+        .encode(
             color=alt.condition(
                 "datum.n == 0",
                 alt.value("#d9d9d9"),
@@ -500,20 +522,14 @@ def explore(
             ),
             stroke=alt.condition(cell, alt.value("#e4002b"), alt.value("white")),
             strokeWidth=alt.condition(cell, alt.value(3), alt.value(0.5)),
-            tooltip=[
-                alt.Tooltip(f"{x}:O", title=title(x)),
-                alt.Tooltip(f"{y}:O", title=title(y)),
-                alt.Tooltip("value:Q", title="colour", format=".3f"),
-                alt.Tooltip("n:Q", title="seeds trained"),
-                alt.Tooltip("share:Q", title="share with test acc >= t", format=".2f"),
-                alt.Tooltip("sep:Q", title=f"separated (test acc >= {separation:g})"),
-                alt.Tooltip("acc:Q", title="mean test accuracy", format=".4f"),
-                alt.Tooltip("fit:Q", title="median steps to fit", format=".0f"),
-            ],
         )
         .add_params(cell, metric, threshold)
-        .properties(width=alt.Step(26), height=alt.Step(22))
     )
+    # a click on a label selects its cell too: the label's datum carries the cell key
+    text = phase.mark_text(fontSize=8).encode(
+        text="label:N", color=alt.condition("datum.dark", alt.value("white"), alt.value("black"))
+    )
+    phase = (rect + text).properties(width=alt.Step(32), height=alt.Step(22))
     facet = {}
     if info["column"]:
         facet["column"] = alt.Column(
