@@ -312,3 +312,15 @@ def test_human_titles_and_distinct_curve_colours(tiny_results):
     c = charts.curves(sweepnet.load(tiny_results), sweepnet.load_curves(tiny_results)).to_dict()
     colors = [e for e in _find(c, "color") if isinstance(e, dict) and e.get("field") == "width"]
     assert colors[0]["scale"]["scheme"] == "tableau10"
+
+
+def test_curves_row_none_pools_the_other_axes(tiny_results):
+    runs = sweepnet.load(tiny_results).assign(activation=lambda d: np.where(d["seed"] == 0,
+                                                                            "tanh", "relu"))
+    curves = sweepnet.load_curves(tiny_results)
+    _, f = charts.curves_table(runs, curves, column=None)
+    assert f["row"] == "_row"  # activation varies: rows by default
+    agg, f = charts.curves_table(runs, curves, column=None, row="none")
+    assert f["row"] is None and set(agg["n"]) == {4}  # 2 depths x 2 seeds pooled per width
+    spec = charts.curves(runs, curves, column=None, row="none").to_dict()
+    assert spec["title"]["subtitle"].endswith("pooled over depth, activation")
