@@ -98,7 +98,7 @@ def test_phase_spec_scale_tooltip_and_labels(tiny_results):
     (table,) = _datasets(spec)
     assert len(table) == 4  # widths 2-3 × depths 1-2, seeds aggregated
     assert {"n", "value", "test_acc", "steps_to_fit", "label"} <= set(table[0])
-    colors = [c for c in _find(spec, "color") if isinstance(c, dict) and c.get("field") == "value"]
+    colors = [c for c in _find(spec, "color") if isinstance(c, dict) and c.get("field") == "fill"]
     assert colors and colors[0]["scale"]["domain"] == [0, 1]
     assert colors[0]["title"] == "share of seeds separated"
     tips = {t.get("title", t.get("field")) for t in next(_find(spec, "tooltip"))}
@@ -252,10 +252,10 @@ def test_phase_states_the_rule_and_accuracy_scale_starts_at_chance():
     df = synthetic_runs(n_configs_w=3, depths=(1, 2), seeds=2)
     spec = charts.phase(df, metric="test_acc", separation=0.99).to_dict()
     assert "separated: test accuracy >= 0.99" in " ".join(spec["title"]["subtitle"])
-    colors = [c for c in _find(spec, "color") if isinstance(c, dict) and c.get("field") == "value"]
+    colors = [c for c in _find(spec, "color") if isinstance(c, dict) and c.get("field") == "fill"]
     assert colors[0]["scale"]["domain"] == [0.5, 1] and colors[0]["scale"]["clamp"]
     three = charts.phase(df.assign(n_classes=3), metric="test_acc").to_dict()
-    colors = [c for c in _find(three, "color") if isinstance(c, dict) and c.get("field") == "value"]
+    colors = [c for c in _find(three, "color") if isinstance(c, dict) and c.get("field") == "fill"]
     assert colors[0]["scale"]["domain"][0] == pytest.approx(1 / 3)
 
 

@@ -189,6 +189,9 @@ def phase(
             for n, v in zip(agg["n"], agg["value"], strict=True)
         ],
         dark=(agg["value"] < mid) & (agg["n"] > 0),
+        # what the colour reads: never null (Vega-Lite drops a mark whose colour is null), the
+        # pending cells' -1 is overridden by grey
+        fill=agg["value"].fillna(-1.0),
     )
     base = alt.Chart(_values(agg)).encode(
         x=alt.X(
@@ -214,7 +217,7 @@ def phase(
             "datum.n == 0",
             alt.value(PENDING_GREY),
             alt.Color(
-                "value:Q",
+                "fill:Q",
                 title=m_title,
                 scale=scale,
                 legend=alt.Legend(orient="right", format=fmt, gradientLength=160),
@@ -224,10 +227,19 @@ def phase(
     )
     text = base.mark_text(fontSize=11).encode(
         text="label:N",
-        color=alt.condition("datum.dark", alt.value("white"), alt.value("black")),
+        # white on dark cells, grey on pending ones, else black (a second colour scale would
+        # split the legend per facet)
+        color={
+            "condition": [
+                {"test": "datum.dark", "value": "white"},
+                {"test": "datum.n == 0", "value": "#777777"},
+            ],
+            "value": "black",
+        },
+        size=alt.condition("datum.n == 0", alt.value(8), alt.value(11)),
         tooltip=tooltip,
     )
-    chart = (rect + text).properties(width=alt.Step(42), height=alt.Step(34))
+    chart = (rect + text).properties(width=alt.Step(36), height=alt.Step(30))
     facet = {}
     if col_f:
         facet["column"] = alt.Column(
