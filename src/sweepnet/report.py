@@ -683,7 +683,7 @@ def explore(
         .transform_aggregate(n="sum(done)", groupby=["cell"])
         .transform_calculate(text="'cell: ' + datum.cell + ' (' + datum.n + ' seeds trained)'")
         .mark_text(align="left", fontSize=13, fontWeight="bold")
-        .encode(text="text:N")
+        .encode(text="text:N", x=alt.value(0))
         .properties(width=600, height=16)
     )
     linked = alt.vconcat(
