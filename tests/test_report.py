@@ -235,3 +235,18 @@ def test_clicking_a_phase_cell_shows_its_seeds_in_chromium(tiny_results, tmp_pat
         assert len(set(fills())) == 1  # every cell: share 1
         assert errors == []
         browser.close()
+
+
+def test_explore_table_stays_small_per_network(tiny_results):
+    """The olah.toml report holds 4,096 networks in this table: at about 1 kB a network it
+    stays near 4 MB, so the page (with the Vega scripts, ~1 MB) stays under 10 MB."""
+    from sweepnet.drawing import values
+
+    runs = sweepnet.load(tiny_results)
+    curves = sweepnet.load_curves(tiny_results)
+    # as many eval steps as olah.toml (31): the table keeps 16 of them
+    many = pd.concat([curves.assign(step=curves["step"] + k) for k in range(0, 31 * 60, 60)])
+    table, _ = report.explore_table(tiny_results, runs, many)
+    assert table["steps"].map(len).eq(report.EXPLORE_STEPS).all()
+    per_network = len(json.dumps(values(table), separators=(",", ":"))) / len(table)
+    assert per_network < 1100
