@@ -11,7 +11,7 @@ from sweepnet import drawing
 SRC = pathlib.Path(drawing.__file__).parent
 
 # a view may import the views after it in this list, never one before it (DESIGN's module order)
-VIEWS = ["drawing", "inspect", "charts", "report", "cli"]
+VIEWS = ["drawing", "inspect", "explore", "charts", "report", "cli"]
 
 
 def _sweepnet_imports(module: str) -> set[str]:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import sweepnet
-from sweepnet import charts, report
+from sweepnet import charts, explore, report
 from sweepnet.errors import SweepnetError
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -152,7 +152,7 @@ def _unfinished(tiny_results, tmp_path):
 def test_explore_table_one_row_per_network_with_grid_and_curve(tiny_results, tmp_path):
     runs = sweepnet.load(tiny_results)
     curves = sweepnet.load_curves(tiny_results)
-    table, info = report.explore_table(tiny_results, runs, curves, max_steps=2, res=6)
+    table, info = explore.explore_table(tiny_results, runs, curves, max_steps=2, res=6)
     assert len(table) == len(runs) and (table["done"] == 1).all()
     assert info["column"] is None  # one activation: no facet
     assert table["cell"].nunique() == 4 and table.groupby("cell").size().eq(2).all()
@@ -167,7 +167,7 @@ def test_explore_table_one_row_per_network_with_grid_and_curve(tiny_results, tmp
     digits = [int(c) for c in table["grid"].iloc[0]]
     np.testing.assert_allclose(digits, np.clip(np.rint(cells["p"] * 9), 0, 9))
     pending = charts.pending(_unfinished(tiny_results, tmp_path), runs)
-    table, _ = report.explore_table(tiny_results, runs, curves, pending)
+    table, _ = explore.explore_table(tiny_results, runs, curves, pending)
     assert (table["done"] == 0).sum() == 8 and table.loc[table["done"] == 0, "grid"].isna().all()
 
 
@@ -246,7 +246,7 @@ def test_explore_table_stays_small_per_network(tiny_results):
     curves = sweepnet.load_curves(tiny_results)
     # as many eval steps as olah.toml (31): the table keeps 16 of them
     many = pd.concat([curves.assign(step=curves["step"] + k) for k in range(0, 31 * 60, 60)])
-    table, _ = report.explore_table(tiny_results, runs, many)
-    assert table["steps"].map(len).eq(report.EXPLORE_STEPS).all()
+    table, _ = explore.explore_table(tiny_results, runs, many)
+    assert table["steps"].map(len).eq(explore.EXPLORE_STEPS).all()
     per_network = len(json.dumps(values(table), separators=(",", ":"))) / len(table)
     assert per_network < 1100
