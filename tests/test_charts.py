@@ -98,13 +98,14 @@ def test_phase_spec_scale_tooltip_and_labels(tiny_results):
     (table,) = _datasets(spec)
     assert len(table) == 4  # widths 2-3 × depths 1-2, seeds aggregated
     assert {"n", "value", "test_acc", "steps_to_fit", "label"} <= set(table[0])
-    colors = [c for c in _find(spec, "color") if isinstance(c, dict) and c.get("field") == "value"]
+    colors = [c for c in _find(spec, "color") if isinstance(c, dict) and c.get("field") == "fill"]
     assert colors and colors[0]["scale"]["domain"] == [0, 1]
     assert colors[0]["title"] == "share of seeds separated"
     tips = {t.get("title", t.get("field")) for t in next(_find(spec, "tooltip"))}
     assert {"n (seeds)", "mean test_acc", "median steps_to_fit"} <= tips
     assert "text" in [m["type"] if isinstance(m, dict) else m for m in _find(spec, "mark")]
-    assert spec["facet"]["column"]["field"] == "activation"
+    # one activation only: no facet header, the value is in the subtitle instead
+    assert "facet" not in spec and "activation tanh" in spec["title"]["subtitle"][0]
 
 
 def test_phase_rows_facet_other_swept_axes_and_options():
@@ -118,7 +119,7 @@ def test_phase_rows_facet_other_swept_axes_and_options():
     assert spec["facet"]["column"]["field"] == "dataset"
     assert spec["spec"]["layer"][0]["encoding"]["x"]["field"] == "depth"
     pooled = charts.phase(df, column="none", row="dataset").to_dict()
-    assert pooled["title"]["subtitle"].endswith("pooled over activation")
+    assert pooled["title"]["subtitle"][0].endswith("pooled over activation")
     with pytest.raises(SweepnetError, match="--x 'nope'"):
         charts.phase(df, x="nope")
     with pytest.raises(SweepnetError, match="--metric 'dataset'"):
@@ -245,3 +246,81 @@ def test_dataset_from_a_file_and_errors(tmp_path):
 def test_dataset_3d_renders(tmp_path):
     charts.save(charts.dataset("hopf_link", n=128), str(tmp_path / "h.png"))
     assert (tmp_path / "h.png").stat().st_size > 5000
+
+
+def test_phase_states_the_rule_and_accuracy_scale_starts_at_chance():
+    df = synthetic_runs(n_configs_w=3, depths=(1, 2), seeds=2)
+    spec = charts.phase(df, metric="test_acc", separation=0.99).to_dict()
+    assert "separated: test accuracy >= 0.99" in " ".join(spec["title"]["subtitle"])
+    colors = [c for c in _find(spec, "color") if isinstance(c, dict) and c.get("field") == "fill"]
+    assert colors[0]["scale"]["domain"] == [0.5, 1] and colors[0]["scale"]["clamp"]
+    three = charts.phase(df.assign(n_classes=3), metric="test_acc").to_dict()
+    colors = [c for c in _find(three, "color") if isinstance(c, dict) and c.get("field") == "fill"]
+    assert colors[0]["scale"]["domain"][0] == pytest.approx(1 / 3)
+
+
+def test_phase_draws_pending_cells_grey_and_counts_them():
+    df = synthetic_runs(n_configs_w=3, depths=(1, 2), acts=("tanh",), seeds=2)
+    done, todo = df[df["depth"] == 1], df[df["depth"] == 2].drop(columns=["test_acc", "separated"])
+    t = charts.phase_table(done, column=None, pending=todo).set_index(["width", "depth"])
+    assert t.loc[(1, 2), "n"] == 0 and t.loc[(1, 2), "pending"] == 2
+    assert t.loc[(1, 1), "n"] == 2 and t.loc[(1, 1), "pending"] == 0
+    assert np.isnan(t.loc[(1, 2), "value"])
+    spec = charts.phase(done, pending=todo).to_dict()
+    assert spec["title"]["subtitle"][0].startswith("6 of 12 trained; grey cells: pending")
+    (table,) = _datasets(spec)
+    assert sum(r["label"] == "pending" for r in table) == 3
+    assert charts.PENDING_GREY in json.dumps(spec)
+
+
+def test_unfinished_folder_says_so_in_every_chart(tiny_results, tmp_path):
+    import shutil
+
+    root = tmp_path / "half"
+    shutil.copytree(tiny_results, root)
+    spec_text = (root / "spec.toml").read_text()
+    (root / "spec.toml").write_text(spec_text.replace("seeds = 2", "seeds = 4"))
+    assert charts.progress(str(root)) == (8, 16)
+    assert len(charts.pending(str(root))) == 8
+    phase = charts.from_results(str(root), "phase").to_dict()
+    assert "8 of 16 trained" in phase["title"]["subtitle"][0]
+    mw = charts.from_results(str(root), "minwidth").to_dict()
+    assert "8 of 16 networks trained" in mw["title"]["subtitle"][0]
+    done = charts.from_results(tiny_results, "minwidth").to_dict()
+    assert "trained" not in " ".join(done["title"]["subtitle"])
+
+
+def test_minwidth_at_the_narrowest_tested_width_reads_at_most():
+    df = synthetic_runs(n_configs_w=8, depths=(1, 2), acts=("tanh",), seeds=4)
+    df = df[df["width"] >= 4]  # width 4 already separates: the truth is "<= 4"
+    spec = charts.minwidth(df).to_dict()
+    y = next(e for e in _find(spec, "y") if isinstance(e, dict) and e.get("field") == "y")
+    assert y["axis"]["values"] == [4, 5, 6, 7, 8, 9]  # tested widths and "none", no width 1
+    assert "'<= 4'" in y["axis"]["labelExpr"]
+    (table,) = _datasets(spec)
+    assert {r["status"] for r in table} == {"at most width 4 (the narrowest tested)"}
+
+
+def test_human_titles_and_distinct_curve_colours(tiny_results):
+    df = synthetic_runs(n_configs_w=2, depths=(1,), acts=("tanh",), seeds=2)
+    df = df.rename(columns={"data_inner": "data_turns"}).assign(
+        data_turns=lambda d: d["width"] + 1.0
+    )
+    spec = charts.phase(df, y="turns").to_dict()
+    y = next(e for e in _find(spec, "y") if isinstance(e, dict) and e.get("field") == "data_turns")
+    assert y["title"] == "turns"
+    c = charts.curves(sweepnet.load(tiny_results), sweepnet.load_curves(tiny_results)).to_dict()
+    colors = [e for e in _find(c, "color") if isinstance(e, dict) and e.get("field") == "width"]
+    assert colors[0]["scale"]["scheme"] == "tableau10"
+
+
+def test_curves_row_none_pools_the_other_axes(tiny_results):
+    runs = sweepnet.load(tiny_results).assign(activation=lambda d: np.where(d["seed"] == 0,
+                                                                            "tanh", "relu"))
+    curves = sweepnet.load_curves(tiny_results)
+    _, f = charts.curves_table(runs, curves, column=None)
+    assert f["row"] == "_row"  # activation varies: rows by default
+    agg, f = charts.curves_table(runs, curves, column=None, row="none")
+    assert f["row"] is None and set(agg["n"]) == {4}  # 2 depths x 2 seeds pooled per width
+    spec = charts.curves(runs, curves, column=None, row="none").to_dict()
+    assert spec["title"]["subtitle"].endswith("pooled over depth, activation")

@@ -5,14 +5,19 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import sweepnet
-from sweepnet import report
+from sweepnet import charts, explore, report
 from sweepnet.errors import SweepnetError
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # the dev extra installs it
+    sync_playwright = None
 
 
 def open_in_browser(path, tmp_path) -> tuple[str, list[str]]:
@@ -72,19 +77,20 @@ def test_report_page_content_and_offline(tiny_results, tmp_path):
     out = tmp_path / "r" / "report.html"
     report.write_report(tiny_results, str(out))
     page = out.read_text()
-    assert "sweepnet report: tiny" in page and "Phase diagram" in page
+    assert "sweepnet report: tiny" in page and "Phase diagram: click a cell" in page
     assert "Training curves" in page and "Spec" in page
     assert "dataset = &quot;disk_annulus&quot;" in page  # the resolved spec, escaped
     assert "<script src" not in page.replace(" ", "") and "<link" not in page
     specs = re.findall(
         r'<script type="application/json" class="vl-spec" '
-        r'data-target="(chart-\d+)">(.*?)</script>',
+        r'data-target="(chart-[\w-]+)">(.*?)</script>',
         page,
         re.S,
     )
     runs = sweepnet.load(tiny_results)
     n_nets = len(report.pick_networks(runs))
-    assert n_nets >= 1 and len(specs) == 3 + n_nets  # phase, minwidth, curves, networks
+    assert n_nets >= 1 and len(specs) == 3 + n_nets  # explore, minwidth, curves, networks
+    assert specs[0][0] == "chart-explore"
     for _, text in specs:
         assert "$schema" in json.loads(text)
 
@@ -103,7 +109,7 @@ def test_report_opens_in_a_browser_without_script_errors(tiny_results, tmp_path)
     report.write_report(tiny_results, str(out))
     dom, errors = open_in_browser(out, tmp_path)
     assert errors == []
-    n_charts = len(re.findall(r'<div[^>]*id="chart-\d+"', dom))
+    n_charts = len(re.findall(r'<div[^>]*id="chart-[\w-]+"', dom))
     assert n_charts >= 4
     assert dom.count('data-rendered="yes"') == n_charts, "a chart did not draw"
     assert dom.count("<svg") >= n_charts
@@ -120,7 +126,7 @@ def test_the_browser_check_catches_script_errors(tiny_results, tmp_path):
     # a report whose chart spec is broken: vegaEmbed rejects it and the page logs that
     page = report.build_report(tiny_results)
     broken = re.sub(
-        r'(data-target="chart-0">).*?</script>',
+        r'(data-target="chart-1">).*?</script>',
         r'\1{"mark": "nosuchmark", "data": {"values": []}}</script>',
         page,
         count=1,
@@ -130,5 +136,117 @@ def test_the_browser_check_catches_script_errors(tiny_results, tmp_path):
     path = tmp_path / "broken.html"
     path.write_text(broken)
     dom, errors = open_in_browser(path, tmp_path)
-    assert any("chart chart-0 failed" in e for e in errors)
+    assert any("chart chart-1 failed" in e for e in errors)
     assert 'data-rendered="error"' in dom
+
+
+def _unfinished(tiny_results, tmp_path):
+    """A copy of the tiny sweep whose spec asks for twice the seeds: 8 of 16 trained."""
+    root = tmp_path / "half"
+    shutil.copytree(tiny_results, root)
+    text = (root / "spec.toml").read_text()
+    (root / "spec.toml").write_text(text.replace("seeds = 2", "seeds = 4"))
+    return str(root)
+
+
+def test_explore_table_one_row_per_network_with_grid_and_curve(tiny_results, tmp_path):
+    runs = sweepnet.load(tiny_results)
+    curves = sweepnet.load_curves(tiny_results)
+    table, info = explore.explore_table(tiny_results, runs, curves, max_steps=2, res=6)
+    assert len(table) == len(runs) and (table["done"] == 1).all()
+    assert info["column"] is None  # one activation: no facet
+    assert table["cell"].nunique() == 4 and table.groupby("cell").size().eq(2).all()
+    assert table["grid"].str.fullmatch(r"[0-9]{36}").all()
+    assert table["steps"].map(len).eq(2).all() and table["acc"].map(len).eq(2).all()
+    # the grid is the stored network's: its digits follow decision_cells' p(class 1)
+    from sweepnet import inspect as inspect_lib
+
+    row, params = sweepnet.load_params(tiny_results, table["run_id"].iloc[0])
+    x, _ = inspect_lib.training_points(row)
+    cells = inspect_lib.decision_cells(row, params, inspect_lib.half_side(row, x), res=6)
+    digits = [int(c) for c in table["grid"].iloc[0]]
+    np.testing.assert_allclose(digits, np.clip(np.rint(cells["p"] * 9), 0, 9))
+    pending = charts.pending(_unfinished(tiny_results, tmp_path), runs)
+    table, _ = explore.explore_table(tiny_results, runs, curves, pending)
+    assert (table["done"] == 0).sum() == 8 and table.loc[table["done"] == 0, "grid"].isna().all()
+
+
+@pytest.mark.slow
+def test_report_of_an_unfinished_sweep_says_so(tiny_results, tmp_path):
+    page = report.build_report(_unfinished(tiny_results, tmp_path))
+    assert "Unfinished sweep: 8 of 16 networks trained" in page
+    assert "<td>8 of 16 trained</td>" in page
+
+
+def _browser_page(p):
+    b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    page = b.new_page(viewport={"width": 1400, "height": 900})
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return b, page, errors
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None or sync_playwright is None, reason="no chromium/playwright")
+def test_clicking_a_phase_cell_shows_its_seeds_in_chromium(tiny_results, tmp_path):
+    out = tmp_path / "report.html"
+    report.write_report(tiny_results, str(out))
+    runs = sweepnet.load(tiny_results)
+    with sync_playwright() as p:
+        browser, page, errors = _browser_page(p)
+        page.goto(f"file://{out}")
+        page.wait_for_function(
+            "[...document.querySelectorAll('.chart')].every(d => d.dataset.rendered)",
+            timeout=120_000,
+        )
+        assert errors == []
+        view = "sweepnetViews['chart-explore']"
+        selected = lambda: page.evaluate(f"{view}.data('cell_store')[0].values[0]")
+        linked = lambda: page.evaluate(
+            "[...document.querySelectorAll('#chart-explore g.mark-text text')]"
+            ".map(t => t.textContent).join('|')"
+        )
+        phase = page.locator('#chart-explore g.mark-rect path[aria-label^="width: "]')
+        assert phase.count() == 4  # 2 widths x 2 depths, one activation
+        before, text_before = selected(), linked()
+        w0, d0 = (int(part.split("=")[1]) for part in before.split(" · "))
+        for acc in runs[(runs["width"] == w0) & (runs["depth"] == d0)]["test_acc"]:
+            assert f"{acc:.4f}" in text_before  # the linked table shows the cell's seeds
+        w1, d1 = 5 - w0, 3 - d0  # the opposite corner of the 2 x 2 grid
+        # a user's click lands on the cell's label, drawn on top of the cell: force clicks
+        # there (the centre of the cell) instead of waiting for the rect to be uncovered
+        page.locator(
+            f'#chart-explore g.mark-rect path[aria-label^="width: {w1}; depth: {d1};"]'
+        ).click(force=True)
+        page.wait_for_function(f"{view}.data('cell_store')[0].values[0] !== '{before}'")
+        assert selected() == f"width={w1} · depth={d1}"
+        page.wait_for_timeout(300)
+        text_after = linked()
+        assert text_after != text_before
+        for acc in runs[(runs["width"] == w1) & (runs["depth"] == d1)]["test_acc"]:
+            assert f"{acc:.4f}" in text_after
+        # the threshold slider recolours the phase diagram: at t = chance every seed counts
+        fills = lambda: [phase.nth(i).get_attribute("fill") for i in range(4)]
+        colours = fills()
+        page.locator("#controls-chart-explore input[type=range]").fill("0.5")
+        page.wait_for_timeout(300)
+        assert fills() != colours
+        assert len(set(fills())) == 1  # every cell: share 1
+        assert errors == []
+        browser.close()
+
+
+def test_explore_table_stays_small_per_network(tiny_results):
+    """The olah.toml report holds 4,096 networks in this table: at about 1 kB a network it
+    stays near 4 MB, so the page (with the Vega scripts, ~1 MB) stays under 10 MB."""
+    from sweepnet.drawing import values
+
+    runs = sweepnet.load(tiny_results)
+    curves = sweepnet.load_curves(tiny_results)
+    # as many eval steps as olah.toml (31): the table keeps 16 of them
+    many = pd.concat([curves.assign(step=curves["step"] + k) for k in range(0, 31 * 60, 60)])
+    table, _ = explore.explore_table(tiny_results, runs, many)
+    assert table["steps"].map(len).eq(explore.EXPLORE_STEPS).all()
+    per_network = len(json.dumps(values(table), separators=(",", ":"))) / len(table)
+    assert per_network < 1100

@@ -11,8 +11,6 @@ never one per run or per curve point.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -21,57 +19,24 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from sweepnet.drawing import (
+    CLASS_COLORS,
+    boundary,
+    save,
+    swept_axes,
+    title,
+    to_html,
+)
+from sweepnet.drawing import facet as _facet
+from sweepnet.drawing import field as _field
+from sweepnet.drawing import fmt as _fmt
+from sweepnet.drawing import label as _label
+from sweepnet.drawing import values as _values
 from sweepnet.errors import SweepnetError
 
 KINDS = ("phase", "curves", "minwidth", "boundary")
 
-# Configuration columns of the runs table that a sweep can vary (``seed`` is the replicate
-# axis and is aggregated over, never drawn as an axis of its own).
-CONFIG_COLUMNS = (
-    "dataset",
-    "n_train",
-    "n_test",
-    "noise",
-    "data_seed",
-    "arch",
-    "width",
-    "depth",
-    "activation",
-    "init_scale",
-    "optimizer",
-    "learning_rate",
-    "steps",
-    "batch_size",
-)
-
-# Class 0 blue and class 1 orange everywhere (Vega's default category colours), so the
-# points of one picture match the boundary colours of another.
-CLASS_COLORS = [
-    "#4c78a8",
-    "#f58518",
-    "#54a24b",
-    "#e45756",
-    "#72b7b2",
-    "#b279a2",
-    "#ff9da6",
-    "#9d755d",
-    "#bab0ac",
-    "#eeca3b",
-]
-
-
-def prob_color(field: str = "p:Q") -> alt.Color:
-    """p(class 1) from light blue (class 0) through white to light orange (class 1): light, so
-    that training points in the full class colours stand out on top."""
-    return alt.Color(
-        field,
-        title="p(class 1)",
-        legend=alt.Legend(gradientLength=120),
-        scale=alt.Scale(
-            domain=[0, 0.5, 1], range=["#9ec3e6", "#f7f7f7", "#fdbf86"], interpolate="lab"
-        ),
-    )
-
+PENDING_GREY = "#d9d9d9"  # cells whose networks are not trained yet
 
 _METRIC_TITLES = {
     "separated": "share of seeds separated",
@@ -86,86 +51,17 @@ _METRIC_TITLES = {
 # ----------------------------------------------------------------------------- helpers
 
 
-
-def boundary_fill(binary: bool):
-    """``(color, opacity)`` encodings of decision-boundary cells: p(class 1) for a binary
-    network, else the predicted class ``cls`` shaded by its confidence ``conf``."""
-    if binary:
-        return prob_color(), alt.value(1.0)
-    color = alt.Color("cls:N", title="predicted class", scale=alt.Scale(range=CLASS_COLORS))
-    return color, alt.Opacity("conf:Q", title="confidence", scale=alt.Scale(range=[0.15, 0.6]))
-
-def _values(df: pd.DataFrame) -> dict[str, Any]:
-    """An aggregated table as inline JSON values (NaN and <NA> become null).
-
-    A plain ``{"values": (...)}`` dict: Altair neither row-limits it nor validates it row by
-    row (``alt.InlineData`` is validated, which takes seconds for a few thousand rows). The
-    rows are a tuple so that Altair's deep copies, made at every layer and concat, pass them
-    by reference instead of copying every row again.
-    """
-    return {"values": tuple(json.loads(df.to_json(orient="records", double_precision=6)))}
-
-
-def swept_axes(df: pd.DataFrame, exclude: Sequence[str | None] = ()) -> list[str]:
-    """Configuration columns (incl. ``data_<param>``) taking more than one value in ``df``."""
-    data_cols = sorted(c for c in df.columns if c.startswith("data_") and c != "data_seed")
-    cols = [c for c in (*CONFIG_COLUMNS[:4], *data_cols, *CONFIG_COLUMNS[4:]) if c in df.columns]
-
-    def varies(c: str) -> bool:
-        if c.startswith("data_") and "dataset" in df.columns:
-            # a dataset's parameters are null in the rows of other datasets: that is no axis
-            return bool(df.groupby("dataset")[c].nunique().max() > 1)
-        return df[c].nunique(dropna=False) > 1
-
-    return [c for c in cols if c not in exclude and varies(c)]
-
-
-def _field(df: pd.DataFrame, name: str | None, option: str) -> str | None:
-    """Resolve a user-named column (``dim`` may stand for ``data_dim``); None or 'none' → None."""
-    if name is None or str(name).lower() in ("", "none"):
-        return None
-    if name in df.columns:
-        return name
-    if f"data_{name}" in df.columns:
-        return f"data_{name}"
-    from sweepnet.spec import suggest
-
-    known = ", ".join(swept_axes(df)) or "none"
-    raise SweepnetError(
-        f"{option} {name!r}: no such column in the runs table{suggest(name, df.columns)} "
-        f"(swept here: {known})"
-    )
-
-
-def _label(df: pd.DataFrame, fields: Sequence[str]) -> pd.Series:
-    """One facet label per row: the value of a single field, or ``"depth=2 · dataset=moons"``."""
-    if not fields:
-        return pd.Series([""] * len(df), index=df.index)
-    if len(fields) == 1:
-        return df[fields[0]].map(_fmt)
-    parts = [f + "=" + df[f].map(_fmt) for f in fields]
-    out = parts[0]
-    for p in parts[1:]:
-        out = out + " · " + p
-    return out
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float | np.floating):
-        return "none" if math.isnan(v) else f"{v:g}"
-    return str(v)
-
-
 def _require_rows(df: pd.DataFrame, what: str) -> None:
     if not len(df):
         raise SweepnetError(f"no finished runs to chart ({what})")
 
 
 def _row_facet(
-    df: pd.DataFrame, row: str | None, used: Sequence[str | None]
+    df: pd.DataFrame, row: str | None, used: Sequence[str | None], pool: bool = False
 ) -> tuple[pd.DataFrame, str | None, str]:
-    """Add a ``_row`` label column: the named ``row`` field, or every other swept axis."""
-    fields = [row] if row else swept_axes(df, exclude=used)
+    """Add a ``_row`` label column: the named ``row`` field, or every other swept axis (none
+    with ``pool``: they are pooled)."""
+    fields = [row] if row else [] if pool else swept_axes(df, exclude=used)
     if not fields:
         return df, None, ""
     df = df.assign(_row=_label(df, fields))
@@ -192,9 +88,12 @@ def phase_table(
     metric: str = "separated",
     column: str | None = "activation",
     row: str | None = None,
+    pending: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per cell: ``value`` (share or mean of ``metric``), ``n``, mean test accuracy,
-    median steps to fit, and the facet labels ``_col``/``_row`` where faceted."""
+    """One row per cell: ``value`` (share or mean of ``metric``), ``n`` (finished seeds),
+    ``pending`` (seeds not yet trained, from the configurations in ``pending``), mean test
+    accuracy, median steps to fit, and the facet labels ``_col``/``_row`` where faceted. A cell
+    with no finished seed has a null ``value``."""
     _require_rows(df, "phase")
     x, y = _field(df, x, "--x"), _field(df, y, "--y")
     metric = _field(df, metric, "--metric") or "separated"
@@ -202,37 +101,37 @@ def phase_table(
     row = _field(df, row, "--row")
     if not pd.api.types.is_numeric_dtype(df[metric]) and df[metric].dtype != bool:
         raise SweepnetError(f"--metric {metric!r}: not a numeric or boolean column")
-    df, row_key, _ = _row_facet(df, row, used=(x, y, column))
-    keys = [k for k in (x, y, column, row_key) if k]
     work = df.assign(
-        _v=df[metric].astype("float64"), _fit=df["steps_to_fit"].astype("Float64").astype("float64")
+        _v=df[metric].astype("float64"),
+        _fit=df["steps_to_fit"].astype("Float64").astype("float64"),
+        _sep=df["separated"].astype("float64"),
+        _acc=df["test_acc"].astype("float64"),
+        _done=1,
     )
+    if pending is not None and len(pending):
+        cols = [c for c in pending.columns if c in df.columns]
+        work = pd.concat([work, pending[cols].assign(_done=0)], ignore_index=True)
+    work, row_key, _ = _row_facet(work, row, used=(x, y, column))
+    keys = [k for k in (x, y, column, row_key) if k]
     agg = (
         work.groupby(keys, dropna=False, sort=True)
         .agg(
-            n=("_v", "size"),
+            n=("_done", "sum"),
+            pending=("_done", lambda d: int((d == 0).sum())),
             value=("_v", "median" if metric == "steps_to_fit" else "mean"),
-            test_acc=("test_acc", "mean"),
+            test_acc=("_acc", "mean"),
             steps_to_fit=("_fit", "median"),
-            separated=("separated", "sum"),
+            separated=("_sep", "sum"),
         )
         .reset_index()
     )
     return agg
 
 
-
-def _facet(chart, column: str | None, row: str | None, row_title: str | None,
-           column_type: str = "N"):
-    """``chart`` faceted by ``column`` (columns) and ``row`` (rows); unchanged if neither."""
-    facet = {}
-    if column:
-        facet["column"] = alt.Column(f"{column}:{column_type}", title=column)
-    if row:
-        facet["row"] = alt.Row(
-            f"{row}:N", title=row_title, header=alt.Header(labelAngle=0, labelAlign="left")
-        )
-    return chart.facet(**facet) if facet else chart
+def chance(df: pd.DataFrame) -> float:
+    """Accuracy of guessing: 1 / the number of classes (0.5 without an ``n_classes`` column)."""
+    k = int(df["n_classes"].max()) if "n_classes" in df and len(df) else 2
+    return 1.0 / max(k, 2)
 
 
 def phase(
@@ -242,66 +141,109 @@ def phase(
     metric: str = "separated",
     column: str | None = "activation",
     row: str | None = None,
+    separation: float | None = None,
+    pending: pd.DataFrame | None = None,
 ) -> alt.TopLevelMixin:
     """Phase diagram: ``x`` × ``y`` cells coloured by the share of seeds with ``metric``.
 
     ``df`` is the runs table (one row per network). Cells are faceted in columns by
-    ``column`` and in rows by ``row`` (default: every other swept axis, combined). A boolean
-    metric is shown as a share on a fixed 0..1 colour scale; accuracies also use 0..1.
+    ``column`` and in rows by ``row`` (default: every other swept axis, combined); a facet
+    field with a single value is named in the subtitle instead. A boolean metric is a share
+    on a fixed 0..1 colour scale; an accuracy runs from chance (1 / classes) to 1.
+    ``separation``: the test accuracy that counts as separated, stated in the subtitle.
+    ``pending``: configurations not trained yet (one row each); their cells are grey.
     """
     x_f, y_f = _field(df, x, "--x"), _field(df, y, "--y")
     metric_f = _field(df, metric, "--metric") or "separated"
     col_f, row_f = _field(df, column, "--column"), _field(df, row, "--row")
-    agg = phase_table(df, x_f, y_f, metric_f, col_f, row_f)
-    row_title = " · ".join([row_f] if row_f else swept_axes(df, exclude=(x_f, y_f, col_f)))
-    title = _METRIC_TITLES.get(metric_f, f"mean {metric_f}")
-    unit_range = metric_f in ("separated", "diverged", "test_acc", "train_acc") or (
-        agg["value"].min() >= 0 and agg["value"].max() <= 1
+    everything = df if pending is None else pd.concat([df, pending], ignore_index=True)
+    fixed = []
+    if col_f and everything[col_f].nunique() <= 1:  # one value: no facet, say it instead
+        fixed.append(f"{title(col_f)} {_fmt(everything[col_f].iloc[0])}")
+        col_f = None
+    agg = phase_table(df, x_f, y_f, metric_f, col_f, row_f, pending)
+    row_title = " · ".join(
+        title(f) for f in ([row_f] if row_f else swept_axes(everything, exclude=(x_f, y_f, col_f)))
     )
-    scale = (
-        alt.Scale(domain=[0, 1], scheme="viridis")
-        if unit_range
-        else alt.Scale(scheme="viridis", zero=False)
-    )
-    fmt = ".2f" if unit_range else ".3g"
+    m_title = _METRIC_TITLES.get(metric_f, f"mean {metric_f}")
+    done = agg[agg["n"] > 0]
+    if metric_f in ("test_acc", "train_acc"):
+        lo = chance(df)
+        scale = alt.Scale(domain=[lo, 1], scheme="viridis", clamp=True)
+        unit_range, mid = True, (lo + 1) / 2
+        fmt = ".3f"
+    else:
+        unit_range = metric_f in ("separated", "diverged") or (
+            done["value"].min() >= 0 and done["value"].max() <= 1
+        )
+        scale = (
+            alt.Scale(domain=[0, 1], scheme="viridis")
+            if unit_range
+            else alt.Scale(scheme="viridis", zero=False)
+        )
+        mid = 0.5 if unit_range else done["value"].median()
+        fmt = ".2f" if unit_range else ".3g"
     agg = agg.assign(
-        label=agg["value"].map(lambda v: "" if pd.isna(v) else format(v, fmt)),
-        dark=agg["value"] < (0.5 if unit_range else agg["value"].median()),
+        label=[
+            "pending" if n == 0 else ("" if pd.isna(v) else format(v, fmt))
+            for n, v in zip(agg["n"], agg["value"], strict=True)
+        ],
+        dark=(agg["value"] < mid) & (agg["n"] > 0),
+        # what the colour reads: never null (Vega-Lite drops a mark whose colour is null), the
+        # pending cells' -1 is overridden by grey
+        fill=agg["value"].fillna(-1.0),
     )
     base = alt.Chart(_values(agg)).encode(
-        x=alt.X(f"{x_f}:O", title=x_f, sort=_ordinal_sort(agg[x_f]), axis=alt.Axis(labelAngle=0)),
-        y=alt.Y(f"{y_f}:O", title=y_f, sort=list(reversed(_ordinal_sort(agg[y_f])))),
+        x=alt.X(
+            f"{x_f}:O", title=title(x_f), sort=_ordinal_sort(agg[x_f]), axis=alt.Axis(labelAngle=0)
+        ),
+        y=alt.Y(f"{y_f}:O", title=title(y_f), sort=list(reversed(_ordinal_sort(agg[y_f])))),
     )
     tooltip = [
-        alt.Tooltip(f"{x_f}:O"),
-        alt.Tooltip(f"{y_f}:O"),
-        alt.Tooltip("value:Q", title=title, format=fmt),
+        alt.Tooltip(f"{x_f}:O", title=title(x_f)),
+        alt.Tooltip(f"{y_f}:O", title=title(y_f)),
+        alt.Tooltip("value:Q", title=m_title, format=fmt),
         alt.Tooltip("n:Q", title="n (seeds)"),
         alt.Tooltip("separated:Q", title="separated"),
         alt.Tooltip("test_acc:Q", title="mean test_acc", format=".4f"),
         alt.Tooltip("steps_to_fit:Q", title="median steps_to_fit", format=".0f"),
     ]
+    if pending is not None and len(pending):
+        tooltip.append(alt.Tooltip("pending:Q", title="seeds pending"))
     if col_f:
-        tooltip.insert(0, alt.Tooltip(f"{col_f}:N"))
+        tooltip.insert(0, alt.Tooltip(f"{col_f}:N", title=title(col_f)))
     rect = base.mark_rect(stroke="white", strokeWidth=1).encode(
-        color=alt.Color(
-            "value:Q",
-            title=title,
-            scale=scale,
-            legend=alt.Legend(orient="right", format=fmt, gradientLength=160),
+        color=alt.condition(
+            "datum.n == 0",
+            alt.value(PENDING_GREY),
+            alt.Color(
+                "fill:Q",
+                title=m_title,
+                scale=scale,
+                legend=alt.Legend(orient="right", format=fmt, gradientLength=160),
+            ),
         ),
         tooltip=tooltip,
     )
     text = base.mark_text(fontSize=11).encode(
         text="label:N",
-        color=alt.condition("datum.dark", alt.value("white"), alt.value("black")),
+        # white on dark cells, grey on pending ones, else black (a second colour scale would
+        # split the legend per facet)
+        color={
+            "condition": [
+                {"test": "datum.dark", "value": "white"},
+                {"test": "datum.n == 0", "value": "#777777"},
+            ],
+            "value": "black",
+        },
+        size=alt.condition("datum.n == 0", alt.value(8), alt.value(11)),
         tooltip=tooltip,
     )
-    chart = (rect + text).properties(width=alt.Step(42), height=alt.Step(34))
+    chart = (rect + text).properties(width=alt.Step(36), height=alt.Step(30))
     facet = {}
     if col_f:
         facet["column"] = alt.Column(
-            f"{col_f}:N", title=col_f, header=alt.Header(labelFontSize=12, titleFontSize=12)
+            f"{col_f}:N", title=title(col_f), header=alt.Header(labelFontSize=12, titleFontSize=12)
         )
     if "_row" in agg.columns:
         facet["row"] = alt.Row(
@@ -311,14 +253,18 @@ def phase(
         )
     if facet:
         chart = chart.facet(**facet)
-    return chart.properties(
-        title=alt.Title(
-            f"Phase diagram: {title}",
-            subtitle=f"{len(df)} networks{_pooled(df, (x_f, y_f, col_f, row_f))}"
-            if row_f
-            else f"{len(df)} networks",
-        )
-    )
+    n_pending = int(agg["pending"].sum())
+    head = f"{len(df)} networks"
+    if n_pending:
+        head = f"{len(df)} of {len(df) + n_pending} trained; grey cells: pending"
+    if fixed:
+        head += "; " + ", ".join(fixed)
+    if row_f:
+        head += _pooled(df, (x_f, y_f, col_f, row_f))
+    subtitle = [head]
+    if separation is not None:
+        subtitle.append(f"separated: test accuracy >= {separation:g} (train.separation)")
+    return chart.properties(title=alt.Title(f"Phase diagram: {m_title}", subtitle=subtitle))
 
 
 # ----------------------------------------------------------------------------- curves
@@ -343,13 +289,15 @@ def curves_table(
     _require_rows(runs, "curves")
     if not len(curves):
         raise SweepnetError("no curves stored in this results folder")
+    # --row none: pool the other axes instead of facetting them
+    pool = row is not None and str(row).lower() == "none"
     color = _field(runs, color, "--color")
     column = _field(runs, column, "--column")
     row = _field(runs, row, "--row")
     for m in metrics:
         if m not in curves.columns:
             raise SweepnetError(f"--metric {m!r}: curves have {', '.join(curves.columns[2:])}")
-    runs, row_key, row_title = _row_facet(runs, row, used=(color, column))
+    runs, row_key, row_title = _row_facet(runs, row, used=(color, column), pool=pool)
     keys = [k for k in (color, column, row_key) if k]
     steps = np.sort(curves["step"].unique())
     if len(steps) > max_steps:
@@ -384,7 +332,13 @@ def curves(
     across seeds) over a band from the 25th to the 75th percentile. ``runs`` is the runs table and
     ``curves_df`` the curves table ``(run_id, step, train_loss, train_acc, test_acc)``."""
     metrics = ("train_loss", metric)
+    fixed = ""
+    col_f = _field(runs, column, "--column")
+    if col_f and runs[col_f].nunique() <= 1:  # one value: no facet, say it instead
+        fixed = f"; {title(col_f)} {_fmt(runs[col_f].iloc[0])}"
+        column = "none"
     agg, f = curves_table(runs, curves_df, color, column, row, metrics)
+    n_colors = agg[f["color"]].nunique() if f["color"] else 1
     titles = {
         "train_loss": "train loss",
         "train_acc": "train accuracy",
@@ -396,8 +350,9 @@ def curves(
         enc_color = (
             alt.Color(
                 f"{f['color']}:O",
-                title=f["color"],
-                scale=alt.Scale(scheme="viridis"),
+                title=title(f["color"]),
+                # distinct hues while they last; a sequential scale past ten groups
+                scale=alt.Scale(scheme="tableau10" if n_colors <= 10 else "turbo"),
                 legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=3, symbolOpacity=1),
             )
             if f["color"]
@@ -416,7 +371,11 @@ def curves(
             alt.Tooltip("mean:Q", format=".4f"),
             alt.Tooltip("n:Q", title="seeds"),
         ]
-        tips += [alt.Tooltip(f"{k}:N") for k in (f["color"], f["column"], f["row"]) if k]
+        tips += [
+            alt.Tooltip(f"{k}:N", title=title(k) or f["row_title"])
+            for k in (f["color"], f["column"], f["row"])
+            if k
+        ]
         line = base.mark_line(strokeWidth=1.6).encode(
             y=alt.Y("median:Q", title=titles.get(m, m)), tooltip=tips
         )
@@ -424,11 +383,11 @@ def curves(
         chart = _facet(chart, f["column"], f["row"], f["row_title"], column_type="O")
         panels.append(chart.properties(title=titles.get(m, m)))
     row_f = _field(runs, row, "--row")
-    pooled = _pooled(runs, (f["color"], f["column"], row_f)) if row_f else ""
+    pooled = _pooled(runs, (f["color"], f["column"], row_f)) if row else ""
     return alt.vconcat(*panels).properties(
         title=alt.Title(
             "Training curves",
-            subtitle=f"line: median across seeds; band: 25th to 75th percentile{pooled}",
+            subtitle=f"line: median across seeds; band: 25th to 75th percentile{fixed}{pooled}",
         )
     )
 
@@ -486,50 +445,60 @@ def minwidth(
     row: str | None = None,
 ) -> alt.TopLevelMixin:
     """Smallest width at which most (> 50 %) seeds separate, against ``x`` (depth or a data
-    parameter such as ``data_dim``). Where no tested width gets there, a hollow triangle sits
-    one above the widest tested width."""
+    parameter such as ``data_dim``). Only tested widths are on the axis. Where the narrowest
+    tested width already separates, the truth is "at most that width", drawn as a downward
+    triangle at "<= w"; where no tested width gets there, an upward triangle sits at "none"."""
+    col_f = _field(df, column, "--column")
+    fixed = ""
+    if col_f and df[col_f].nunique() <= 1:  # one value: no facet, say it instead
+        fixed = f"; {title(col_f)} {_fmt(df[col_f].iloc[0])}"
+        column = "none"
     table, f = minwidth_table(df, x, metric, column, row)
-    top = int(table["max_width"].max())
+    widths = sorted(int(w) for w in df["width"].unique())
+    lo, top = widths[0], widths[-1]
+    at_most = f"at most width {lo} (the narrowest tested)"
+    found = "most seeds separate"
+    none = f"none up to width {top}"
     table = table.assign(
         y=table["minwidth"].where(table["found"], top + 1),
-        status=np.where(table["found"], "most seeds separate", f"none up to width {top}"),
+        status=np.where(~table["found"], none, np.where(table["minwidth"] <= lo, at_most, found)),
     )
     x_f = f["x"]
     x_type = "O" if table[x_f].nunique() <= 12 else "Q"
     base = alt.Chart(_values(table)).encode(
-        x=alt.X(f"{x_f}:{x_type}", title=x_f, axis=alt.Axis(labelAngle=0)),
+        x=alt.X(f"{x_f}:{x_type}", title=title(x_f), axis=alt.Axis(labelAngle=0)),
         y=alt.Y(
             "y:Q",
             title="smallest separating width",
-            scale=alt.Scale(domain=[0.5, top + 1.5], nice=False),
+            scale=alt.Scale(domain=[lo - 0.5, top + 1.5], nice=False),
             axis=alt.Axis(
-                values=list(range(1, top + 2)),
-                labelExpr=f"datum.value > {top} ? 'none' : datum.label",
+                values=[*widths, top + 1],
+                labelExpr=f"datum.value > {top} ? 'none' : datum.value == {lo} ? "
+                f"'<= {lo}' : datum.label",
             ),
         ),
     )
     tips = [
-        alt.Tooltip(f"{x_f}:{x_type}"),
+        alt.Tooltip(f"{x_f}:{x_type}", title=title(x_f)),
+        alt.Tooltip("status:N", title="smallest width"),
         alt.Tooltip("minwidth:Q", title="min width"),
         alt.Tooltip("max_width:Q", title="widest tested"),
         alt.Tooltip("n:Q", title="runs"),
     ]
+    domain = [found, at_most, none]
     line = base.transform_filter("datum.found").mark_line(color=CLASS_COLORS[0])
     points = base.mark_point(size=90, filled=True).encode(
         shape=alt.Shape(
             "status:N",
             title=None,
-            scale=alt.Scale(
-                domain=["most seeds separate", f"none up to width {top}"],
-                range=["circle", "triangle-up"],
-            ),
+            scale=alt.Scale(domain=domain, range=["circle", "triangle-down", "triangle-up"]),
         ),
         color=alt.Color(
             "status:N",
             title=None,
+            legend=alt.Legend(labelLimit=320),
             scale=alt.Scale(
-                domain=["most seeds separate", f"none up to width {top}"],
-                range=[CLASS_COLORS[0], CLASS_COLORS[3]],
+                domain=domain, range=[CLASS_COLORS[0], CLASS_COLORS[4], CLASS_COLORS[3]]
             ),
         ),
         tooltip=tips,
@@ -540,8 +509,8 @@ def minwidth(
         title=alt.Title(
             "Minimal width that separates",
             subtitle=[
-                "smallest width at which more than half of the seeds separate",
-                f"{len(df)} networks, widths up to {top}; 'none': no tested width does"
+                "smallest tested width at which more than half of the seeds separate",
+                f"{len(df)} networks, widths {', '.join(map(str, widths))}{fixed}"
                 + (
                     _pooled(df, (f["x"], "width", f["column"], _field(df, row, "--row")))
                     if row
@@ -553,84 +522,6 @@ def minwidth(
 
 
 # ----------------------------------------------------------------------------- boundary
-
-
-def representatives(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """One run per group of ``keys``: the seed with the median test accuracy (ties: lower seed)."""
-
-    def pick(g: pd.DataFrame) -> pd.Series:
-        g = g.sort_values(["test_acc", "seed"], kind="stable")
-        return g.iloc[(len(g) - 1) // 2]
-
-    rows = [pick(g) for _, g in df.groupby(list(keys), sort=True)]
-    return pd.DataFrame(rows).reset_index(drop=True)
-
-
-def boundary(
-    cells: pd.DataFrame,
-    points: pd.DataFrame,
-    column: str | None = "width",
-    row: str | None = "_row",
-    row_title: str = "",
-    n_classes: int = 2,
-    panel: int = 120,
-    x_title: str = "input x0",
-    y_title: str = "input x1",
-) -> alt.TopLevelMixin:
-    """Small multiples of decision boundaries.
-
-    ``cells``: one row per grid cell and panel, with ``x0, x1, y0, y1`` (the cell's box),
-    ``p`` (probability of class 1, binary) or ``cls`` and ``conf`` (multi-class), and the facet
-    fields. ``points``: ``u, v, label`` training points (already projected to the panel's
-    plane) with the same facet fields. Built by :func:`sweepnet.inspect.boundary_frames`.
-    """
-    x_lo, y_hi = float(cells["x0"].min()), float(cells["y1"].max())
-    tables = [cells.assign(_layer="cells"), points.assign(_layer="points")]
-    if "test_acc" in cells.columns and "run_id" in cells.columns:
-        # one caption per panel: the drawn network's test accuracy, in its top left corner
-        keys = [k for k in (column, row) if k]
-        first = cells.groupby("run_id", sort=False)[[*keys, "test_acc"]].first().reset_index()
-        tables.append(
-            first.assign(
-                _layer="caption",
-                u=x_lo,
-                v=y_hi,
-                caption="test acc " + first["test_acc"].map("{:.3f}".format),
-            )
-        )
-    base = alt.Chart(_values(pd.concat(tables, ignore_index=True)))
-    xs = alt.Scale(domain=[x_lo, float(cells["x1"].max())], nice=False)
-    ys = alt.Scale(domain=[float(cells["y0"].min()), y_hi], nice=False)
-    fill, opacity = boundary_fill(n_classes == 2)
-    rect = (
-        base.transform_filter("datum._layer == 'cells'")
-        .mark_rect(clip=True)
-        .encode(
-            x=alt.X("x0:Q", title=x_title, scale=xs),
-            x2="x1:Q",
-            y=alt.Y("y0:Q", title=y_title, scale=ys),
-            y2="y1:Q",
-            color=fill,
-            opacity=opacity,
-        )
-    )
-    dots = (
-        base.transform_filter("datum._layer == 'points'")
-        .mark_circle(size=10, opacity=1, stroke="black", strokeWidth=0.3, clip=True)
-        .encode(
-            x="u:Q",
-            y="v:Q",
-            fill=alt.Fill("label:N", title="training class", scale=alt.Scale(range=CLASS_COLORS)),
-        )
-    )
-    caption = (
-        base.transform_filter("datum._layer == 'caption'")
-        .mark_text(align="left", baseline="top", dx=3, dy=3, fontSize=10)
-        .encode(x="u:Q", y="v:Q", text="caption:N")
-    )
-    chart = alt.layer(rect, dots, caption).properties(width=panel, height=panel)
-    chart = _facet(chart, column, row, row_title, column_type="O")
-    return chart
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -741,78 +632,81 @@ def from_results(root: str, kind: str = "phase", **options: Any) -> alt.TopLevel
     runs = results.load(root)
     _require_rows(runs, root)
     if kind == "phase":
-        return phase(runs, **options)
+        return phase(runs, separation=separation(root), pending=pending(root, runs), **options)
     if kind == "curves":
-        return curves(runs, results.load_curves(root), **options)
-    if kind == "minwidth":
-        return minwidth(runs, **options)
-    from sweepnet import inspect as inspect_lib
+        chart = curves(runs, results.load_curves(root), **options)
+    elif kind == "minwidth":
+        chart = minwidth(runs, **options)
+    else:
+        from sweepnet import inspect as inspect_lib
 
-    return inspect_lib.boundary_grid(root, runs, **options)
-
-
-def _vl_version() -> str | None:
-    import vl_convert as vlc
-
-    mine = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
-    return mine if mine in vlc.get_vegalite_versions() else None
+        chart = inspect_lib.boundary_grid(root, runs, **options)
+    return with_progress(chart, *progress(root, runs))
 
 
-def to_html(chart: alt.TopLevelMixin) -> str:
-    """A standalone HTML page with the Vega libraries inlined (works offline)."""
-    import vl_convert as vlc
-
-    return vlc.vegalite_to_html(chart.to_dict(), vl_version=_vl_version(), bundle=True)
+# ----------------------------------------------------------------------------- progress
 
 
-def save(chart: alt.TopLevelMixin, path: str, scale: float = 2.0) -> None:
-    """Write ``chart`` to ``path``: .png or .svg (rendered by vl-convert) or .html (offline).
+def progress(root: str, runs: pd.DataFrame | None = None) -> tuple[int, int]:
+    """``(done, total)``: finished networks of the folder's spec, and all of them
+    (:func:`sweepnet.results.progress`; ``runs`` is accepted for the callers' convenience)."""
+    del runs
+    from sweepnet import results
 
-    ``scale`` multiplies the PNG's pixel size (2 gives crisp text on most screens).
-    """
-    import vl_convert as vlc
+    return results.progress(root)
 
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in (".png", ".svg", ".html"):
-        raise SweepnetError(
-            f"{path}: unknown chart format {ext or '(none)'!r}; use .png, .svg or .html"
-        )
-    spec = chart.to_dict()
-    version = _vl_version()
+
+def pending(root: str, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The configurations of the folder's spec not trained yet, one row each
+    (:func:`sweepnet.results.pending`)."""
+    del runs
+    from sweepnet import results
+
+    return results.pending(root)
+
+
+def separation(root: str) -> float:
+    """The folder's separation threshold on test accuracy (``train.separation``, default 1)."""
+    import tomllib
+
     try:
-        if ext == ".png":
-            payload: bytes | str = vlc.vegalite_to_png(spec, vl_version=version, scale=scale)
-        elif ext == ".svg":
-            payload = vlc.vegalite_to_svg(spec, vl_version=version)
-        else:
-            payload = vlc.vegalite_to_html(spec, vl_version=version, bundle=True)
-    except Exception as e:  # a Vega error while rendering: keep it to one line
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SweepnetError(f"{path}: cannot render chart ({first})") from None
-    try:
-        d = os.path.dirname(path)
-        if d:
-            os.makedirs(d, exist_ok=True)
-        mode = "wb" if isinstance(payload, bytes) else "w"
-        with open(path, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
-            f.write(payload)
-    except OSError as e:
-        raise SweepnetError(f"{path}: cannot write ({e.strerror})") from None
+        with open(os.path.join(root, "spec.toml"), "rb") as f:
+            return float(tomllib.load(f).get("train", {}).get("separation", 1.0))
+    except (OSError, tomllib.TOMLDecodeError, TypeError, ValueError):
+        return 1.0
+
+
+def with_progress(chart: alt.TopLevelMixin, done: int, total: int) -> alt.TopLevelMixin:
+    """``chart`` with "done of total trained" first in its subtitle when the sweep is unfinished."""
+    if done >= total:
+        return chart
+    t = chart.title
+    text = t.text if isinstance(t, alt.Title) else (t if isinstance(t, str) else "")
+    sub = t.subtitle if isinstance(t, alt.Title) and t.subtitle is not alt.Undefined else []
+    sub = [sub] if isinstance(sub, str) else list(sub)
+    note = f"unfinished sweep: {done} of {total} networks trained"
+    return chart.properties(title=alt.Title(text, subtitle=[note, *sub]))
 
 
 __all__ = [
     "KINDS",
+    "PENDING_GREY",
     "boundary",
     "compare_phase",
+    "chance",
     "curves",
     "dataset",
     "from_results",
     "minwidth",
+    "pending",
     "phase",
     "points_chart",
+    "progress",
     "save",
+    "separation",
     "swept_axes",
     "to_html",
+    "with_progress",
 ]
 
 

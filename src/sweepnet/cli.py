@@ -135,6 +135,12 @@ def cmd_datasets(a):
 def cmd_inspect(a):
     from sweepnet import inspect as inspect_lib
 
+    if a.animate:  # retrains the network: an HTML page with a step slider, and a GIF
+        from sweepnet import animate
+
+        print("wrote " + " and ".join(animate.write(a.dir, a.run_id, a.out or os.path.join(
+            a.dir, f"{a.run_id}-training.html"))))
+        return
     out = a.out or os.path.join(a.dir, f"inspect-{a.run_id}.png")
     _save(inspect_lib.inspect(a.dir, a.run_id), out)
 
@@ -306,11 +312,15 @@ def parser() -> argparse.ArgumentParser:
     i = _sub(sub, "inspect", "decision boundary and layer pictures of one network", """\
   sweepnet query results/quick "select run_id from runs where width = 3 limit 1"
   sweepnet inspect results/quick RUN_ID                 # -> results/quick/inspect-RUN_ID.png
-  sweepnet inspect results/quick RUN_ID --out net.svg""")
+  sweepnet inspect results/quick RUN_ID --out net.svg
+  sweepnet inspect results/quick RUN_ID --animate       # -> RUN_ID-training.html and .gif""")
     i.add_argument("dir", help="results folder, e.g. results/quick")
     i.add_argument("run_id", help="a run_id of its runs table (sweepnet query DIR ...)")
     i.add_argument("--out", metavar="FILE",
                    help="FILE.png, .svg or .html (default DIR/inspect-RUN_ID.png)")
+    i.add_argument("--animate", action="store_true",
+                   help="retrain the network alone and draw it at every eval step: FILE.html "
+                   "with a step slider and FILE.gif (default DIR/RUN_ID-training.html)")
     i.set_defaults(fn=cmd_inspect)
 
     rp = _sub(sub, "report", "one HTML page: phase diagram, curves, networks, spec", """\

@@ -656,17 +656,19 @@ def _progress(total: int, enabled: bool):
     )
 
 
-def train_alone(spec_config: dict, run_id: str, static: Static) -> object:
+def train_alone(spec_config: dict, run_id: str, static: Static, capture: bool = False) -> object:
     """Train one network on its own, unpadded and unsharded (the reference for invariance tests),
     with the gradient the engine would use on this machine.
 
-    ``static`` must have ``width == spec_config['width']``.
+    ``static`` must have ``width == spec_config['width']``. ``capture``: return
+    ``(Output, params at every eval step)`` (see ``make_train``).
     """
     if static.width != spec_config["width"]:
         raise SweepnetError("train_alone: static width must equal the run's width")
     run = plan_lib.Run(0, run_id, spec_config)
     seeds, hyper = chunk_inputs([run], 1, static)
-    train = make_train(static, fused=fused_lib.use(static, mesh(jax.local_devices()[:1])))
+    train = make_train(static, fused=fused_lib.use(static, mesh(jax.local_devices()[:1])),
+                       capture=capture)
     data = load_data(static, run)
     one = lambda s, h: train(jax.random.key(s), h, data)
     return jax.device_get(jax.jit(one)(seeds[0], jax.tree.map(lambda a: jnp.asarray(a[0]), hyper)))

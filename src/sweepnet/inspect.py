@@ -33,15 +33,15 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from sweepnet.charts import (
+from sweepnet.drawing import (
     CLASS_COLORS,
-    _label,
-    _values,
     boundary,
     boundary_fill,
     representatives,
     swept_axes,
 )
+from sweepnet.drawing import label as _label
+from sweepnet.drawing import values as _values
 from sweepnet.errors import SweepnetError
 
 MAX_POINTS = 600  # training points drawn per panel (a fixed subsample beyond that)
@@ -183,6 +183,36 @@ def decision_cells(row: pd.Series, params: Any, half: float, res: int = 48) -> p
         prob = np.exp(z) / np.exp(z).sum(axis=0, keepdims=True)
         df["cls"], df["conf"] = prob.argmax(axis=0), prob.max(axis=0)
     return df
+
+
+def decision_grids(rows: Sequence[pd.Series], params: Sequence[Any], half: float, res: int = 16):
+    """Coarse decision grids of several networks of one architecture, for the report.
+
+    ``rows`` and ``params`` are runs rows and their trees (same arch, width, depth, activation
+    and classes). Returns ``(len(rows), res * res)`` values (``res`` for 1-D inputs), the cell
+    at column ``i % res`` and row ``i // res`` from the bottom left of the square ``[-half,
+    half]^2`` (on the slice x2.. = 0 for 3-D+): p(class 1) for binary networks, else the
+    predicted class.
+    """
+    import jax
+
+    row = rows[0]
+    dim = int(row["in_dim"])
+    edges = np.linspace(-half, half, res + 1)
+    mids = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
+    if dim == 1:
+        uv = np.stack([mids, np.zeros_like(mids)], axis=1)
+    else:
+        gu, gv = np.meshgrid(mids, mids, indexing="xy")
+        uv = np.stack([gu.ravel(), gv.ravel()], axis=1)
+    x = lift(uv, dim).T  # (dim, points)
+    n_out = 1 if int(row["n_classes"]) == 2 else int(row["n_classes"])
+    apply = _apply(row["arch"], int(row["width"]), int(row["depth"]), row["activation"], n_out)
+    stacked = jax.tree.map(lambda *a: np.stack(a), *params)
+    logits = np.asarray(jax.vmap(lambda p: apply(p, x)[0])(stacked))  # (n, n_out, points)
+    if n_out == 1:
+        return 1 / (1 + np.exp(-np.clip(logits[:, 0], -60, 60)))
+    return logits.argmax(axis=1)
 
 
 def grid_lines(dim: int, half: float) -> tuple[np.ndarray, np.ndarray]:
@@ -387,6 +417,16 @@ def inspect(root: str, run_id: str, size: int = 220, ncol: int = 3) -> alt.TopLe
     from sweepnet import results
 
     row, params = results.load_params(root, run_id)
+    return network(row, params, size, ncol)
+
+
+def network(
+    row: pd.Series, params: Any, size: int = 220, ncol: int = 3, title: str | None = None
+) -> alt.TopLevelMixin:
+    """The pictures of :func:`inspect` for the network ``params`` of the runs row ``row`` (the
+    stored one, or a snapshot during training: ``test_acc``, ``train_loss`` and ``separated``
+    of ``row`` are what the subtitle states)."""
+    run_id = row["run_id"]
     x, y = training_points(row)
     dim, width = int(row["in_dim"]), int(row["width"])
     half = half_side(row, x)
@@ -485,7 +525,7 @@ def inspect(root: str, run_id: str, size: int = 220, ncol: int = 3) -> alt.TopLe
     )
     return (
         alt.vconcat(*rows)
-        .properties(title=alt.Title(f"Network {run_id}", subtitle=subtitle))
+        .properties(title=alt.Title(title or f"Network {run_id}", subtitle=subtitle))
         .configure_axis(labelFontSize=10, titleFontSize=11, grid=False)
         .configure_title(fontSize=14, anchor="start")
     )
@@ -502,10 +542,10 @@ def boundary_frames(
     max_panels: int = 120,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Cells and points of one representative run per configuration (the seed with the median
-    test accuracy), for :func:`sweepnet.charts.boundary`. Panels are columns by ``column`` and
+    test accuracy), for :func:`sweepnet.drawing.boundary`. Panels are columns by ``column`` and
     rows by ``row`` followed by every other swept axis."""
     from sweepnet import results
-    from sweepnet.charts import _field
+    from sweepnet.drawing import field as _field
 
     column = _field(runs, column, "--column")
     row = _field(runs, row, "--row")
@@ -584,9 +624,11 @@ __all__ = [
     "boundary_grid",
     "data_params",
     "decision_cells",
+    "decision_grids",
     "forward",
     "grid_lines",
     "inspect",
+    "network",
     "project",
     "training_points",
 ]

@@ -1,5 +1,6 @@
-"""One self-contained HTML page about a results folder: summary, phase diagram, minimal width,
-training curves, a few inspected networks, and the spec.
+"""One self-contained HTML page about a results folder: summary, the explorable phase diagram
+(:mod:`sweepnet.explore`), minimal width, training curves, a few inspected networks, and the
+spec.
 
 The Vega, Vega-Lite and Vega-Embed libraries are inlined once (from vl-convert), so the page
 opens offline. Each chart's spec sits in a ``<script type="application/json">`` block and is
@@ -31,6 +32,10 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 13px; }
 .chart { margin: 1em 0; overflow-x: auto; }
 .chart-error { color: #b00; white-space: pre-wrap; }
 .note { color: #555; font-size: 14px; }
+.unfinished { background: #fff4d6; border-left: 4px solid #e0a800; padding: 0.5em 1em; }
+.controls { margin: 0.5em 0 0.5em; font-size: 14px; }
+.controls .vega-bind { margin-right: 2.5em; display: inline-block; }
+.controls select { font-size: 14px; }
 """
 
 # Draws every chart of the page; errors are shown in place and logged, never swallowed.
@@ -38,9 +43,16 @@ _DRAW = """
 document.querySelectorAll("script.vl-spec").forEach(function (node) {
   var target = document.getElementById(node.dataset.target);
   var spec = JSON.parse(node.textContent);
-  vegaEmbed(target, spec, {renderer: "svg", actions: {export: true, source: false,
-                                                       compiled: false, editor: false}})
-    .then(function () { target.dataset.rendered = "yes"; })
+  var controls = document.getElementById("controls-" + node.dataset.target);
+  var options = {renderer: "svg", actions: {export: true, source: false, compiled: false,
+                                            editor: false}};
+  if (controls) { options.bind = controls; }  // inputs bound to parameters go above
+  vegaEmbed(target, spec, options)
+    .then(function (result) {
+      window.sweepnetViews = window.sweepnetViews || {};
+      window.sweepnetViews[node.dataset.target] = result.view;
+      target.dataset.rendered = "yes";
+    })
     .catch(function (err) {
       target.dataset.rendered = "error";
       target.innerHTML = '<p class="chart-error"></p>';
@@ -89,12 +101,14 @@ def pick_networks(runs: pd.DataFrame, limit: int = 3) -> list[tuple[str, pd.Seri
 
 
 def _summary(root: str, runs: pd.DataFrame) -> list[tuple[str, str]]:
-    from sweepnet.charts import swept_axes
+    from sweepnet.charts import progress
+    from sweepnet.drawing import swept_axes
     from sweepnet.results import read_manifest
 
     manifest = read_manifest(root)
+    done, total = progress(root, runs)
     rows = [
-        ("networks", f"{len(runs)}"),
+        ("networks", f"{len(runs)}" if done >= total else f"{done} of {total} trained"),
         ("separated", f"{int(runs['separated'].sum())} ({runs['separated'].mean():.1%})"),
         ("diverged", f"{int(runs['diverged'].sum())}"),
         ("swept axes", ", ".join(f"{a} ({runs[a].nunique()})" for a in swept_axes(runs)) or "none"),
@@ -108,11 +122,13 @@ def _summary(root: str, runs: pd.DataFrame) -> list[tuple[str, str]]:
     return rows
 
 
-def _chart_block(i: int, chart: Any, note: str = "") -> str:
+def _chart_block(i: int | str, chart: Any, note: str = "", controls: bool = False) -> str:
     spec = json.dumps(chart.to_dict(), separators=(",", ":")).replace("</", "<\\/")
     note_html = f'<p class="note">{html.escape(note)}</p>' if note else ""
+    # the chart's sliders and menus (its bound parameters), above it
+    controls_html = f'<div class="controls" id="controls-chart-{i}"></div>' if controls else ""
     return (
-        f'{note_html}<div class="chart" id="chart-{i}"></div>\n'
+        f'{note_html}{controls_html}<div class="chart" id="chart-{i}"></div>\n'
         f'<script type="application/json" class="vl-spec" data-target="chart-{i}">'
         f"{spec}</script>\n"
     )
@@ -130,7 +146,8 @@ def build_report(root: str) -> str:
     """The report page of the results folder ``root`` as an HTML string."""
     from sweepnet import charts, results
     from sweepnet import inspect as inspect_lib
-    from sweepnet.charts import _vl_version
+    from sweepnet.drawing import vl_version
+    from sweepnet.explore import explore, explore_table
 
     runs = results.load(root)
     if not len(runs):
@@ -138,25 +155,42 @@ def build_report(root: str) -> str:
     with open(os.path.join(root, "spec.toml")) as f:
         spec_text = f.read()
     name = str(runs["sweep"].iloc[0])
+    curves = results.load_curves(root)
     blocks: list[str] = []
     n = 0
 
-    def add(title: str, chart: Any, note: str = "") -> None:
+    def add(title: str, chart: Any, note: str = "", name: str | None = None) -> None:
         nonlocal n
-        blocks.append(f"<h2>{html.escape(title)}</h2>\n" + _chart_block(n, chart, note))
+        block = _chart_block(name or n, chart, note, controls=name == "explore")
+        blocks.append(f"<h2>{html.escape(title)}</h2>\n" + block)
         n += 1
 
+    pending = charts.pending(root, runs)
+    done, total = charts.progress(root, runs)
+    if done < total:
+        blocks.append(
+            f'<p class="unfinished">Unfinished sweep: {done} of {total} networks trained. '
+            "Cells without a trained network are grey; re-run the spec to finish it.</p>\n"
+        )
+    table, info = explore_table(root, runs, curves, pending)
     add(
-        "Phase diagram",
-        charts.phase(runs),
-        "Share of seeds whose test accuracy reached the separation threshold, per width and "
-        "depth. Hover a cell for n, the mean test accuracy and the median steps to fit.",
+        "Explore: phase diagram and the seeds of a cell",
+        explore(table, info, charts.separation(root), charts.chance(runs)),
+        "Click a cell of the phase diagram: the views below it show that cell's seeds. The "
+        "slider moves the threshold t of 'share of seeds with test accuracy >= t'; the menu "
+        "switches what colours the cells. Hover for numbers.",
+        name="explore",
     )
     if runs["width"].nunique() > 1:
-        add("Minimal width", charts.minwidth(runs))
-    curves = results.load_curves(root)
+        add("Minimal width", charts.with_progress(charts.minwidth(runs), done, total))
     if len(curves):
-        add("Training curves", charts.curves(runs, curves))
+        summary = charts.curves(runs, curves, color="width", column="activation", row="none")
+        add(
+            "Training curves",
+            charts.with_progress(summary, done, total),
+            "Summarised: one line per width, pooled over the other axes (click a cell above "
+            "for single seeds).",
+        )
     for label, row in pick_networks(runs):
         add(
             f"Network {row['run_id']}: {label}",
@@ -167,7 +201,7 @@ def build_report(root: str) -> str:
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
         for k, v in _summary(root, runs)
     )
-    bundle = _bundle(_vl_version())
+    bundle = _bundle(vl_version())
     desc = ""
     try:
         desc = str(tomllib.loads(spec_text).get("description", ""))

@@ -166,8 +166,12 @@ def _loss_and_acc(logits, y, n_out):
     return loss, correct
 
 
-def make_train(static: Static, fused: bool = False):
+def make_train(static: Static, fused: bool = False, capture: bool = False):
     """Returns ``train(key, hyper, data) -> Output`` for one network of shape ``static``.
+
+    ``capture``: ``train`` returns ``(Output, params)`` instead, where ``params`` is the
+    parameter tree after every step of ``static.eval_steps`` (a leading ``(n_evals,)`` axis),
+    for pictures of a network through training.
 
     ``fused``: compute each step's gradient, the evaluations' logits and the separation
     metrics' margins and input gradients with the native CPU kernel (:mod:`sweepnet.fused`;
@@ -244,15 +248,16 @@ def make_train(static: Static, fused: bool = False):
 
         def block(carry, ts):
             carry, _ = lax.scan(step, carry, ts)
-            return carry, evaluate(carry[0])
+            return carry, (evaluate(carry[0]), carry[0] if capture else ())
 
         carry = (params, tx.init(params), jnp.asarray(False))
         ts = jnp.arange(n_blocks * static.eval_every).reshape(n_blocks, static.eval_every)
-        carry, evals = lax.scan(block, carry, ts)
+        carry, (evals, snaps) = lax.scan(block, carry, ts)
         if remainder:
             carry, _ = lax.scan(step, carry, jnp.arange(n_blocks * static.eval_every, static.steps))
             last = evaluate(carry[0])
             evals = tuple(jnp.concatenate([e, v[None]]) for e, v in zip(evals, last, strict=True))
+            snaps = jnp.concatenate([snaps, carry[0][None]]) if capture else ()
         loss, train_acc, test_acc = evals
         fit = train_acc >= 1.0
         steps_to_fit = jnp.where(fit.any(), jnp.asarray(eval_steps)[jnp.argmax(fit)], -1)
@@ -264,8 +269,9 @@ def make_train(static: Static, fused: bool = False):
             trained.margin_and_grad = lambda x, y: fused_lib.margin_and_grad(
                 unravel(carry[0]), x, y, net)
         sep = separation.metrics(trained, data.probe, data.x_test, data.y_test)
-        return Output(unravel(carry[0]), loss[-1], train_acc[-1], test_acc[-1],
-                      steps_to_fit.astype(jnp.int32), diverged, loss, train_acc, test_acc,
-                      sep["margin"], sep["worst_margin"], sep["certified"], sep["max_grad"])
+        out = Output(unravel(carry[0]), loss[-1], train_acc[-1], test_acc[-1],
+                     steps_to_fit.astype(jnp.int32), diverged, loss, train_acc, test_acc,
+                     sep["margin"], sep["worst_margin"], sep["certified"], sep["max_grad"])
+        return (out, jax.vmap(unravel)(snaps)) if capture else out
 
     return train
