@@ -54,11 +54,16 @@ def cmd_run(a):
 def cmd_plan(a):
     import jax
 
-    from sweepnet import bench, fused, plan, spec
+    from sweepnet import bench, engine, fused, plan, spec
 
     s = spec.load(a.spec, a.set)
-    p = plan.make_plan(s, len(jax.local_devices()),
-                       _bytes(a.max_memory) if a.max_memory else None)
+    m = engine.mesh()
+    n, memory, where = m.devices.size, _bytes(a.max_memory) if a.max_memory else None, \
+        engine.platform(m)
+    # calls are cut as the run will cut them: by platform, and by the gradient it would use
+    kernel = where == "cpu" and all(fused.use(b.static, m, start=False)
+                                    for b in plan.make_plan(s, n, memory).buckets)
+    p = plan.make_plan(s, n, memory, platform=where, fused=kernel)
     # recorded runs, else a short measurement (said on stderr), cached per machine
     t = bench.throughput(refresh=a.calibrate, results=a.results, say=_say)
     notes = []
@@ -67,7 +72,7 @@ def cmd_plan(a):
                      "run builds the kernel in the background (minutes of one core)")
     print(plan.describe(p, t["flops_per_s"], t["compile_s"], t["step_s"], load_s=t.get("load_s"),
                         overhead_s=t.get("overhead_s", 0.0) + bench.STARTUP_S,
-                        source=t["source"], notes=notes))
+                        source=t["source"], notes=notes, padded=not kernel))
 
 
 def _say(message: str) -> None:

@@ -259,10 +259,12 @@ def _lanes(n: int, n_devices: int, sub: int) -> int:
 def describe(plan: Plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
              compile_s: float = DEFAULT_COMPILE_S, step_s: float = DEFAULT_STEP_S, *,
              load_s: float | None = None, overhead_s: float = 0.0,
-             source: str = "the planner's constants", notes: Sequence[str] = ()) -> str:
+             source: str = "the planner's constants", notes: Sequence[str] = (),
+             padded: bool = True) -> str:
     """The text `sweepnet plan` prints: buckets, padding, memory, and the time estimate of a
     cold run (and of a warm one, programs loaded from the cache, given ``load_s``) with the
-    machine model (see ``bench.throughput``) and where it came from."""
+    machine model (see ``bench.throughput``) and where it came from. ``padded``: the work is
+    XLA's, at the programs' padded shapes; else the fused kernel's, at the real ones."""
     lines = [f"sweep {plan.spec.name!r}: {len(plan.runs)} networks in {len(plan.buckets)} "
              f"buckets ({len(plan.buckets)} compiles) on {plan.n_devices} device(s)"]
     lines.append(f"{'bucket':>6} {'nets':>6} {'widths':>9} {'depths':>9} {'activations':>24} "
@@ -277,13 +279,15 @@ def describe(plan: Plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
                      f"{','.join(b.static.activations):>24} {b.static.steps:>6} {b.chunk:>6} "
                      f"{calls:>5} {mem / 2**20:>7.0f}MB")
     peak = max((b.chunk * bytes_per_network(b.static) for b in plan.buckets), default=0)
-    lines.append(f"padding waste {plan.padding_waste:.1%} of FLOPs; peak memory per call "
+    lines.append(f"padding waste {plan.padding_waste:.1%} of FLOPs"
+                 f"{'' if padded else ' (XLA only: the fused CPU kernel computes real shapes)'}"
+                 f"; peak memory per call "
                  f"~{peak / 2**20:.0f} MB (limit {plan.max_memory / 2**20:.0f} MB)")
     n = len(plan.buckets)
-    cold = plan.estimate_seconds(flops_per_s, compile_s, step_s, overhead_s)
+    cold = plan.estimate_seconds(flops_per_s, compile_s, step_s, overhead_s, padded)
     text = f"estimated time {cold:.0f} s from empty caches ({n} compiles ~{compile_s:.1f} s each)"
     if load_s is not None:
-        warm = plan.estimate_seconds(flops_per_s, load_s, step_s, overhead_s)
+        warm = plan.estimate_seconds(flops_per_s, load_s, step_s, overhead_s, padded)
         text += f", {warm:.0f} s with the programs cached (~{load_s:.1f} s each)"
     lines.append(text)
     lines.append(f"  {flops_per_s / 1e9:.1f} GFLOP/s + {step_s * 1e6:.1f} us per network-step "
