@@ -49,8 +49,11 @@ eval_every = 20
 @pytest.fixture(scope="session")
 def tiny_results(tmp_path_factory):
     """A finished 8-network sweep (widths 2-3, depths 1-2, 2 seeds). Read it, do not write it."""
-    from sweepnet import engine, spec
+    from sweepnet import engine, plan, spec
 
     out = str(tmp_path_factory.mktemp("tiny") / "results")
-    engine.run_sweep(spec.loads(TINY_SPEC), out, progress=False)
+    s = spec.loads(TINY_SPEC)
+    per_net = plan.bytes_per_network(plan.make_plan(s, 2).buckets[0].static)
+    # one program for the grid; room for 4 networks a call makes two calls, so two parts
+    engine.run_sweep(s, out, progress=False, max_memory=4 * per_net)
     return out

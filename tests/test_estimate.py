@@ -108,8 +108,10 @@ def test_a_poisoned_cached_calibration_is_thrown_away(tmp_path, fresh_cache):
 
 
 def test_a_calibration_from_before_is_measured_again(tmp_path, fresh_cache, monkeypatch):
-    p = plan.make_plan(spec.loads(SPEC), len(jax.local_devices()))
-    _record(tmp_path / "results", p, compile_s=0.5, loaded=True)  # a warm run: no compile
+    n_dev = len(jax.local_devices())
+    for w, d in ((2, 1), (16, 3)):  # two warm runs (no compile) of different shapes
+        p = plan.make_plan(spec.loads(_shape(w, d)), n_dev)
+        _record(tmp_path / "results", p, compile_s=0.5, loaded=True, name=f"w{w}")
     os.makedirs(fresh_cache)
     old = {"step_s": 1e-5, "flops_per_s": 1e10, "compile_s": 224.0}  # no model version
     (fresh_cache / "throughput.json").write_text(json.dumps({bench.calibration_key(): old}))
@@ -150,7 +152,8 @@ def test_a_real_run_calibrates_its_own_estimate(tiny_results):
     from sweepnet.results import read_manifest
 
     recorded = bench.recorded_runs(os.path.dirname(tiny_results))
-    assert len(recorded) == 2 and all(r["compile_s"] >= 0 for r in recorded)
+    assert len(recorded) == 1 and all(r["compile_s"] >= 0 for r in recorded)  # one program
+    assert recorded[0]["step_flops"] > 0
     n_dev = len(jax.local_devices())
     t = bench.fit_recorded(recorded, n_dev)
     compile_s = t["compile_s"] if t["compile_s"] is not None else t["load_s"]

@@ -64,8 +64,9 @@ def test_chunk_follows_max_memory():
     s = spec.loads(SPEC)
     static = plan.make_plan(s, 2).buckets[0].static
     per_net = plan.bytes_per_network(static)
-    # 8 networks a bucket; room for 6 gives two equal calls of 4, not 6 and 2 padded to 6
-    for budget, chunk in ((1, 2), (4 * per_net, 4), (6 * per_net + 1, 4), (10**12, 8)):
+    # 16 networks, one program; room for 7 gives three equal calls of 6 (18 lanes), not
+    # 7 + 7 + 2 padded to 7 (21 lanes)
+    for budget, chunk in ((1, 2), (4 * per_net, 4), (7 * per_net + 1, 6), (10**12, 16)):
         assert plan.make_plan(s, 2, max_memory=budget).buckets[0].chunk == chunk
 
 

@@ -68,13 +68,13 @@ def test_without_the_cache_nothing_is_stored(cache, tmp_path):
 
 
 def test_the_key_follows_the_program_and_its_arguments():
-    static = Static(arch="mlp", in_dim=2, n_out=1, width=3, depth=2, activation="tanh",
+    static = Static(arch="mlp", in_dim=2, n_out=1, width=3, depth=2, activations="tanh",
                     optimizer="adam", steps=10, eval_every=5, batch_size=0, n_train=8, n_test=8)
     args = (jax.numpy.zeros(4, jax.numpy.uint32), {"lr": jax.numpy.zeros(4)})
     key = programs.program_key(static, args)
     assert programs.program_key(static, args) == key
     assert programs.program_key(dataclasses.replace(static, depth=3), args) != key
-    assert programs.program_key(dataclasses.replace(static, activation="relu"), args) != key
+    assert programs.program_key(dataclasses.replace(static, activations=("relu",)), args) != key
     wider = (jax.numpy.zeros(6, jax.numpy.uint32), {"lr": jax.numpy.zeros(6)})
     assert programs.program_key(static, wider) != key
 

@@ -549,6 +549,7 @@ def recorded_runs(folder: str = "results", n_devices: int | None = None,
             except TypeError:  # recorded by another engine
                 continue
             out.append({"static": static, "networks": b["networks"], "chunk": b["chunk"],
+                        "step_flops": b.get("step_flops"),
                         "seconds": b["seconds"], "compile_s": b["compile_s"],
                         "loaded": bool(b.get("loaded")), "overhead_s": overhead if walls else 0.0})
     return out
@@ -574,7 +575,9 @@ def fit_recorded(buckets: list[dict], n_devices: int, prior: dict | None = None)
     for b in buckets:
         st = b["static"]
         lanes = b["chunk"] * math.ceil(b["networks"] / b["chunk"])
-        rows.append((lanes * st.steps / n_devices, plan_lib.step_flops(st, st.width),
+        # the FLOPs the bucket's gradient computed (the kernel: real shapes), else padded
+        flops = b.get("step_flops") or plan_lib.step_flops(st, st.width)
+        rows.append((lanes * st.steps / n_devices, flops,
                      max(b["seconds"] - b["compile_s"], 0.0)))
     ns, flops, secs = (np.asarray(c, float) for c in zip(*rows, strict=True))
     step_s = flops_per_s = None

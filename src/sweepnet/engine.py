@@ -484,9 +484,13 @@ def run_sweep(
                 "chunk": chunk,
                 "gradient": "fused" if fused else "xla",
                 "seconds": round(time.perf_counter() - tb, 3),
-                # `sweepnet plan` calibrates on these (bench.recorded_runs)
+                # `sweepnet plan` calibrates on these (bench.recorded_runs): the FLOPs of a
+                # network-step as this gradient computes them (the kernel: real shapes)
                 "compile_s": round(stats["compile_s"] - compiled, 3),
                 "loaded": stats["loaded"] > loaded,
+                "step_flops": float(np.mean([
+                    plan_lib.step_flops(bucket.static, r.config["width"], r.config["depth"])
+                    if fused else plan_lib.step_flops(bucket.static) for r in runs])),
             }
             if pid == 0:
                 store.update_manifest(buckets=buckets)
