@@ -107,6 +107,15 @@ def cmd_inspect(a):
     _save(inspect_lib.inspect(a.dir, a.run_id), a.out or f"{a.run_id}.png")
 
 
+def cmd_topology(a):
+    from sweepnet import topology
+
+    df = topology.measure(a.dir, a.where, n_points=a.points, k=a.k, eps=a.eps,
+                          workers=a.workers, progress=not a.quiet)
+    print(topology.summary(df))
+    print(f"wrote {os.path.join(a.dir, topology.PARQUET)}")
+
+
 def cmd_report(a):
     from sweepnet import report
 
@@ -168,7 +177,7 @@ def parser() -> argparse.ArgumentParser:
                     help="re-measure this machine's throughput (cached in ~/.cache/sweepnet)")
     pl.set_defaults(fn=cmd_plan)
 
-    q = sub.add_parser("query", help="SQL over results (views: runs, curves)")
+    q = sub.add_parser("query", help="SQL over results (views: runs, curves, topology)")
     q.add_argument("dir")
     q.add_argument("sql")
     q.add_argument("--format", choices=("table", "csv", "json"), default="table")
@@ -199,6 +208,16 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("run_id")
     i.add_argument("--out", help="FILE.png, .svg or .html (default RUN_ID.png)")
     i.set_defaults(fn=cmd_inspect)
+
+    t = sub.add_parser("topology", help="Betti numbers of each class after each layer")
+    t.add_argument("dir")
+    t.add_argument("--where", help="SQL condition on the runs view, e.g. \"width = 3\"")
+    t.add_argument("--points", type=int, help="points per class (default 1000; 2000 for D-III)")
+    t.add_argument("--k", type=int, help="neighbours of the kNN graph (default: calibrated)")
+    t.add_argument("--eps", type=int, help="Vietoris-Rips scale in hops (default: calibrated)")
+    t.add_argument("--workers", type=int, help="processes (default: one per core)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(fn=cmd_topology)
 
     rp = sub.add_parser("report", help="one HTML page: phase diagram, curves, networks, spec")
     rp.add_argument("dir")

@@ -462,6 +462,9 @@ def inspect(root: str, run_id: str, size: int = 220, ncol: int = 3) -> alt.TopLe
         add_views(
             "read-out: logits", logits_p, logits_l, [f"logit {j}" for j in range(logits_p.shape[0])]
         )
+    for i, caption in _betti_captions(root, run_id).items():
+        if i < len(sections) and sections[i]:
+            sections[i][0] = alt.vconcat(sections[i][0], _caption(caption, size), spacing=2)
     # The boundary opens the input's row. Layers drawn in one panel each flow on in rows of
     # ``ncol``; layers drawn in several panels (3 units) get a row each.
     rows = [[_boundary_panel(row, params, x, y, half, size), *sections[0]]]
@@ -489,6 +492,31 @@ def inspect(root: str, run_id: str, size: int = 220, ncol: int = 3) -> alt.TopLe
         .configure_axis(labelFontSize=10, titleFontSize=11, grid=False)
         .configure_title(fontSize=14, anchor="start")
     )
+
+
+def _betti_captions(root: str, run_id: str) -> dict[int, str]:
+    """``{layer: "class 0: b = (1, 1) · class 1: ..."}`` from ``DIR/topology.parquet`` (layer 0
+    = input, last = read-out); empty when this run's topology was not measured."""
+    import os
+
+    path = os.path.join(root, "topology.parquet")
+    if not os.path.exists(path):
+        return {}
+    df = pd.read_parquet(path)
+    df = df[df["run_id"] == run_id].sort_values(["layer", "class"])
+    out: dict[int, list[str]] = {}
+    for r in df.itertuples(index=False):
+        b = [r.b0, r.b1] + ([] if pd.isna(r.b2) else [r.b2])
+        out.setdefault(int(r.layer), []).append(
+            f"class {r[2]}: β = ({', '.join(str(int(v)) for v in b)})")
+    return {k: "  ·  ".join(v) for k, v in out.items()}
+
+
+def _caption(text: str, size: int) -> alt.Chart:
+    """A line of text under a panel."""
+    return (alt.Chart(_values(pd.DataFrame({"t": [text]})))
+            .mark_text(align="left", x=0, fontSize=11, color="#333")
+            .encode(text="t:N").properties(width=size, height=14))
 
 
 # ----------------------------------------------------------------------------- small multiples

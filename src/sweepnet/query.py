@@ -1,6 +1,8 @@
-"""SQL over a results folder with DuckDB: the views ``runs`` and ``curves``."""
+"""SQL over a results folder with DuckDB: the views ``runs``, ``curves`` and ``topology``."""
 
 from __future__ import annotations
+
+import os
 
 import duckdb
 import pandas as pd
@@ -10,7 +12,8 @@ from sweepnet.results import part_files, require_results_dir
 
 
 def connect(root: str) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with views ``runs`` and ``curves`` over ``root``'s parts."""
+    """An in-memory DuckDB connection with views ``runs`` and ``curves`` over ``root``'s parts
+    and ``topology`` over ``root/topology.parquet``."""
     require_results_dir(root)
     con = duckdb.connect()
     for view in ("runs", "curves"):
@@ -21,7 +24,20 @@ def connect(root: str) -> duckdb.DuckDBPyConnection:
                         f"read_parquet([{listing}], union_by_name = true)")
         else:  # an empty sweep still answers queries (with no rows)
             con.execute(f"CREATE VIEW {view} AS SELECT NULL::VARCHAR AS run_id WHERE false")
+    # Betti numbers by layer (``sweepnet topology``); typed and empty until measured.
+    topo = os.path.join(root, "topology.parquet")
+    if os.path.exists(topo):
+        path = topo.replace("'", "''")
+        con.execute(f"CREATE VIEW topology AS SELECT * FROM read_parquet('{path}')")
+    else:
+        cols = ", ".join(f"NULL::{t} AS \"{c}\"" for c, t in _TOPOLOGY_COLUMNS)
+        con.execute(f"CREATE VIEW topology AS SELECT {cols} WHERE false")
     return con
+
+
+_TOPOLOGY_COLUMNS = [("run_id", "VARCHAR"), ("layer", "BIGINT"), ("class", "BIGINT"),
+                     ("b0", "BIGINT"), ("b1", "BIGINT"), ("b2", "BIGINT"),
+                     ("n_points", "BIGINT"), ("k", "BIGINT"), ("eps", "BIGINT")]
 
 
 def query(root: str, sql: str) -> pd.DataFrame:
