@@ -141,6 +141,39 @@ def _measure_network(job: tuple[str, Sequence[tuple[int, int, np.ndarray]], int,
     return rows
 
 
+def run_jobs(jobs: Sequence[tuple], workers: int | None = None, progress: bool = False
+             ) -> list[dict[str, Any]]:
+    """The rows of every network's job (see ``_measure_network``), over ``workers`` processes
+    (default: one per core), in job order."""
+    rows: list[dict[str, Any]] = []
+    workers = workers or os.cpu_count() or 1
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), unit="net", desc="topology", leave=False)
+    if workers > 1 and len(jobs) > 1:
+        with _pool(min(workers, len(jobs))) as pool:
+            for out in pool.map(_measure_network, jobs, chunksize=1):
+                rows += out
+                if bar:
+                    bar.update()
+    else:
+        for job in jobs:
+            rows += _measure_network(job)
+            if bar:
+                bar.update()
+    if bar:
+        bar.close()
+    return rows
+
+
+def _pool(workers: int):
+    # spawn, not fork: forking a process that already runs JAX's threads can deadlock.
+    return concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"))
+
+
 # ----------------------------------------------------------------------------- clouds
 
 
@@ -292,12 +325,6 @@ def select_runs(root: str, where: str | None = None) -> pd.DataFrame:
     return runs.reset_index(drop=True)
 
 
-def _pool(workers: int):
-    # spawn, not fork: forking a process that already runs JAX's threads can deadlock.
-    return concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"))
-
-
 def measure(root: str, where: str | None = None, n_points: int | None = None,
             k: int | None = None, eps: int | None = None, workers: int | None = None,
             progress: bool = False) -> pd.DataFrame:
@@ -323,7 +350,7 @@ def measure(root: str, where: str | None = None, n_points: int | None = None,
     scales_path = os.path.join(root, SCALES)
     stored = _read_json(scales_path)
 
-    jobs, inputs = [], {}
+    jobs, inputs, same_input, copies = [], {}, {}, []
     for _, row in runs.iterrows():
         name, p = row["dataset"], data_params(row)
         noise, seed = float(row["noise"]), int(row["data_seed"])
@@ -339,31 +366,23 @@ def measure(root: str, where: str | None = None, n_points: int | None = None,
         x, y = inputs[key, seed]
         _, params = results.load_params(root, row["run_id"])
         layers = layer_clouds(row, params, x)
-        clouds = [(i, int(c), h[y == c]) for i, h in enumerate(layers) for c in np.unique(y)]
+        # The input clouds are the same for every network of one data configuration and
+        # scale: measured with the first network, copied to the others.
+        first = same_input.setdefault((key, seed, scale), row["run_id"])
+        clouds = [(i, int(c), h[y == c]) for i, h in enumerate(layers) for c in np.unique(y)
+                  if i > 0 or first == row["run_id"]]
+        copies.append((row["run_id"], first))
         jobs.append((row["run_id"], clouds, scale.k, scale.eps, maxdim_of(x.shape[1])))
 
-    rows = []
-    workers = workers or os.cpu_count() or 1
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), unit="net", desc="topology", leave=False)
-    if workers > 1 and len(jobs) > 1:
-        with _pool(min(workers, len(jobs))) as pool:
-            for out in pool.map(_measure_network, jobs, chunksize=1):
-                rows += out
-                if bar:
-                    bar.update()
-    else:
-        for job in jobs:
-            rows += _measure_network(job)
-            if bar:
-                bar.update()
-    if bar:
-        bar.close()
-
-    new = pd.DataFrame(rows, columns=COLUMNS)
+    rows = run_jobs(jobs, workers, progress)
+    input_rows = {r["run_id"]: [] for r in rows}
+    for r in rows:
+        if r["layer"] == 0:
+            input_rows[r["run_id"]].append(r)
+    rows += [{**r, "run_id": run_id} for run_id, first in copies if run_id != first
+             for r in input_rows[first]]
+    new = pd.DataFrame(rows, columns=COLUMNS).sort_values(["run_id", "layer", "class"],
+                                                           kind="stable", ignore_index=True)
     for c in ("layer", "class", "b0", "b1", "b2", "n_points", "k", "eps"):
         new[c] = new[c].astype("Int64")
     old = load(root)
