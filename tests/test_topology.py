@@ -160,3 +160,25 @@ eval_every = 30
     assert (first.loc[0, "b0"], first.loc[0, "b1"]) == (1, 1)  # the ring, measured
     assert (first.loc[1, "b0"], first.loc[1, "b1"]) == (1, 0)  # the blob
     assert set(df["layer"]) == {0, 1, 2, 3} and (df["n_points"] == 500).all()
+
+
+def test_betti_chart_inspect_captions_and_report_panel(measured):
+    import json
+
+    from sweepnet import charts, report, results
+    from sweepnet import inspect as inspect_lib
+
+    runs = results.load(measured)
+    df = topology.load(measured).merge(runs[["run_id", "activation", "width", "depth"]],
+                                       on="run_id")
+    spec = charts.betti(df).to_dict()
+    assert spec["facet"]["column"]["field"] == "width"  # one depth measured: facet by width
+    rows = spec["data"]["values"] if "values" in spec.get("data", {}) else \
+        next(iter(spec["datasets"].values()))
+    assert {r["betti"] for r in rows} == {"b0", "b1"}  # no b2 for 2-D data
+    run_id = df["run_id"].iloc[0]
+    text = json.dumps(inspect_lib.inspect(measured, run_id).to_dict())
+    assert text.count("class 0: β = (") == 4  # input, two hidden layers, read-out
+    other = runs[~runs["run_id"].isin(df["run_id"])]["run_id"].iloc[0]
+    assert "β = (" not in json.dumps(inspect_lib.inspect(measured, other).to_dict())
+    assert "Topology through the layers" in report.build_report(measured)

@@ -67,6 +67,7 @@ CALIBRATED: dict[str, Scale] = {
     "two_spirals": Scale(12, 1, "calibrated"),
     "hopf_link": Scale(16, 2, "calibrated"),
     "naitzat_d1": Scale(16, 2, "calibrated"),
+    "naitzat_d2": Scale(14, 1, "calibrated"),
     # No run of three k recovers b2 = 9 on D-III within the candidates (k = 16 sees a tenth
     # void, 24 joins two nests); k = 20 does, on every seed tested (tests/test_topology.py).
     "naitzat_d3": Scale(20, 2, "hand-picked"),
