@@ -66,6 +66,7 @@ CALIBRATED: dict[str, Scale] = {
     "nested_spheres": Scale(24, 2, "calibrated"),
     "two_spirals": Scale(12, 1, "calibrated"),
     "hopf_link": Scale(16, 2, "calibrated"),
+    "unlinked_rings": Scale(16, 2, "calibrated"),
     "naitzat_d1": Scale(16, 2, "calibrated"),
     "naitzat_d2": Scale(14, 1, "calibrated"),
     # No run of three k recovers b2 = 9 on D-III within the candidates (k = 16 sees a tenth
