@@ -26,6 +26,9 @@ def test_betti_numbers_of_hand_made_clouds():
     t = np.linspace(0, 2 * np.pi, 120, endpoint=False)
     circle = np.stack([np.cos(t), np.sin(t)], 1)
     assert topology.betti_numbers(circle, 4, 1) == (1, 1, 0)
+    # a layer that maps many points onto one (ReLU): one point, not a clique of false cycles
+    piled = np.concatenate([circle, np.repeat(circle[:1], 300, axis=0)])
+    assert topology.betti_numbers(piled, 4, 2) == (1, 1, 0)
     two = np.concatenate([circle, circle + 5])
     assert topology.betti_numbers(two, 4, 2) == (2, 2, 0)
     # a scale past the circle's size fills it in (here: 2-NN graph of a 12-gon, hops >= 6)

@@ -125,10 +125,14 @@ def hop_distances(adjacency, eps: int):
 
 def betti_numbers(x: np.ndarray, k: int, eps: int, maxdim: int = 1) -> tuple[int, int, int]:
     """Betti numbers ``(b0, b1, b2)`` of the cloud ``x (n, dim)`` at scale ``eps`` of the hop
-    distance of its ``k``-NN graph. ``b2`` is computed only for ``maxdim >= 2`` (else 0)."""
+    distance of its ``k``-NN graph (of its distinct points). ``b2`` is computed only for
+    ``maxdim >= 2`` (else 0)."""
     from ripser import ripser
     from scipy.sparse.csgraph import connected_components
 
+    # Points a layer maps onto one (ReLU does, often hundreds) are one point of the space:
+    # kept apart they would be a clique of arbitrary kNN edges, full of false cycles.
+    x = np.unique(np.asarray(x), axis=0)
     a = knn_graph(x, k)
     b0 = int(connected_components(a, directed=False)[0])
     if maxdim < 1 or len(x) < 3:
