@@ -83,41 +83,67 @@ def claim_trivial_end(rep: Report, df: pd.DataFrame) -> None:
         rep.verdict("well-trained networks end trivial", "naitzat-d1", "b0 = 1, b1 = 0",
                     "no network reached the separation threshold", None)
         return
-    higher = good["b1"] + good["b2"].fillna(0)
-    trivial = (good["b0"] == 1) & (higher == 0)
-    last = good[good["last"]].assign(trivial=trivial[good["last"]])
-    share_logit = float(last.groupby("run_id")["trivial"].all().mean())
-    hidden = good[good["layer"] == good["depth"]]
-    share_hidden = float(hidden.assign(trivial=trivial[hidden.index])
-                         .groupby("run_id")["trivial"].all().mean())
+    good = good.assign(trivial=(good["b0"] == 1) & (good["b1"] + good["b2"].fillna(0) == 0))
+
+    def share(rows: pd.DataFrame) -> float:
+        return float(rows.groupby("run_id")["trivial"].all().mean())
+
+    logits, hidden = good[good["last"]], good[good["layer"] == good["depth"]]
     rep.verdict(
-        "well-trained networks end with b0 = 1 and no higher Betti numbers (both classes)",
-        "naitzat-d1", "b = (1, 0) for both classes at the end",
-        f"{n} separated networks: trivial at the logits {share_logit:.0%}, after the last "
-        f"hidden layer {share_hidden:.0%}", share_logit >= 0.9)
+        "well-trained networks end with b0 = 1 and no higher Betti numbers (both classes): "
+        "at the logits", "naitzat-d1", "b = (1, 0) for both classes",
+        f"{n} separated networks: {share(logits):.0%} trivial (a 1-D logit has b1 = 0 by "
+        "construction, so only b0 = 1 is informative)", share(logits) >= 0.9)
+    means = hidden.groupby("class")[["b0", "b1"]].mean()
+    rep.verdict(
+        "... and after the last hidden layer", "naitzat-d1", "b = (1, 0) for both classes",
+        f"{share(hidden):.0%} of the {n} trivial; mean (b0, b1) class 0: "
+        f"({means.loc[0, 'b0']:.2f}, {means.loc[0, 'b1']:.2f}), class 1: "
+        f"({means.loc[1, 'b0']:.2f}, {means.loc[1, 'b1']:.2f})", share(hidden) >= 0.9)
+    rep.text("Why the last hidden layer disagrees: our networks separate the classes with "
+             "the read-out's one line while both classes still have topology in the last "
+             "hidden layer (the region keeps some of its nine holes, the disks some of their "
+             "components); the paper's networks were trained to perfect training accuracy, "
+             "ours for 3,000 Adam steps, and half of them stop short of test accuracy 0.99.\n")
 
 
 def claim_activations(rep: Report, df: pd.DataFrame) -> None:
-    deep_wide = df[(df["width"] == df["width"].max()) & (df["depth"] == df["depth"].max())]
-    at3 = deep_wide[(deep_wide["layer"] == 3) & (deep_wide["class"] == 1)]
-    means = at3.groupby("activation")["b0"].mean().to_dict()
     w, d = int(df["width"].max()), int(df["depth"].max())
-    if not {"relu", "tanh"} <= set(means):
+    deep_wide = df[(df["width"] == w) & (df["depth"] == d) & (df["class"] == 1)]
+    at3 = deep_wide[deep_wide["layer"] == 3]
+    means = at3.groupby("activation")["b0"].mean().to_dict()
+    if not {"relu", "leaky_relu", "tanh"} <= set(means):
         rep.verdict("ReLU reduces b0 faster than tanh", "naitzat-d1", "", "not measured", None)
         return
     order = sorted(means, key=means.get)
-    ok = means["relu"] < means["tanh"] and (
-        "leaky_relu" not in means or means["relu"] <= means["leaky_relu"] <= means["tanh"])
+    paper_order = means["relu"] < means["leaky_relu"] < means["tanh"]
     rep.verdict(
-        f"ReLU reduces b0 faster than tanh, leaky ReLU between (disks' b0 after layer 3, "
-        f"width {w}, depth {d})", "naitzat-d1", _fmt(PAPER_LAYER3),
-        f"{_fmt(means)} (order: {' < '.join(order)}; {at3['run_id'].nunique()} networks)", ok)
-    rep.text("### Mean b0 of the disks (class 1) by layer, width "
-             f"{w}, depth {d}\n")
-    piv = (deep_wide[deep_wide["class"] == 1].groupby(["activation", "layer"])["b0"].mean()
-           .unstack("layer").round(2))
+        f"disks' mean b0 after layer 3 (width {w}, depth {d}): ReLU < leaky ReLU < tanh, "
+        "near the paper's values", "naitzat-d1", _fmt(PAPER_LAYER3),
+        f"{_fmt(means)} (order: {' <= '.join(order)}; {at3['run_id'].nunique()} networks)",
+        paper_order and abs(means["relu"] - PAPER_LAYER3["relu"]) < 1.5)
+    hidden = deep_wide[(deep_wide["layer"] >= 1) & (deep_wide["layer"] <= d)]
+    over = hidden.groupby("activation")["b0"].mean().to_dict()
+    rep.verdict(
+        f"ReLU reduces b0 faster than tanh (disks' b0 averaged over the {d} hidden layers)",
+        "naitzat-d1", "ReLU lowest, tanh highest, leaky ReLU between", _fmt(over),
+        over["relu"] < over["tanh"] and over["leaky_relu"] < over["tanh"])
+    rep.text(f"### Mean b0 of the disks (class 1) by layer, width {w}, depth {d}\n")
+    piv = deep_wide.groupby(["activation", "layer"])["b0"].mean().unstack("layer").round(2)
     piv.columns = [f"L{int(c)}" for c in piv.columns]
     rep.table(piv.reset_index())
+    rep.text(WHY_LAYER3)
+
+
+WHY_LAYER3 = """Why layer 3 disagrees: our networks barely touch the nine disks in their first three
+layers (b0 stays at 8.7-9 for every activation) and do the merging in layers 5-10 instead,
+where ReLU and leaky ReLU do reach low b0 well before tanh (the table). The networks are
+trained far less than the paper's: 3,000 full-batch Adam steps, 3 seeds, test accuracy
+0.99 for width 15 rather than the paper's perfectly trained networks, and a network that
+still has slack has no reason to merge early. Our leaky ReLU has slope 0.01 (sweepnet's
+registry), close to ReLU, so leaky ReLU and ReLU come out tied rather than apart. k and eps
+are ours too (calibrated on the input: k = 16, eps = 2).
+"""
 
 
 def _relative_drop(df: pd.DataFrame) -> pd.DataFrame:

@@ -842,5 +842,5 @@ def betti(df: pd.DataFrame, column: str | None = None) -> alt.Chart:
         )
         .properties(width=180, height=140)
         .facet(row=alt.Row("betti:N", title=None), column=alt.Column(f"{column}:O"))
-        .resolve_scale(y="independent")
+        .resolve_scale(x="independent", y="independent")
     )
