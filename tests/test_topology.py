@@ -185,3 +185,21 @@ def test_betti_chart_inspect_captions_and_report_panel(measured):
     other = runs[~runs["run_id"].isin(df["run_id"])]["run_id"].iloc[0]
     assert "β = (" not in json.dumps(inspect_lib.inspect(measured, other).to_dict())
     assert "Topology through the layers" in report.build_report(measured)
+
+
+def test_claims_report_runs_on_measured_results(measured, tmp_path):
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "analysis",
+                        "naitzat2020.py")
+    mod_spec = importlib.util.spec_from_file_location("naitzat2020", path)
+    script = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(script)
+    assert script.main(["--no-run", "--results", measured, "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "naitzat2020.md").read_text()
+    rows = [r for r in md.splitlines() if r.startswith("| ")]
+    # one activation and one depth here: those claims are not measured, and say so
+    assert any("ReLU" in r and r.rstrip(" |").endswith("not measured") for r in rows)
+    assert any("shallow" in r and "one depth only" in r for r in rows)
+    assert any("narrower" in r and r.rstrip(" |").endswith(("agrees", "DISAGREES")) for r in rows)
+    assert (tmp_path / "naitzat2020.html").exists()

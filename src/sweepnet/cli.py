@@ -212,7 +212,7 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("topology", help="Betti numbers of each class after each layer")
     t.add_argument("dir")
     t.add_argument("--where", help="SQL condition on the runs view, e.g. \"width = 3\"")
-    t.add_argument("--points", type=int, help="points per class (default 1000; 2000 for D-III)")
+    t.add_argument("--points", type=int, help="points per class (default 1000; 3000 for D-III)")
     t.add_argument("--k", type=int, help="neighbours of the kNN graph (default: calibrated)")
     t.add_argument("--eps", type=int, help="Vietoris-Rips scale in hops (default: calibrated)")
     t.add_argument("--workers", type=int, help="processes (default: one per core)")
