@@ -180,10 +180,14 @@ def test_betti_chart_inspect_captions_and_report_panel(measured):
         next(iter(spec["datasets"].values()))
     assert {r["betti"] for r in rows} == {"b0", "b1"}  # no b2 for 2-D data
     run_id = df["run_id"].iloc[0]
-    text = json.dumps(inspect_lib.inspect(measured, run_id).to_dict())
-    assert text.count("class 0: β = (") == 4  # input, two hidden layers, read-out
+    text = json.dumps(inspect_lib.inspect(measured, run_id).to_dict(), ensure_ascii=False)
+    captions = inspect_lib._betti_captions(measured, run_id)
+    assert sorted(captions) == [0, 1, 2, 3]  # input, two hidden layers, read-out
+    assert all(c in text for c in captions.values())  # each written into the picture
+    assert captions[0] == "class 0: β = (1, 1)  ·  class 1: β = (1, 0)"
     other = runs[~runs["run_id"].isin(df["run_id"])]["run_id"].iloc[0]
-    assert "β = (" not in json.dumps(inspect_lib.inspect(measured, other).to_dict())
+    assert "β = (" not in json.dumps(inspect_lib.inspect(measured, other).to_dict(),
+                                     ensure_ascii=False)
     assert "Topology through the layers" in report.build_report(measured)
 
 
