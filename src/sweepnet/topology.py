@@ -56,7 +56,7 @@ class Scale:
     source: str = "default"  # "calibrated", "hand-picked", "default" (unknown topology)
 
 
-DEFAULT_SCALE = Scale(14, 2)  # what calibration picks for most 2-D data at 1,000 points
+DEFAULT_SCALE = Scale(14, 2)  # between the calibrated 2-D settings (k 12-24, eps 1-2)
 
 # calibrate(name, {}, DEFAULT_POINTS, use_table=False) of the built-in datasets, stored
 # because the search takes seconds to a minute (3-D data: b2).
