@@ -150,6 +150,15 @@ def cmd_inspect(a):
     _save(inspect_lib.inspect(a.dir, a.run_id), out)
 
 
+def cmd_topology(a):
+    from sweepnet import topology
+
+    df = topology.measure(a.dir, a.where, n_points=a.points, k=a.k, eps=a.eps,
+                          workers=a.workers, progress=not a.quiet)
+    print(topology.summary(df))
+    print(f"wrote {os.path.join(a.dir, topology.PARQUET)}")
+
+
 def cmd_report(a):
     from sweepnet import report
 
@@ -265,14 +274,15 @@ def parser() -> argparse.ArgumentParser:
                     "(default results/)")
     pl.set_defaults(fn=cmd_plan)
 
-    q = _sub(sub, "query", "SQL over results (views: runs, curves)", """\
+    q = _sub(sub, "query", "SQL over results (views: runs, curves, topology)", """\
   sweepnet query results/quick "select width, depth, avg(separated::int) as share
                                 from runs group by all order by all"
   sweepnet query results/quick "select * from curves where step = 0" --format csv
   sweepnet query results/a results/b "select sweep, avg(test_acc) from runs group by sweep"
 """, description="DuckDB SQL over one or more results folders. The views are `runs` (one row "
              "per network) and `curves` (one row per network and eval step). Over several "
-             "folders they hold all of them, with a `sweep` column naming each.")
+             "folders they hold all of them, with a `sweep` column naming each. `topology` holds "
+             "the Betti numbers `sweepnet topology` measured.")
     q.add_argument("dir", nargs="+", metavar="DIR", help="results folder(s), e.g. results/quick")
     q.add_argument("sql", metavar="SQL", help="the query, e.g. \"select count(*) from runs\"")
     q.add_argument("--format", choices=("table", "csv", "json"), default="table",
@@ -327,6 +337,23 @@ def parser() -> argparse.ArgumentParser:
                    help="retrain the network alone and draw it at every eval step: FILE.html "
                    "with a step slider and FILE.gif (default DIR/RUN_ID-training.html)")
     i.set_defaults(fn=cmd_inspect)
+
+    t = _sub(sub, "topology", "Betti numbers of each class after each layer", """\
+  sweepnet topology results/naitzat-d1                  # -> results/naitzat-d1/topology.parquet
+  sweepnet topology results/olah --where "width = 3 and depth <= 2" --points 500
+  sweepnet query results/naitzat-d1 "select layer, avg(b0) from topology group by 1 order by 1"
+""", description="Rebuild each selected network from its stored parameters, push each class's "
+              "points through it and measure Betti numbers b0, b1 (b2 for 3-D data) at the "
+              "input, after every hidden layer and at the logit (Naitzat et al. 2020: kNN "
+              "graph, hop distance, Vietoris-Rips at one scale; ripser). Nothing is retrained.")
+    t.add_argument("dir", help="results folder, e.g. results/naitzat-d1")
+    t.add_argument("--where", help="SQL condition on the runs view, e.g. \"width = 3\"")
+    t.add_argument("--points", type=int, help="points per class (default 1000; 3000 for D-III)")
+    t.add_argument("--k", type=int, help="neighbours of the kNN graph (default: calibrated)")
+    t.add_argument("--eps", type=int, help="Vietoris-Rips scale in hops (default: calibrated)")
+    t.add_argument("--workers", type=int, help="processes (default: one per core)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(fn=cmd_topology)
 
     rp = _sub(sub, "report", "one HTML page: phase diagram, curves, networks, spec", """\
   sweepnet report results/quick                         # -> results/quick/report.html

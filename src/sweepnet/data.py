@@ -165,6 +165,68 @@ def unlinked_rings(key, n, tube=0.1):
     return _two_rings(key, n, tube, 1.25)
 
 
+# ----------------------------------------------------------------------------- Naitzat et al.
+# The three datasets of Naitzat, Zhitnikov & Lim, "Topology of deep neural networks" (JMLR
+# 2020): nine copies of one shape on a 3x3 grid. Sizes are ours (see the README); the
+# topology is theirs, and BETTI below states it.
+
+_GRID = jnp.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], jnp.float32)  # (9, 2)
+_TRIES = 16  # rejection candidates per point (fixed shape); all 16 fail with p < 1e-8
+
+
+def naitzat_d1(key, n, radius=0.12, hole=0.2):
+    """D-I in [-1, 1]^2: class 1 = nine disks of ``radius`` on a 3x3 grid of spacing 2/3;
+    class 0 = the square minus nine holes of radius ``hole`` around them (uniform by area)."""
+    y = _class_labels(n, 2)
+    k_cell, k_dir, k_rad, k_box = jax.random.split(key, 4)
+    centre = _GRID[jax.random.randint(k_cell, (n,), 0, 9)] * (2 / 3)
+    disks = centre + _unit_vectors(k_dir, n, 2) * _uniform_radius(k_rad, (n,), 0.0, radius,
+                                                                 2)[:, None]
+    cand = jax.random.uniform(k_box, (n, _TRIES, 2), minval=-1.0, maxval=1.0)
+    nearest = jnp.clip(jnp.round(cand * 1.5), -1, 1) / 1.5  # the hole centre of each cell
+    ok = jnp.linalg.norm(cand - nearest, axis=-1) >= hole
+    region = cand[jnp.arange(n), jnp.argmax(ok, axis=1)]
+    region = jnp.where(ok.any(axis=1)[:, None], region, -0.98)  # a corner is always outside
+    return jnp.where(y[:, None] == 1, disks, region), y
+
+
+def naitzat_d2(key, n, tube=0.1):
+    """D-II in 3-D: nine Hopf links on a 3x3 grid (spacing 2 in the xy plane), scaled by 1/3.
+
+    Each link is two circles of radius 0.5 thickened to solid tori of ``tube`` radius: class 1
+    the circle in the xy plane (centred 0.25 left of the link's centre), class 0 the circle in
+    the xz plane (0.25 right), so each class is nine solid tori, each linked with one of the
+    other class.
+    """
+    y = _class_labels(n, 2)
+    k_cell, k0, k1 = jax.random.split(key, 3)
+    e = jnp.eye(3)
+    centre = jnp.concatenate([2 * _GRID[jax.random.randint(k_cell, (n,), 0, 9)],
+                              jnp.zeros((n, 1))], axis=1)
+    shift = jnp.array([[0.25, 0.0, 0.0]])
+    ring_1 = _ring_points(k0, n, jnp.zeros(3), e[0], e[1], 0.5, tube) - shift
+    ring_0 = _ring_points(k1, n, jnp.zeros(3), e[0], e[2], 0.5, tube) + shift
+    return (centre + jnp.where(y[:, None] == 1, ring_1, ring_0)) / 3, y
+
+
+def naitzat_d3(key, n, thickness=0.05):
+    """D-III in 3-D: nine nested shells on a 3x3 grid (spacing 2 in the xy plane), scaled by
+    1/2.5. Each unit: class 1 = a ball of radius 0.08 (a sixth of its points) and the shell
+    0.65 < r < 0.65 + ``thickness`` (five sixths: a sphere needs more points than a ball)
+    around a class-0 shell 0.35 < r < 0.35 + ``thickness``; all uniform by volume."""
+    y = _class_labels(n, 2)
+    k_cell, k_dir, k_rad, k_part = jax.random.split(key, 4)
+    centre = jnp.concatenate([2 * _GRID[jax.random.randint(k_cell, (n,), 0, 9)],
+                              jnp.zeros((n, 1))], axis=1)
+    k_ball, k_outer, k_mid = jax.random.split(k_rad, 3)
+    ball = _uniform_radius(k_ball, (n,), 0.0, 0.08, 3)
+    outer = _uniform_radius(k_outer, (n,), 0.65, 0.65 + thickness, 3)
+    middle = _uniform_radius(k_mid, (n,), 0.35, 0.35 + thickness, 3)
+    in_ball = jax.random.uniform(k_part, (n,)) < 1 / 6
+    r = jnp.where(y == 1, jnp.where(in_ball, ball, outer), middle)
+    return (centre + _unit_vectors(k_dir, n, 3) * r[:, None]) / 2.5, y
+
+
 def read_points(path: str, label: str = "label") -> tuple[np.ndarray, np.ndarray]:
     """Load a user's points from .npz (arrays ``x`` and ``y``), .csv or .parquet.
 
@@ -257,10 +319,45 @@ _register("hopf_link", hopf_link, "two linked rings in 3-D", lambda p: 3,
 _register("unlinked_rings", unlinked_rings, "two unlinked rings in 3-D (control)",
           lambda p: 3, extent=1.25,
           tube=Param(0.1, float, 0.0, 0.24, doc="tube radius around each ring"))
+_register("naitzat_d1", naitzat_d1, "Naitzat D-I: nine disks in a square with nine holes",
+          lambda p: 2, radius=Param(0.12, float, 0.0, 0.2, doc="radius of each disk (class 1)"),
+          hole=Param(0.2, float, 0.0, 0.33, doc="radius of each hole of class 0's square"))
+_register("naitzat_d2", naitzat_d2, "Naitzat D-II: nine pairs of linked solid tori in 3-D",
+          lambda p: 3, tube=Param(0.1, float, 0.0, 0.24, doc="tube radius around each ring"))
+_register("naitzat_d3", naitzat_d3, "Naitzat D-III: nine ball/shell/shell nests in 3-D",
+          lambda p: 3,
+          thickness=Param(0.05, float, 0.0, 0.2, doc="thickness of each shell"))
 _register("file", None, "the user's own points from .npz, .csv or .parquet",
           lambda p: _file_info(p)[0], lambda p: _file_info(p)[1], extent=0.0,
           path=Param(None, str, static=True, doc="path to the data file"),
           label=Param("label", str, static=True, doc="label column of a table"))
+
+
+def betti(name: str, params: Mapping[str, Any]) -> dict[int, tuple[int, int, int]] | None:
+    """Known Betti numbers ``{class: (b0, b1, b2)}`` of each class's region, or None where the
+    topology is unknown (``file``, blobs, ...) or the parameters break it (overlapping radii).
+
+    ``b2`` is counted for 3-D data only (0 below). The shell of ``nested_spheres`` in 4+
+    dimensions has b_{dim-1} = 1, which is past b2, so its (b0, b1, b2) are (1, 0, 0).
+    """
+    p = {**default_params(name), **params} if name in DATASETS else dict(params)
+    if name in ("interval_1d", "disk_annulus", "nested_spheres"):
+        if not 0 < p["inner"] < p["gap"] < p["outer"]:
+            return None
+        d = {"interval_1d": 1, "disk_annulus": 2}.get(name) or int(p["dim"])
+        shell = {1: (2, 0, 0), 2: (1, 1, 0), 3: (1, 0, 1)}.get(d, (1, 0, 0))
+        return {1: (1, 0, 0), 0: shell}
+    if name in ("hopf_link", "unlinked_rings"):
+        return {0: (1, 1, 0), 1: (1, 1, 0)} if 0 < p["tube"] < 0.25 else None
+    if name == "two_spirals":
+        return {0: (1, 0, 0), 1: (1, 0, 0)}
+    if name == "naitzat_d1":
+        return {1: (9, 0, 0), 0: (1, 9, 0)} if 0 < p["radius"] < p["hole"] < 1 / 3 else None
+    if name == "naitzat_d2":
+        return {0: (9, 9, 0), 1: (9, 9, 0)} if 0 < p["tube"] < 0.25 else None
+    if name == "naitzat_d3":
+        return {1: (18, 0, 9), 0: (9, 0, 9)} if 0 < p["thickness"] < 0.25 else None
+    return None
 
 
 def sizes(name: str, params: Mapping[str, Any], n_train: int, n_test: int) -> tuple[int, int]:
@@ -331,4 +428,4 @@ def extent(name: str, params: Mapping[str, Any]) -> float:
     return ds.extent * 1.15 if ds.extent else 0.0
 
 
-__all__ = ["DATASETS", "Dataset", "Param", "Split", "make_split", "read_points"]
+__all__ = ["DATASETS", "Dataset", "Param", "Split", "betti", "make_split", "read_points"]

@@ -417,15 +417,17 @@ def inspect(root: str, run_id: str, size: int = 220, ncol: int = 3) -> alt.TopLe
     from sweepnet import results
 
     row, params = results.load_params(root, run_id)
-    return network(row, params, size, ncol)
+    return network(row, params, size, ncol, root=root)
 
 
 def network(
-    row: pd.Series, params: Any, size: int = 220, ncol: int = 3, title: str | None = None
+    row: pd.Series, params: Any, size: int = 220, ncol: int = 3, title: str | None = None,
+    root: str | None = None,
 ) -> alt.TopLevelMixin:
     """The pictures of :func:`inspect` for the network ``params`` of the runs row ``row`` (the
     stored one, or a snapshot during training: ``test_acc``, ``train_loss`` and ``separated``
-    of ``row`` are what the subtitle states)."""
+    of ``row`` are what the subtitle states). ``root``: its results folder, whose
+    ``topology.parquet`` (if any) puts Betti numbers under the layers' pictures."""
     run_id = row["run_id"]
     x, y = training_points(row)
     dim, width = int(row["in_dim"]), int(row["width"])
@@ -502,6 +504,9 @@ def network(
         add_views(
             "read-out: logits", logits_p, logits_l, [f"logit {j}" for j in range(logits_p.shape[0])]
         )
+    for i, caption in (_betti_captions(root, run_id) if root else {}).items():
+        if i < len(sections) and sections[i]:
+            sections[i][0] = alt.vconcat(sections[i][0], _caption(caption, size), spacing=2)
     # The boundary opens the input's row. Layers drawn in one panel each flow on in rows of
     # ``ncol``; layers drawn in several panels (3 units) get a row each.
     rows = [[_boundary_panel(row, params, x, y, half, size), *sections[0]]]
@@ -529,6 +534,31 @@ def network(
         .configure_axis(labelFontSize=10, titleFontSize=11, grid=False)
         .configure_title(fontSize=14, anchor="start")
     )
+
+
+def _betti_captions(root: str, run_id: str) -> dict[int, str]:
+    """``{layer: "class 0: b = (1, 1) · class 1: ..."}`` from ``DIR/topology.parquet`` (layer 0
+    = input, last = read-out); empty when this run's topology was not measured."""
+    import os
+
+    path = os.path.join(root, "topology.parquet")
+    if not os.path.exists(path):
+        return {}
+    df = pd.read_parquet(path)
+    df = df[df["run_id"] == run_id].sort_values(["layer", "class"])
+    out: dict[int, list[str]] = {}
+    for r in df.itertuples(index=False):
+        b = [r.b0, r.b1] + ([] if pd.isna(r.b2) else [r.b2])
+        out.setdefault(int(r.layer), []).append(
+            f"class {r[2]}: β = ({', '.join(str(int(v)) for v in b)})")
+    return {k: "  ·  ".join(v) for k, v in out.items()}
+
+
+def _caption(text: str, size: int) -> alt.Chart:
+    """A line of text under a panel."""
+    return (alt.Chart(_values(pd.DataFrame({"t": [text]})))
+            .mark_text(align="left", x=0, fontSize=11, color="#333")
+            .encode(text="t:N").properties(width=size, height=14))
 
 
 # ----------------------------------------------------------------------------- small multiples

@@ -1,13 +1,15 @@
-"""SQL over results folders with DuckDB: the views ``runs`` and ``curves``.
+"""SQL over results folders with DuckDB: the views ``runs``, ``curves`` and ``topology``.
 
 Over one folder the views hold the runs its current spec holds (``all_runs``: every run on
 disk, with a column ``in_spec``). Over several folders they are the union of each folder's
 views, and ``sweep`` (in both views) names the folder's sweep, made unique where two folders
-share a name (``quick``, ``quick-2``).
+share a name (``quick``, ``quick-2``). ``topology`` holds each folder's
+``topology.parquet`` (``sweepnet topology``); typed and empty until measured.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import duckdb
@@ -40,8 +42,14 @@ def _read(root: str, view: str) -> str:
     return f"read_parquet([{', '.join(map(_sql_text, files))}], union_by_name = true)"
 
 
+_TOPOLOGY_COLUMNS = [("run_id", "VARCHAR"), ("layer", "BIGINT"), ("class", "BIGINT"),
+                     ("b0", "BIGINT"), ("b1", "BIGINT"), ("b2", "BIGINT"),
+                     ("n_points", "BIGINT"), ("k", "BIGINT"), ("eps", "BIGINT")]
+
+
 def connect(roots: str | Sequence[str], all_runs: bool = False) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with views ``runs`` and ``curves`` over the folders."""
+    """An in-memory DuckDB connection with views ``runs``, ``curves`` and ``topology`` over
+    the folders."""
     roots = [roots] if isinstance(roots, str) else list(roots)
     for root in roots:
         require_results_dir(root)
@@ -49,8 +57,11 @@ def connect(roots: str | Sequence[str], all_runs: bool = False) -> duckdb.DuckDB
     names = labels([g["sweep"].iloc[0] for g in grids])
     several = len(roots) > 1
     con = duckdb.connect()
-    runs, curves = [], []
+    runs, curves, topology = [], [], []
     for i, (root, g, name) in enumerate(zip(roots, grids, names, strict=True)):
+        if os.path.exists(topo := os.path.join(root, "topology.parquet")):
+            label = f"{_sql_text(name)} AS sweep, " if several else ""
+            topology.append(f"SELECT {label}t.* FROM read_parquet({_sql_text(topo)}) t")
         con.register(f"_grid{i}", g[["run_id", "grid_index"]])
         if source := _read(root, "runs"):
             join, flag = ("LEFT JOIN", ", g.run_id IS NOT NULL AS in_spec") if all_runs else (
@@ -68,6 +79,11 @@ def connect(roots: str | Sequence[str], all_runs: bool = False) -> duckdb.DuckDB
             con.execute(f"CREATE VIEW {view} AS " + " UNION ALL BY NAME ".join(selects))
         else:  # an empty sweep still answers queries (with no rows)
             con.execute(f"CREATE VIEW {view} AS SELECT NULL::VARCHAR AS run_id WHERE false")
+    if topology:
+        con.execute("CREATE VIEW topology AS " + " UNION ALL BY NAME ".join(topology))
+    else:  # typed and empty until `sweepnet topology` measured a folder
+        cols = ", ".join(f"NULL::{t} AS \"{c}\"" for c, t in _TOPOLOGY_COLUMNS)
+        con.execute(f"CREATE VIEW topology AS SELECT {cols} WHERE false")
     return con
 
 

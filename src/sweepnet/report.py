@@ -191,6 +191,16 @@ def build_report(root: str) -> str:
             "Summarised: one line per width, pooled over the other axes (click a cell above "
             "for single seeds).",
         )
+    if os.path.exists(os.path.join(root, "topology.parquet")):  # after `sweepnet topology`
+        from sweepnet import topology
+
+        topo = topology.load(root).merge(runs[["run_id", "activation", "width", "depth"]],
+                                         on="run_id")
+        if len(topo):
+            add("Topology through the layers", charts.betti(topo),
+                "Mean Betti numbers of each class at the input (layer 0), after each hidden "
+                "layer and at the logits (Naitzat et al. 2020: kNN graph, hop distance, "
+                f"Vietoris-Rips at one scale; {topology.summary(topo)}).")
     for label, row in pick_networks(runs):
         add(
             f"Network {row['run_id']}: {label}",

@@ -1,0 +1,101 @@
+"""What the claims reports in analysis/ share: a verdict table (claim -> measured ->
+verdict), markdown tables, figures, and the HTML page (olah2014.py, naitzat2020.py)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+class Report:
+    """A claims report: prose, tables and figures, and one verdict row per claim.
+
+    ``write`` puts ``<stem>.md`` and ``<stem>.html`` into ``out`` (figures in ``out/fig``),
+    the verdict table first.
+    """
+
+    def __init__(self, out: str, stem: str, predicts: str = "theory predicts"):
+        self.out, self.stem, self.predicts, self.md, self.rows = out, stem, predicts, [], []
+        os.makedirs(os.path.join(out, "fig"), exist_ok=True)
+
+    def text(self, s: str = "") -> None:
+        self.md.append(s)
+
+    def table(self, df) -> None:
+        self.md.append(md_table(df))
+        self.md.append("")
+
+    def figure(self, chart, name: str, caption: str) -> None:
+        from sweepnet import charts
+
+        path = os.path.join(self.out, "fig", name + ".png")
+        try:
+            charts.save(chart, path)
+            self.md.append(f"![{caption}](fig/{name}.png)\n\n*{caption}*\n")
+        except Exception as e:  # keep the report even if one figure fails to render
+            self.md.append(f"*(figure {name} failed: {type(e).__name__}: {e})*\n")
+
+    def verdict(self, claim, sweep, predicts, measured, ok) -> None:
+        verdict = {
+            True: "agrees",
+            False: "DISAGREES",
+            None: "not measured",
+            "info": "no sharp claim (reported)",
+        }[ok]
+        self.rows.append(
+            {
+                "claim": claim,
+                "sweep": sweep,
+                self.predicts: predicts,
+                "measured": measured,
+                "verdict": verdict,
+            }
+        )
+
+    def write(self, title: str) -> None:
+        import pandas as pd
+
+        table = md_table(pd.DataFrame(self.rows)) if self.rows else ""
+        body = "\n".join(self.md)
+        md = f"# {title}\n\n## Verdicts\n\n{table}\n\n{body}\n"
+        with open(os.path.join(self.out, f"{self.stem}.md"), "w") as f:
+            f.write(md)
+        with open(os.path.join(self.out, f"{self.stem}.html"), "w") as f:
+            f.write(_html(title, md))
+
+
+def md_table(df) -> str:
+    """A GitHub-flavoured markdown table of ``df`` (floats to 4 significant digits)."""
+
+    def cell(v):
+        if isinstance(v, float | np.floating):
+            return "" if np.isnan(v) else f"{v:.4g}"
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _html(title: str, md: str) -> str:
+    try:
+        from markdown_it import MarkdownIt
+
+        body = MarkdownIt("commonmark").enable("table").render(md)
+    except ImportError:  # markdown-it-py is optional: fall back to preformatted text
+        import html
+
+        body = f"<pre>{html.escape(md)}</pre>"
+    style = (
+        "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;"
+        "vertical-align:top}img{max-width:100%}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+        f"<style>{style}</style></head><body>{body}</body></html>"
+    )
+
+
+__all__ = ["Report", "md_table"]
