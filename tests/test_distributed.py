@@ -140,7 +140,9 @@ def test_a_lost_peer_stops_process_0_with_a_one_line_error_and_the_parts_resume(
     import glob
     import time
 
-    long = SPEC.replace("steps = 60", "steps = 1500").replace("seeds = 4", "seeds = 8")
+    # many small calls (one network per device), so that process 1 is killed mid-sweep
+    long = SPEC.replace("steps = 60", "steps = 1500").replace("seeds = 4", "seeds = 100")
+    total = 4 * 100
     path = tmp_path / "hosts.toml"
     path.write_text(long)
     out = str(tmp_path / "out")
@@ -159,14 +161,15 @@ def test_a_lost_peer_stops_process_0_with_a_one_line_error_and_the_parts_resume(
     finally:
         for p in procs:
             p.kill()
+            p.communicate()  # closes its pipes
     lines = err.strip().splitlines()
     assert procs[0].returncode == 2, err[-3000:]
     assert waited < 60, waited
     assert len(lines) == 1 and "process 1 of 2 was lost" in lines[0], err[-3000:]
     # the finished parts are kept, and the same sweep run again trains only the rest
     kept = len(sweepnet.load(out))
-    assert kept >= 2
+    assert 2 <= kept < total
     summary = engine.run_sweep(spec.loads(long), out, progress=False, max_memory=TINY_MEMORY)
-    assert summary.skipped == kept and summary.trained == 2 * N_NETS - kept
+    assert summary.skipped == kept and summary.trained == total - kept
     df = sweepnet.load(out)
-    assert df["run_id"].is_unique and len(df) == 2 * N_NETS
+    assert df["run_id"].is_unique and len(df) == total

@@ -60,3 +60,18 @@ def test_the_package_has_no_import_cycles():
 def test_the_cycle_finder_finds_one():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_importing_sweepnet_starts_no_jax_backend():
+    """`jax.distributed.initialize` must run before any backend starts (sweepnet run
+    --distributed imports the CLI first), and importing must not build or run anything."""
+    import subprocess
+    import sys
+
+    code = ("import sweepnet, sweepnet.cli, sweepnet.topology, sweepnet.report\n"
+            "from jax._src import xla_bridge\n"
+            "print(bool(xla_bridge._backends))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"

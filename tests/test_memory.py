@@ -56,7 +56,7 @@ def reference(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("mem-ref"))
     engine.run_sweep(spec.loads(SPEC), out, progress=False)
     chunks = {b["chunk"] for b in results.read_manifest(out)["buckets"].values()}
-    assert chunks == {N_NETS // 2}  # one call per bucket
+    assert chunks == {N_NETS}  # one program, one call
     return out
 
 
@@ -108,15 +108,14 @@ def test_resource_exhausted_halves_the_chunk_and_retries(tmp_path, reference, mo
     out = str(tmp_path / "out")
     summary = engine.run_sweep(spec.loads(SPEC), out, progress=False)
     err = capsys.readouterr().err.splitlines()
-    # per bucket: 8 → 4 → 2 networks per call, each step warned about
-    assert summary.retries == 4 and summary.trained == N_NETS
+    # one program: 16 → 8 → 4 → 2 networks per call, each step warned about
+    assert summary.retries == 3 and summary.trained == N_NETS
     assert [line for line in err if "out of device memory" in line] == [
-        f"sweepnet: warning: bucket {b}: out of device memory at {n} networks per call; "
+        f"sweepnet: warning: bucket 0: out of device memory at {n} networks per call; "
         f"retrying with {n // 2}"
-        for b in (0, 1)
-        for n in (8, 4)
+        for n in (16, 8, 4)
     ]
-    assert calls == [8, 4, 2, 2, 2, 2] * 2
+    assert calls == [16, 8, 4] + [2] * 8
     assert {b["chunk"] for b in results.read_manifest(out)["buckets"].values()} == {2}
     assert results.read_manifest(out)["status"] == "complete"
     assert_same_up_to_round_off(out, reference)

@@ -170,7 +170,7 @@ def unlinked_rings(key, n, tube=0.1):
 # 2020): nine copies of one shape on a 3x3 grid. Sizes are ours (see the README); the
 # topology is theirs, and BETTI below states it.
 
-_GRID = jnp.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], jnp.float32)  # (9, 2)
+_GRID = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], np.float32)  # (9, 2)
 _TRIES = 16  # rejection candidates per point (fixed shape); all 16 fail with p < 1e-8
 
 

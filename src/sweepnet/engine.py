@@ -162,11 +162,11 @@ def run_cost(static: Static, run: plan_lib.Run, fused: bool) -> float:
     return plan_lib.step_flops(static, run.config["width"], run.config["depth"])
 
 
-def deal(runs: Sequence[plan_lib.Run], n_calls: int, cost) -> list[list[plan_lib.Run]]:
-    """Cut ``runs`` into ``n_calls`` calls of (nearly) equal work: sorted by ``cost``, dealt
-    round robin (each call then holds a like mix of networks)."""
-    order = sorted(runs, key=lambda r: (-cost(r), r.index))
-    return [order[c::n_calls] for c in range(n_calls)]
+def calls(runs: Sequence[plan_lib.Run], n_calls: int) -> list[list[plan_lib.Run]]:
+    """Cut ``runs`` into ``n_calls`` calls of (nearly) equal size, in grid order (the devices'
+    work is balanced within each call, by :func:`lanes`)."""
+    size = -(-len(runs) // n_calls)
+    return [list(runs[i : i + size]) for i in range(0, len(runs), size)]
 
 
 def lanes(runs: Sequence[plan_lib.Run], size: int, n_dev: int, cost
@@ -586,7 +586,7 @@ def _train_bucket(store, bucket, runs, chunk, fused, m, spec, provenance, tag, b
             ):
                 with _compile_clock(stats):  # data and probe programs compile per shape
                     data = jax.device_put(load_data(bucket.static, group[0]), repl)
-                for part in deal(group, -(-len(group) // chunk), cost):
+                for part in calls(group, -(-len(group) // chunk)):
                     laid, where = lanes(part, chunk, n_dev, cost)
                     seeds, hyper = jax.device_put(chunk_inputs(laid, chunk, bucket.static), nets)
                     if compiled is None:
