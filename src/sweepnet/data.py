@@ -170,6 +170,7 @@ def unlinked_rings(key, n, tube=0.1):
 # 2020): nine copies of one shape on a 3x3 grid. Sizes are ours (see the README); the
 # topology is theirs, and BETTI below states it.
 
+# numpy, not jnp: a module-level jax array would start a backend at import
 _GRID = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], np.float32)  # (9, 2)
 _TRIES = 16  # rejection candidates per point (fixed shape); all 16 fail with p < 1e-8
 
@@ -179,7 +180,7 @@ def naitzat_d1(key, n, radius=0.12, hole=0.2):
     class 0 = the square minus nine holes of radius ``hole`` around them (uniform by area)."""
     y = _class_labels(n, 2)
     k_cell, k_dir, k_rad, k_box = jax.random.split(key, 4)
-    centre = _GRID[jax.random.randint(k_cell, (n,), 0, 9)] * (2 / 3)
+    centre = jnp.asarray(_GRID)[jax.random.randint(k_cell, (n,), 0, 9)] * (2 / 3)
     disks = centre + _unit_vectors(k_dir, n, 2) * _uniform_radius(k_rad, (n,), 0.0, radius,
                                                                  2)[:, None]
     cand = jax.random.uniform(k_box, (n, _TRIES, 2), minval=-1.0, maxval=1.0)
@@ -201,7 +202,7 @@ def naitzat_d2(key, n, tube=0.1):
     y = _class_labels(n, 2)
     k_cell, k0, k1 = jax.random.split(key, 3)
     e = jnp.eye(3)
-    centre = jnp.concatenate([2 * _GRID[jax.random.randint(k_cell, (n,), 0, 9)],
+    centre = jnp.concatenate([2 * jnp.asarray(_GRID)[jax.random.randint(k_cell, (n,), 0, 9)],
                               jnp.zeros((n, 1))], axis=1)
     shift = jnp.array([[0.25, 0.0, 0.0]])
     ring_1 = _ring_points(k0, n, jnp.zeros(3), e[0], e[1], 0.5, tube) - shift
@@ -216,7 +217,7 @@ def naitzat_d3(key, n, thickness=0.05):
     around a class-0 shell 0.35 < r < 0.35 + ``thickness``; all uniform by volume."""
     y = _class_labels(n, 2)
     k_cell, k_dir, k_rad, k_part = jax.random.split(key, 4)
-    centre = jnp.concatenate([2 * _GRID[jax.random.randint(k_cell, (n,), 0, 9)],
+    centre = jnp.concatenate([2 * jnp.asarray(_GRID)[jax.random.randint(k_cell, (n,), 0, 9)],
                               jnp.zeros((n, 1))], axis=1)
     k_ball, k_outer, k_mid = jax.random.split(k_rad, 3)
     ball = _uniform_radius(k_ball, (n,), 0.0, 0.08, 3)
