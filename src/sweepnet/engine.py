@@ -165,8 +165,9 @@ def run_cost(static: Static, run: plan_lib.Run, fused: bool) -> float:
 def calls(runs: Sequence[plan_lib.Run], n_calls: int) -> list[list[plan_lib.Run]]:
     """Cut ``runs`` into ``n_calls`` calls of (nearly) equal size, in grid order (the devices'
     work is balanced within each call, by :func:`lanes`)."""
-    size = -(-len(runs) // n_calls)
-    return [list(runs[i : i + size]) for i in range(0, len(runs), size)]
+    base, extra = divmod(len(runs), n_calls)
+    bounds = np.cumsum([0] + [base + (c < extra) for c in range(n_calls)])
+    return [list(runs[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
 
 def lanes(runs: Sequence[plan_lib.Run], size: int, n_dev: int, cost
