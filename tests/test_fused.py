@@ -53,6 +53,16 @@ def _autodiff(model, params, x, y, real):
     return jax.grad(loss)(params)
 
 
+def _assert_same_gradient(want, got):
+    """``got`` equals autodiff's ``want`` leaf by leaf (to 3e-6 of each leaf's largest entry),
+    and is exactly zero where autodiff's is: padded units and padded layers."""
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(want), jax.tree.leaves(got),
+                            strict=True):
+        scale = float(jnp.max(jnp.abs(a))) + 1e-3
+        np.testing.assert_allclose(b, a, atol=3e-6 * scale, rtol=1e-4, err_msg=str(path))
+        np.testing.assert_array_equal(b == 0, a == 0, err_msg=str(path))
+
+
 CASES = [  # (padded width, depth, real width, activation, points)
     (3, 2, 3, "tanh", 512),
     (8, 3, 5, "tanh", 300),  # padded; points not a multiple of a block
@@ -75,12 +85,7 @@ def test_fused_gradient_equals_autodiff(width, depth, real, act, points):
     net = _net(real, depth, act)
     got, finite = jax.jit(jax.vmap(lambda p: fused.grad(p, x, y, net)))(params)
     assert bool(finite.all())
-    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(want), jax.tree.leaves(got),
-                            strict=True):
-        scale = float(jnp.max(jnp.abs(a))) + 1e-3
-        np.testing.assert_allclose(b, a, atol=3e-6 * scale, rtol=1e-4, err_msg=str(path))
-        # padded units: exactly zero gradient, as under autodiff
-        np.testing.assert_array_equal(b == 0, a == 0, err_msg=str(path))
+    _assert_same_gradient(want, got)
 
 
 @pytest.mark.parametrize("width,depth,real,act,points", CASES[:3] + CASES[6:])
@@ -152,11 +157,7 @@ def test_networks_of_one_batch_have_their_own_depth_and_activation():
     got, finite = jax.jit(jax.vmap(lambda p, w, d, a: fused.grad(
         p, x, y, fused.Net(w, d, ids[a]))))(params, widths, depths, which)
     assert bool(finite.all())
-    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(want), jax.tree.leaves(got),
-                            strict=True):
-        scale = float(jnp.max(jnp.abs(a))) + 1e-3
-        np.testing.assert_allclose(b, a, atol=3e-6 * scale, rtol=1e-4, err_msg=str(path))
-        np.testing.assert_array_equal(b == 0, a == 0, err_msg=str(path))
+    _assert_same_gradient(want, got)
     # layers past a network's depth: exactly zero gradient
     for n, d in enumerate(depths.tolist()):
         for i in range(d, 4):
