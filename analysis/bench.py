@@ -1,7 +1,9 @@
 """Run the full `sweepnet bench` and write analysis/out/bench.json and analysis/out/bench.md.
 
 Usage: python analysis/bench.py [--quick] [--shapes 3x2,16x4] [--sizes 1024,65536] [--steps 1000]
-                                [--rerun sweeps/olah.toml]
+                                [--rerun sweeps/olah.toml] [--out DIR]
+A shape may carry its own sizes: ``--shapes 3x2@16384,16x4@2048`` (``@N+N`` for several).
+The PyTorch ``torch.func`` baseline runs where torch is installed (``pip install torch``).
 (the full bench takes tens of minutes on a 2-core CPU; its progress goes to stderr).
 ``--rerun SPEC`` also trains SPEC cold (empty caches) and then again warm, and reports the wall
 times, compile counts and the warm run's share of the cold compile time (olah: ~10 minutes).
@@ -22,15 +24,14 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--shapes", help="comma-separated WIDTHxDEPTH, e.g. 3x2,16x4")
+    p.add_argument("--shapes", help="comma-separated WIDTHxDEPTH[@N+N...], e.g. 3x2,16x4@2048")
     p.add_argument("--sizes", help="comma-separated network counts")
     p.add_argument("--steps", type=int, help="training steps per network (default 1000)")
     p.add_argument("--rerun", metavar="SPEC", help="also time a cold run and a warm re-run")
     p.add_argument("--no-bench", action="store_true", help="only the --rerun measurement")
     p.add_argument("--out", default=OUT)
     a = p.parse_args(argv)
-    shapes = [tuple(int(v) for v in s.split("x")) for s in a.shapes.split(",")] if a.shapes \
-        else None
+    shapes = bench.parse_shapes(a.shapes) if a.shapes else None
     sizes = [int(n) for n in a.sizes.split(",")] if a.sizes else None
     os.makedirs(a.out, exist_ok=True)
     if a.rerun:

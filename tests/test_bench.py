@@ -92,3 +92,67 @@ def test_the_bench_times_the_default_against_each_gradient_forced(monkeypatch):
     assert "sweepnet run picks fused" in line and "XLA won (1.50x)" in line
     g = bench._gradients([], 3, 2, steps=10, every=5, n_test=64, n=512)  # no row: run it
     assert seen[2:] == [None, "fused", "xla"] and g["default_rate"] == pytest.approx(512 * 10 / 3)
+
+
+def test_shapes_carry_their_own_sizes_and_bad_ones_are_named():
+    assert bench.parse_shapes("3x2,16x4@2048") == [(3, 2), (16, 4, (2048,))]
+    assert bench.parse_shapes("3x2@1024+16384") == [(3, 2, (1024, 16384))]
+    for bad in ("3xq", "3x2@0", "16", "3x2@"):
+        with pytest.raises(ValueError, match="bad shape"):
+            bench.parse_shapes(bad)
+    assert cli.main(["bench", "--shapes", "3x2,4"]) == 2
+
+
+def test_the_torch_func_ensemble_trains_each_network_on_its_own():
+    """The PyTorch baseline (model ensembling with torch.func) trains every network of the
+    ensemble with its own gradient and Adam: its losses equal networks trained one by one."""
+    torch = pytest.importorskip("torch")
+    r = bench.baseline_torch(3, 2, steps=6, nets=4, n_test=64)
+    assert _positive(r["net_steps_per_s"]) and r["nets"] == 4 and r["compile_s"] > 0
+    # the same computation, one network at a time, from the same initial parameters
+    import copy
+
+    import numpy as np
+    from torch.func import functional_call, stack_module_state, vmap
+
+    x, y = (torch.tensor(np.asarray(a), dtype=torch.float32) for a in bench._user_data(64))
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))
+            for _ in range(3)]
+    alone = []
+    for net in copy.deepcopy(nets):
+        opt = torch.optim.Adam(net.parameters(), lr=0.01)
+        for _ in range(5):
+            opt.zero_grad()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x)[:, 0], y)
+            loss.backward()
+            opt.step()
+        alone.append(loss.item())
+    params, buffers = stack_module_state(nets)
+    base = copy.deepcopy(nets[0]).to("meta")
+    fwd = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))
+    opt = torch.optim.Adam(params.values(), lr=0.01)
+    for _ in range(5):
+        opt.zero_grad()
+        logits = fwd(params, buffers, x)[..., 0]
+        losses = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, y.expand_as(logits), reduction="none").mean(dim=1)
+        losses.sum().backward()
+        opt.step()
+    np.testing.assert_allclose(losses.detach().numpy(), alone, rtol=1e-5)
+
+
+def test_the_table_reports_torch_func_or_says_it_is_missing():
+    wl = {"width": 3, "depth": 2, "sizes": [], "spread": None, "ref_n": 16384,
+          "loop": {"net_steps_per_s": 1e4}, "scan": {"net_steps_per_s": 2e4},
+          "e2e_vs_loop": 60.0, "e2e_vs_scan": 20.0, "torch": None, "e2e_vs_torch": None}
+    result = {"quick": False, "steps": 1000, "eval_every": 100, "batch": 512, "n_test": 8192,
+              "backend": "cpu", "devices": 2, "cpus": 2, "jax": "0", "load_before": 0.0,
+              "load_after": 0.0, "bound": {"matmul_flops_per_s": 1e11, "tanh_per_s": 1e9},
+              "gradient": "fused", "workloads": [wl],
+              "device_scaling": {"width": 3, "depth": 2, "n": 4096, "one": 1.0, "many": 2.0,
+                                 "many_devices": 2, "speedup": 2.0}}
+    assert "torch not installed" in bench.format_table(result)
+    wl.update(torch={"net_steps_per_s": 1.8e4, "compile_s": 7.0}, e2e_vs_torch=55.0)
+    text = bench.format_table(result)
+    assert "torch.func ensemble 1.8e+04" in text and "55.0x torch.func" in text

@@ -37,21 +37,23 @@ import time
 
 SHAPES = ((3, 2), (8, 4), (16, 4))
 SIZES = (256, 1024, 4096, 16384, 65536)  # for the first shape
-WIDE_SIZES = (256, 1024, 4096)  # for the others (a (16, 4) net-step costs 15x a (3, 2) one)
+WIDE_SIZES = (256, 1024, 2048)  # for the others (a (16, 4) net-step costs 15x a (3, 2) one)
 BATCH = 512  # full batch: n_train
 N_TEST = 8192  # the spec default probe
 STEPS = 1000  # sweeps train 600-3000 steps; a network's one-off costs weigh less the longer
 EVAL_EVERY = 100
 LOOP_NETS, SCAN_NETS = 2, 8  # the baselines' slice of the work
-REF_N = 16384  # network count at which end-to-end ratios are reported
+REF_N = 16384  # network count at which end-to-end ratios are reported (first shape)
+WIDE_REF_N = 2048  # ... and for the others
 REPEAT_N = 4096  # engine runs up to this many networks are measured twice (best kept)
 
 QUICK = {"shapes": ((3, 2),), "sizes": (64,), "steps": 20, "eval_every": 10,
-         "n_test": 1024, "loop_nets": 1, "scan_nets": 2, "ref_n": 64, "devices_n": 64}
+         "n_test": 1024, "loop_nets": 1, "scan_nets": 2, "ref_n": 64, "wide_ref_n": 64,
+         "devices_n": 64}
 FULL = {"shapes": SHAPES, "sizes": SIZES, "wide_sizes": WIDE_SIZES, "steps": STEPS,
         "eval_every": EVAL_EVERY,
         "n_test": N_TEST, "loop_nets": LOOP_NETS, "scan_nets": SCAN_NETS, "ref_n": REF_N,
-        "devices_n": 4096, "wide_gradient_n": 1024}
+        "wide_ref_n": WIDE_REF_N, "devices_n": 4096, "wide_gradient_n": 1024}
 
 
 # --------------------------------------------------------------------------- arithmetic
@@ -340,7 +342,91 @@ def baseline_scan(width: int, depth: int, steps: int, nets: int, n_test: int) ->
     return {"net_steps_per_s": nets * steps / (time.perf_counter() - t), "compile_s": compile_s}
 
 
+def baseline_torch(width: int, depth: int, steps: int, nets: int, n_test: int,
+                   seconds: float = 20.0) -> dict | None:
+    """PyTorch's model ensembling (``torch.func``): ``nets`` copies of the user's MLP stacked
+    with ``stack_module_state`` and trained together, ``vmap(functional_call)`` for the forward
+    pass and one ``torch.optim.Adam`` over the stacked parameters (elementwise, so each network
+    gets its own Adam). Each network's loss is its mean over the full batch; their sum
+    backpropagates to each network's own gradient.
+
+    Runs up to ``steps`` steps, stopping after ``seconds`` (its rate is steady after a few
+    steps). Returns ``{"net_steps_per_s", "compile_s", "nets", "torch", "threads"}``
+    (``compile_s``: building the ensemble and its first step, the one-off), or None where torch
+    is not installed.
+    """
+    try:
+        import torch
+    except ImportError:
+        return None
+    import copy
+
+    import numpy as np
+    from torch.func import functional_call, stack_module_state, vmap
+
+    x, y = (torch.tensor(np.asarray(a), dtype=torch.float32) for a in _user_data(n_test))
+    t = time.perf_counter()
+    torch.manual_seed(0)
+
+    def mlp():
+        layers, d_in = [], x.shape[1]
+        for _ in range(depth):
+            layers += [torch.nn.Linear(d_in, width), torch.nn.Tanh()]
+            d_in = width
+        return torch.nn.Sequential(*layers, torch.nn.Linear(d_in, 1))
+
+    models = [mlp() for _ in range(nets)]
+    params, buffers = stack_module_state(models)  # (nets, ...) leaves with requires_grad
+    base = copy.deepcopy(models[0]).to("meta")
+    del models
+    forward = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))
+    opt = torch.optim.Adam(params.values(), lr=0.01)
+    bce = torch.nn.BCEWithLogitsLoss(reduction="none")
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        logits = forward(params, buffers, x)[..., 0]  # (nets, points)
+        loss = bce(logits, y.expand_as(logits)).mean(dim=1)  # (nets,): each network's loss
+        loss.sum().backward()
+        opt.step()
+        return loss
+
+    step()
+    compile_s = time.perf_counter() - t
+    t = time.perf_counter()
+    done = 0
+    while done < steps - 1 and (done < 3 or time.perf_counter() - t < seconds):
+        loss = step()
+        done += 1
+    float(loss.detach().mean())  # the user reads the final losses
+    return {"net_steps_per_s": nets * done / (time.perf_counter() - t), "compile_s": compile_s,
+            "nets": nets, "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def torch_subprocess(width: int, depth: int, steps: int, nets: int, n_test: int) -> dict | None:
+    """:func:`baseline_torch` in a fresh process (torch and JAX do not share one)."""
+    return _worker({"torch": [width, depth, steps, nets, n_test]}, plain=True)
+
+
 # --------------------------------------------------------------------------- measurements
+
+
+def parse_shapes(text: str) -> list[tuple]:
+    """``"3x2,16x4@2048"`` -> ``[(3, 2), (16, 4, (2048,))]`` (``@N+N`` gives several sizes).
+    Raises ValueError naming the bad entry."""
+    out = []
+    for item in text.split(","):
+        shape, at, sizes = item.strip().partition("@")
+        try:
+            w, d = (int(v) for v in shape.split("x"))
+            ns = tuple(int(n) for n in sizes.split("+")) if at else ()
+        except ValueError:
+            raise ValueError(
+                f"bad shape {item!r}: expected WIDTHxDEPTH[@N+N...], e.g. 3x2@16384") from None
+        if min((w, d, *ns)) < 1:
+            raise ValueError(f"bad shape {item!r}: widths, depths and sizes are positive")
+        out.append((w, d, ns) if ns else (w, d))
+    return out
 
 
 def probe_bucket(width: int, depth: int, activation: str = "tanh", n: int | None = None, *,
@@ -676,13 +762,17 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
 
     ``quick``: tiny sizes and few steps (seconds; for tests). ``shapes``/``sizes``/``steps``
     override the workloads (a network's one-off costs, init, evals and the separation
-    certificate, weigh less the more steps it trains). ``progress``: callable taking a line of
-    text, or None.
+    certificate, weigh less the more steps it trains); a shape may carry its own sizes,
+    ``(width, depth, (n, ...))``. End-to-end ratios are taken at the reference size
+    (:data:`REF_N`, :data:`WIDE_REF_N`) where it is measured, else at the shape's largest.
+    ``progress``: callable taking a line of text, or None.
     """
     import jax
 
     cfg = dict(QUICK if quick else FULL)
     shapes = tuple(tuple(s) for s in (shapes or cfg["shapes"]))
+    own = {s[:2]: tuple(s[2]) for s in shapes if len(s) > 2}
+    shapes = tuple(s[:2] for s in shapes)
     given = tuple(sizes) if sizes else None
     steps, every, n_test = steps or cfg["steps"], cfg["eval_every"], cfg["n_test"]
     say = progress or (lambda _: None)
@@ -701,7 +791,10 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
         f"{bound['tanh_per_s'] / 1e9:.2f} Gtanh/s over {bound['devices']} devices")
     workloads = []
     for k, (width, depth) in enumerate(shapes):
-        sizes = given or (cfg["sizes"] if k == 0 else cfg.get("wide_sizes", cfg["sizes"]))
+        sizes = own.get((width, depth)) or given or (
+            cfg["sizes"] if k == 0 else cfg.get("wide_sizes", cfg["sizes"]))
+        ref_n = cfg["ref_n"] if k == 0 else cfg["wide_ref_n"]
+        ref_n = ref_n if ref_n in sizes else max(sizes)
         ops = workload_ops(width, depth, steps, every, n_test)
         per_net_min = min_seconds(ops, bound)
         # quick mode measures in this process; the full bench in fresh, plain JAX processes
@@ -710,8 +803,13 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
             _best_of(k, width, depth, steps, cfg[f"{k}_nets"], n_test, 1) if quick
             else baseline_subprocess(k, width, depth, steps, cfg[f"{k}_nets"], n_test)
             for k in ("loop", "scan"))
+        # PyTorch's ensembling trains all ref_n networks at once (its rate grows with them)
+        torch = (baseline_torch(width, depth, steps, ref_n, n_test, seconds=2.0) if quick
+                 else torch_subprocess(width, depth, steps, ref_n, n_test))
         say(f"w{width} d{depth}: loop {loop['net_steps_per_s']:.0f}, scan "
-            f"{scan['net_steps_per_s']:.0f} net-steps/s")
+            f"{scan['net_steps_per_s']:.0f}, torch.func "
+            + (f"{torch['net_steps_per_s']:.0f} ({ref_n} networks)" if torch
+               else "not installed") + " net-steps/s")
         rows = []
         for n in sizes:
             # quick mode trains in this process (no cold start per size: it must take seconds)
@@ -738,13 +836,15 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
             gradients = _gradients(rows, width, depth, steps, every, n_test,
                                    cfg["devices_n"] if k == 0 else cfg["wide_gradient_n"])
             say(_gradient_line(gradients))
-        ref = next((r for r in rows if r["n"] == cfg["ref_n"]), rows[-1])
-        loop_e2e = loop["compile_s"] + ref["n"] * steps / loop["net_steps_per_s"]
-        scan_e2e = scan["compile_s"] + ref["n"] * steps / scan["net_steps_per_s"]
+        ref = next(r for r in rows if r["n"] == ref_n)
+        # each baseline's time for the reference work: its one-off plus its training steps
+        e2e = lambda b, n=ref_n: b["compile_s"] + n * steps / b["net_steps_per_s"]
         workloads.append({
             "width": width, "depth": depth, "ops_per_net": ops, "min_s_per_net": per_net_min,
-            "loop": loop, "scan": scan, "sizes": rows, "ref_n": ref["n"], "gradients": gradients,
-            "e2e_vs_loop": loop_e2e / ref["wall_s"], "e2e_vs_scan": scan_e2e / ref["wall_s"],
+            "loop": loop, "scan": scan, "torch": torch, "sizes": rows, "ref_n": ref_n,
+            "gradients": gradients,
+            "e2e_vs_loop": e2e(loop) / ref["wall_s"], "e2e_vs_scan": e2e(scan) / ref["wall_s"],
+            "e2e_vs_torch": e2e(torch) / ref["wall_s"] if torch else None,
             "spread": _spread([r["net_steps_per_s"] for r in rows if r["n"] >= 1024])})
     dn = cfg["devices_n"]
     w, d = shapes[0]
@@ -837,10 +937,14 @@ def format_table(result: dict) -> str:
                 f"{r['vs_loop']:>7.1f} {r['vs_scan']:>7.1f} {r['bound_fraction']:>6.1%} "
                 f"{r['maxrss_mb']:>8.0f}")
         spread = wl["spread"]
+        torch = wl.get("torch")
         lines.append(
             f"{'':>6} baselines: loop {wl['loop']['net_steps_per_s']:.4g}, scan "
-            f"{wl['scan']['net_steps_per_s']:.4g} net-steps/s; end to end at N={wl['ref_n']} "
-            f"(compile included): {wl['e2e_vs_loop']:.1f}x loop, {wl['e2e_vs_scan']:.1f}x scan"
+            f"{wl['scan']['net_steps_per_s']:.4g}, torch.func ensemble "
+            + (f"{torch['net_steps_per_s']:.4g}" if torch else "(torch not installed)")
+            + f" net-steps/s; end to end at N={wl['ref_n']} (one-offs included): "
+            f"{wl['e2e_vs_loop']:.1f}x loop, {wl['e2e_vs_scan']:.1f}x scan"
+            + (f", {wl['e2e_vs_torch']:.1f}x torch.func" if torch else "")
             + (f"; throughput spread N>=1024 {spread:.1%}" if spread is not None else ""))
         if g := wl.get("gradients"):
             lines.append(f"{'':>6} gradient {_gradient_line(g)}")
@@ -856,6 +960,7 @@ if __name__ == "__main__":
     # worker: python -m sweepnet.bench '{"engine": [w, d, n, steps, every, n_test]}'
     #                               or '{"sweep": [spec_path, out]}'
     #                               or '{"baseline": [kind, w, d, steps, nets, n_test, repeats]}'
+    #                               or '{"torch": [w, d, steps, nets, n_test]}'
     #                               or '{"kernel": true}' (the background kernel builder)
     _job = json.loads(sys.argv[1])
     if "kernel" in _job:  # in the background, beside the user's sweep: let the sweep go first
@@ -870,5 +975,7 @@ if __name__ == "__main__":
 
         print(json.dumps({"devices": len(jax.local_devices()),
                           "xla_flags": os.environ.get("XLA_FLAGS", "")}))
+    elif "torch" in _job:
+        print(json.dumps(baseline_torch(*_job["torch"])))
     else:
         print(json.dumps(_best_of(*_job["baseline"])))

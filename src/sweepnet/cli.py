@@ -170,7 +170,13 @@ def cmd_report(a):
 def cmd_bench(a):
     from sweepnet import bench
 
-    result = bench.run(quick=a.quick)
+    try:
+        shapes = bench.parse_shapes(a.shapes) if a.shapes else None
+    except ValueError as e:
+        raise SweepnetError(f"--shapes: {e}") from None
+    result = bench.run(quick=a.quick, shapes=shapes, steps=a.steps,
+                       progress=None if a.json else lambda line: print(line, file=sys.stderr,
+                                                                         flush=True))
     print(json.dumps(result, indent=1) if a.json else bench.format_table(result))
 
 
@@ -364,8 +370,12 @@ def parser() -> argparse.ArgumentParser:
 
     b = _sub(sub, "bench", "throughput against per-network baselines", """\
   sweepnet bench --quick
+  sweepnet bench --shapes 3x2@16384,16x4@2048
   sweepnet bench --json > bench.json""")
     b.add_argument("--quick", action="store_true", help="small workloads (seconds)")
+    b.add_argument("--shapes", help="WIDTHxDEPTH[@N+N...], comma-separated (default: "
+                   "3x2, 8x4, 16x4 at several sizes)")
+    b.add_argument("--steps", type=int, help="training steps per network (default 1000)")
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
     b.set_defaults(fn=cmd_bench)
 
