@@ -161,3 +161,29 @@ def test_a_real_run_calibrates_its_own_estimate(tiny_results):
     est = p.estimate_seconds(t["flops_per_s"], compile_s, t["step_s"], t["overhead_s"])
     (shard,) = read_manifest(tiny_results)["shards"].values()
     assert shard["wall_s"] / 1.5 < est < shard["wall_s"] * 1.5
+
+
+def test_a_first_run_is_estimated_with_xla_until_the_kernel_is_built_then_the_kernel():
+    """On a machine without the kernel, a first run trains with XLA's gradient while the kernel
+    builds in the background, then switches: the plan says so and estimates that run."""
+    s = spec.loads(SPEC)
+    xla = plan.make_plan(s, 2, platform="cpu", fused=False)
+    kernel = plan.make_plan(s, 2, platform="cpu", fused=True)
+    model = dict(flops_per_s=FLOPS_PER_S, compile_s=COMPILE_S, step_s=STEP_S)
+    work_xla = xla.estimate_seconds(FLOPS_PER_S, 0.0, STEP_S, padded=True)
+    work_kernel = kernel.estimate_seconds(FLOPS_PER_S, 0.0, STEP_S, padded=False)
+    build_s = work_xla / 4  # the kernel is ready a quarter of the way through XLA's work
+    text = plan.describe(xla, **model, load_s=0.5, overhead_s=OVERHEAD_S, padded=True,
+                         kernel_plan=kernel, build_s=build_s)
+    m = re.search(r"estimated time (\d+) s for this first run from empty caches: XLA's "
+                  r"gradient for the first ~\d+ s while the CPU kernel builds .*, (\d+) s with "
+                  r"the programs cached", text)
+    n = len(xla.buckets)
+    assert float(m[1]) == pytest.approx(
+        build_s + 0.75 * work_kernel + 2 * n * COMPILE_S + OVERHEAD_S, abs=1)
+    assert float(m[2]) == pytest.approx(work_kernel + n * 0.5 + OVERHEAD_S, abs=1)  # all kernel
+    # a run shorter than the build never gets to the kernel: XLA's estimate throughout
+    text = plan.describe(xla, **model, overhead_s=OVERHEAD_S, kernel_plan=kernel,
+                         build_s=2 * work_xla)
+    cold = float(re.search(r"estimated time (\d+) s from empty caches", text)[1])
+    assert cold == pytest.approx(work_xla + n * COMPILE_S + OVERHEAD_S, abs=1)

@@ -337,3 +337,43 @@ def test_the_kernel_is_timed_against_xlas_gradient():
     assert row["speedup"] == pytest.approx(row["xla_s"] / row["fused_s"])
     assert result["march"] == fused.march() and " 3, 2) relu" in "\n".join(
         bench.format_verdict(result))
+
+
+@pytest.mark.slow
+def test_a_bucket_switches_to_the_kernel_when_it_is_ready(both, tmp_path, monkeypatch, capfd):
+    """While the kernel builds, a bucket trains in short calls with XLA's gradient and, once
+    the kernel is built and measured faster, trains the networks left with it: those equal the
+    networks of a run with the kernel throughout, bit for bit."""
+    import sweepnet
+
+    s, out = both
+    monkeypatch.delenv("SWEEPNET_FUSED")  # the choice left to measurement
+    monkeypatch.setattr(fused, "use", lambda static, mesh, start=True: False)  # not built yet
+    monkeypatch.setattr(fused, "pending", lambda static, mesh: fused.covers(static))
+    asked = []
+
+    def ready(static):  # ready from the second call on
+        asked.append(static)
+        return fused.covers(static) and len(asked) > 1
+
+    monkeypatch.setattr(fused, "ready", ready)
+    monkeypatch.setattr(plan, "interim_chunk",
+                        lambda static, chunk, n: plan._lanes(4, n, plan.sub_batch(static)))
+    engine.bucket_fn.cache_clear()
+    try:
+        engine.run_sweep(s, str(tmp_path / "out"), progress=False)
+    finally:
+        engine.bucket_fn.cache_clear()
+    assert "the fused CPU kernel is built and measured faster here" in capfd.readouterr().err
+    with open(tmp_path / "out" / "manifest.json") as f:
+        buckets = {tuple(b["static"]["activations"]): b for b in json.load(f)["buckets"].values()}
+    mixed = buckets[("softplus", "tanh")]
+    assert mixed["gradient"] == "xla+fused" and mixed["xla_networks"] == 4
+    assert buckets[("elu",)]["gradient"] == "xla"  # not the kernel's: never switches
+    a = sweepnet.load(str(tmp_path / "out")).set_index("run_id").sort_index()
+    ref = sweepnet.load(out["fused"]).set_index("run_id").sort_index()
+    kernel = a["activation"] != "elu"
+    same = (a.loc[kernel, "train_loss"] == ref.loc[kernel, "train_loss"])
+    # all but the first call's 4 networks, bit for bit (and XLA's gradient did train those)
+    assert kernel.sum() - 4 <= same.sum() < kernel.sum()
+    np.testing.assert_allclose(a["train_loss"], ref["train_loss"], rtol=1e-3, atol=1e-5)

@@ -625,7 +625,9 @@ def recorded_runs(folder: str = "results", n_devices: int | None = None,
         if (m.get("backend") != backend or len(m.get("devices", ())) != n_devices
                 or m.get("processes", 1) != 1 or m.get("versions", {}).get("sweepnet") != version):
             continue
-        buckets = [b for b in m.get("buckets", {}).values() if "compile_s" in b]
+        # a bucket that switched gradients mid-way ("xla+fused") fits neither rate
+        buckets = [b for b in m.get("buckets", {}).values()
+                   if "compile_s" in b and "+" not in b.get("gradient", "")]
         # a run's time besides its buckets' (planning, opening the results, the manifest)
         walls = [s["wall_s"] for s in m.get("shards", {}).values() if "wall_s" in s]
         overhead = max(0.0, sum(walls) - sum(b["seconds"] for b in buckets))

@@ -52,8 +52,6 @@ def cmd_run(a):
 
 
 def cmd_plan(a):
-    import jax
-
     from sweepnet import bench, engine, fused, plan, spec
 
     s = spec.load(a.spec, a.set)
@@ -66,13 +64,18 @@ def cmd_plan(a):
     p = plan.make_plan(s, n, memory, platform=where, fused=kernel)
     # recorded runs, else a short measurement (said on stderr), cached per machine
     t = bench.throughput(refresh=a.calibrate, results=a.results, say=_say)
-    notes = []
-    if jax.default_backend() == "cpu" and fused.enabled() and fused.library(start=False) is None:
-        notes.append("the fused CPU kernel is not built here: this is XLA's gradient; a first "
-                     "run builds the kernel in the background (minutes of one core)")
+    notes, later = [], None
+    if where == "cpu" and not kernel and fused.will_build() and any(
+            fused.covers(b.static) for b in p.buckets):
+        # a first run trains with XLA's gradient while the kernel builds, then switches to it
+        later = plan.make_plan(s, n, memory, platform=where, fused=True)
+        notes.append("the fused CPU kernel is not built and measured here yet: a first run does "
+                     "it in the background and switches to it when ready (the kernel's work is "
+                     "estimated at XLA's rate for real shapes until then)")
     print(plan.describe(p, t["flops_per_s"], t["compile_s"], t["step_s"], load_s=t.get("load_s"),
                         overhead_s=t.get("overhead_s", 0.0) + bench.STARTUP_S,
-                        source=t["source"], notes=notes, padded=not kernel))
+                        source=t["source"], notes=notes, padded=not kernel, kernel_plan=later,
+                        build_s=fused.FIRST_BUILD_S))
 
 
 def _say(message: str) -> None:

@@ -448,9 +448,16 @@ def run_sweep(
                 # float round-off depends on how many networks a call holds, so a resumed sweep
                 # must make calls of the same size to reproduce the uninterrupted one bit for bit.
                 chunk = plan_lib.chunk_size(b.static, share, n_dev, full.max_memory, where, fused)
-                todo.append((b, runs, chunk, fused))
+                switch = None
+                if not fused and fused_lib.pending(b.static, m):
+                    # the kernel is being built: short calls with XLA's gradient until it is
+                    # ready, then the rest with it, in the calls a run with the kernel makes
+                    chunk = plan_lib.interim_chunk(b.static, chunk, n_dev)
+                    switch = functools.partial(plan_lib.chunk_size, b.static, share, n_dev,
+                                               full.max_memory, where, True)
+                todo.append((b, runs, chunk, fused, switch))
         build_s = fused_lib.build_seconds() - built  # SWEEPNET_FUSED=1 builds in the foreground
-        pending = sum(len(rs) for _, rs, _, _ in todo)
+        pending = sum(len(rs) for _, rs, *_ in todo)
         provenance = {
             "sweepnet_version": __version__,
             "jax_version": jax.__version__,
@@ -475,15 +482,20 @@ def run_sweep(
         bar = _progress(pending, progress)
         stats = {"compiles": 0, "loaded": 0, "compile_s": 0.0, "retries": 0}
         buckets = {}
-        for bucket, runs, chunk, fused in todo:
+        for bucket, runs, chunk, fused, switch in todo:
             tb, compiled, loaded = time.perf_counter(), stats["compile_s"], stats["loaded"]
-            chunk = _train_bucket(store, bucket, runs, chunk, fused, m, spec, provenance, tag, bar,
-                                  stats, cache)
+            chunk, on_xla = _train_bucket(store, bucket, runs, chunk, fused, m, spec, provenance,
+                                          tag, bar, stats, cache, switch)
+            switched = fused is False and on_xla < len(runs)
+            fused = fused or switched
             buckets[f"{tag}-b{bucket.index:03d}"] = {
                 "static": dataclasses.asdict(bucket.static),
                 "networks": len(runs),
                 "chunk": chunk,
-                "gradient": "fused" if fused else "xla",
+                # a bucket that switched to the kernel when it was ready: "xla+fused", and how
+                # many networks XLA's gradient trained
+                "gradient": "xla+fused" if switched else "fused" if fused else "xla",
+                **({"xla_networks": on_xla} if switched else {}),
                 "seconds": round(time.perf_counter() - tb, 3),
                 # `sweepnet plan` calibrates on these (bench.recorded_runs): the FLOPs of a
                 # network-step as this gradient computes them (the kernel: real shapes)
@@ -563,22 +575,29 @@ def _call(compiled, seeds, hyper, data):
     return compiled(seeds, hyper, data)
 
 
+class _Switch(Exception):
+    """The kernel became ready while a bucket trained with XLA's gradient."""
+
+
 def _train_bucket(store, bucket, runs, chunk, fused, m, spec, provenance, tag, bar, stats,
-                  cache=True) -> int:
+                  cache=True, switch=None) -> tuple[int, int]:
     """Train ``runs`` of one bucket in calls of ``chunk`` networks, writing each as one part.
 
-    ``fused``: the fused CPU kernel computes the gradient. On RESOURCE_EXHAUSTED (raised at
-    compile, dispatch or fetch) the chunk is halved, down to one network per device, and the
-    calls not yet written are run again. Returns the chunk size that worked. At most two calls'
-    outputs are alive at once (one computing, one being written), so memory does not grow with
-    the sweep.
+    ``fused``: the fused CPU kernel computes the gradient. ``switch``: while the kernel is being
+    built, a function giving the kernel's chunk; after each call written, if the kernel is ready
+    (``fused.ready``), the runs left train with it in calls of that size. On RESOURCE_EXHAUSTED
+    (raised at compile, dispatch or fetch) the chunk is halved, down to one network per device,
+    and the calls not yet written are run again. Returns the chunk size that worked last and
+    how many networks XLA's gradient trained. At most two calls' outputs are alive at once (one
+    computing, one being written), so memory does not grow with the sweep.
     """
-    fn = bucket_fn(bucket.static, m, fused)
-    cost = functools.partial(run_cost, bucket.static, fused=fused)
     n_dev = m.devices.size
     nets, repl = NamedSharding(m, P("nets")), NamedSharding(m, P())
     written: set[str] = set()
+    on_xla = 0
     while True:
+        fn = bucket_fn(bucket.static, m, fused)
+        cost = functools.partial(run_cost, bucket.static, fused=fused)
         left = [r for r in runs if r.run_id not in written]
         compiled, inflight = None, None
         try:
@@ -588,6 +607,8 @@ def _train_bucket(store, bucket, runs, chunk, fused, m, spec, provenance, tag, b
                 with _compile_clock(stats):  # data and probe programs compile per shape
                     data = jax.device_put(load_data(bucket.static, group[0]), repl)
                 for part in calls(group, -(-len(group) // chunk)):
+                    if switch is not None and not fused and fused_lib.ready(bucket.static):
+                        raise _Switch
                     laid, where = lanes(part, chunk, n_dev, cost)
                     seeds, hyper = jax.device_put(chunk_inputs(laid, chunk, bucket.static), nets)
                     if compiled is None:
@@ -602,9 +623,17 @@ def _train_bucket(store, bucket, runs, chunk, fused, m, spec, provenance, tag, b
                     if inflight is not None:
                         _write(store, bucket, *inflight, spec, provenance, tag, bar, written)
                     inflight = (part, where, result)
+                    on_xla += 0 if fused else len(part)
             if inflight is not None:
                 _write(store, bucket, *inflight, spec, provenance, tag, bar, written)
-            return chunk
+            return chunk, on_xla
+        except _Switch:
+            if inflight is not None:
+                _write(store, bucket, *inflight, spec, provenance, tag, bar, written)
+            fused, chunk = True, switch()
+            print(f"sweepnet: the fused CPU kernel is built and measured faster here: the "
+                  f"{len(runs) - len(written)} networks left in bucket {bucket.index} train with "
+                  "it", file=sys.stderr, flush=True)
         except jax.errors.JaxRuntimeError as e:
             if not _is_oom(e):
                 raise

@@ -121,6 +121,40 @@ def use(static, mesh, start: bool = True) -> bool:
     return _state["decisions"][key]
 
 
+def pending(static, mesh) -> bool:
+    """Whether the kernel may still come for ``static`` during this run: :func:`use` said no
+    only because the kernel is being built or measured (in the background, by this process or
+    another one) and the user left the choice to the measurement (``SWEEPNET_FUSED`` unset).
+    The engine then trains in shorter calls and asks :func:`ready` after each."""
+    builder = _state["builder"]
+    running = builder == "elsewhere" or (builder is not None and builder.poll() is None)
+    return (running and mode() == "auto" and covers(static)
+            and all(d.platform == "cpu" for d in mesh.devices.flat)
+            and (library(start=False) is None or verdict() is None))
+
+
+# A first build and its measurement in the background, beside a sweep, on a 2-core CPU: 31 s
+# to build, about 80 s to time the six shapes (`sweepnet devices --build`: 108 s quiet)
+FIRST_BUILD_S = 120.0
+
+
+def will_build() -> bool:
+    """Whether a sweep started now would build and measure the kernel in the background and
+    switch to it when ready (``sweepnet plan`` estimates such a first run): a compiler, no
+    failed build, the choice left to measurement, background builds allowed, and the kernel not
+    yet built and measured."""
+    path = kernel_path()
+    return (path is not None and mode() == "auto" and not _read(path[:-3] + ".failed")
+            and os.environ.get("SWEEPNET_KERNEL_BUILD", "").strip().lower() not in _OFF
+            and (not os.path.exists(path) or verdict() is None))
+
+
+def ready(static) -> bool:
+    """Whether the kernel is built, loaded and measured faster for ``static`` now (asked
+    afresh, unlike :func:`use`): a bucket that started on XLA's gradient switches then."""
+    return library(start=False) is not None and bool(prefers(*shape_class(static)))
+
+
 def shape_class(static) -> tuple[int, int, tuple[str, ...]]:
     """``(width, depth, activations)`` of a bucket, as :func:`prefers` takes them."""
     acts = getattr(static, "activations", None) or (static.activation,)

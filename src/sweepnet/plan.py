@@ -249,6 +249,21 @@ def chunk_size(static: Static, runs: Sequence[Run], n_devices: int, max_memory: 
         calls += 1  # rounding up to whole sub-batches overshot the memory limit
 
 
+INTERIM_CALLS = 8  # while the kernel builds, XLA's calls are this many times shorter
+
+
+def interim_chunk(static: Static, chunk: int, n_devices: int) -> int:
+    """Networks per call with XLA's gradient while the fused kernel is being built: about
+    ``chunk / INTERIM_CALLS`` (whole sub-batches on every device), so that the bucket switches
+    to the kernel soon after it is ready (a call of 832 (8, 8) networks takes XLA minutes); never
+    less than a full sub-batch per device (short buckets keep their calls)."""
+    sub = sub_batch(static)
+    target = max(chunk // INTERIM_CALLS, n_devices * sub)
+    if target >= chunk:
+        return chunk
+    return min(chunk, _lanes(-(-chunk // -(-chunk // target)), n_devices, sub))
+
+
 def _lanes(n: int, n_devices: int, sub: int) -> int:
     """The fewest lanes ``>= n`` that give every device ``k`` equal sub-batches of ``<= sub``."""
     share = -(-n // n_devices)
@@ -260,11 +275,16 @@ def describe(plan: Plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
              compile_s: float = DEFAULT_COMPILE_S, step_s: float = DEFAULT_STEP_S, *,
              load_s: float | None = None, overhead_s: float = 0.0,
              source: str = "the planner's constants", notes: Sequence[str] = (),
-             padded: bool = True) -> str:
+             padded: bool = True, kernel_plan: Plan | None = None,
+             build_s: float = 0.0) -> str:
     """The text `sweepnet plan` prints: buckets, padding, memory, and the time estimate of a
     cold run (and of a warm one, programs loaded from the cache, given ``load_s``) with the
     machine model (see ``bench.throughput``) and where it came from. ``padded``: the work is
-    XLA's, at the programs' padded shapes; else the fused kernel's, at the real ones."""
+    XLA's, at the programs' padded shapes; else the fused kernel's, at the real ones.
+
+    ``kernel_plan``: this is a first run that builds the fused kernel in the background for
+    ``build_s`` seconds: XLA's gradient trains until then, and ``kernel_plan`` (the plan with
+    the kernel) the rest, with a second compile; its warm re-run is all kernel."""
     lines = [f"sweep {plan.spec.name!r}: {len(plan.runs)} networks in {len(plan.buckets)} "
              f"buckets ({len(plan.buckets)} compiles) on {plan.n_devices} device(s)"]
     lines.append(f"{'bucket':>6} {'nets':>6} {'widths':>9} {'depths':>9} {'activations':>24} "
@@ -286,8 +306,19 @@ def describe(plan: Plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
     n = len(plan.buckets)
     cold = plan.estimate_seconds(flops_per_s, compile_s, step_s, overhead_s, padded)
     text = f"estimated time {cold:.0f} s from empty caches ({n} compiles ~{compile_s:.1f} s each)"
+    if kernel_plan is not None:
+        xla = plan.estimate_seconds(flops_per_s, 0.0, step_s, 0.0, padded=True)
+        kernel = kernel_plan.estimate_seconds(flops_per_s, 0.0, step_s, 0.0, padded=False)
+        if xla > build_s:  # XLA trains the share it gets through while the kernel builds
+            cold = build_s + (1 - build_s / xla) * kernel + 2 * compile_s * n + overhead_s
+            text = (f"estimated time {cold:.0f} s for this first run from empty caches: XLA's "
+                    f"gradient for the first ~{build_s:.0f} s while the CPU kernel builds and is "
+                    f"measured in the background, then the kernel ({2 * n} compiles "
+                    f"~{compile_s:.1f} s each)")
+        padded = False  # later runs: the kernel's work
     if load_s is not None:
-        warm = plan.estimate_seconds(flops_per_s, load_s, step_s, overhead_s, padded)
+        warm = (kernel_plan or plan).estimate_seconds(flops_per_s, load_s, step_s, overhead_s,
+                                                       padded)
         text += f", {warm:.0f} s with the programs cached (~{load_s:.1f} s each)"
     lines.append(text)
     lines.append(f"  {flops_per_s / 1e9:.1f} GFLOP/s + {step_s * 1e6:.1f} us per network-step "
