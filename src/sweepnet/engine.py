@@ -159,7 +159,8 @@ def run_cost(static: Static, run: plan_lib.Run, fused: bool) -> float:
     kernel reads its real shape, else the same padded work for every network."""
     if not fused:
         return 1.0
-    return plan_lib.step_flops(static, run.config["width"], run.config["depth"])
+    return plan_lib.step_flops(static, run.config["width"], run.config["depth"],
+                               run.config["activation"])
 
 
 def calls(runs: Sequence[plan_lib.Run], n_calls: int) -> list[list[plan_lib.Run]]:
@@ -502,7 +503,8 @@ def run_sweep(
                 "compile_s": round(stats["compile_s"] - compiled, 3),
                 "loaded": stats["loaded"] > loaded,
                 "step_flops": float(np.mean([
-                    plan_lib.step_flops(bucket.static, r.config["width"], r.config["depth"])
+                    plan_lib.step_flops(bucket.static, r.config["width"], r.config["depth"],
+                                        r.config["activation"])
                     if fused else plan_lib.step_flops(bucket.static) for r in runs])),
             }
             if pid == 0:

@@ -81,8 +81,8 @@ class Bucket:
 
     @property
     def real_flops(self) -> float:
-        per_step = sum(step_flops(self.static, r.config["width"], r.config["depth"])
-                       for r in self.runs)
+        per_step = sum(step_flops(self.static, r.config["width"], r.config["depth"],
+                                  r.config["activation"]) for r in self.runs)
         return per_step * self.static.steps
 
 
@@ -124,14 +124,24 @@ def _dims(config: Mapping[str, Any]) -> tuple[int, int]:
     return ds.dim(params), (1 if k == 2 else k)
 
 
-def step_flops(static: Static, width: int | None = None, depth: int | None = None) -> float:
+# An activation and its derivative at one unit, in FLOP-equivalents (a transcendental one is a
+# rational or exp/log approximation of a dozen or more multiply-adds, and a division)
+ACTIVATION_FLOPS = {"tanh": 20, "sigmoid": 20, "softplus": 30, "elu": 20, "gelu": 30,
+                    "silu": 20, "sin": 20, "relu": 2, "leaky_relu": 3, "linear": 0}
+
+
+def step_flops(static: Static, width: int | None = None, depth: int | None = None,
+               activation: str | None = None) -> float:
     """Approximate FLOPs of one training step of one network (forward + backward ≈ 3x forward)
-    of ``width`` and ``depth`` (default: the program's padded shape)."""
+    of ``width``, ``depth`` and ``activation`` (default: the program's padded shape, which
+    computes every activation it holds at every unit: XLA's gradient selects one afterwards)."""
     width = static.width if width is None else width
     depth = static.depth if depth is None else depth
+    acts = (activation,) if activation else static.activations
     batch = static.batch_size or static.n_train
     macs = n_params(static.arch, static.in_dim, width, depth, static.n_out)  # ≈ MACs
-    per_point = 2 * macs + 4 * depth * width  # matmuls + activation and its derivative
+    act = sum(ACTIVATION_FLOPS.get(a, 20) for a in acts)
+    per_point = 2 * macs + (4 + act) * depth * width  # matmuls + activations, derivatives
     eval_share = (static.n_train + static.n_test) / static.eval_every * 2 * macs
     return 3 * per_point * batch + eval_share
 
@@ -249,7 +259,7 @@ def chunk_size(static: Static, runs: Sequence[Run], n_devices: int, max_memory: 
         calls += 1  # rounding up to whole sub-batches overshot the memory limit
 
 
-INTERIM_CALLS = 8  # while the kernel builds, XLA's calls are this many times shorter
+INTERIM_CALLS = 16  # while the kernel builds, XLA's calls are this many times shorter
 
 
 def interim_chunk(static: Static, chunk: int, n_devices: int) -> int:
