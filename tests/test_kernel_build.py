@@ -207,3 +207,24 @@ def test_the_summary_gives_small_rates_and_keeps_the_build_apart():
     assert [engine._significant(x) for x in (0.013, 0.13, 4.21, 57.4, 1234.5, 0.0)] == [
         "0.013", "0.13", "4.2", "57", "1234", "0"]
 
+
+
+def test_a_sweep_waits_for_a_kernel_being_built_only_while_one_is(isolated, monkeypatch):
+    """``pending``: the kernel may still come during this run (a build running, the choice left
+    to measurement, a covered CPU bucket); ``will_build``: a run started now would build it;
+    ``ready``: built and measured faster, asked afresh."""
+    monkeypatch.setenv("CXX", _fake_compiler(isolated))
+    monkeypatch.setenv("SWEEPNET_KERNEL_BUILD", "1")
+    static, m = _static(3, 2, "tanh"), engine.mesh()
+    assert fused.will_build()  # nothing built, background builds allowed
+    assert not fused.pending(static, m)  # but no build is running
+    fused._state["builder"] = "elsewhere"  # another process holds the build's lock
+    assert fused.pending(static, m) and not fused.ready(static)
+    assert not fused.pending(_static(3, 2, "elu"), m)  # not the kernel's: nothing to wait for
+    monkeypatch.setenv("SWEEPNET_FUSED", "0")
+    assert not fused.pending(static, m) and not fused.will_build()
+    monkeypatch.delenv("SWEEPNET_FUSED")
+    fused.save_verdict(VERDICT)  # measured (the fake library does not exist, so not ready)
+    assert not fused.ready(static)
+    monkeypatch.setenv("SWEEPNET_KERNEL_BUILD", "0")
+    assert not fused.will_build()

@@ -75,7 +75,9 @@ def cmd_plan(a):
     print(plan.describe(p, t["flops_per_s"], t["compile_s"], t["step_s"], load_s=t.get("load_s"),
                         overhead_s=t.get("overhead_s", 0.0) + bench.STARTUP_S,
                         source=t["source"], notes=notes, padded=not kernel, kernel_plan=later,
-                        build_s=fused.FIRST_BUILD_S))
+                        build_s=fused.FIRST_BUILD_S,
+                        contention=min(2.0, (os.cpu_count() or 1) / max(1, (os.cpu_count() or 1)
+                                                                         - 1))))
 
 
 def _say(message: str) -> None:

@@ -286,15 +286,16 @@ def describe(plan: Plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
              load_s: float | None = None, overhead_s: float = 0.0,
              source: str = "the planner's constants", notes: Sequence[str] = (),
              padded: bool = True, kernel_plan: Plan | None = None,
-             build_s: float = 0.0) -> str:
+             build_s: float = 0.0, contention: float = 1.0) -> str:
     """The text `sweepnet plan` prints: buckets, padding, memory, and the time estimate of a
     cold run (and of a warm one, programs loaded from the cache, given ``load_s``) with the
     machine model (see ``bench.throughput``) and where it came from. ``padded``: the work is
     XLA's, at the programs' padded shapes; else the fused kernel's, at the real ones.
 
     ``kernel_plan``: this is a first run that builds the fused kernel in the background for
-    ``build_s`` seconds: XLA's gradient trains until then, and ``kernel_plan`` (the plan with
-    the kernel) the rest, with a second compile; its warm re-run is all kernel."""
+    ``build_s`` seconds: XLA's gradient trains until then, slowed ``contention`` times by the
+    build beside it (the build takes one of the CPU's cores), and ``kernel_plan`` (the plan
+    with the kernel) the rest, with a second compile; its warm re-run is all kernel."""
     lines = [f"sweep {plan.spec.name!r}: {len(plan.runs)} networks in {len(plan.buckets)} "
              f"buckets ({len(plan.buckets)} compiles) on {plan.n_devices} device(s)"]
     lines.append(f"{'bucket':>6} {'nets':>6} {'widths':>9} {'depths':>9} {'activations':>24} "
@@ -319,8 +320,15 @@ def describe(plan: Plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
     if kernel_plan is not None:
         xla = plan.estimate_seconds(flops_per_s, 0.0, step_s, 0.0, padded=True)
         kernel = kernel_plan.estimate_seconds(flops_per_s, 0.0, step_s, 0.0, padded=False)
-        if xla > build_s:  # XLA trains the share it gets through while the kernel builds
-            cold = build_s + (1 - build_s / xla) * kernel + 2 * compile_s * n + overhead_s
+        first = (compile_s * n + xla) * contention  # all of it beside the build
+        if first <= build_s:
+            cold = first + overhead_s
+            text = (f"estimated time {cold:.0f} s for this first run from empty caches, with "
+                    f"XLA's gradient, beside the CPU kernel's build in the background ({n} "
+                    f"compiles ~{compile_s:.1f} s each)")
+        else:  # XLA trains the share it gets through while the kernel builds
+            done = max(0.0, build_s / contention - compile_s * n) / xla
+            cold = build_s + (1 - done) * kernel + compile_s * n + overhead_s
             text = (f"estimated time {cold:.0f} s for this first run from empty caches: XLA's "
                     f"gradient for the first ~{build_s:.0f} s while the CPU kernel builds and is "
                     f"measured in the background, then the kernel ({2 * n} compiles "
