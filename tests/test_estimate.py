@@ -189,3 +189,9 @@ def test_a_first_run_is_estimated_with_xla_until_the_kernel_is_built_then_the_ke
     cold = float(re.search(r"estimated time (\d+) s for this first run from empty caches, "
                            r"with XLA's gradient", text)[1])
     assert cold == pytest.approx(2 * (work_xla + n * COMPILE_S) + OVERHEAD_S, abs=1)
+
+
+def test_the_background_build_takes_one_core(monkeypatch):
+    for cpus, slower in ((1, 2.0), (2, 2.0), (4, 4 / 3), (16, 16 / 15)):
+        monkeypatch.setattr(os, "cpu_count", lambda n=cpus: n)
+        assert cli._build_contention() == pytest.approx(slower)

@@ -75,9 +75,14 @@ def cmd_plan(a):
     print(plan.describe(p, t["flops_per_s"], t["compile_s"], t["step_s"], load_s=t.get("load_s"),
                         overhead_s=t.get("overhead_s", 0.0) + bench.STARTUP_S,
                         source=t["source"], notes=notes, padded=not kernel, kernel_plan=later,
-                        build_s=fused.FIRST_BUILD_S,
-                        contention=min(2.0, (os.cpu_count() or 1) / max(1, (os.cpu_count() or 1)
-                                                                         - 1))))
+                        build_s=fused.FIRST_BUILD_S, contention=_build_contention()))
+
+
+def _build_contention() -> float:
+    """How much slower a sweep runs beside the kernel's background build: the build takes one
+    of the CPU's cores (2x on 2 cores or fewer, 1.33x on 4)."""
+    cpus = os.cpu_count() or 1
+    return 2.0 if cpus <= 2 else cpus / (cpus - 1)
 
 
 def _say(message: str) -> None:
