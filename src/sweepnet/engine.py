@@ -487,7 +487,7 @@ def run_sweep(
             tb, compiled, loaded = time.perf_counter(), stats["compile_s"], stats["loaded"]
             chunk, on_xla = _train_bucket(store, bucket, runs, chunk, fused, m, spec, provenance,
                                           tag, bar, stats, cache, switch)
-            switched = fused is False and on_xla < len(runs)
+            switched = on_xla is not None
             fused = fused or switched
             buckets[f"{tag}-b{bucket.index:03d}"] = {
                 "static": dataclasses.asdict(bucket.static),
@@ -586,17 +586,18 @@ def _train_bucket(store, bucket, runs, chunk, fused, m, spec, provenance, tag, b
     """Train ``runs`` of one bucket in calls of ``chunk`` networks, writing each as one part.
 
     ``fused``: the fused CPU kernel computes the gradient. ``switch``: while the kernel is being
-    built, a function giving the kernel's chunk; after each call written, if the kernel is ready
+    built, a function giving the kernel's chunk; before each call, if the kernel is ready
     (``fused.ready``), the runs left train with it in calls of that size. On RESOURCE_EXHAUSTED
     (raised at compile, dispatch or fetch) the chunk is halved, down to one network per device,
-    and the calls not yet written are run again. Returns the chunk size that worked last and
-    how many networks XLA's gradient trained. At most two calls' outputs are alive at once (one
-    computing, one being written), so memory does not grow with the sweep.
+    and the calls not yet written are run again. Returns the chunk size that worked last and,
+    for a bucket that switched, how many networks XLA's gradient trained (else None). At most
+    two calls' outputs are alive at once (one computing, one being written), so memory does
+    not grow with the sweep.
     """
     n_dev = m.devices.size
     nets, repl = NamedSharding(m, P("nets")), NamedSharding(m, P())
     written: set[str] = set()
-    on_xla = 0
+    on_xla = None
     while True:
         fn = bucket_fn(bucket.static, m, fused)
         cost = functools.partial(run_cost, bucket.static, fused=fused)
@@ -625,14 +626,13 @@ def _train_bucket(store, bucket, runs, chunk, fused, m, spec, provenance, tag, b
                     if inflight is not None:
                         _write(store, bucket, *inflight, spec, provenance, tag, bar, written)
                     inflight = (part, where, result)
-                    on_xla += 0 if fused else len(part)
             if inflight is not None:
                 _write(store, bucket, *inflight, spec, provenance, tag, bar, written)
             return chunk, on_xla
         except _Switch:
             if inflight is not None:
                 _write(store, bucket, *inflight, spec, provenance, tag, bar, written)
-            fused, chunk = True, switch()
+            fused, chunk, on_xla = True, switch(), len(written)
             print(f"sweepnet: the fused CPU kernel is built and measured faster here: the "
                   f"{len(runs) - len(written)} networks left in bucket {bucket.index} train with "
                   "it", file=sys.stderr, flush=True)
