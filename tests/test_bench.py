@@ -109,18 +109,18 @@ def test_the_torch_func_ensemble_trains_each_network_on_its_own():
     torch = pytest.importorskip("torch")
     r = bench.baseline_torch(3, 2, steps=6, nets=4, n_test=64)
     assert _positive(r["net_steps_per_s"]) and r["nets"] == 4 and r["compile_s"] > 0
-    # the same computation, one network at a time, from the same initial parameters
     import copy
 
     import numpy as np
-    from torch.func import functional_call, stack_module_state, vmap
 
-    x, y = (torch.tensor(np.asarray(a), dtype=torch.float32) for a in bench._user_data(64))
+    x, y = bench.torch_data(64)
     torch.manual_seed(0)
-    nets = [torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))
-            for _ in range(3)]
+    step, nets = bench.torch_ensemble(3, 2, 3, x, y)
+    # the bench's workload: tanh, two hidden layers of 3, one logit
+    assert [type(m).__name__ for m in nets[0]] == ["Linear", "Tanh"] * 2 + ["Linear"]
+    assert nets[0][2].weight.shape == (3, 3) and nets[0][4].weight.shape == (1, 3)
     alone = []
-    for net in copy.deepcopy(nets):
+    for net in copy.deepcopy(nets):  # the same networks from the same start, one at a time
         opt = torch.optim.Adam(net.parameters(), lr=0.01)
         for _ in range(5):
             opt.zero_grad()
@@ -128,17 +128,8 @@ def test_the_torch_func_ensemble_trains_each_network_on_its_own():
             loss.backward()
             opt.step()
         alone.append(loss.item())
-    params, buffers = stack_module_state(nets)
-    base = copy.deepcopy(nets[0]).to("meta")
-    fwd = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))
-    opt = torch.optim.Adam(params.values(), lr=0.01)
     for _ in range(5):
-        opt.zero_grad()
-        logits = fwd(params, buffers, x)[..., 0]
-        losses = torch.nn.functional.binary_cross_entropy_with_logits(
-            logits, y.expand_as(logits), reduction="none").mean(dim=1)
-        losses.sum().backward()
-        opt.step()
+        losses = step()
     np.testing.assert_allclose(losses.detach().numpy(), alone, rtol=1e-5)
 
 

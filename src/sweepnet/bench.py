@@ -342,31 +342,21 @@ def baseline_scan(width: int, depth: int, steps: int, nets: int, n_test: int) ->
     return {"net_steps_per_s": nets * steps / (time.perf_counter() - t), "compile_s": compile_s}
 
 
-def baseline_torch(width: int, depth: int, steps: int, nets: int, n_test: int,
-                   seconds: float = 20.0) -> dict | None:
-    """PyTorch's model ensembling (``torch.func``): ``nets`` copies of the user's MLP stacked
-    with ``stack_module_state`` and trained together, ``vmap(functional_call)`` for the forward
-    pass and one ``torch.optim.Adam`` over the stacked parameters (elementwise, so each network
-    gets its own Adam). Each network's loss is its mean over the full batch; their sum
-    backpropagates to each network's own gradient.
+def torch_ensemble(width: int, depth: int, nets: int, x, y):
+    """PyTorch's model ensembling (``torch.func``) of the user's MLP: ``nets`` networks stacked
+    with ``stack_module_state``, ``vmap(functional_call)`` for the forward pass and one
+    ``torch.optim.Adam`` over the stacked parameters (elementwise, so each network gets its own
+    Adam). Each network's loss is its mean over the full batch (``x`` (points, in), ``y``
+    (points,), float tensors); their sum backpropagates to each network's own gradient.
 
-    Runs up to ``steps`` steps, stopping after ``seconds`` (its rate is steady after a few
-    steps). Returns ``{"net_steps_per_s", "compile_s", "nets", "torch", "threads"}``
-    (``compile_s``: building the ensemble and its first step, the one-off), or None where torch
-    is not installed.
+    Returns ``(step, models)``: ``step()`` trains every network one step and returns their
+    losses before it, ``(nets,)``; ``models`` are the networks as initialised (from torch's
+    current seed), unstacked.
     """
-    try:
-        import torch
-    except ImportError:
-        return None
     import copy
 
-    import numpy as np
+    import torch
     from torch.func import functional_call, stack_module_state, vmap
-
-    x, y = (torch.tensor(np.asarray(a), dtype=torch.float32) for a in _user_data(n_test))
-    t = time.perf_counter()
-    torch.manual_seed(0)
 
     def mlp():
         layers, d_in = [], x.shape[1]
@@ -378,7 +368,6 @@ def baseline_torch(width: int, depth: int, steps: int, nets: int, n_test: int,
     models = [mlp() for _ in range(nets)]
     params, buffers = stack_module_state(models)  # (nets, ...) leaves with requires_grad
     base = copy.deepcopy(models[0]).to("meta")
-    del models
     forward = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))
     opt = torch.optim.Adam(params.values(), lr=0.01)
     bce = torch.nn.BCEWithLogitsLoss(reduction="none")
@@ -391,6 +380,33 @@ def baseline_torch(width: int, depth: int, steps: int, nets: int, n_test: int,
         opt.step()
         return loss
 
+    return step, models
+
+
+def torch_data(n_test: int):
+    """:func:`_user_data` as float32 torch tensors."""
+    import numpy as np
+    import torch
+
+    return tuple(torch.tensor(np.asarray(a), dtype=torch.float32) for a in _user_data(n_test))
+
+
+def baseline_torch(width: int, depth: int, steps: int, nets: int, n_test: int,
+                   seconds: float = 20.0) -> dict | None:
+    """:func:`torch_ensemble` of ``nets`` networks, timed: up to ``steps`` steps, stopping
+    after ``seconds`` (its rate is steady after a few steps). Returns ``{"net_steps_per_s",
+    "compile_s", "nets", "torch", "threads"}`` (``compile_s``: building the ensemble and its
+    first step, the one-off), or None where torch is not installed.
+    """
+    try:
+        import torch
+    except ImportError:
+        return None
+
+    x, y = torch_data(n_test)
+    t = time.perf_counter()
+    torch.manual_seed(0)
+    step, _ = torch_ensemble(width, depth, nets, x, y)  # the unstacked copies are let go
     step()
     compile_s = time.perf_counter() - t
     t = time.perf_counter()

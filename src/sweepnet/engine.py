@@ -159,8 +159,7 @@ def run_cost(static: Static, run: plan_lib.Run, fused: bool) -> float:
     kernel reads its real shape, else the same padded work for every network."""
     if not fused:
         return 1.0
-    return plan_lib.step_flops(static, run.config["width"], run.config["depth"],
-                               run.config["activation"])
+    return plan_lib.run_step_flops(static, run)
 
 
 def calls(runs: Sequence[plan_lib.Run], n_calls: int) -> list[list[plan_lib.Run]]:
@@ -503,9 +502,8 @@ def run_sweep(
                 "compile_s": round(stats["compile_s"] - compiled, 3),
                 "loaded": stats["loaded"] > loaded,
                 "step_flops": float(np.mean([
-                    plan_lib.step_flops(bucket.static, r.config["width"], r.config["depth"],
-                                        r.config["activation"])
-                    if fused else plan_lib.step_flops(bucket.static) for r in runs])),
+                    plan_lib.run_step_flops(bucket.static, r) if fused
+                    else plan_lib.step_flops(bucket.static) for r in runs])),
             }
             if pid == 0:
                 store.update_manifest(buckets=buckets)

@@ -106,7 +106,7 @@ def use(static, mesh, start: bool = True) -> bool:
     for the process, so a bucket's program and its record agree even if a build lands between
     two questions.
     """
-    if not (all(d.platform == "cpu" for d in mesh.devices.flat) and covers(static)):
+    if not _applies(static, mesh):
         return False
     how = mode()
     key = (static, how, start)
@@ -116,9 +116,19 @@ def use(static, mesh, start: bool = True) -> bool:
         elif how == "on":
             ok = library(wait=True) is not None
         else:
-            ok = library(start=start) is not None and bool(prefers(*shape_class(static)))
+            ok = ready(static, start=start)
         _state["decisions"][key] = ok
     return _state["decisions"][key]
+
+
+def _applies(static, mesh) -> bool:
+    """The kernel computes ``static``'s gradient (:func:`covers`) and ``mesh`` is CPUs."""
+    return all(d.platform == "cpu" for d in mesh.devices.flat) and covers(static)
+
+
+def _background_builds() -> bool:
+    """False with ``SWEEPNET_KERNEL_BUILD=0`` (the tests): no build starts in the background."""
+    return os.environ.get("SWEEPNET_KERNEL_BUILD", "").strip().lower() not in _OFF
 
 
 def pending(static, mesh) -> bool:
@@ -128,8 +138,7 @@ def pending(static, mesh) -> bool:
     The engine then trains in shorter calls and asks :func:`ready` after each."""
     builder = _state["builder"]
     running = builder == "elsewhere" or (builder is not None and builder.poll() is None)
-    return (running and mode() == "auto" and covers(static)
-            and all(d.platform == "cpu" for d in mesh.devices.flat)
+    return (running and mode() == "auto" and _applies(static, mesh)
             and (library(start=False) is None or verdict() is None))
 
 
@@ -145,14 +154,14 @@ def will_build() -> bool:
     yet built and measured."""
     path = kernel_path()
     return (path is not None and mode() == "auto" and not _read(path[:-3] + ".failed")
-            and os.environ.get("SWEEPNET_KERNEL_BUILD", "").strip().lower() not in _OFF
-            and (not os.path.exists(path) or verdict() is None))
+            and _background_builds() and (not os.path.exists(path) or verdict() is None))
 
 
-def ready(static) -> bool:
+def ready(static, start: bool = False) -> bool:
     """Whether the kernel is built, loaded and measured faster for ``static`` now (asked
-    afresh, unlike :func:`use`): a bucket that started on XLA's gradient switches then."""
-    return library(start=False) is not None and bool(prefers(*shape_class(static)))
+    afresh, unlike :func:`use`): a bucket that started on XLA's gradient switches then.
+    ``start``: a missing kernel starts building in the background (see :func:`library`)."""
+    return library(start=start) is not None and bool(prefers(*shape_class(static)))
 
 
 def shape_class(static) -> tuple[int, int, tuple[str, ...]]:
@@ -314,8 +323,7 @@ def start_build() -> bool:
     """Start building (and then measuring) the kernel in a detached process that outlives this
     one; at most once per process, not while another process builds it, and never with
     ``SWEEPNET_KERNEL_BUILD=0``. Returns whether it started one."""
-    if _state["builder"] is not None or os.environ.get(
-            "SWEEPNET_KERNEL_BUILD", "").strip().lower() in _OFF:
+    if _state["builder"] is not None or not _background_builds():
         return False
     path = kernel_path()
     if path is None:

@@ -81,8 +81,7 @@ class Bucket:
 
     @property
     def real_flops(self) -> float:
-        per_step = sum(step_flops(self.static, r.config["width"], r.config["depth"],
-                                  r.config["activation"]) for r in self.runs)
+        per_step = sum(run_step_flops(self.static, r) for r in self.runs)
         return per_step * self.static.steps
 
 
@@ -144,6 +143,12 @@ def step_flops(static: Static, width: int | None = None, depth: int | None = Non
     per_point = 2 * macs + (4 + act) * depth * width  # matmuls + activations, derivatives
     eval_share = (static.n_train + static.n_test) / static.eval_every * 2 * macs
     return 3 * per_point * batch + eval_share
+
+
+def run_step_flops(static: Static, run: Run) -> float:
+    """:func:`step_flops` of ``run``'s own network (its width, depth and activation), as the
+    fused kernel computes it inside program ``static``."""
+    return step_flops(static, run.config["width"], run.config["depth"], run.config["activation"])
 
 
 def bytes_per_network(static: Static) -> int:
