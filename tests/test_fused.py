@@ -300,12 +300,14 @@ def test_without_a_compiler_the_sweep_uses_xlas_gradient(tmp_path, monkeypatch, 
 
 
 @pytest.mark.slow
-def test_training_with_the_fused_gradient_equals_autodiff_training():
+@pytest.mark.parametrize("width", [3, 8, 16])  # 8 and 16: the kernel's wide form on AVX2 / -512
+def test_training_with_the_fused_gradient_equals_autodiff_training(width):
     """One whole training (Adam, evals), fused against autodiff, in one program each."""
     s = spec.loads(SPEC)
     cfg = next(c for c in s.grid() if c["width"] == 3 and c["depth"] == 2
                and c["activation"] == "tanh")
-    static = plan._static(cfg, 3)
+    cfg = {**cfg, "width": width}
+    static = plan._static(cfg, width)
     run = plan.Run(0, spec.run_id(cfg), cfg)
     seeds, hyper = engine.chunk_inputs([run], 1, static)
     data = engine.load_data(static, run)
