@@ -9,7 +9,7 @@ target's L floats: 16 with AVX-512, 8 with AVX2, 4 with SSE or NEON). This build
 driver around that very source for each ``-march``, and for each shape whose width is the
 target's L times both forms on the bench's batch (512 points, tanh), best of 9 repeats of a
 few hundred gradients, after checking that they agree. Writes ``kernel_forms.md`` to ``--out``.
-The engine takes the wide form wherever it applies; this is the evidence for that choice.
+The last column is the form the kernel takes (``is_wide``); these figures are its evidence.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
                                                                             : point_major<0>;
   pm(D, n_in, P, x.data(), y.data(), layers.data(), gwp.data(), gbp.data(), &fin, s);
   const auto a = flat();
-  const bool applies = is_wide<kTanh>(D, layers.data());
+  const bool applies = W == L;  // the wide form computes any such network; is_wide picks it
   double diff = 0;
   if (applies) {
     net_grad_wide<kTanh>(D, n_in, P, x.data(), y.data(), layers.data(), gwp.data(), gbp.data(),
@@ -98,8 +98,9 @@ int main(int argc, char** argv) {
     t_pm = std::min(t_pm, std::chrono::duration<double, std::micro>(t1 - t0).count() / iters);
     t_wide = std::min(t_wide, std::chrono::duration<double, std::micro>(t2 - t1).count() / iters);
   }
-  std::printf("{\"lanes\": %d, \"point_major_us\": %.3f, \"wide_us\": %s, \"max_diff\": %.3g}\n",
-              L, t_pm, applies ? std::to_string(t_wide).c_str() : "null", diff);
+  std::printf("{\"lanes\": %d, \"point_major_us\": %.3f, \"wide_us\": %s, \"max_diff\": %.3g, "
+              "\"taken\": %s}\n", L, t_pm, applies ? std::to_string(t_wide).c_str() : "null",
+              diff, is_wide<kTanh>(D, layers.data()) ? "true" : "false");
 }
 """
 
@@ -136,7 +137,7 @@ def main(argv=None) -> int:
     lines = ["# The fused kernel's gradient forms, one core (`python analysis/kernel_forms.py`)",
              "", f"load average {os.getloadavg()[0]:.1f}; 512 points, tanh; us a network and "
              "step, best of 9", "", "| -march | lanes | shape | point-major | wide | speed-up |"
-             " max diff |", "|---|---|---|---|---|---|---|"]
+             " max diff | the kernel takes |", "|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory(prefix="sweepnet-forms-") as tmp:
         for march in a.march.split(","):
             exe = build(march, tmp)
@@ -144,9 +145,11 @@ def main(argv=None) -> int:
                 r = json.loads(subprocess.run([exe, str(w), str(d)], check=True,
                                               capture_output=True, text=True).stdout)
                 wide = r["wide_us"]
+                taken = "wide" if r["taken"] else "point-major"
                 row = (f"| {march} | {r['lanes']} | ({w}, {d}) | {r['point_major_us']:.2f} | "
                        + (f"{wide:.2f} | {r['point_major_us'] / wide:.2f}x | {r['max_diff']:.1e} |"
-                          if wide is not None else "n/a (width is not the lanes) | | |"))
+                          if wide is not None else "n/a (width is not the lanes) | | |")
+                       + f" {taken} |")
                 print(row, flush=True)
                 lines.append(row)
     os.makedirs(a.out, exist_ok=True)

@@ -72,8 +72,8 @@ CASES = [  # (padded width, depth, real width, activation, points)
     (3, 1, 3, "linear", 16),
     (7, 3, 4, "softplus", 200),  # 7: a width compiled generically
     (16, 2, 11, "tanh", 129),
-    # the kernel's wide form (hidden width = its vector's floats: 16 with AVX-512, 8 with AVX2,
-    # 4 with SSE or NEON), whichever this machine's build has
+    # the kernel's wide form (hidden width = its vector's floats: 16 with AVX-512, 8 with AVX2),
+    # whichever this machine's build has; 4 lanes (SSE, NEON) keep the point-major form
     (16, 3, 16, "tanh", 200),
     (10, 2, 8, "relu", 129),
     (4, 3, 4, "sigmoid", 70),
