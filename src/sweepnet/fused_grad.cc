@@ -5,8 +5,9 @@
 // vector register of the target: 16 floats with AVX-512, 8 with AVX2, 4 with SSE or NEON) go
 // forward through every layer, through the loss, and back, in registers, and the weight
 // gradients are summed lane by lane. A network with two or more hidden layers of width L (16
-// or 8) takes the wide form instead (below): a vector holds one point's whole hidden layer. XLA's CPU backend runs the same step as a dozen small
-// kernels a layer (tiny batched dots, reductions), each with its own overhead.
+// or 8) takes the wide form instead (below): a vector holds one point's whole hidden layer.
+// XLA's CPU backend runs the same step as a dozen small kernels a layer (tiny batched dots,
+// reductions), each with its own overhead.
 //
 // Each network of a batch has its own real width, depth and activation (operand `info`, int32
 // (..., 3): width, depth, activation id): the kernel computes only the real network inside the
@@ -429,13 +430,13 @@ void net_margin_grad(int64_t depth, int64_t n_in, int64_t n_pts, const float* x,
 
 // ---------------------------------------------------------------------------------------------
 // The wide form: networks whose hidden layers are exactly L wide (16 with AVX-512, 8 with AVX2;
-// see is_wide for which). One vector holds one point's whole hidden layer (units in lanes), so a layer's
-// weights stay in registers while the points stream past, each multiply-add reads a single
-// broadcast float, and the weight gradients accumulate in registers with no lane sums left to
-// do at the end. The point-major form above reads a vector from memory for every multiply-add
-// and keeps an L-lane accumulator per weight. At (16, 4) with AVX-512 the wide form's gradient
-// took 34 us a network and step against 41 us. Not for softplus, whose derivative needs the
-// pre-activation, which this form does not keep.
+// is_wide says which). One vector holds one point's whole hidden layer (units in lanes), so a
+// layer's weights stay in registers while the points stream past, each multiply-add reads a
+// single broadcast float, and the weight gradients accumulate in registers with no lane sums
+// left to do at the end. The point-major form above reads a vector from memory for every
+// multiply-add and keeps an L-lane accumulator per weight. At (16, 4) with AVX-512 the wide
+// form's gradient took 34 us a network and step against 40 us. Not for softplus, whose
+// derivative needs the pre-activation, which this form does not keep.
 
 constexpr int B = 64;               // points per block: a block's activations stay in L1
 constexpr int R = L >= 16 ? 8 : 4;  // points interleaved in a layer's multiply-adds (registers)
@@ -686,10 +687,7 @@ void net_margin_grad_wide(int64_t depth, int64_t n_in, int64_t n_pts, const floa
       for (int64_t p = 0; p < B; p += L) {
         vf v[L];
         for (int q = 0; q < L; ++q) v[q] = s.wc[r] * s.G[p + q];
-        const vf gv = transpose_sum(v);
-        float out[L];
-        std::memcpy(out, &gv, sizeof(vf));
-        std::memcpy(gx + r * n_pts + p0 + p, out, std::max<int64_t>(0, std::min<int64_t>(L, cnt - p)) * sizeof(float));
+        store(gx + r * n_pts + p0 + p, transpose_sum(v), lanes(cnt, p));
       }
     }
   }
