@@ -114,8 +114,7 @@ def build(march: str, folder: str) -> str:
     cxx = fused._compiler()
     if cxx is None:
         raise SystemExit("kernel_forms: no C++ compiler (set CXX)")
-    flags = [f for f in fused.FLAGS if f not in ("-fPIC", "-shared")]
-    flags = [f"-march={march}" if f.startswith("-march=") else f for f in flags]
+    flags = [f for f in fused._flags(march) if f not in ("-fPIC", "-shared")]
     subprocess.run([*cxx, *flags, "-I", jax.ffi.include_dir(), src, "-o", exe], check=True)
     return exe
 

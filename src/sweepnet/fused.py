@@ -192,8 +192,10 @@ def march() -> str:
     return os.environ.get("SWEEPNET_MARCH", "").strip() or "native"
 
 
-def _flags() -> tuple[str, ...]:
-    return tuple(f"-march={march()}" if f.startswith("-march=") else f for f in FLAGS)
+def _flags(target: str | None = None) -> tuple[str, ...]:
+    """:data:`FLAGS` for ``-march=target`` (default :func:`march`)."""
+    target = target or march()
+    return tuple(f"-march={target}" if f.startswith("-march=") else f for f in FLAGS)
 
 
 def _compiler() -> list[str] | None:

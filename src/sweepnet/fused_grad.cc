@@ -175,6 +175,13 @@ inline int64_t lanes(int64_t n_pts, int64_t q) {
   return std::max<int64_t>(0, std::min<int64_t>(L, n_pts - q));
 }
 
+// 1 in the first `count` lanes, 0 past them: which points of a block exist.
+inline vf present(int64_t count) {
+  vf v = splat(0.0f);
+  for (int64_t i = 0; i < count; ++i) v[i] = 1.0f;
+  return v;
+}
+
 inline float hsum(vf v) {
   float s = 0.0f;
   for (int i = 0; i < L; ++i) s += v[i];
@@ -317,8 +324,6 @@ void net_grad(int64_t depth, int64_t n_in, int64_t n_pts, const float* x, const 
   vf* g2 = s.g2.data();
   vf bad = splat(0.0f);
   const float inv_n = 1.0f / static_cast<float>(n_pts);
-  float ones[L];
-  for (int i = 0; i < L; ++i) ones[i] = 1.0f;
 
   for (int64_t p0 = 0; p0 < n_pts; p0 += L * K) {
     vf yv[K], valid[K];
@@ -332,7 +337,7 @@ void net_grad(int64_t depth, int64_t n_in, int64_t n_pts, const float* x, const 
       } else {
         for (int64_t r = 0; r < n_in; ++r) h[r * K + k] = load(x + r * n_pts + q, m);
         yv[k] = load(y + q, m);
-        valid[k] = load(ones, m);
+        valid[k] = present(m);
       }
     }
     forward_all<A, WT, K>(depth, layers, s);
@@ -441,12 +446,6 @@ void net_margin_grad(int64_t depth, int64_t n_in, int64_t n_pts, const float* x,
 constexpr int B = 64;               // points per block: a block's activations stay in L1
 constexpr int R = L >= 16 ? 8 : 4;  // points interleaved in a layer's multiply-adds (registers)
 
-inline vf loadv(const float* p) {
-  vf v;
-  std::memcpy(&v, p, sizeof(vf));
-  return v;
-}
-
 // One level of a transposing add tree: lanes [c 2S, c 2S + S) of the result are the pairwise
 // sums of the halves of a's lane block c (of 2S lanes), lanes [c 2S + S, c 2S + 2S) b's.
 template <int S, size_t... I>
@@ -492,7 +491,7 @@ struct Wide {
   float ro_b;   // and bias
   std::vector<vf> H, G, G2;  // (depth, B) activations of a block; (B) gradients of one layer
   std::vector<vf> C, Cb;     // weight-gradient sums, laid out like wc; bias-gradient sums
-  std::vector<float> xb, z, y, valid;  // a block's points (n_in, B), logits, labels, mask
+  std::vector<float> xb, z;  // a block's points (n_in, B) and logits (B)
 
   int64_t col(int64_t l) const { return l == 0 ? 0 : n_in + (l - 1) * L; }
 
@@ -507,18 +506,16 @@ struct Wide {
       for (int64_t j = 0; j < ly.in; ++j)
         for (int u = 0; u < L; ++u) wc[col(l) + j][u] = ly.w[u * ly.ld + j];
       if (l > 0)
-        for (int i = 0; i < L; ++i) wr[(l - 1) * L + i] = loadv(ly.w + i * ly.ld);
-      bias[l] = loadv(ly.b);
+        for (int i = 0; i < L; ++i) wr[(l - 1) * L + i] = load(ly.w + i * ly.ld, L);
+      bias[l] = load(ly.b, L);
     }
-    ro = loadv(layers[depth].w);
+    ro = load(layers[depth].w, L);
     ro_b = layers[depth].b[0];
     H.resize(depth * B);
     G.resize(B);
     G2.resize(B);
     xb.resize(n_in * B);
     z.resize(B);
-    y.resize(B);
-    valid.resize(B);
   }
 
   // Block p0's points into xb, zeros past n_pts; returns how many are real.
@@ -558,8 +555,7 @@ struct Wide {
     for (int64_t p = 0; p < B; p += L) {
       vf v[L];
       for (int q = 0; q < L; ++q) v[q] = ro * top[p + q];
-      const vf zv = transpose_sum(v) + ro_b;
-      std::memcpy(z.data() + p, &zv, sizeof(vf));
+      store(z.data() + p, transpose_sum(v) + ro_b, L);
     }
   }
 
@@ -624,17 +620,15 @@ void net_grad_wide(int64_t depth, int64_t n_in, int64_t n_pts, const float* x, c
   float* z = s.z.data();
   for (int64_t p0 = 0; p0 < n_pts; p0 += B) {
     const int64_t m = s.points(x, n_pts, p0);
-    std::memcpy(s.y.data(), y + p0, m * sizeof(float));
-    for (int64_t p = 0; p < B; ++p) s.valid[p] = p < m ? 1.0f : 0.0f;
-    std::fill(s.y.begin() + m, s.y.end(), 0.0f);
     s.forward<A>();
-    // the loss: d mean(softplus(z) - y z) / dz = (sigmoid(z) - y) / n, into z
+    // the loss: d mean(softplus(z) - y z) / dz = (sigmoid(z) - y) / n, into z (0 past m)
     for (int64_t p = 0; p < B; p += L) {
-      const vf zv = loadv(z + p);
+      const vf zv = load(z + p, L);
       bad += zv * 0.0f;  // NaN exactly where z is not finite
-      const vf g = (sigmoid_v(zv) - loadv(s.y.data() + p)) * inv_n * loadv(s.valid.data() + p);
+      const int64_t k = lanes(m, p);
+      const vf g = (sigmoid_v(zv) - load(y + p0 + p, k)) * inv_n * present(k);
       ro_b += g;
-      std::memcpy(z + p, &g, sizeof(vf));
+      store(z + p, g, L);
     }
     const vf* top = s.H.data() + (depth - 1) * B;
     for (int64_t p = 0; p < B; p += 4) {  // the read-out's weight gradient, in four sums
