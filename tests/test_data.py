@@ -121,3 +121,17 @@ def test_split_is_a_deterministic_function_of_its_settings():
     c = data.make_split("two_spirals", p | {"turns": 2.0}, 64, 32, noise=0.01, data_seed=3)
     assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
     assert not np.array_equal(a.x_train, c.x_train)
+
+
+@pytest.mark.parametrize("name", ["disk_annulus", "hopf_link", "naitzat_d3", "two_spirals"])
+def test_the_draw_programs_options_keep_the_points_bit_for_bit(name):
+    """On CPU the draw programs compile at LLVM -O1 (``CPU_DRAW_OPTIONS``, for speed): they
+    must draw exactly the points that XLA's default options draw."""
+    spec = data.DATASETS[name].params
+    p = data.default_params(name)
+    static = tuple(sorted((k, v) for k, v in p.items() if spec[k].static))
+    dynamic = {k: np.float32(v) for k, v in p.items() if not spec[k].static}
+    key = jax.random.key(11)
+    fast = data._draw(name, 700, static, tuple(data.CPU_DRAW_OPTIONS.items()))(key, dynamic)
+    plain = data._draw(name, 700, static, ())(key, dynamic)
+    assert all(np.array_equal(u, v) for u, v in zip(fast, plain, strict=True))
