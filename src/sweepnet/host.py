@@ -12,7 +12,7 @@ import importlib.metadata
 import os
 import platform
 
-__version__ = "0.5.2"
+__version__ = "0.5.3"
 
 
 def cache_root() -> str:
