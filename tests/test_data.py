@@ -5,6 +5,7 @@ import pytest
 
 from sweepnet import data
 from sweepnet.errors import SweepnetError
+from sweepnet.host import CPU_COMPILER_OPTIONS
 
 GENERATED = [n for n in data.DATASETS if n != "file"]
 
@@ -125,13 +126,14 @@ def test_split_is_a_deterministic_function_of_its_settings():
 
 @pytest.mark.parametrize("name", ["disk_annulus", "hopf_link", "naitzat_d3", "two_spirals"])
 def test_the_draw_programs_options_keep_the_points_bit_for_bit(name):
-    """On CPU the draw programs compile at LLVM -O1 (``CPU_DRAW_OPTIONS``, for speed): they
-    must draw exactly the points that XLA's default options draw."""
+    """On CPU the draw programs compile with the bucket programs' options (LLVM -O1,
+    ``host.CPU_COMPILER_OPTIONS``, for speed): they must draw exactly the points that XLA's
+    default options draw."""
     spec = data.DATASETS[name].params
     p = data.default_params(name)
     static = tuple(sorted((k, v) for k, v in p.items() if spec[k].static))
     dynamic = {k: np.float32(v) for k, v in p.items() if not spec[k].static}
     key = jax.random.key(11)
-    fast = data._draw(name, 700, static, tuple(data.CPU_DRAW_OPTIONS.items()))(key, dynamic)
+    fast = data._draw(name, 700, static, tuple(CPU_COMPILER_OPTIONS.items()))(key, dynamic)
     plain = data._draw(name, 700, static, ())(key, dynamic)
     assert all(np.array_equal(u, v) for u, v in zip(fast, plain, strict=True))

@@ -45,7 +45,7 @@ EVAL_EVERY = 100
 LOOP_NETS, SCAN_NETS = 2, 8  # the baselines' slice of the work
 REF_N = 16384  # network count at which end-to-end ratios are reported (first shape)
 WIDE_REF_N = 2048  # ... and for the others
-REPEAT_N = 4096  # engine runs up to this many networks (and at REF_N) are measured twice, best kept
+REPEAT_N = 4096  # engine runs up to this many (and at the reference size): twice, best kept
 
 QUICK = {"shapes": ((3, 2),), "sizes": (64,), "steps": 20, "eval_every": 10,
          "n_test": 1024, "loop_nets": 1, "scan_nets": 2, "ref_n": 64, "wide_ref_n": 64,

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sweepnet.errors import SweepnetError
+from sweepnet.host import CPU_COMPILER_OPTIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -407,22 +408,16 @@ def make_split(name: str, params: Mapping[str, Any], n_train: int, n_test: int,
                  as_np(xte, np.float32), as_np(yte, np.int32))
 
 
-# LLVM at -O1 on CPU, as for the bucket programs (engine.CPU_COMPILER_OPTIONS): a dataset's
-# programs compiled in 30% less time (disk_annulus 1.15 -> 0.84 s for its two) and drew the same
-# points bit for bit (every generated dataset, with and without noise; tests/test_data.py)
-CPU_DRAW_OPTIONS = {"xla_backend_optimization_level": 1}
-
-
 @functools.lru_cache(maxsize=64)
 def _draw(name: str, n: int, static: tuple, options: tuple | None = None) -> Callable:
     """``jit`` of a generator for ``n`` points and fixed shape parameters ``static``.
 
     One compiled program per shape instead of dispatching each operation eagerly (seconds).
-    ``options``: XLA compiler options, as ``dict.items()`` (default: :data:`CPU_DRAW_OPTIONS`
-    on a CPU backend, XLA's own elsewhere).
+    ``options``: XLA compiler options, as ``dict.items()`` (default: the bucket programs' own,
+    ``host.CPU_COMPILER_OPTIONS``, on a CPU backend, XLA's elsewhere).
     """
     if options is None and jax.default_backend() == "cpu":
-        options = tuple(CPU_DRAW_OPTIONS.items())
+        options = tuple(CPU_COMPILER_OPTIONS.items())
     fn = DATASETS[name].fn
     return jax.jit(lambda key, dynamic: fn(key, n, **dict(static), **dynamic),
                    compiler_options=dict(options) if options else None)

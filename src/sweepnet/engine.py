@@ -31,7 +31,7 @@ from sweepnet import fused as fused_lib
 from sweepnet import plan as plan_lib
 from sweepnet import programs, results
 from sweepnet.errors import SweepnetError
-from sweepnet.host import __version__
+from sweepnet.host import CPU_COMPILER_OPTIONS, __version__
 from sweepnet.separation import make_probe
 from sweepnet.spec import Spec
 from sweepnet.train import Data, Hyper, Static, make_data, make_train
@@ -116,11 +116,6 @@ def device_memory(m: jax.sharding.Mesh) -> int | None:
             return None
         total += int(stats["bytes_limit"] * MEMORY_SHARE) - int(stats.get("bytes_in_use", 0))
     return max(total, 1)
-
-
-# LLVM at -O1 instead of XLA's default -O2 on CPU: bucket compiles took 15-25% less time and
-# the trained programs ran as fast (measured at (3, 2), (8, 4) and (16, 4); README)
-CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
 def compiler_options(m: jax.sharding.Mesh) -> dict | None:
