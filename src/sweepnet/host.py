@@ -20,6 +20,12 @@ __version__ = "0.5.3"
 # 1.15 -> 0.84 s for its two) and drew the same points bit for bit (tests/test_data.py).
 CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
+# and for the data's draw programs (data.py), whose run time is nil: XLA's older loop emitters
+# on top, which compile them faster still (a whole draw: disk_annulus 1.36 -> 1.08 s,
+# naitzat_d1 1.95 -> 1.40 s) and drew every generated dataset's points bit for bit; for the
+# bucket programs they cost run time (README, 0.5.3)
+DRAW_COMPILER_OPTIONS = {**CPU_COMPILER_OPTIONS, "xla_cpu_use_fusion_emitters": False}
+
 
 def cache_root() -> str:
     """``$SWEEPNET_CACHE``, else ``~/.cache/sweepnet``: where sweepnet keeps its caches."""
