@@ -171,14 +171,15 @@ def lanes(runs: Sequence[plan_lib.Run], size: int, n_dev: int, cost
     holds about equal work: dearest first, each to the device with the least work so far
     (padding lanes repeat the cheapest run, and cost as much). Returns the lanes and, for each
     of ``runs``, its lane."""
-    order = sorted(range(len(runs)), key=lambda i: (-cost(runs[i]), runs[i].index))
+    costs = [cost(r) for r in runs]
+    order = sorted(range(len(runs)), key=lambda i: (-costs[i], runs[i].index))
     order += [order[-1]] * (size - len(order))
     share = size // n_dev
     work, slots = [0.0] * n_dev, [[] for _ in range(n_dev)]
     for i in order:
         d = min((d for d in range(n_dev) if len(slots[d]) < share), key=lambda d: work[d])
         slots[d].append(i)
-        work[d] += cost(runs[i])
+        work[d] += costs[i]
     out: list[plan_lib.Run] = []
     where = np.zeros(len(runs), np.int64)
     placed = set()
