@@ -79,14 +79,24 @@ def test_the_key_follows_the_program_and_its_arguments():
     assert programs.program_key(static, wider) != key
 
 
+def _forget_compiled():
+    """Forget this process's compiled programs (JAX's and sweepnet's in-memory records)."""
+    jax.clear_caches()
+    engine.bucket_fn.cache_clear()
+    programs._compiled_here.clear()
+
+
 def test_a_program_from_xlas_own_cache_is_run_but_not_stored(cache, tmp_path):
     # XLA's persistent cache (on in these tests) now holds every program; an executable it
-    # loads serializes without its kernels, so storing it would break the next run
+    # loads serializes without its kernels, so storing it would break the next run. First
+    # forget what this process compiled before: a test that ran the same spec without the
+    # caches (test_without_the_cache_nothing_is_stored) leaves its program in JAX's memory
+    # but not in XLA's cache, and this run would take it from there.
+    _forget_compiled()
     _run(str(tmp_path / "a"))
     for path in glob.glob(os.path.join(cache, "*.pkl")):
         os.unlink(path)
-    jax.clear_caches()  # forget this process's compiled programs: XLA's cache answers now
-    engine.bucket_fn.cache_clear()
+    _forget_compiled()  # XLA's cache answers now
     again = _run(str(tmp_path / "b"))
     assert again.loaded == 0 and not glob.glob(os.path.join(cache, "*.pkl"))
     third = _run(str(tmp_path / "c"))  # the same executables, from JAX's in-memory cache
