@@ -417,20 +417,18 @@ def _keys(data_seed):
 
 
 @functools.lru_cache(maxsize=64)
-def _split_program(name: str, n_train: int, n_test: int, static: tuple, noisy: bool,
-                   options: tuple | None = None) -> Callable:
+def _split_program(name: str, n_train: int, n_test: int, static: tuple, noisy: bool
+                   ) -> Callable:
     """``jit`` of a generated dataset's whole draw: ``(data_seed int32, dynamic) -> (x_train
     (n_train, d), y_train, x_test (n_test, d), y_test)``, then with ``noisy`` the standard
     normal jitter of each x (same shapes), which the caller scales and adds.
 
     One program per configuration shape (``static``: the shape parameters) holds the keys, both
-    draws and the jitter: one compile where separate train and test programs, the keys' own
-    programs and eager noise took about three times as long, with the same points bit for bit
-    (tests/test_data.py). ``options``: XLA compiler options, as ``dict.items()`` (default:
-    ``host.DRAW_COMPILER_OPTIONS`` on a CPU backend, XLA's elsewhere).
+    draws and the jitter, compiled on CPU with ``host.DRAW_COMPILER_OPTIONS``. Separate train
+    and test programs, the keys' own programs and eager noise took 1.5-2x as long cold; this
+    draws the same points bit for bit (tests/test_data.py).
     """
-    if options is None and jax.default_backend() == "cpu":
-        options = tuple(DRAW_COMPILER_OPTIONS.items())
+    options = DRAW_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
     fn = DATASETS[name].fn
 
     def split(data_seed, dynamic):
@@ -443,7 +441,7 @@ def _split_program(name: str, n_train: int, n_test: int, static: tuple, noisy: b
         return xtr, ytr, xte, yte, jax.random.normal(kn_tr, xtr.shape), jax.random.normal(
             kn_te, xte.shape)
 
-    return jax.jit(split, compiler_options=dict(options) if options else None)
+    return jax.jit(split, compiler_options=options)
 
 
 def default_params(name: str) -> dict[str, Any]:
