@@ -99,6 +99,21 @@ def test_file_dataset(tmp_path, ext):
     assert data.DATASETS["file"].dim({"path": path, "label": "label"}) == 3
 
 
+def test_a_files_noise_is_the_eager_jitter_bit_for_bit(tmp_path):
+    """A file's points get the noise 0.5.3 gave them: the noise key's two normal draws, scaled
+    and added in float32 with one rounding each (as eager JAX did)."""
+    x = np.random.default_rng(1).normal(size=(60, 2)).astype(np.float32)
+    path = str(tmp_path / "pts.npz")
+    np.savez(path, x=x, y=(x[:, 0] > 0).astype(np.int32))
+    clean = data.make_split("file", {"path": path}, 40, 20, 0.0, 3)
+    noisy = data.make_split("file", {"path": path}, 40, 20, 0.1, 3)
+    k_noise = jax.random.fold_in(jax.random.key(3), 2)
+    kn_tr, kn_te = jax.random.split(k_noise)
+    for got, pts, k in ((noisy.x_train, clean.x_train, kn_tr), (noisy.x_test, clean.x_test, kn_te)):
+        want = np.asarray(pts + 0.1 * jax.random.normal(k, pts.shape))
+        assert got.dtype == np.float32 and np.array_equal(got.view(np.int32), want.view(np.int32))
+
+
 def test_bad_data_files(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b,label\n1,2,x\n3,oops,y\n")

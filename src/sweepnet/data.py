@@ -385,29 +385,27 @@ def make_split(name: str, params: Mapping[str, Any], n_train: int, n_test: int,
     Gaussian jitter of that standard deviation to the points of both.
     """
     params = {**default_params(name), **params}  # missing and given defaults: one program
-    as_np = lambda *arrays: Split(*(np.asarray(a, dtype=t) for a, t in
-                                    zip(arrays, (np.float32, np.int32) * 2, strict=True)))
-    if name != "file":
+    if name == "file":
+        k_train, _, k_noise = _keys(data_seed)
+        x, y = read_points(params["path"], params.get("label", "label"))
+        n_train, n_test = sizes(name, params, n_train, n_test)
+        perm = np.asarray(jax.random.permutation(k_train, len(x)))
+        tr, te = perm[:n_train], perm[n_train : n_train + n_test]
+        xtr, ytr, xte, yte = x[tr], y[tr], x[te], y[te]
+        jitter = [jax.random.normal(k, np.shape(p)) for k, p in
+                  zip(jax.random.split(k_noise), (xtr, xte), strict=True)] if noise > 0 else []
+    else:
         spec = DATASETS[name].params
         static = tuple(sorted((k, v) for k, v in params.items() if spec[k].static))
         dynamic = {k: np.float32(v) for k, v in params.items() if not spec[k].static}
         xtr, ytr, xte, yte, *jitter = _split_program(name, n_train, n_test, static, noise > 0)(
             np.int32(data_seed), dynamic)
-        if noise > 0:  # added here: in the program XLA fuses it into a multiply-add (1 ulp off)
-            xtr, xte = (np.asarray(x) + np.float32(noise) * np.asarray(j)
-                        for x, j in zip((xtr, xte), jitter, strict=True))
-        return as_np(xtr, ytr, xte, yte)
-    k_train, _, k_noise = _keys(data_seed)
-    x, y = read_points(params["path"], params.get("label", "label"))
-    n_train, n_test = sizes(name, params, n_train, n_test)
-    perm = np.asarray(jax.random.permutation(k_train, len(x)))
-    tr, te = perm[:n_train], perm[n_train : n_train + n_test]
-    xtr, ytr, xte, yte = x[tr], y[tr], x[te], y[te]
-    if noise > 0:
-        kn_tr, kn_te = jax.random.split(k_noise)
-        xtr = xtr + noise * jax.random.normal(kn_tr, np.shape(xtr))
-        xte = xte + noise * jax.random.normal(kn_te, np.shape(xte))
-    return as_np(xtr, ytr, xte, yte)
+    if noise > 0:  # in numpy: inside a program XLA fuses it into a multiply-add (1 ulp off)
+        xtr, xte = (np.asarray(p) + np.float32(noise) * np.asarray(j)
+                    for p, j in zip((xtr, xte), jitter, strict=True))
+    as_np = lambda a, t: np.asarray(a, dtype=t)
+    return Split(as_np(xtr, np.float32), as_np(ytr, np.int32),
+                 as_np(xte, np.float32), as_np(yte, np.int32))
 
 
 def _keys(data_seed):
