@@ -4,22 +4,32 @@ A resumed sweep makes calls of the same size as the uninterrupted one (the engin
 from the whole share, not from what is left) and pads every run to the same width, so the two
 are compared bit for bit. (Changing the number of networks per call changes XLA's float
 round-off; that case is tested to a tolerance in test_memory.py.)
+
+Every resume is also counted exactly: it trains the runs that were missing and no others (its
+summary, and which run ids land in which part files), in the calls the uninterrupted sweep made
+for them (the parts' run ids and each call's lanes), and leaves every finished part file as it
+was (inode, mtime and bytes).
 """
 
+import hashlib
 import os
 import random
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
 
 import sweepnet
 from conftest import runs_table
-from sweepnet import engine, results, spec
+from sweepnet import engine, plan, results, spec
 
 SPEC = """
 name = "crash"
@@ -86,6 +96,48 @@ def assert_clean(out: str) -> None:
         assert n_parts(out, sub) == n_parts(out, "runs")
 
 
+def part_ids(out: str) -> dict[str, list[str]]:
+    """Run ids of every committed part, by part name (``s0of1-b000-<hash>``)."""
+    return {os.path.basename(p).split(".")[0]: pd.read_parquet(p, columns=["run_id"])[
+        "run_id"].tolist() for p in results.part_files(out, "runs")}
+
+
+def snapshot(out: str) -> dict[str, tuple[int, int, str]]:
+    """Every file of every committed part: ``sub/name -> (inode, mtime_ns, sha256)``. A part
+    written again, even with the same bytes, gets a new inode (written to a temporary name,
+    then renamed) and a new mtime."""
+    files = {}
+    for sub in results.PARTS:
+        for path in results.part_files(out, sub):
+            st = os.stat(path)
+            with open(path, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            files[f"{sub}/{os.path.basename(path)}"] = (st.st_ino, st.st_mtime_ns, digest)
+    return files
+
+
+def assert_parts_of_a_resume(out: str, ref: str, before: dict[str, list[str]],
+                             files: dict[str, tuple[int, int, str]]) -> None:
+    """After a resume of ``out`` (whose parts were ``before`` and their files ``files``): the
+    uninterrupted sweep's parts, each run in exactly one, the finished ones untouched, and
+    every bucket the resume trained cut into calls of the uninterrupted sweep's size."""
+    after, grid = part_ids(out), set(results.grid(out)["run_id"])
+    count = Counter(i for ids in after.values() for i in ids)
+    assert max(count.values()) == 1, "a run in two parts"
+    assert set(count) == grid
+    assert after.keys() == part_ids(ref).keys()  # a part's name is its bucket and run ids
+    assert {k: after[k] for k in before} == before
+    now = snapshot(out)
+    assert {k: now[k] for k in files} == files, "a finished part was written again"
+    done = set().union(*before.values())
+    trained = results.read_manifest(out).get("buckets", {})  # none if it trained nothing
+    reference = results.read_manifest(ref)["buckets"]
+    for name, bucket in trained.items():  # the buckets this resume wrote (or an attempt did)
+        assert bucket["chunk"] == reference[name]["chunk"], name
+    if grid - done:  # one bucket: the resume trained every missing run in it
+        assert trained["s0of1-b000"]["networks"] == len(grid - done)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The uninterrupted sweep, in-process, with the same --max-memory as the killed one."""
@@ -133,13 +185,20 @@ def test_sigkill_three_times_then_resume_equals_uninterrupted(tmp_path, referenc
         landed_mid_sweep += before < after < N_PARTS
     assert landed_mid_sweep >= 1, "no kill landed after some parts were written"
     assert n_parts(out) < N_PARTS
+    parts_before, files_before = part_ids(out), snapshot(out)
+    done = set().union(*parts_before.values())
+    assert 0 < len(done) < N_NETS
 
     resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
-    assert "already done" in resumed.stdout
+    said = re.search(r"trained (\d+) networks \((\d+) already done, (\d+) in grid\)",
+                     resumed.stdout)
+    assert said, resumed.stdout
+    assert tuple(map(int, said.groups())) == (N_NETS - len(done), len(done), N_NETS)
     assert results.read_manifest(out)["status"] == "complete"
     assert_clean(out)
     assert n_parts(out) == N_PARTS
+    assert_parts_of_a_resume(out, reference, parts_before, files_before)
     assert_same_results(out, reference)
 
 
@@ -190,8 +249,6 @@ def test_corrupt_parts_of_each_kind_are_reported_quarantined_and_retrained(
 
 def test_orphans_of_a_killed_write_are_removed_on_resume(tmp_path, tiny_results):
     """A part killed between its params and its runs file is invisible, then removed."""
-    import shutil
-
     out = str(tmp_path / "out")
     shutil.copytree(tiny_results, out)
     runs_dir = os.path.join(out, "runs")
@@ -216,3 +273,105 @@ def test_orphans_of_a_killed_write_are_removed_on_resume(tmp_path, tiny_results)
 def _tiny_spec(out: str) -> str:
     with open(os.path.join(out, "spec.toml")) as f:
         return f.read()
+
+
+# --- a kill between two parts, in-process: cheap, deterministic, exact -------------------------
+
+CUT_SPEC = """
+name = "cut"
+[data]
+dataset = "disk_annulus"
+n_train = 32
+n_test = 64
+[model]
+width = [2, 3]
+depth = 1
+[train]
+learning_rate = 0.05
+steps = 40
+seeds = 7
+eval_every = 20
+"""
+CUT_NETS = 14
+# Room for 6 networks a call: the 14 runs (one bucket, one data group) are cut into calls of
+# 5, 5 and 4 networks, each on 6 lanes. After a kill past two parts the 4 runs left would fit
+# calls of 4 lanes; the engine must still make the 6-lane call of the uninterrupted sweep.
+CUT_ROOM = 6
+CUT_CALLS = [5, 5, 4]
+
+
+class Killed(Exception):
+    """Stands in for SIGKILL right after a part is committed (before the next one is)."""
+
+
+def cut_sweep(out: str, mp: pytest.MonkeyPatch, kill_after: int | None = None):
+    """Run the CUT_SPEC sweep into ``out`` in-process, killed (:class:`Killed`) once
+    ``kill_after`` parts are written. Returns its summary and its calls, in order:
+    ``(bucket index, run ids, lanes)`` for each part written."""
+    s = spec.loads(CUT_SPEC)
+    per_net = plan.bytes_per_network(plan.make_plan(s, 2).buckets[0].static)
+    calls, write = [], engine._write
+
+    def recording(store, bucket, runs, where, result, *rest):
+        write(store, bucket, runs, where, result, *rest)
+        lanes = {leaf.shape[0] for leaf in jax.tree.leaves(result)}  # (lanes, ...) each
+        assert len(lanes) == 1
+        calls.append((bucket.index, tuple(r.run_id for r in runs), lanes.pop()))
+        if len(calls) == kill_after:
+            raise Killed
+
+    mp.setattr(engine, "_write", recording)
+    summary = engine.run_sweep(s, out, progress=False, max_memory=CUT_ROOM * per_net)
+    return summary, calls
+
+
+@pytest.fixture(scope="module")
+def cut_reference(tmp_path_factory):
+    """The uninterrupted CUT_SPEC sweep and its calls."""
+    out = str(tmp_path_factory.mktemp("cut-reference"))
+    with pytest.MonkeyPatch.context() as mp:
+        summary, calls = cut_sweep(out, mp)
+    assert (summary.trained, summary.skipped) == (CUT_NETS, 0)
+    assert [len(ids) for _, ids, _ in calls] == CUT_CALLS  # the case this file is built on
+    assert {lanes for *_, lanes in calls} == {CUT_ROOM}
+    assert results.read_manifest(out)["buckets"]["s0of1-b000"]["chunk"] == CUT_ROOM
+    return out, calls
+
+
+@pytest.mark.parametrize("kill_after", [1, 2, 3])
+def test_a_sweep_killed_between_parts_resumes_exactly_the_missing_runs(
+        tmp_path, monkeypatch, cut_reference, kill_after):
+    ref, ref_calls = cut_reference
+    out = str(tmp_path / "out")
+    with pytest.raises(Killed):
+        cut_sweep(out, monkeypatch, kill_after)
+    before, files = part_ids(out), snapshot(out)
+    # the kill kept the first parts, whole: those of the uninterrupted sweep's first calls
+    assert sorted(map(tuple, before.values())) == sorted(ids for _, ids, _ in
+                                                         ref_calls[:kill_after])
+    done = set().union(*before.values())
+    assert len(done) == sum(CUT_CALLS[:kill_after])
+
+    summary, calls = cut_sweep(out, monkeypatch)
+    assert (summary.total, summary.skipped, summary.trained) == (
+        CUT_NETS, len(done), CUT_NETS - len(done))
+    # the uninterrupted sweep's calls for the runs left: the same runs, in the same order,
+    # each call on as many lanes (so XLA's round-off is the same, bit for bit)
+    assert calls == ref_calls[kill_after:]
+    assert {i for _, ids, _ in calls for i in ids} == set(results.grid(out)["run_id"]) - done
+    assert_parts_of_a_resume(out, ref, before, files)
+    assert results.read_manifest(out)["status"] == "complete"
+    pd.testing.assert_frame_equal(table(out), table(ref), check_exact=True)
+    pd.testing.assert_frame_equal(curves(out), curves(ref), check_exact=True)
+
+
+def test_a_finished_sweep_run_again_trains_nothing_and_touches_no_part(
+        tmp_path, monkeypatch, cut_reference):
+    ref, _ = cut_reference
+    out = str(tmp_path / "out")
+    shutil.copytree(ref, out)
+    before, files = part_ids(out), snapshot(out)
+    summary, calls = cut_sweep(out, monkeypatch)
+    assert (summary.skipped, summary.trained, summary.buckets, calls) == (CUT_NETS, 0, 0, [])
+    assert part_ids(out) == before
+    assert snapshot(out) == files
