@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweepnet import cli, data, query, topology
+from sweepnet import cli, data, query, results, topology
+from sweepnet import inspect as inspect_lib
 from sweepnet.errors import SweepnetError
 
 KNOWN = [n for n in data.DATASETS if n != "file" and data.betti(n, {}) is not None]
@@ -74,6 +75,130 @@ def test_an_invertible_layer_keeps_the_betti_numbers():
     assert topology.input_betti(folded, y, scale, 1)[0][1] == 0
 
 
+# --------------------------------------------------------------------------- known maps
+# Networks written by hand, so every layer's topology is known: a layer tanh(W h + b) with an
+# invertible W is a homeomorphism onto its image (tanh is strictly increasing in each
+# coordinate), so it keeps each class's Betti numbers; a W of rank 1 maps the plane onto a
+# monotone arc (a fold): every cycle dies and the components that overlap along the arc merge.
+
+
+def _rot(t: float) -> np.ndarray:
+    """The rotation ``(2, 2)`` by ``t`` radians."""
+    return np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+
+
+def _tree(layers) -> dict:
+    """A parameter tree (as ``results.load_params`` gives) from ``[(W (out, in), b (out,)),
+    ...]``: the hidden layers in order, then the read-out."""
+    names = [f"hidden_{i}" for i in range(len(layers) - 1)] + ["out"]
+    return {"params": {n: {"kernel": np.asarray(w, np.float32), "bias": np.asarray(b, np.float32)}
+                       for n, (w, b) in zip(names, layers, strict=True)}}
+
+
+def _row(width: int, depth: int) -> pd.Series:
+    """The runs-row fields ``inspect.forward`` reads, for a binary tanh MLP."""
+    return pd.Series({"arch": "mlp", "width": width, "depth": depth, "activation": "tanh",
+                      "n_classes": 2})
+
+
+def _reference(layers, x: np.ndarray) -> list[np.ndarray]:
+    """The clouds of a tanh MLP ``[(W, b), ...]`` in numpy: ``x (n, in)``, each hidden layer
+    ``(n, width)``, the logits ``(n, n_out)``."""
+    clouds, h = [x], np.asarray(x, np.float64)
+    for w, b in layers[:-1]:
+        h = np.tanh(h @ np.asarray(w).T + np.asarray(b))
+        clouds.append(h)
+    w, b = layers[-1]
+    return [*clouds, h @ np.asarray(w).T + np.asarray(b)]
+
+
+def _two_rings_and_one() -> tuple[np.ndarray, np.ndarray]:
+    """Class 0: two annuli around (-1.2, 0) and (1.2, 0), Betti (2, 2); class 1: one small
+    annulus at the origin, (1, 1). 250 points each; ``x (750, 2)``, ``y (750,)``."""
+    rng = np.random.default_rng(0)
+
+    def ring(cx, r0, r1):
+        t = rng.uniform(0, 2 * np.pi, 250)
+        r = np.sqrt(rng.uniform(r0**2, r1**2, 250))  # uniform over the annulus
+        return np.stack([cx + r * np.cos(t), r * np.sin(t)], 1)
+
+    x = np.concatenate([ring(-1.2, 0.35, 0.5), ring(1.2, 0.35, 0.5), ring(0.0, 0.2, 0.3)])
+    return x.astype(np.float32), np.repeat([0, 0, 1], 250)
+
+
+def _apart(h: np.ndarray) -> np.ndarray:
+    """The unit direction from the first ring's image to the second's, ``h (750, 2)``."""
+    d = h[250:500].mean(0) - h[:250].mean(0)
+    return d / np.linalg.norm(d)
+
+
+def _hand_networks(x: np.ndarray) -> dict[str, tuple[list, dict[int, list[tuple[int, int]]]]]:
+    """Four width-2, depth-2 tanh networks and the (b0, b1) of class 0 and class 1 that each
+    layer must give (layer 0 the input, 1-2 hidden, 3 the logit)."""
+    first = (_rot(0.3) @ np.diag([0.8, 1.1]), [0.1, -0.1])  # invertible
+    second = (_rot(-0.4) @ np.diag([1.1, 0.9]), [0.0, 0.1])  # invertible
+    d1 = _apart(_reference([first, first], x)[1])  # the rings' offset after layer 1
+    d2 = _apart(_reference([first, second, second], x)[2])  # ... after layer 2
+    across = lambda d: np.array([-d[1], d[0]])  # noqa: E731
+    out = ([[1.0, 0.5]], [0.1])
+    kept = [(2, 2), (1, 1)]
+    return {
+        # a fold along the rings' offset: two arcs, holes gone (b1 2 -> 0, b0 stays 2)
+        "fold apart": ([first, (np.outer([1.2, -0.7], d1), [0.1, 0.0]), out],
+                       {0: kept, 1: kept, 2: [(2, 0), (1, 0)], 3: [(2, 0), (1, 0)]}),
+        # a fold across it: both rings land on one arc (b0 2 -> 1)
+        "fold across": ([first, (np.outer([1.2, -0.7], across(d1)), [0.1, 0.0]), out],
+                        {0: kept, 1: kept, 2: [(1, 0), (1, 0)], 3: [(1, 0), (1, 0)]}),
+        # both hidden layers invertible; the 1-D logit is the only fold: two intervals ...
+        "logit apart": ([first, second, ([d2], [0.0])],
+                        {0: kept, 1: kept, 2: kept, 3: [(2, 0), (1, 0)]}),
+        # ... or one
+        "logit across": ([first, second, ([across(d2)], [0.0])],
+                         {0: kept, 1: kept, 2: kept, 3: [(1, 0), (1, 0)]}),
+    }
+
+
+@pytest.mark.parametrize("name", ["fold apart", "fold across", "logit apart", "logit across"])
+def test_every_layer_of_a_known_map_has_its_known_betti_numbers(name):
+    """layer_clouds and the pool worker's measurement (run_jobs) on networks written by hand:
+    (b0, b1) of each class after each layer, the logit included, exactly."""
+    x, y = _two_rings_and_one()
+    layers, want = _hand_networks(x)[name]
+    clouds = topology.layer_clouds(_row(2, 2), _tree(layers), x)
+    assert [c.shape for c in clouds] == [(750, 2), (750, 2), (750, 2), (750, 1)]
+    scale = topology.DEFAULT_SCALE
+    job = ("net", [(i, c, h[y == c]) for i, h in enumerate(clouds) for c in (0, 1)],
+           scale.k, scale.eps, 1)
+    got = {}
+    for r in topology.run_jobs([job], workers=1):
+        got.setdefault(r["layer"], []).append((r["b0"], r["b1"]))
+    assert got == want, name
+
+
+def test_layer_k_cloud_is_the_kth_hidden_activation(tiny_results):
+    """A stored network's clouds: the input, then forward's hidden layers in order, then its
+    logits, and each the tanh layers computed here in numpy (so neither a shuffle of the
+    layers nor the input passed for a layer goes unseen)."""
+    runs = results.load(tiny_results)
+    run_id = runs[(runs["width"] == 3) & (runs["depth"] == 2)]["run_id"].iloc[0]
+    row, params = results.load_params(tiny_results, run_id)
+    x, _ = topology.class_points("disk_annulus", {}, 150, 0.0, 0)
+    clouds = topology.layer_clouds(row, params, x)
+    logits, hidden = inspect_lib.forward(row, params, x)
+    assert len(clouds) == len(hidden) + 2 == 4
+    np.testing.assert_array_equal(clouds[0], x)
+    for k, h in enumerate(hidden, 1):
+        np.testing.assert_array_equal(clouds[k], h.T)
+    np.testing.assert_array_equal(clouds[-1], logits.T)
+    p = params["params"]
+    layers = [(p[n]["kernel"], p[n]["bias"]) for n in ("hidden_0", "hidden_1", "out")]
+    for got, want in zip(clouds, _reference(layers, x), strict=True):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # the layers differ, so any mix-up of them shows above
+    assert not np.allclose(clouds[1], clouds[2], atol=1e-2)
+
+
 @pytest.fixture(scope="module")
 def measured(tiny_results, tmp_path_factory):
     """A copy of the tiny sweep with its topology measured through the CLI."""
@@ -100,6 +225,68 @@ def test_cli_writes_the_table_and_the_query_view(measured, capsys):
                      "GROUP BY layer ORDER BY layer", "--format", "csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "layer,b0" and len(lines) == 5
+
+
+def _write_params(root: str, run_id: str, layers) -> None:
+    """Overwrite the stored parameters of ``run_id`` in ``root`` with ``[(W, b), ...]`` (the
+    hidden layers, then the read-out): the real block of each padded array, zeros around it
+    (padded units and layers then add nothing, as in a trained network)."""
+    row = results.load(root).set_index("run_id").loc[run_id]
+    path = os.path.join(root, "params", row["part"] + ".npz")
+    with np.load(path) as f:
+        arrays = {k: f[k].copy() for k in f.files}
+    i = int(np.flatnonzero(arrays["run_id"] == run_id)[0])
+    names = [f"hidden_{j}" for j in range(len(layers) - 1)] + ["out"]
+    for name, (w, b) in zip(names, layers, strict=True):
+        w, b = np.asarray(w, np.float32), np.asarray(b, np.float32)
+        kernel, bias = arrays[f"params/{name}/kernel"], arrays[f"params/{name}/bias"]
+        kernel[i], bias[i] = 0, 0
+        kernel[i, : w.shape[0], : w.shape[1]], bias[i, : b.shape[0]] = w, b
+    np.savez(path, **arrays)
+
+
+def test_measure_gives_each_layer_of_stored_known_maps_its_betti_numbers(measured, tmp_path):
+    """``measure`` on a results folder whose parameters are written by hand: disk_annulus
+    (class 0 the annulus (1, 1), class 1 the disk (1, 0)) through known maps. Every row, per
+    network, layer (0 input, 1..depth hidden, depth + 1 logit) and class, exactly."""
+    out = str(tmp_path / "results")
+    shutil.copytree(measured, out)  # its topology.json holds the 300-point scale already
+    runs = results.load(out).sort_values("run_id")
+    pick = lambda w, d, n=0: runs[(runs["width"] == w) & (runs["depth"] == d)]["run_id"].iloc[n]  # noqa: E731
+    invertible = (1.2 * _rot(0.5) @ np.diag([1.0, 0.6]), [0.1, -0.2])
+    fold = (np.outer([1.5, -0.8], [0.6, 0.8]), [0.1, 0.2])  # rank 1: the plane onto an arc
+    logit = ([[1.0, 0.5]], [0.1])
+    ring, disk, arc = (1, 1), (1, 0), (1, 0)
+    nets = {  # run_id: (layers, [(class 0, class 1) per layer])
+        pick(2, 2, 0): ([invertible, (0.9 * _rot(-1.1) @ np.diag([1.3, 0.8]), [-0.1, 0.05]),
+                         logit], [(ring, disk), (ring, disk), (ring, disk), (arc, arc)]),
+        pick(2, 2, 1): ([invertible, fold, logit],
+                        [(ring, disk), (ring, disk), (arc, arc), (arc, arc)]),
+        # width 3: the fold first (all three units read one projection), then invertible
+        pick(3, 2): ([(np.outer([1.5, -0.8, 1.0], [0.6, 0.8]), [0.1, 0.2, 0.0]),
+                      ([[1.0, 0.3, 0.0], [0.0, 1.0, 0.4], [0.2, 0.0, 1.0]], [0.0] * 3),
+                      ([[1.0, 0.5, -0.3]], [0.0])],
+                     [(ring, disk), (arc, arc), (arc, arc), (arc, arc)]),
+        pick(2, 1): ([invertible, logit], [(ring, disk), (ring, disk), (arc, arc)]),
+    }
+    for run_id, (layers, _) in nets.items():
+        _write_params(out, run_id, layers)
+    where = "run_id IN (" + ", ".join(f"'{r}'" for r in nets) + ")"
+    new = topology.measure(out, where=where, n_points=300, workers=1)
+    table = topology.load(out)
+    for df in (new, table[table["run_id"].isin(nets)]):
+        assert (df["n_points"] == 300).all() and df["b2"].isna().all()
+        got = {r: {} for r in nets}
+        for r, layer, c, b0, b1 in zip(*(df[k] for k in ("run_id", "layer", "class", "b0", "b1")),
+                                       strict=True):
+            got[r].setdefault(layer, {})[c] = (b0, b1)
+        want = {r: {layer: {0: a, 1: b} for layer, (a, b) in enumerate(per_layer)}
+                for r, (_, per_layer) in nets.items()}
+        assert got == want
+    # the last layer is the logit (depth + 1) of each network, not a hidden one
+    depth = runs.set_index("run_id")["depth"]
+    assert {r: int(new[new["run_id"] == r]["layer"].max()) for r in nets} == \
+        {r: int(depth[r]) + 1 for r in nets}
 
 
 def test_cli_k_and_eps_override_and_rows_of_other_runs_stay(measured, tmp_path):
