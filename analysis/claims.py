@@ -76,6 +76,12 @@ class Report:
             f.write(_html(title, md))
 
 
+def if_any(n, ok):
+    """A verdict's ``ok``, or None ("not measured") where it rests on no networks (``n == 0``):
+    no data neither agrees nor disagrees with a claim."""
+    return ok if n else None
+
+
 def md_table(df) -> str:
     """A GitHub-flavoured markdown table of ``df`` (floats to 4 significant digits)."""
 
@@ -109,4 +115,4 @@ def _html(title: str, md: str) -> str:
     )
 
 
-__all__ = ["Report", "md_table"]
+__all__ = ["Report", "if_any", "md_table"]

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from claims import Report  # noqa: E402  (analysis/ is a folder of scripts)
+from claims import Report, if_any  # noqa: E402  (analysis/ is a folder of scripts)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "analysis", "out")
@@ -300,7 +300,7 @@ def section_1d(rep: Report) -> None:
         f"max dense-grid acc {dense_max:.4f} ({len(w1)} nets, {len(over)} above "
         f"{BOUND_1D}); random-probe max {probe_max:.4f}; width 2 certified "
         f"{share(w2, 'certified'):.2f}",
-        len(over) == 0,
+        if_any(len(w1), len(over) == 0),
     )
 
 
@@ -348,7 +348,7 @@ def section_disk(rep: Report, full: bool) -> None:
         "0 certified (decision regions unbounded, Johnson 2019)",
         f"{n_cert2}/{len(w2)} certified; best width-2 random-probe acc "
         f"{w2['test_acc'].max():.4f}; separated (test acc 1) {int(w2['separated'].sum())}",
-        n_cert2 == 0,
+        if_any(len(w2), n_cert2 == 0),
     )
     s3 = share(w3, "certified")
     worst_act = per[per["width"] == 3].sort_values("certified").iloc[0]
@@ -358,7 +358,7 @@ def section_disk(rep: Report, full: bool) -> None:
         "> 50% of seeds",
         f"{s3:.2f} of {len(w3)} (lowest activation: {worst_act['activation']} "
         f"{worst_act['certified']:.2f})",
-        s3 > 0.5,
+        if_any(len(w3), s3 > 0.5),
     )
     # the certificate against brute force: certified ones should have no wrong fresh point
     sample = runs[runs["certified"].astype(bool)].groupby("width").head(3)
@@ -436,7 +436,7 @@ def section_disk(rep: Report, full: bool) -> None:
         "olah-disk",
         f"certified ⇒ 0 wrong of {N_FRESH:,} fresh points",
         f"{len(bad)} of {sum(b['certified'] for b in bf)} certified nets had a wrong point",
-        not bad,
+        if_any(sum(b['certified'] for b in bf), not bad),
     )
     section_easy_way_out(rep, runs, root)
 
@@ -484,7 +484,7 @@ def section_easy_way_out(rep: Report, runs, root: str) -> None:
         "olah-disk",
         "width 2 stretches a thin channel: larger gradient",
         f"median {g2:.3g} (best width 2) vs {g3:.3g} (certified width 3)",
-        bool(g2 > g3),
+        if_any(len(top2) * len(w3), bool(g2 > g3)),
     )
     if len(w2) and len(w3):
         same = w3[
@@ -560,7 +560,7 @@ def section_minwidth(rep: Report) -> None:
         "minwidth-dims",
         "0 (every decision region unbounded: Johnson 2019, Beise et al. 2021)",
         f"{never_narrow} of {n_narrow}",
-        never_narrow == 0,
+        if_any(n_narrow, never_narrow == 0),
     )
     rep.verdict(
         f"nested_spheres: minimal width is d+1 (dim {int(t['dim'].min())}-{int(t['dim'].max())})",
@@ -736,14 +736,14 @@ def section_link(rep: Report) -> None:
         "0 (linking is kept by homeomorphisms)",
         f"width 3: separated {int(h3['separated'].sum())}/{len(h3)}, certified "
         f"{int(h3['certified'].sum())}",
-        int(h3["separated"].sum()) == 0 and int(h3["certified"].sum()) == 0,
+        if_any(len(h3), int(h3["separated"].sum()) == 0 and int(h3["certified"].sum()) == 0),
     )
     rep.verdict(
         "Hopf link: width ≥ 4 does",
         "olah-link",
         "some seeds certified",
         f"width ≥ 4 certified {share(h4, 'certified'):.2f} of {len(h4)}",
-        share(h4, "certified") > 0,
+        if_any(len(h4), share(h4, "certified") > 0),
     )
     u3 = u[u["width"] == 3]
     rep.verdict(
@@ -752,14 +752,14 @@ def section_link(rep: Report) -> None:
         "possible (a plane separates them): some seeds certified",
         f"certified {share(u3, 'certified'):.2f} of {len(u3)}; separated (random probe) "
         f"{share(u3, 'separated'):.2f}",
-        share(u3, "certified") > 0,
+        if_any(len(u3), share(u3, "certified") > 0),
     )
     rep.verdict(
         "(training) unlinked rings: most width-3 seeds certified",
         "olah-link",
         "not a theorem; reported for honesty",
         f"{share(u3, 'certified'):.2f}",
-        share(u3, "certified") > 0.5,
+        if_any(len(u3), share(u3, "certified") > 0.5),
     )
     fails = u[(u["width"] >= 3) & ~u["certified"].astype(bool)]
     if len(fails):
@@ -879,23 +879,21 @@ def section_spirals(rep: Report) -> None:
     w2 = t[t["width"] == 2]
     by_turn = w2.groupby("data_turns")["separated"].max()
     rep.table(w2)
-    gentle = float(by_turn.iloc[0])
-    falls = bool(by_turn.iloc[-1] <= by_turn.iloc[0]) and bool(
-        (np.diff(by_turn.to_numpy()) <= 1e-9).all()
-    )
+    gentle = float(by_turn.iloc[0]) if len(by_turn) else float("nan")
+    falls = bool((np.diff(by_turn.to_numpy()) <= 1e-9).all())
     rep.verdict(
         "spirals: width 2 with depth solves a gentle spiral for some seeds",
         "olah-spirals",
         "> 0 seeds at the gentlest turns",
-        f"best share at turns={by_turn.index[0]}: {gentle:.2f}",
-        gentle > 0,
+        f"best share at turns={by_turn.index[0] if len(by_turn) else '-'}: {gentle:.2f}",
+        if_any(len(w2), gentle > 0),
     )
     rep.verdict(
         "spirals: success falls as turns grow (width 2)",
         "olah-spirals",
         "non-increasing in turns",
         "best share by turns: " + ", ".join(f"{k:g}: {v:.2f}" for k, v in by_turn.items()),
-        falls,
+        if_any(len(by_turn) > 1, falls),
     )
 
 
@@ -997,8 +995,8 @@ def section_resnet(rep: Report) -> None:
             f"triangle around the disk (inradius {inner:.3g}) has circumradius "
             f"{2 * inner:.3g}, "
             + (
-                "exactly"
-                if abs(2 * inner - gap) < 1e-6
+                "reaching (to 0.001)"
+                if abs(2 * inner - gap) < 1e-3
                 else ("inside" if 2 * inner < gap else "beyond")
             )
             + f" the annulus's inner circle at {gap:.3g}. The depth-{int(shallow['depth'])} "
@@ -1028,7 +1026,7 @@ def section_resnet(rep: Report) -> None:
         "resnet-disk",
         "most seeds",
         f"{share(r3, 'certified'):.2f} of {len(r3)}",
-        share(r3, "certified") > 0.5,
+        if_any(len(r3), share(r3, "certified") > 0.5),
     )
 
 
