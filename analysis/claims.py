@@ -27,14 +27,25 @@ class Report:
         self.md.append("")
 
     def figure(self, chart, name: str, caption: str) -> None:
+        """Render ``chart`` to ``out/fig/<name>.png`` under ``caption``. A chart that fails to
+        render raises (the script exits non-zero): a report missing a figure is not written."""
         from sweepnet import charts
 
         path = os.path.join(self.out, "fig", name + ".png")
         try:
             charts.save(chart, path)
-            self.md.append(f"![{caption}](fig/{name}.png)\n\n*{caption}*\n")
-        except Exception as e:  # keep the report even if one figure fails to render
-            self.md.append(f"*(figure {name} failed: {type(e).__name__}: {e})*\n")
+        except Exception as e:
+            raise RuntimeError(f"figure {name!r} failed to render: {type(e).__name__}: {e}") from e
+        self.md.append(f"![{caption}](fig/{name}.png)\n\n*{caption}*\n")
+
+    def section(self, title: str, sweep: str, runs, claim: str) -> bool:
+        """Open a section: its heading, and where ``runs`` is None (the sweep was not run) a
+        "no results" verdict row for ``claim``. True when there is data to report on."""
+        self.text(f"## {title}\n")
+        if runs is None:
+            self.verdict(claim, sweep, "", "no results", None)
+            return False
+        return True
 
     def verdict(self, claim, sweep, predicts, measured, ok) -> None:
         verdict = {
@@ -63,6 +74,12 @@ class Report:
             f.write(md)
         with open(os.path.join(self.out, f"{self.stem}.html"), "w") as f:
             f.write(_html(title, md))
+
+
+def if_any(n, ok):
+    """A verdict's ``ok``, or None ("not measured") where it rests on no networks (``n == 0``):
+    no data neither agrees nor disagrees with a claim."""
+    return ok if n else None
 
 
 def md_table(df) -> str:
@@ -98,4 +115,4 @@ def _html(title: str, md: str) -> str:
     )
 
 
-__all__ = ["Report", "md_table"]
+__all__ = ["Report", "if_any", "md_table"]

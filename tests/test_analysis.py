@@ -1,38 +1,288 @@
-"""analysis/olah2014.py, the published-claims report, run for real on a tiny sweep."""
+"""The published-claims reports (analysis/olah2014.py, analysis/naitzat2020.py, on the Report of
+analysis/claims.py): every measured figure and verdict must follow the results they read.
 
+Each report runs on a tiny sweep, then again on a copy of the same results altered so that a
+claim flips; the verdict and its measured numbers must flip with the data. The 1-D theorem
+cannot be broken by training, so the altered copy swaps the width-1 networks for hand-set
+``sin`` bumps (a non-monotone width-1 network separates the 1-D classes); the topology claims
+read a hand-made ``topology.parquet`` whose Betti numbers follow (then break) the paper.
+"""
+
+import difflib
+import glob
 import importlib.util
+import json
 import os
+import re
+import shutil
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from sweepnet import engine, spec
+from sweepnet import charts, engine, inspect, results, spec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _load_script():
-    path = os.path.join(ROOT, "analysis", "olah2014.py")
-    mod_spec = importlib.util.spec_from_file_location("olah2014", path)
+def _load_script(name: str):
+    path = os.path.join(ROOT, "analysis", f"{name}.py")
+    mod_spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(mod_spec)
     mod_spec.loader.exec_module(module)
     return module
 
 
-@pytest.mark.slow
-def test_report_on_a_tiny_olah_1d_sweep(tmp_path):
-    results, out = tmp_path / "results", tmp_path / "out"
-    tiny = spec.load(os.path.join(ROOT, "sweeps", "olah-1d.toml"),
-                     ["train.steps=60", "train.eval_every=30", "train.seeds=2",
-                      "data.n_train=64", "data.n_test=512"])
-    engine.run_sweep(tiny, str(results / "olah-1d"), progress=False)
+def _verdicts(md: str) -> dict[str, tuple[str, str]]:
+    """The verdict table of a report: claim -> (measured, verdict)."""
+    table = md.split("## Verdicts\n\n", 1)[1].split("\n\n", 1)[0]
+    rows = table.splitlines()[2:]  # past the header and its rule
+    cells = [[c.strip() for c in re.split(r"(?<!\\)\|", r)[1:-1]] for r in rows]
+    return {c[0]: (c[3], c[4]) for c in cells}
 
-    script = _load_script()
-    assert script.main(["--no-run", "--results", str(results), "--out", str(out)]) == 0
+
+def _changed(before: str, after: str) -> list[str]:
+    """The lines of a unified diff of two reports that changed (+/-)."""
+    diff = difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+    return [d for d in diff if d[:1] in "+-" and d[:3] not in ("+++", "---")]
+
+
+def _edit_parts(root: str, kind: str, edit) -> None:
+    """Rewrite every ``root/<kind>/*`` part file with ``edit(path)`` (altering stored data)."""
+    for path in sorted(glob.glob(os.path.join(root, kind, "*"))):
+        edit(path)
+
+
+# ----------------------------------------------------------------------------- Report
+
+
+def test_a_figure_that_fails_to_render_fails_the_report(tmp_path, monkeypatch):
+    script = _load_script("olah2014")  # puts analysis/ on sys.path
+    from claims import Report
+
+    def boom(chart, path):
+        raise ValueError("no renderer")
+
+    monkeypatch.setattr(charts, "save", boom)
+    rep = Report(str(tmp_path), "r")
+    with pytest.raises(RuntimeError, match="figure 'f' failed to render.*no renderer"):
+        rep.figure(object(), "f", "caption")
+    assert rep.md == []  # nothing claims a figure that is not there
+    assert script.Report is Report
+
+
+def test_dense_1d_accuracy_of_hand_set_networks(monkeypatch):
+    """The dense-grid accuracy is computed from the network: a ``sin`` bump separates the 1-D
+    classes (1.0), a step at 0 gets half of each class (0.5), a step at -1/2 all of class 1
+    and the left piece of class 0 (0.75), a constant class 0 half (0.5)."""
+    script = _load_script("olah2014")
+    row = pd.Series({"dataset": "interval_1d", "data_inner": 1 / 3, "data_gap": 2 / 3,
+                     "data_outer": 1.0, "arch": "mlp", "width": 1, "depth": 1, "n_classes": 2})
+
+    def net(w, b, act):
+        params = {"params": {"hidden_0": {"kernel": np.array([[w]], np.float32),
+                                          "bias": np.array([b], np.float32)},
+                             "out": {"kernel": np.ones((1, 1), np.float32),
+                                     "bias": np.zeros(1, np.float32)}}}
+        monkeypatch.setattr(script, "net", lambda root, r: params)
+        return script.dense_1d_accuracy("unused", pd.concat([row, pd.Series({"activation": act})]),
+                                        n=3000)
+
+    assert net(3.0, np.pi / 2, "sin") == pytest.approx(1.0)
+    assert net(10.0, 0.0, "tanh") == pytest.approx(0.5, abs=1e-3)
+    assert net(10.0, 5.0, "tanh") == pytest.approx(0.75, abs=1e-3)
+    assert net(0.0, -1.0, "tanh") == pytest.approx(0.5)
+
+
+# ----------------------------------------------------------------------------- olah2014
+
+
+@pytest.fixture(scope="module")
+def olah_1d(tmp_path_factory):
+    """A results root holding a tiny olah-1d sweep: widths 1-2, depth 1, tanh, 2 seeds."""
+    root = tmp_path_factory.mktemp("olah") / "results"
+    tiny = spec.load(os.path.join(ROOT, "sweeps", "olah-1d.toml"),
+                     ["train.steps=20", "train.eval_every=20", "train.seeds=2",
+                      "model.width=[1,2]", "model.depth=[1]", "model.activation=tanh",
+                      "data.n_train=64", "data.n_test=512"])
+    engine.run_sweep(tiny, str(root / "olah-1d"), progress=False)
+    return str(root)
+
+
+def _width1_separates(src: str, dst: str) -> list[str]:
+    """Copy the results root ``src`` to ``dst`` with every width-1 olah-1d network replaced by
+    a ``sin`` bump, cos(3x) (> 0 on [-1/3, 1/3], < 0 on both outer pieces): width 1 that
+    separates. Returns the run ids replaced."""
+    shutil.copytree(src, dst)
+    folder = os.path.join(dst, "olah-1d")
+    ids = set(results.load(folder).query("width == 1")["run_id"])
+
+    def runs(path):
+        df = pd.read_parquet(path)
+        hit = df["run_id"].isin(ids)
+        df.loc[hit, "activation"] = "sin"
+        df.loc[hit, ["test_acc", "train_acc"]] = 1.0
+        df.loc[hit, "separated"] = True
+        df.to_parquet(path, index=False)
+
+    def params(path):
+        with np.load(path) as f:
+            arrays = {k: f[k].copy() for k in f.files}
+        for i in np.flatnonzero(np.isin(arrays["run_id"], list(ids))):
+            for k in arrays:
+                if k.startswith("params/"):
+                    arrays[k][i] = 0.0
+            arrays["params/hidden_0/kernel"][i, 0, 0] = 3.0
+            arrays["params/hidden_0/bias"][i, 0] = np.pi / 2
+            arrays["params/out/kernel"][i, 0, 0] = 1.0
+        np.savez(path, **arrays)
+
+    _edit_parts(folder, "runs", runs)
+    _edit_parts(folder, "params", params)
+    return sorted(ids)
+
+
+def _dense_max(root: str) -> float:
+    """The best width-1 dense-grid accuracy, computed here from the stored networks on a grid
+    of another resolution (not the script's)."""
+    best = 0.0
+    for run_id in results.load(root).query("width == 1")["run_id"]:
+        row, params = results.load_params(root, run_id)
+        grid = np.linspace(-1, 1, 40001)[:, None]
+        z = inspect.forward(row, params, grid)[0][0]
+        inner, outer = np.abs(grid[:, 0]) <= 1 / 3, np.abs(grid[:, 0]) >= 2 / 3
+        best = max(best, 0.5 * np.mean(z[inner] > 0) + 0.5 * np.mean(z[outer] <= 0))
+    return best
+
+
+CLAIM_1D = "1-D: no width-1 network beats 75% (monotone maps)"
+
+
+@pytest.mark.slow
+def test_olah_report_follows_its_data(olah_1d, tmp_path, monkeypatch):
+    script = _load_script("olah2014")
+    out = tmp_path / "out"
+    assert script.main(["--no-run", "--results", olah_1d, "--out", str(out)]) == 0
     md = (out / "olah2014.md").read_text()
     assert (out / "olah2014.html").exists()
-    rows = [line for line in md.splitlines() if line.startswith("| ")]
-    one_d = [r for r in rows if "olah-1d" in r and "75%" in r]
+    verdicts = _verdicts(md)
+    measured, verdict = verdicts[CLAIM_1D]
     # a theorem, so it holds for any training budget: width 1 never beats 75% on the dense grid
-    assert one_d and one_d[0].rstrip(" |").endswith("agrees"), one_d
+    assert verdict == "agrees", measured
+    dense = float(re.search(r"max dense-grid acc ([0-9.]+)", measured).group(1))
+    assert dense == pytest.approx(_dense_max(os.path.join(olah_1d, "olah-1d")), abs=2e-4)
+    assert "0 above 0.75" in measured
+    assert "none of the 2 width-1 networks exceeds 0.75" in md
     # sweeps that were not run are reported as missing, not as verdicts
-    assert any("olah-link" in r and "no results" in r for r in rows)
+    assert verdicts["Hopf link width 3"] == ("no results", "not measured")
+
+    flipped = str(tmp_path / "flipped")
+    assert len(_width1_separates(olah_1d, flipped)) == 2
+    assert script.main(["--no-run", "--results", flipped, "--out", str(tmp_path / "f")]) == 0
+    md2 = (tmp_path / "f" / "olah2014.md").read_text()
+    measured2, verdict2 = _verdicts(md2)[CLAIM_1D]
+    changed = _changed(md, md2)
+    print("\n".join(changed))  # the evidence: what the altered data changed in the report
+    assert verdict2 == "DISAGREES", measured2
+    assert "max dense-grid acc 1.0000 (2 nets, 2 above 0.75)" in measured2
+    assert "random-probe max 1.0000" in measured2
+    assert "**2 of 2 width-1 networks exceed 0.75** (activations sin; best 1.0000)" in md2
+    assert any(line.startswith("+") and "DISAGREES" in line for line in changed)
+
+    # a figure that cannot be drawn fails the report instead of leaving a hole in it
+    monkeypatch.setattr(charts, "save", lambda chart, path: 1 / 0)
+    with pytest.raises(RuntimeError, match="olah1d_width1"):
+        script.main(["--no-run", "--results", olah_1d, "--out", str(tmp_path / "broken")])
+
+
+# ----------------------------------------------------------------------------- naitzat2020
+
+
+@pytest.fixture(scope="module")
+def naitzat(tmp_path_factory):
+    """A tiny naitzat-d1 sweep: widths 2-3, depths 2 and 4, the three activations, 1 seed;
+    separation threshold 0, so every network counts as well trained."""
+    root = str(tmp_path_factory.mktemp("naitzat") / "naitzat-d1")
+    tiny = spec.load(os.path.join(ROOT, "sweeps", "naitzat-d1.toml"),
+                     ["train.steps=20", "train.eval_every=20", "train.seeds=1",
+                      "model.width=[2,3]", "model.depth=[2,4]", "train.separation=0.0",
+                      "data.n_train=200", "data.n_test=256"])
+    engine.run_sweep(tiny, root, progress=False)
+    return root
+
+
+PAPER_SPEED = {"relu": 1.0, "leaky_relu": 0.5, "tanh": 1 / 3}
+
+
+def _write_topology(root: str, speed: dict, faster: int, hidden_trivial: bool) -> None:
+    """A hand-made topology table for the runs of ``root``. Class 0 (the square with nine
+    holes) is (b0, b1) = (1, 9 - k), class 1 (nine disks) (max(1, 9 - k), 0), where after
+    hidden layer l < depth k = min(8, round(2 l s)), s = ``speed[activation]`` (x 1.5 at
+    width ``faster``); k = 0 at the input, 9 from the last hidden layer on (both classes
+    trivial), except class 0 keeps b1 = 2 after the last hidden layer unless
+    ``hidden_trivial``."""
+    rows = []
+    for _, r in results.load(root).iterrows():
+        d = int(r["depth"])
+        s = speed[r["activation"]] * (1.5 if int(r["width"]) == faster else 1.0)
+        for layer in range(d + 2):
+            k = 0 if layer == 0 else 9 if layer >= d else min(8, round(2 * layer * s))
+            b1 = 2 if layer == d and not hidden_trivial else 9 - k
+            for c, (b0, b1c) in enumerate(((1, b1), (max(1, 9 - k), 0))):
+                rows.append({"run_id": r["run_id"], "layer": layer, "class": c, "b0": b0,
+                             "b1": b1c, "b2": None, "n_points": 100, "k": 16, "eps": 2})
+    df = pd.DataFrame(rows)
+    for c in ("layer", "class", "b0", "b1", "b2", "n_points", "k", "eps"):
+        df[c] = df[c].astype("Int64")
+    df.to_parquet(os.path.join(root, "topology.parquet"), index=False)
+    scales = {"naitzat_d1": {"k": 16, "eps": 2, "source": "hand-picked",
+                             "known": {"0": [1, 9, 0], "1": [9, 0, 0]}}}
+    with open(os.path.join(root, "topology.json"), "w") as f:
+        json.dump(scales, f)
+
+
+NAITZAT_FLIPS = {
+    "... and after the last hidden layer": ("100% of the 12 trivial", "0% of the 12 trivial"),
+    "disks' mean b0 after layer 3 (width 3, depth 4): ReLU < leaky ReLU < tanh, near the "
+    "paper's values": ("leaky_relu 6.00, relu 3.00, tanh 7.00",
+                       "leaky_relu 5.00, relu 6.00, tanh 1.00"),
+    "ReLU reduces b0 faster than tanh (disks' b0 averaged over the 4 hidden layers)":
+        ("leaky_relu 5.50, relu 4.00, tanh 6.00", "leaky_relu 4.75, relu 5.50, tanh 2.75"),
+    "narrower networks reduce topology sooner than wider ones":
+        ("width 2 vs 3: 0.33 vs 0.22; narrower sooner in 5 of 6",
+         "width 2 vs 3: 0.22 vs 0.33; narrower sooner in 0 of 6"),
+}
+
+
+@pytest.mark.slow
+def test_naitzat_report_follows_its_data(naitzat, tmp_path):
+    script = _load_script("naitzat2020")
+    _write_topology(naitzat, PAPER_SPEED, faster=2, hidden_trivial=True)
+    assert script.main(["--no-run", "--results", naitzat, "--out", str(tmp_path / "a")]) == 0
+    md = (tmp_path / "a" / "naitzat2020.md").read_text()
+    base = _verdicts(md)
+    assert base[next(c for c in base if c.endswith("at the logits"))][1] == "agrees"
+    shallow = base["shallow networks change topology mostly in their last layers; deep ones "
+                   "spread it"]
+    assert "depth 2 0.80, depth 4 0.49; shallow later in 6 of 6" in shallow[0], shallow
+    assert shallow[1] == "agrees"
+    for claim, (was, _) in NAITZAT_FLIPS.items():
+        assert was in base[claim][0] and base[claim][1] == "agrees", (claim, base[claim])
+    assert "At the input every class has its known Betti numbers" in md
+    assert "Why" not in md  # nothing to explain where the paper's claims hold
+
+    # the same runs, with ReLU and tanh swapped, the wider networks the faster ones and the
+    # square's holes left open after the last hidden layer
+    swapped = {**PAPER_SPEED, "relu": PAPER_SPEED["tanh"], "tanh": PAPER_SPEED["relu"]}
+    _write_topology(naitzat, swapped, faster=3, hidden_trivial=False)
+    assert script.main(["--no-run", "--results", naitzat, "--out", str(tmp_path / "b")]) == 0
+    md2 = (tmp_path / "b" / "naitzat2020.md").read_text()
+    print("\n".join(_changed(md, md2)))  # the evidence: what the altered data changed
+    flipped = _verdicts(md2)
+    for claim, (_, now) in NAITZAT_FLIPS.items():
+        assert now in flipped[claim][0] and flipped[claim][1] == "DISAGREES", (
+            claim, flipped[claim])
+    assert "Why the last hidden layer disagrees" in md2
+    assert "class 0: (1.00, 2.00) (input (1.00, 9.00))" in md2
+    assert "Why layer 3 disagrees" in md2
+    assert "half of the drop in b0 is made by layer 2 (tanh), 3 (leaky_relu), 4 (relu)" in md2
