@@ -27,8 +27,8 @@ path = "{tmp_path / 'mine.npz'}"
 width = 4
 depth = 1
 [train]
-steps = 30
-eval_every = 10
+steps = 300
+eval_every = 100
 seeds = 1
 learning_rate = 0.05
 """.replace("'", '"')
@@ -42,4 +42,13 @@ learning_rate = 0.05
     mine = df.set_index("dataset").loc["file"]
     assert mine["n_test"] == 200 and mine["test_acc"] > 0.6
     assert np.isfinite(df["train_loss"]).all() and not df["diverged"].any()
-    assert (df["train_acc"] > 0.4).all() and (df["test_acc"] > 0.3).all()
+    # every dataset is learnt, not guessed (chance: 0.5, gaussians 1/3). 300 steps cost what 30
+    # did (the 5 compiles are the cost) and reached train 0.98-1.0, test 0.875-1.0 when set.
+    # Naitzat's shapes need more than 48 points to generalise (test 0.55-0.65), so for them
+    # the network must fit its training set: train 0.77-0.81, loss 0.34-0.38 (ln 2 = 0.69)
+    naitzat = df["dataset"].str.startswith("naitzat")
+    rest = df[~naitzat]
+    assert (rest["train_acc"] >= 0.95).all(), rest[["dataset", "train_acc"]]
+    assert (rest["test_acc"] >= 0.8).all(), rest[["dataset", "test_acc"]]
+    assert (df.loc[naitzat, "train_acc"] >= 0.7).all()
+    assert (df.loc[naitzat, "train_loss"] < 0.5).all()

@@ -210,8 +210,10 @@ def test_results_carry_the_separation_columns(tiny_results):
     runs = results.load(tiny_results)
     assert str(runs["certified"].dtype) == "boolean" and runs["certified"].notna().all()
     assert (runs["worst_margin"] <= runs["margin"] + 1e-6).all()
-    # a certified network classifies every test point right; an uncertified one may not
-    assert (runs.loc[runs["certified"].astype(bool), "test_acc"] == 1.0).all()
+    # certified means worst_margin > 0, row by row. This 60-step sweep certifies nothing, so
+    # what a certified network is (every test point right; 16 of them, checked against a
+    # dense grid) is tested on trained networks in test_science.py
+    assert (runs["certified"].astype(bool) == (runs["worst_margin"] > 0)).all()
     assert (runs["max_grad"] > 0).all()
 
 
