@@ -46,8 +46,6 @@ SAMPLE = {"width": 2, "depth": 2, "seed": 0}
 QUICK = {a for a in ACTS if float(models.ACTIVATIONS[a](jnp.float32(0.0))) != 0.0}
 QUICK.add(min(a for a in ACTS if a not in KERNEL_ACTS))
 slow = pytest.mark.slow
-
-
 GRADIENTS = ["xla", pytest.param("fused", marks=slow)]
 
 
@@ -92,9 +90,8 @@ def test_sweep_really_pads_shards_and_chunks(swept):
     s, out, gradient = swept
     assert len(jax.devices()) == 2
     p = plan.make_plan(s, 2, max_memory=MAX_MEMORY)
-    with_kernel = {b.static.activations: b for b in p.buckets}
-    assert set(with_kernel) == {tuple(KERNEL_ACTS), tuple(a for a in ACTS
-                                                          if a not in KERNEL_ACTS)}
+    others = tuple(a for a in ACTS if a not in KERNEL_ACTS)
+    assert {b.static.activations for b in p.buckets} == {tuple(KERNEL_ACTS), others}
     for b in p.buckets:
         assert (b.static.width, b.static.depth) == (5, 3)
         assert {(r.config["width"], r.config["depth"]) for r in b.runs} == {
@@ -103,8 +100,7 @@ def test_sweep_really_pads_shards_and_chunks(swept):
     with open(f"{out}/manifest.json") as f:
         grads = {tuple(v["static"]["activations"]): v["gradient"]
                  for v in json.load(f)["buckets"].values()}
-    assert grads == {tuple(KERNEL_ACTS): gradient,
-                     tuple(a for a in ACTS if a not in KERNEL_ACTS): "xla"}
+    assert grads == {tuple(KERNEL_ACTS): gradient, others: "xla"}
     df = sweepnet.load(out)
     assert len(df) == len(s.grid()) == 80
     assert set(df["n_devices"]) == {2}
