@@ -179,6 +179,17 @@ def work_items(modules: list[str], allowed: list[str]):
                     definition_name=ASTQuery(node).get_definition_name()))
 
 
+def annotations(path: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """``(start, end)`` positions of every type annotation of a module: under ``from __future__
+    import annotations`` they are never evaluated, so a mutant inside one is equivalent."""
+    spans = []
+    for node in ast.walk(ast.parse(Path(path).read_text())):
+        for a in (getattr(node, "annotation", None), getattr(node, "returns", None)):
+            if a is not None:
+                spans.append(((a.lineno, a.col_offset), (a.end_lineno, a.end_col_offset)))
+    return spans
+
+
 def _rank(m: MutationSpec, text: str, nth: int) -> str:
     """A mutant's place in the sample: a hash of what it changes, not of where (line numbers
     move with every edit above it)."""
@@ -187,9 +198,10 @@ def _rank(m: MutationSpec, text: str, nth: int) -> str:
 
 
 def select(db: WorkDB, functions: list[Function], sample: int | None) -> tuple[int, int]:
-    """Mark skipped every mutant outside ``functions``, then all but ``sample`` of the rest.
-    Returns ``(in the functions, selected)``."""
+    """Mark skipped every mutant outside ``functions`` or inside a type annotation, then all but
+    ``sample`` of the rest. Returns ``(in the functions, selected)``."""
     sources: dict[str, list[str]] = {}
+    typing: dict[str, list] = {}
     inside, outside = [], []
     seen: Counter = Counter()
     for item in sorted(db.work_items, key=lambda w: (str(w.mutations[0].module_path),
@@ -201,7 +213,9 @@ def select(db: WorkDB, functions: list[Function], sample: int | None) -> tuple[i
         lines = sources.setdefault(path, Path(path).read_text().splitlines())
         line = m.start_pos[0]
         text = lines[line - 1]
-        if any(f.holds(path, line, text) for f in functions):
+        typed = typing.setdefault(path, annotations(path))
+        if any(f.holds(path, line, text) for f in functions) \
+                and not any(a <= tuple(m.start_pos) < b for a, b in typed):
             key = (path, text.strip(), m.operator_name)
             inside.append((_rank(m, text, seen[key]), item.job_id))
             seen[key] += 1
@@ -388,7 +402,8 @@ def summarize(target: Target, scratch: Path, state: dict, done, left: int, args)
     stem = f"mutation-{args.label}-{target.name}" if args.label else f"mutation-{target.name}"
     (OUT / f"{stem}.md").write_text("\n".join(md) + "\n")
     print(f"mutation: wrote {OUT / stem}.md", flush=True)
-    return {"target": target.name, **counts, "selected": state["selected"],
+    return {"target": target.name, **{k: counts[k] for k in ("killed", "survived", "timeout")},
+            "selected": state["selected"],
             "in_functions": state["in_functions"], "score": score,
             "minutes": state["seconds"] / 60}
 
