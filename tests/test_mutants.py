@@ -1,0 +1,167 @@
+"""A fixed set of mutants that the tests must kill: breaks of the science a test run would
+otherwise not notice (issue 28; the sampled audit is ``analysis/mutation.py``).
+
+Each mutant replaces one exact text of one file (found exactly once) in a copy of the tree
+(``src/``, ``tests/``, ``analysis/``, ``sweeps/``, ``pyproject.toml``) and runs the named tests
+in a subprocess on that copy (``PYTHONPATH`` = the copy's ``src``); they must fail. The
+unmutated copy must pass the same tests, once for all mutants, so the harness cannot pass
+because a node id is wrong or a test fails anyway.
+"""
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COPY = ("src", "tests", "analysis", "sweeps", "pyproject.toml")
+IGNORE = shutil.ignore_patterns("__pycache__", ".xla-cache", ".pytest_cache", "out", "*.pyc")
+PYTEST = ("-x", "-q", "-n", "0", "-p", "no:cacheprovider", "--durations=0")
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    """Replace ``old`` (exactly once in ``file``) by ``new``, then run ``tests`` (pytest node ids
+    from the repository root) in one process, ``-x``: the run must fail."""
+
+    name: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = [
+    # --- the six breaks of the 0.5.4 audit (issue 28); their tests are being written beside
+    # this file, in tests/test_science.py, test_invariance.py, test_resume.py,
+    # test_topology.py and test_analysis.py
+    Mutant(
+        "separated uses > instead of >= (every phase diagram goes blank)",
+        "src/sweepnet/results.py",
+        '"separated": (not diverged) and float(out.test_acc[i]) >= spec.separation,',
+        '"separated": (not diverged) and float(out.test_acc[i]) > spec.separation,',
+        (),  # TODO(merge): the test that sees a separated network in a sweep's table
+    ),
+    Mutant(
+        "the width mask removed from the MLP (padded units reach the next layer)",
+        "src/sweepnet/models.py",
+        "            fan_in, in_mask = width, mask\n",
+        "            fan_in, in_mask = width, None\n",
+        (
+            # today only this one-step padding test kills it, for sigmoid (and softplus)
+            "tests/test_models.py::test_every_activation_padded_equals_unpadded_with_zero_"
+            "padded_grads[sigmoid]",
+            # TODO(merge): the invariance test with an activation not 0 at 0 (test_invariance)
+        ),
+    ),
+    Mutant(
+        "resume forgets the finished runs",
+        "src/sweepnet/engine.py",
+        "    done = store.done_ids()\n",
+        "    done = set()\n",
+        (),  # TODO(merge): the resume test that counts what was skipped (test_resume.py)
+    ),
+    Mutant(
+        "calls cut from the runs left instead of the whole share",
+        "src/sweepnet/engine.py",
+        "chunk = plan_lib.chunk_size(b.static, share, n_dev, full.max_memory, where, fused)",
+        "chunk = plan_lib.chunk_size(b.static, runs, n_dev, full.max_memory, where, fused)",
+        (),  # TODO(merge): the resume test whose resumed calls must equal the whole run's
+    ),
+    Mutant(
+        "topology measures every hidden layer on the input cloud",
+        "src/sweepnet/topology.py",
+        "return [x, *(h.T for h in hidden), logits.T]",
+        "return [x, *(x for h in hidden), logits.T]",
+        (),  # TODO(merge): the topology test that checks a hidden layer (test_topology.py)
+    ),
+    Mutant(
+        "olah2014's dense_1d_accuracy returns a constant 0.75",
+        "analysis/olah2014.py",
+        "    return float(0.5 * acc1 + 0.5 * acc0)",
+        "    return 0.75",
+        (),  # TODO(merge): the analysis test that checks dense_1d_accuracy (test_analysis.py)
+    ),
+    # --- breaks today's tests already kill
+    Mutant(
+        "depth mask off by one (a padded layer past the real depth computes, XLA's path)",
+        "src/sweepnet/models.py",
+        "padded layer passes its input through\n            h = new if i == 0 or real_depth "
+        "is None else jnp.where(i < real_depth, new, h)",
+        "padded layer passes its input through\n            h = new if i == 0 or real_depth "
+        "is None else jnp.where(i <= real_depth, new, h)",
+        ("tests/test_invariance.py::test_padded_vmapped_sharded_run_equals_the_network_trained_"
+         "alone[xla]",),
+    ),
+    Mutant(
+        "seeds from the grid position instead of the run id",
+        "src/sweepnet/engine.py",
+        "seeds = np.asarray([run_seed(r.run_id) for r in lanes], np.uint32)",
+        "seeds = np.asarray([r.index for r in lanes], np.uint32)",
+        ("tests/test_invariance.py::test_result_does_not_depend_on_grid_order[xla]",),
+    ),
+    Mutant(
+        "betti_numbers returns b1 = 0",
+        "src/sweepnet/topology.py",
+        "return b0, alive[1], alive[2] if maxdim >= 2 else 0",
+        "return b0, 0, alive[2] if maxdim >= 2 else 0",
+        ("tests/test_topology.py::test_betti_numbers_of_hand_made_clouds",),
+    ),
+]
+IDS = [m.name.split(" (")[0] for m in MUTANTS]
+
+
+def _copy(dest) -> str:
+    for name in COPY:
+        src, dst = os.path.join(ROOT, name), os.path.join(dest, name)
+        if os.path.isdir(src):
+            shutil.copytree(src, dst, ignore=IGNORE)
+        else:
+            shutil.copy2(src, dst)
+    return str(dest)
+
+
+def _pytest(tree: str, tests) -> subprocess.CompletedProcess:
+    # SWEEPNET_CACHE (set by conftest) comes along: the copy shares this tree's XLA programs,
+    # and a mutated program has another key
+    env = {**os.environ, "PYTHONPATH": os.path.join(tree, "src")}
+    return subprocess.run([sys.executable, "-m", "pytest", *PYTEST, *tests], cwd=tree,
+                          env=env, capture_output=True, text=True, timeout=1200)
+
+
+def test_every_mutant_text_is_in_its_file_exactly_once():
+    """Fast: an edit that moves a mutant's text shows up here, not as a vacuous mutant."""
+    for m in MUTANTS:
+        with open(os.path.join(ROOT, m.file)) as f:
+            text = f.read()
+        assert text.count(m.old) == 1, (m.name, m.file, text.count(m.old))
+        assert m.old != m.new
+
+
+@pytest.mark.slow
+def test_the_unmutated_copy_passes_every_named_test(tmp_path):
+    tests = sorted({t for m in MUTANTS for t in m.tests})
+    proc = _pytest(_copy(tmp_path), tests)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert f"{len(tests)} passed" in proc.stdout, proc.stdout[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutant", MUTANTS, ids=IDS)
+def test_the_mutant_dies(mutant, tmp_path):
+    if not mutant.tests:
+        pytest.skip("TODO(merge): no test names yet")
+    tree = _copy(tmp_path)
+    path = os.path.join(tree, mutant.file)
+    with open(path) as f:
+        text = f.read()
+    assert text.count(mutant.old) == 1, mutant
+    with open(path, "w") as f:
+        f.write(text.replace(mutant.old, mutant.new))
+    proc = _pytest(tree, mutant.tests)
+    # 1: tests ran and failed (not 2-5: interrupted, usage error, nothing collected)
+    assert proc.returncode == 1, (mutant.name, proc.returncode, proc.stdout[-3000:],
+                                  proc.stderr[-2000:])
