@@ -35,15 +35,13 @@ class Mutant:
 
 
 MUTANTS = [
-    # --- the six breaks of the 0.5.4 audit (issue 28); their tests are being written beside
-    # this file, in tests/test_science.py, test_invariance.py, test_resume.py,
-    # test_topology.py and test_analysis.py
+    # --- the six breaks of the 0.5.4 audit (issue 28), each passed by 0.5.4's tests
     Mutant(
         "separated uses > instead of >= (every phase diagram goes blank)",
         "src/sweepnet/results.py",
         '"separated": (not diverged) and float(out.test_acc[i]) >= spec.separation,',
         '"separated": (not diverged) and float(out.test_acc[i]) > spec.separation,',
-        (),  # TODO(merge): the test that sees a separated network in a sweep's table
+        ("tests/test_science.py::test_disk_separates_from_width_3_and_never_below",),
     ),
     Mutant(
         "the width mask removed from the MLP (padded units reach the next layer)",
@@ -54,7 +52,8 @@ MUTANTS = [
             # today only this one-step padding test kills it, for sigmoid (and softplus)
             "tests/test_models.py::test_every_activation_padded_equals_unpadded_with_zero_"
             "padded_grads[sigmoid]",
-            # TODO(merge): the invariance test with an activation not 0 at 0 (test_invariance)
+            "tests/test_masks.py::test_padded_mixed_mlp_equals_the_network_at_its_own_shape"
+            "[sigmoid-zeros]",
         ),
     ),
     Mutant(
@@ -62,28 +61,31 @@ MUTANTS = [
         "src/sweepnet/engine.py",
         "    done = store.done_ids()\n",
         "    done = set()\n",
-        (),  # TODO(merge): the resume test that counts what was skipped (test_resume.py)
+        ("tests/test_resume.py::test_a_sweep_killed_between_parts_resumes_exactly_the_missing_"
+         "runs[1]",),
     ),
     Mutant(
         "calls cut from the runs left instead of the whole share",
         "src/sweepnet/engine.py",
         "chunk = plan_lib.chunk_size(b.static, share, n_dev, full.max_memory, where, fused)",
         "chunk = plan_lib.chunk_size(b.static, runs, n_dev, full.max_memory, where, fused)",
-        (),  # TODO(merge): the resume test whose resumed calls must equal the whole run's
+        ("tests/test_resume.py::test_a_sweep_killed_between_parts_resumes_exactly_the_missing_"
+         "runs[2]",),
     ),
     Mutant(
         "topology measures every hidden layer on the input cloud",
         "src/sweepnet/topology.py",
         "return [x, *(h.T for h in hidden), logits.T]",
         "return [x, *(x for h in hidden), logits.T]",
-        (),  # TODO(merge): the topology test that checks a hidden layer (test_topology.py)
+        ("tests/test_topology.py::test_every_layer_of_a_known_map_has_its_known_betti_numbers"
+         "[fold apart]",),
     ),
     Mutant(
         "olah2014's dense_1d_accuracy returns a constant 0.75",
         "analysis/olah2014.py",
         "    return float(0.5 * acc1 + 0.5 * acc0)",
         "    return 0.75",
-        (),  # TODO(merge): the analysis test that checks dense_1d_accuracy (test_analysis.py)
+        ("tests/test_analysis.py::test_dense_1d_accuracy_of_hand_set_networks",),
     ),
     # --- breaks today's tests already kill
     Mutant(
@@ -93,8 +95,8 @@ MUTANTS = [
         "is None else jnp.where(i < real_depth, new, h)",
         "padded layer passes its input through\n            h = new if i == 0 or real_depth "
         "is None else jnp.where(i <= real_depth, new, h)",
-        ("tests/test_invariance.py::test_padded_vmapped_sharded_run_equals_the_network_trained_"
-         "alone[xla]",),
+        ("tests/test_invariance.py::test_padded_mixed_sharded_chunked_run_equals_the_network_"
+         "trained_alone[xla-sigmoid]",),
     ),
     Mutant(
         "seeds from the grid position instead of the run id",
@@ -152,8 +154,7 @@ def test_the_unmutated_copy_passes_every_named_test(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("mutant", MUTANTS, ids=IDS)
 def test_the_mutant_dies(mutant, tmp_path):
-    if not mutant.tests:
-        pytest.skip("TODO(merge): no test names yet")
+    assert mutant.tests, "a mutant names the tests that kill it"
     tree = _copy(tmp_path)
     path = os.path.join(tree, mutant.file)
     with open(path) as f:
