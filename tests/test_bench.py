@@ -56,6 +56,7 @@ def test_workload_arithmetic_counts_matmuls_and_tanh():
     assert t == pytest.approx(ops["flops"] / 1e9 + ops["tanh"] / 1e8)
 
 
+@pytest.mark.slow  # a fresh process that imports JAX and compiles twice: 10-15 s
 def test_baseline_worker_runs_plain_jax_and_keeps_the_best_run():
     # the full bench's baselines run in a fresh process with JAX's own CPU setup
     r = bench.baseline_subprocess("loop", 3, 2, steps=5, nets=1, n_test=256, repeats=2)

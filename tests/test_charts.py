@@ -148,6 +148,7 @@ def test_minwidth_against_a_data_parameter():
     charts.minwidth(df, x="dim").to_dict()
 
 
+@pytest.mark.slow  # 7-10 s
 def test_big_sweep_is_aggregated_before_charting(tmp_path):
     """4,096 runs with 31 eval points each chart without hitting Altair's row limit."""
     runs = synthetic_runs(

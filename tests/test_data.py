@@ -157,7 +157,8 @@ def _split_op_by_op(name, params, n_train, n_test, noise, data_seed):
     return [np.asarray(a) for a in (xtr, ytr, xte, yte)]
 
 
-@pytest.mark.parametrize("name", ["disk_annulus", "hopf_link", "naitzat_d3", "two_spirals"])
+@pytest.mark.parametrize("name", ["disk_annulus", *(pytest.param(n, marks=pytest.mark.slow) for n in
+                                   ("hopf_link", "naitzat_d3", "two_spirals"))])  # 1-14 s each
 @pytest.mark.parametrize("noise", [0.0, 0.05])
 def test_the_one_draw_program_keeps_the_points_bit_for_bit(name, noise):
     """A configuration's draw is one program, compiled with options chosen for compile speed

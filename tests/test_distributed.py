@@ -99,6 +99,7 @@ def test_two_processes_give_the_table_of_one(tmp_path):
     assert {k.split("-")[0] for k in manifest["buckets"]} == {"s0of2", "s1of2"}
 
 
+@pytest.mark.slow  # CLI processes that wait for a coordinator: 7 s
 def test_distributed_without_a_cluster_or_coordinator_is_a_one_line_error(tmp_path):
     """Outside Slurm / Open MPI / TPU, jax finds no coordinator: exit 2, one line, no folder.
 

@@ -63,21 +63,24 @@ def _assert_same_gradient(want, got):
         np.testing.assert_array_equal(b == 0, a == 0, err_msg=str(path))
 
 
+SLOW = pytest.mark.slow
 CASES = [  # (padded width, depth, real width, activation, points)
     (3, 2, 3, "tanh", 512),
     (8, 3, 5, "tanh", 300),  # padded; points not a multiple of a block
-    (4, 1, 2, "relu", 37),
-    (6, 2, 6, "sigmoid", 64),
-    (5, 4, 3, "leaky_relu", 100),
-    (3, 1, 3, "linear", 16),
+    pytest.param(4, 1, 2, "relu", 37, marks=SLOW),
+    pytest.param(6, 2, 6, "sigmoid", 64, marks=SLOW),
+    pytest.param(5, 4, 3, "leaky_relu", 100, marks=SLOW),
+    pytest.param(3, 1, 3, "linear", 16, marks=SLOW),
     (7, 3, 4, "softplus", 200),  # 7: a width compiled generically
-    (16, 2, 11, "tanh", 129),
+    pytest.param(16, 2, 11, "tanh", 129, marks=SLOW),
     # the kernel's wide form (hidden width = its vector's floats: 16 with AVX-512, 8 with AVX2),
     # whichever this machine's build has; 4 lanes (SSE, NEON) keep the point-major form
     (16, 3, 16, "tanh", 200),
-    (10, 2, 8, "relu", 129),
+    pytest.param(10, 2, 8, "relu", 129, marks=SLOW),
     (4, 3, 4, "sigmoid", 70),
 ]
+# the quick tier keeps one case of each form (narrow, padded, generic width, wide) and the two
+# activations that are not 0 at 0; every activation runs in the slow tier
 
 
 @pytest.mark.parametrize("width,depth,real,act,points", CASES)

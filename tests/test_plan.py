@@ -35,7 +35,8 @@ def test_every_run_lands_in_exactly_one_bucket_of_its_family():
 def test_chunks_shard_evenly_with_little_padding(n_devices, n_runs):
     s = spec.loads(SPEC)
     static = plan._static(plan.expand(s)[0].config, 8)
-    runs = [plan.Run(i, f"{i:016x}", plan.expand(s)[0].config) for i in range(n_runs)]
+    cfg = plan.expand(s)[0].config  # once: expanding the spec per run cost 10-30 s
+    runs = [plan.Run(i, f"{i:016x}", cfg) for i in range(n_runs)]
     chunk = plan.chunk_size(static, runs, n_devices, plan.DEFAULT_MAX_MEMORY)
     assert chunk % n_devices == 0
     share = chunk // n_devices
@@ -52,7 +53,8 @@ def test_chunks_shard_evenly_with_little_padding(n_devices, n_runs):
 def test_a_group_is_cut_into_calls_of_equal_size():
     s = spec.loads(SPEC)
     static = plan._static(plan.expand(s)[0].config, 8)
-    runs = [plan.Run(i, f"{i:016x}", plan.expand(s)[0].config) for i in range(4096)]
+    cfg = plan.expand(s)[0].config  # once: expanding the spec per run cost 10-30 s
+    runs = [plan.Run(i, f"{i:016x}", cfg) for i in range(4096)]
     budget = 900 * plan.bytes_per_network(static)  # room for 900 networks a call
     chunk = plan.chunk_size(static, runs, 2, budget)
     assert chunk * plan.bytes_per_network(static) <= budget
@@ -66,7 +68,8 @@ def test_a_group_is_cut_into_calls_of_equal_size():
 def test_chunk_respects_max_memory():
     s = spec.loads(SPEC)
     static = plan._static(plan.expand(s)[0].config, 64)
-    runs = [plan.Run(i, f"{i:016x}", plan.expand(s)[0].config) for i in range(4000)]
+    cfg = plan.expand(s)[0].config  # once: expanding the spec per run cost 10-30 s
+    runs = [plan.Run(i, f"{i:016x}", cfg) for i in range(4000)]
     budget = 64 * plan.bytes_per_network(static)
     chunk = plan.chunk_size(static, runs, 2, budget)
     assert chunk * plan.bytes_per_network(static) <= budget

@@ -86,6 +86,7 @@ def _forget_compiled():
     programs._compiled_here.clear()
 
 
+@pytest.mark.slow  # three sweeps, one of them compiled cold: 10-20 s
 def test_a_program_from_xlas_own_cache_is_run_but_not_stored(cache, tmp_path):
     # XLA's persistent cache (on in these tests) now holds every program; an executable it
     # loads serializes without its kernels, so storing it would break the next run. First
@@ -104,6 +105,7 @@ def test_a_program_from_xlas_own_cache_is_run_but_not_stored(cache, tmp_path):
     assert runs_table(str(tmp_path / "a")).equals(runs_table(str(tmp_path / "c")))
 
 
+@pytest.mark.slow  # two sweeps compiled without the cache: 6-13 s
 def test_an_unusable_cache_folder_only_costs_the_cache(tmp_path, monkeypatch):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")

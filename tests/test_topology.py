@@ -352,6 +352,7 @@ eval_every = 30
     assert set(df["layer"]) == {0, 1, 2, 3} and (df["n_points"] == 500).all()
 
 
+@pytest.mark.slow  # renders a chart, an inspect picture and a report: 5-17 s
 def test_betti_chart_inspect_captions_and_report_panel(measured):
     import json
 
