@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweepnet import charts, engine, inspect, results, spec
+from sweepnet import charts, data, engine, inspect, results, spec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -286,3 +286,87 @@ def test_naitzat_report_follows_its_data(naitzat, tmp_path):
     assert "class 0: (1.00, 2.00) (input (1.00, 9.00))" in md2
     assert "Why layer 3 disagrees" in md2
     assert "half of the drop in b0 is made by layer 2 (tanh), 3 (leaky_relu), 4 (relu)" in md2
+
+
+# --- the report's table, and the 1-D measure on its defaults and at its bound (issue 28) -------
+
+
+def test_md_table_writes_the_columns_and_each_row_once(tmp_path):
+    _load_script("olah2014")  # puts analysis/ on sys.path
+    from claims import md_table
+
+    df = pd.DataFrame({"claim": ["a|b", "c"], "acc": [0.123456, np.nan], "n": [3, 4]},
+                      index=[7, 9])
+    assert md_table(df) == ("| claim | acc | n |\n|---|---|---|\n"
+                            "| a\\|b | 0.1235 | 3 |\n| c |  | 4 |")
+
+
+def test_report_writes_the_verdict_table_first(tmp_path):
+    _load_script("olah2014")
+    from claims import Report
+
+    rep = Report(str(tmp_path), "r", predicts="paper says")
+    rep.text("body text")
+    for ok in (True, False, None, "info"):
+        rep.verdict(f"claim {ok}", "sweep", "p", "m", ok)
+    rep.write("Title")
+    md = (tmp_path / "r.md").read_text()
+    assert md.startswith("# Title\n\n## Verdicts\n\n| claim | sweep | paper says | measured | "
+                         "verdict |\n|---|---|---|---|---|\n")
+    assert {c: v for c, (_, v) in _verdicts(md).items()} == {
+        "claim True": "agrees", "claim False": "DISAGREES", "claim None": "not measured",
+        "claim info": "no sharp claim (reported)"}
+    assert md.index("## Verdicts") < md.index("body text")
+    assert (tmp_path / "r.html").exists()
+    empty = Report(str(tmp_path), "e")
+    empty.write("Nothing")
+    assert (tmp_path / "e.md").read_text() == "# Nothing\n\n## Verdicts\n\n\n\n\n"
+
+
+def test_dense_1d_accuracy_falls_back_on_the_datasets_regions(monkeypatch):
+    """A runs row without data parameters (a column a grown sweep left null) is measured on
+    interval_1d's default regions: class 1 ``[-1/3, 1/3]``, class 0 ``[2/3, 1]`` and its
+    mirror. A step at 0.8 (class 1 below) is right on all of class 1 and 0.3 of class 0; a
+    step at 0.2 (class 1 above) on 0.2 of class 1 and half of class 0."""
+    script = _load_script("olah2014")
+    row = pd.Series({"dataset": "interval_1d", "arch": "mlp", "width": 1, "depth": 1,
+                     "n_classes": 2, "activation": "tanh", "data_inner": np.nan})
+
+    def step(w, b, r):
+        params = {"params": {"hidden_0": {"kernel": np.array([[w]], np.float32),
+                                          "bias": np.array([b], np.float32)},
+                             "out": {"kernel": np.ones((1, 1), np.float32),
+                                     "bias": np.zeros(1, np.float32)}}}
+        monkeypatch.setattr(script, "net", lambda root, r: params)
+        return script.dense_1d_accuracy("unused", r, n=3000)
+
+    explicit = pd.concat([row.drop("data_inner"), pd.Series(
+        {f"data_{k}": v for k, v in data.default_params("interval_1d").items()})])
+    for (w, b), want in (((-20.0, 16.0), 0.5 + 0.5 * 0.3), ((20.0, -4.0), 0.5 * 0.2 + 0.25)):
+        assert step(w, b, row) == pytest.approx(want, abs=2e-3)
+        assert step(w, b, row) == step(w, b, explicit)
+
+
+def test_1d_verdict_holds_at_the_bound_and_fails_past_it(tmp_path, monkeypatch):
+    """The 1-D verdict on hand-made runs (no training): width-1 networks whose dense-grid
+    accuracy is exactly 0.75 (a monotone step at its best) agree with the theorem; one at
+    0.7502 does not."""
+    script = _load_script("olah2014")
+    from claims import Report
+
+    runs = pd.DataFrame({"run_id": ["a", "b", "c"], "width": [1, 1, 2], "depth": 1,
+                         "activation": "tanh", "seed": [0, 1, 0], "test_acc": [0.74, 0.7, 1.0],
+                         "separated": [False, False, True], "certified": [False, False, True]})
+    monkeypatch.setattr(script, "load", lambda name, full=False: (runs, "unused"))
+    monkeypatch.setattr(charts, "save", lambda chart, path: open(path, "wb").close())
+    for best, above, verdict in ((0.75, 0, "agrees"), (0.7502, 1, "DISAGREES")):
+        dense = {"a": best, "b": 0.6}
+        monkeypatch.setattr(script, "dense_1d_accuracy", lambda root, r, d=dense: d[r["run_id"]])
+        rep = Report(str(tmp_path), "r")
+        script.section_1d(rep)
+        (row,) = rep.rows
+        assert row["verdict"] == verdict, row
+        # no probe point beats 0.75, so no explanation of one that does
+        assert not any("random test probe is a sample" in t for t in rep.md)
+        assert row["measured"] == (f"max dense-grid acc {best:.4f} (2 nets, {above} above 0.75); "
+                                   "random-probe max 0.7400; width 2 certified 1.00")

@@ -60,3 +60,47 @@ def test_return_hidden_gives_each_layer():
     m, p = _init(4, 4, depth=3)
     out, hidden = m.apply(p, jnp.ones((2, 5)), 4, 1.0, return_hidden=True)
     assert out.shape == (1, 5) and [h.shape for h in hidden] == [(4, 5)] * 3
+
+
+# --- the padded MLP against its formula, computed apart from the model (issue 28) -------------
+
+
+def test_a_padded_mlp_computes_its_real_network_by_the_formula():
+    """A width-2, depth-2 softplus network with non-zero biases, written by hand into a padded
+    tree of width 4, depth 3 whose padded entries are noise: the logits and each returned
+    hidden layer are ``h_i = softplus(W_i h_{i-1} + b_i)``, ``z = W_o h_2 + b_o`` in numpy
+    (each real unit), the padded units of a returned layer read exactly 0, and the layer past
+    the real depth returns the last real one."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2, 7)).astype(np.float32)  # (in_dim, points)
+    w0, b0 = rng.normal(size=(2, 2)), np.array([0.5, -0.7])
+    w1, b1 = rng.normal(size=(2, 2)), np.array([-0.3, 0.9])
+    wo, bo = rng.normal(size=(1, 2)), np.array([0.4])
+    noise = lambda *shape: rng.normal(size=shape)
+    k0, k1, k2, ko = noise(4, 2), noise(4, 4), noise(4, 4), noise(1, 4)
+    c0, c1, c2 = noise(4), noise(4), noise(4)
+    k0[:2], c0[:2], k1[:2, :2], c1[:2], ko[:, :2] = w0, b0, w1, b1, wo
+    f32 = lambda a: jnp.asarray(a, jnp.float32)
+    params = {"params": {"hidden_0": {"kernel": f32(k0), "bias": f32(c0)},
+                         "hidden_1": {"kernel": f32(k1), "bias": f32(c1)},
+                         "hidden_2": {"kernel": f32(k2), "bias": f32(c2)},
+                         "out": {"kernel": f32(ko), "bias": f32(bo)}}}
+    m = models.build("mlp", 4, 3, "softplus", 1)
+    z, hidden = m.apply(params, f32(x), 2, 1.0, return_hidden=True, real_depth=2)
+    softplus = lambda a: np.logaddexp(0.0, a)
+    h1 = softplus(w0 @ x + b0[:, None])
+    h2 = softplus(w1 @ h1 + b1[:, None])
+    np.testing.assert_allclose(z, wo @ h2 + bo[:, None], rtol=1e-5, atol=1e-5)
+    for got, want in zip(hidden, [h1, h2, h2], strict=True):
+        np.testing.assert_allclose(got[:2], want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(got[2:], 0.0)
+
+
+def test_first_layer_init_scale_is_lecun_on_the_input_dimension():
+    """Layer 0's fan-in is the input dimension (3), not the number of points (5): every
+    column of its kernel has standard deviation ``scale / sqrt(3)``."""
+    m = models.build("mlp", 512, 1, "tanh", 1)
+    p = m.init(jax.random.key(3), jnp.zeros((3, 5)), 512, 2.0)
+    k = np.asarray(p["params"]["hidden_0"]["kernel"])
+    assert k.shape == (512, 3)
+    np.testing.assert_allclose(k.std(axis=0), 2.0 / np.sqrt(3), rtol=0.1)

@@ -1,3 +1,5 @@
+import numpy as np
+import pandas as pd
 import pytest
 
 from sweepnet import plan, spec
@@ -93,3 +95,66 @@ def test_resnet_narrower_than_its_input_is_refused():
     mlp = plan.make_plan(spec.loads(SPEC, ["model.width=[2,3]"]), 2)
     # two square kernels a block: a resnet step costs more than the mlp's
     assert plan.step_flops(ok.buckets[0].static, 3) > plan.step_flops(mlp.buckets[0].static, 3)
+
+
+# --- the chunk at its memory limit, and a file dataset's sizes (issue 28) ----------------------
+
+
+@pytest.mark.parametrize("platform", ["cpu", "gpu"])
+def test_a_chunk_is_the_fewest_equal_calls_that_fit(platform):
+    """For groups of 1-1000 runs, room for 1-1024 networks a call and 1, 2 or 8 devices: the
+    chunk is a multiple of the devices, fits the room (or is one network a device, the least
+    a call holds), and one call fewer, cut equally, would not fit (so a group that fits in one
+    call exactly is one call)."""
+    s = spec.loads(SPEC)
+    cfg = plan.expand(s)[0].config
+    static = plan._static(cfg, 8)
+    per_net = plan.bytes_per_network(static)
+    sub = plan.sub_batch(static) if platform == "cpu" else plan.MAX_CHUNK_ACCEL
+    for largest in (1, 7, 8, 50, 64, 100, 333, 1000):
+        runs = [plan.Run(i, f"{i:016x}", cfg) for i in range(largest)]
+        for room in (1, 3, 8, 16, 50, 64, 200, 1024):
+            for n_devices in (1, 2, 8):
+                case = (largest, room, n_devices)
+                chunk = plan.chunk_size(static, runs, n_devices, room * per_net, platform)
+                assert chunk % n_devices == 0, case
+                assert chunk <= room or chunk == n_devices, (case, chunk)
+                calls = -(-largest // chunk)
+                if calls > 1:
+                    fewer = plan._lanes(-(-largest // (calls - 1)), n_devices, sub)
+                    assert fewer > room, (case, chunk, fewer)
+    # room for less than one network: one network a device
+    for n_devices in (1, 2, 8):
+        assert plan.chunk_size(static, runs, n_devices, per_net // 2, platform) == n_devices
+    # a group that fills one call exactly (whole sub-batches): that call
+    full = min(sub, 64)
+    runs = [plan.Run(i, f"{i:016x}", cfg) for i in range(full)]
+    assert plan.chunk_size(static, runs, 1, full * per_net, platform) == full
+
+
+def test_a_file_dataset_plans_the_probe_its_rows_allow(tmp_path):
+    """A file of 100 points with ``n_train = 60`` and ``n_test = 1000``: every program of the
+    plan (made with the default single device) trains on 60 and probes the 40 left."""
+    path = tmp_path / "points.csv"
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"a": rng.normal(size=100), "b": rng.normal(size=100),
+                  "label": rng.integers(0, 2, 100)}).to_csv(path, index=False)
+    s = spec.loads(f"""
+name = "f"
+[data]
+dataset = "file"
+n_train = 60
+n_test = 1000
+[data.file]
+path = "{path}"
+[model]
+width = [2, 3]
+depth = 1
+[train]
+steps = 10
+""")
+    p = plan.make_plan(s)
+    assert p.n_devices == 1 and len(p.buckets) == 1
+    (b,) = p.buckets
+    assert (b.static.in_dim, b.static.n_train, b.static.n_test) == (2, 60, 40)
+    assert b.chunk >= 1

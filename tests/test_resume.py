@@ -375,3 +375,69 @@ def test_a_finished_sweep_run_again_trains_nothing_and_touches_no_part(
     assert (summary.skipped, summary.trained, summary.buckets, calls) == (CUT_NETS, 0, 0, [])
     assert part_ids(out) == before
     assert snapshot(out) == files
+
+
+# --- a job array in one folder, a mismatched part, stray files (issue 28) ----------------------
+
+
+def test_a_job_array_shares_its_folder_and_a_fresh_single_run_wipes_it(tmp_path):
+    """Two shards of a job array, each started with ``fresh`` (as a job array's tasks are):
+    the second keeps its sibling's parts and its own status says "complete" (its runs are
+    done, whatever the sibling's are); a fresh run of the whole sweep then wipes both shards'
+    parts and trains every run itself. ``results.done_ids`` (read-only) sees every run."""
+    s, out = spec.loads(CUT_SPEC), str(tmp_path / "out")
+    engine.run_sweep(s, out, shard=(1, 2), fresh=True, progress=False)
+    sibling = sorted(os.listdir(os.path.join(out, "runs")))
+    assert sibling and all(f.startswith("s1of2-") for f in sibling)
+
+    theirs = {i for ids in part_ids(out).values() for i in ids}
+    summary = engine.run_sweep(s, out, shard=(0, 2), fresh=True, progress=False)
+    assert (summary.trained, summary.skipped) == (CUT_NETS - len(theirs), 0)
+    names = sorted(os.listdir(os.path.join(out, "runs")))
+    assert [f for f in names if f.startswith("s1of2-")] == sibling  # the sibling's, kept
+    assert {f.split("-")[0] for f in names} == {"s0of2", "s1of2"}
+    manifest = results.read_manifest(out)
+    for tag in ("s0of2", "s1of2"):
+        assert manifest["shards"][tag]["status"] == "complete", (tag, manifest["shards"])
+        assert manifest["shards"][tag]["pending"] == 0
+    assert manifest["status"] == "complete"
+    ids = set(results.grid(out)["run_id"])
+    assert len(ids) == CUT_NETS
+    assert results.done_ids(out) == set(sweepnet.load(out)["run_id"]) == ids
+
+    summary = engine.run_sweep(s, out, fresh=True, progress=False)
+    assert (summary.trained, summary.skipped) == (CUT_NETS, 0)
+    assert {f.split("-")[0] for f in os.listdir(os.path.join(out, "runs"))} == {"s0of1"}
+    assert results.done_ids(out) == ids
+
+
+def test_a_part_whose_files_disagree_is_reported_with_its_reason(tmp_path, cut_reference, capsys):
+    """A part whose curves file holds another part's runs (each file readable on its own) is
+    quarantined, with a warning that names the part and says why."""
+    ref, _ = cut_reference
+    out = str(tmp_path / "out")
+    shutil.copytree(ref, out)
+    first, second = sorted(part_ids(out))[:2]
+    shutil.copy(os.path.join(out, "curves", second + ".parquet"),
+                os.path.join(out, "curves", first + ".parquet"))
+    capsys.readouterr()
+    done = results.Store.open(out, spec.loads(CUT_SPEC)).done_ids()
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if "corrupt part" in x]
+    assert f"{first}.parquet: corrupt part (ValueError: curves part does not match its runs " \
+           "part); moved to corrupt/" in line
+    assert len(done) == CUT_NETS - CUT_CALLS[0]
+    assert first not in part_ids(out) and len(os.listdir(os.path.join(out, "corrupt"))) == 3
+
+
+def test_part_files_skip_hidden_files(tmp_path):
+    """An AppleDouble file (``._NAME``, what macOS writes beside each file on a foreign disk)
+    and a temporary file are not parts, whatever their names end with."""
+    root = str(tmp_path)
+    for sub in ("runs", "curves"):
+        os.makedirs(os.path.join(root, sub))
+        for name in ("s0of1-b000-aaa.parquet", "._s0of1-b000-aaa.parquet",
+                     ".tmp-s0of1-b000-bbb.parquet"):
+            open(os.path.join(root, sub, name), "w").close()
+    for sub in ("runs", "curves"):
+        assert results.part_files(root, sub) == [
+            os.path.join(root, sub, "s0of1-b000-aaa.parquet")]

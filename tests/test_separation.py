@@ -2,13 +2,17 @@
 the metrics of hand-set networks match values worked out by hand."""
 
 import math
+import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
+from flax.traverse_util import unflatten_dict
 
 from sweepnet import data as data_lib
+from sweepnet import plan, results, spec
 from sweepnet import separation as sep
 from sweepnet.models import build
 from sweepnet.train import Static, make_data
@@ -226,3 +230,85 @@ def test_witness_is_a_real_misclassified_point_of_its_region():
     z = float(f(point[:, None])[0, 0])
     assert z > 0 and -z == pytest.approx(float(margin), rel=1e-5)  # class 0, called class 1
     assert 2 / 3 - 1e-5 <= float(jnp.linalg.norm(point)) <= 1 + 1e-5  # inside the annulus
+
+
+# --- what the runs table says about one call's output, and the margin's padding (issue 28) ----
+
+FRAMES_SPEC = """
+name = "frames"
+[data]
+dataset = "disk_annulus"
+[model]
+width = [2, 3]
+depth = 1
+[train]
+steps = 40
+eval_every = 20
+seeds = 2
+separation = 0.75
+"""
+
+
+def test_to_frames_reads_separated_steps_to_fit_and_certified_from_the_call():
+    """``results.to_frames`` on a hand-made call output of 4 networks and 1 padding lane:
+    ``separated`` is ``test_acc >= separation`` (0.75 is exact in float32) and never for a
+    diverged network, ``steps_to_fit`` -1 is null and any step a value, ``certified`` null for a
+    dataset of unknown topology, and the padding lane is dropped."""
+    s = spec.loads(FRAMES_SPEC)
+    (bucket,) = plan.make_plan(s, 1).buckets
+    runs = list(bucket.runs)
+    assert len(runs) == 4
+    # the last run as if its dataset had no known topology (its certificate means nothing)
+    runs[3] = plan.Run(runs[3].index, runs[3].run_id,
+                       {**runs[3].config, "dataset": "two_spirals"})
+    lanes = len(runs) + 1
+    n_eval = len(bucket.static.eval_steps)
+    f32 = lambda *v: np.asarray(v, np.float32)
+    out = types.SimpleNamespace(
+        test_acc=f32(0.75, 0.7499, 1.0, 1.0, 1.0), train_acc=f32(1.0, 0.9, 1.0, 1.0, 1.0),
+        train_loss=f32(0.1, 0.2, 0.3, 0.4, 0.5),
+        diverged=np.asarray([False, False, True, False, False]),
+        steps_to_fit=np.asarray([20, -1, 40, -1, 20], np.int32),
+        margin=f32(0.5, -0.1, 0.2, 0.3, 9.0), worst_margin=f32(0.25, -0.2, -0.1, 0.1, 9.0),
+        certified=np.asarray([True, False, False, True, True]),
+        max_grad=f32(1.5, 2.5, 3.5, 4.5, 9.0),
+        curve_loss=np.zeros((lanes, n_eval), np.float32),
+        curve_train_acc=np.zeros((lanes, n_eval), np.float32),
+        curve_test_acc=np.tile(f32(0.5, 0.75), (lanes, 1)),
+        params=unflatten_dict({("params", "out", "kernel"): np.zeros((lanes, 1, 3), np.float32)}),
+    )
+    df, curves, params = results.to_frames(bucket.static, runs, out, s, {"part": "p"})
+    assert df["run_id"].tolist() == [r.run_id for r in runs]  # padding lane dropped
+    assert df["separated"].tolist() == [True, False, False, True]
+    assert df["diverged"].tolist() == [False, False, True, False]
+    assert df["steps_to_fit"].tolist() == [20, pd.NA, 40, pd.NA]
+    assert str(df["certified"].dtype) == "boolean"
+    assert df["certified"].tolist() == [True, False, False, pd.NA]
+    np.testing.assert_array_equal(df["test_acc"], f32(0.75, 0.7499, 1.0, 1.0))
+    np.testing.assert_array_equal(df["worst_margin"], f32(0.25, -0.2, -0.1, 0.1))
+    np.testing.assert_array_equal(df["max_grad"], f32(1.5, 2.5, 3.5, 4.5))
+    assert len(curves) == 4 * n_eval and curves["test_acc"].tolist() == [0.5, 0.75] * 4
+    assert params["params/out/kernel"].shape == (4, 1, 3)
+
+
+def test_metrics_skip_padding_points_and_start_max_grad_at_zero():
+    """``metrics`` on one test block of 4 points, 2 of them padding (label -1): the margin and
+    the largest gradient are the real points' alone. ``z = x / 2``: every gradient is 1/2 (< 1,
+    so a maximum started at, or padded with, 1 shows); the padding point at x = 4 (label read
+    as 0) would have margin -2."""
+    _, data = _data("two_spirals", {}, 2, n_test=64)  # a dummy probe: unknown topology
+    x_test = jnp.asarray([[[0.2, 0.4, 4.0, 4.0], [0.0, 0.0, 0.0, 0.0]]])  # (1 block, d, 4)
+    y_test = jnp.asarray([[1, 1, -1, -1]], jnp.int32)
+    out = sep.metrics(lambda x: 0.5 * x[:1], data.probe, x_test, y_test)
+    np.testing.assert_allclose(float(out["margin"]), 0.1, rtol=1e-6)
+    np.testing.assert_allclose(float(out["max_grad"]), 0.5, rtol=1e-6)
+
+
+def test_signed_margin_multiclass_with_more_points_than_classes():
+    """``(3 classes, 5 points)`` logits: rows are classes, columns points (square logits hide
+    a mix-up of the two)."""
+    logits = jnp.array([[1.0, 0.0, 5.0, 2.0, 0.0],
+                        [3.0, 0.5, 1.0, 2.0, 0.0],
+                        [2.0, -1.0, 4.0, 1.0, 0.0]])
+    y = jnp.array([1, 0, 2, 0, 2])
+    np.testing.assert_allclose(sep.signed_margin(logits, y), [1.0, -0.5, -1.0, 0.0, 0.0])

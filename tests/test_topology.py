@@ -395,3 +395,33 @@ def test_claims_report_runs_on_measured_results(measured, tmp_path):
     assert any("shallow" in r and "one depth only" in r for r in rows)
     assert any("narrower" in r and r.rstrip(" |").endswith(("agrees", "DISAGREES")) for r in rows)
     assert (tmp_path / "naitzat2020.html").exists()
+
+
+# --- tiny clouds and measure's arguments (issue 28) --------------------------------------------
+
+
+def test_betti_numbers_of_clouds_too_small_for_a_cycle():
+    """One, two and three distinct points (a ReLU layer can map a class onto that few): no
+    cycle and no void, whatever the maximal dimension asked for."""
+    for n in (1, 2, 3):
+        x = np.stack([np.arange(n, dtype=float), np.arange(n, dtype=float) ** 2], 1)
+        assert topology.betti_numbers(x, 4, 2, maxdim=2) == (1, 0, 0), n
+    piled = np.repeat([[0.5, -1.0], [2.0, 3.0]], 50, axis=0)  # 100 points, 2 distinct
+    assert topology.betti_numbers(piled, 4, 2, maxdim=2)[1:] == (0, 0)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"n_points": 3}, "--points 3: need at least 4 points per class"),
+    ({"k": 0}, "--k 0: must be a positive whole number"),
+    ({"eps": 0}, "--eps 0: must be a positive whole number"),
+    ({"k": -2, "eps": 3}, "--k -2: must be a positive whole number"),
+])
+def test_measure_refuses_bad_arguments_before_reading_the_folder(kwargs, message):
+    with pytest.raises(SweepnetError, match=f"^{message}$"):
+        topology.measure("/no/such/folder", **kwargs)
+
+
+def test_measure_names_a_selection_that_matches_nothing(tiny_results):
+    with pytest.raises(SweepnetError, match=r"no finished runs match 'width = 99'$"):
+        topology.measure(tiny_results, where="width = 99", n_points=4, k=1, eps=1)
+    assert not os.path.exists(os.path.join(tiny_results, "topology.parquet"))
