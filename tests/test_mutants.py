@@ -87,6 +87,22 @@ MUTANTS = [
         "    return 0.75",
         ("tests/test_analysis.py::test_dense_1d_accuracy_of_hand_set_networks",),
     ),
+    # --- survivors of the sampled audit (analysis/mutation.py) that the tests now kill
+    Mutant(
+        "a share that never finished reports itself complete",
+        "src/sweepnet/engine.py",
+        "finished = len(store.done_ids() & mine_ids)",
+        "finished = len(store.done_ids() | mine_ids)",
+        ("tests/test_resume.py::test_a_job_array_shares_its_folder_and_a_fresh_single_run_"
+         "wipes_it",),
+    ),
+    Mutant(
+        "hidden files taken for committed parts",
+        "src/sweepnet/results.py",
+        'if f.endswith(".parquet") and not f.startswith(".")',
+        'if f.endswith(".parquet") or not f.startswith(".")',
+        ("tests/test_resume.py::test_part_files_skip_hidden_files",),
+    ),
     # --- breaks today's tests already kill
     Mutant(
         "depth mask off by one (a padded layer past the real depth computes, XLA's path)",
