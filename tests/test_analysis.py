@@ -53,6 +53,16 @@ def _edit_parts(root: str, kind: str, edit) -> None:
         edit(path)
 
 
+def _stored_width1_net(monkeypatch, script, w: float, b: float) -> None:
+    """Make ``script.net`` (a run's stored parameters) return the 1-D network
+    ``act(w x + b)`` with read-out weight 1 and bias 0, whatever run it is asked for."""
+    params = {"params": {"hidden_0": {"kernel": np.array([[w]], np.float32),
+                                      "bias": np.array([b], np.float32)},
+                         "out": {"kernel": np.ones((1, 1), np.float32),
+                                 "bias": np.zeros(1, np.float32)}}}
+    monkeypatch.setattr(script, "net", lambda root, r: params)
+
+
 # ----------------------------------------------------------------------------- Report
 
 
@@ -80,11 +90,7 @@ def test_dense_1d_accuracy_of_hand_set_networks(monkeypatch):
                      "data_outer": 1.0, "arch": "mlp", "width": 1, "depth": 1, "n_classes": 2})
 
     def net(w, b, act):
-        params = {"params": {"hidden_0": {"kernel": np.array([[w]], np.float32),
-                                          "bias": np.array([b], np.float32)},
-                             "out": {"kernel": np.ones((1, 1), np.float32),
-                                     "bias": np.zeros(1, np.float32)}}}
-        monkeypatch.setattr(script, "net", lambda root, r: params)
+        _stored_width1_net(monkeypatch, script, w, b)
         return script.dense_1d_accuracy("unused", pd.concat([row, pd.Series({"activation": act})]),
                                         n=3000)
 
@@ -333,11 +339,7 @@ def test_dense_1d_accuracy_falls_back_on_the_datasets_regions(monkeypatch):
                      "n_classes": 2, "activation": "tanh", "data_inner": np.nan})
 
     def step(w, b, r):
-        params = {"params": {"hidden_0": {"kernel": np.array([[w]], np.float32),
-                                          "bias": np.array([b], np.float32)},
-                             "out": {"kernel": np.ones((1, 1), np.float32),
-                                     "bias": np.zeros(1, np.float32)}}}
-        monkeypatch.setattr(script, "net", lambda root, r: params)
+        _stored_width1_net(monkeypatch, script, w, b)
         return script.dense_1d_accuracy("unused", r, n=3000)
 
     explicit = pd.concat([row.drop("data_inner"), pd.Series(
