@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from sweepnet import bench
+from sweepnet.bench import suite as bench
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 

@@ -29,7 +29,7 @@ class Report:
     def figure(self, chart, name: str, caption: str) -> None:
         """Render ``chart`` to ``out/fig/<name>.png`` under ``caption``. A chart that fails to
         render raises (the script exits non-zero): a report missing a figure is not written."""
-        from sweepnet import charts
+        from sweepnet.views import charts
 
         path = os.path.join(self.out, "fig", name + ".png")
         try:

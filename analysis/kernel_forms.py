@@ -3,7 +3,7 @@
 Usage: python analysis/kernel_forms.py [--shapes 16x4,8x4,4x4] [--march native,x86-64-v3,x86-64]
                                        [--out DIR]
 
-``src/sweepnet/fused_grad.cc`` has a point-major form (a vector holds one unit at L points) and
+``kernel/fused_grad.cc`` has a point-major form (a vector holds one unit at L points) and
 a wide form (a vector holds all L units of one point, for networks whose hidden width is the
 target's L floats: 16 with AVX-512, 8 with AVX2, 4 with SSE or NEON). This builds a small C++
 driver around that very source for each ``-march``, and for each shape whose width is the
@@ -23,7 +23,7 @@ import tempfile
 
 import jax
 
-from sweepnet import fused
+from sweepnet.kernel import fused
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 

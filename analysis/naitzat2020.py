@@ -39,7 +39,8 @@ TRIVIAL_SHARE = 0.9  # "well-trained networks end trivial": at least this share 
 
 
 def run(results: str, overrides: list[str]) -> float:
-    from sweepnet import engine, spec
+    from sweepnet.engine import run as engine
+    from sweepnet.sweep import spec
 
     t = time.perf_counter()
     print(engine.run_sweep(spec.load(SPEC, overrides), results, progress=False), flush=True)
@@ -47,7 +48,7 @@ def run(results: str, overrides: list[str]) -> float:
 
 
 def measure(results: str, again: bool) -> float:
-    from sweepnet import topology
+    from sweepnet.measure import topology
 
     if os.path.exists(os.path.join(results, topology.PARQUET)) and not again:
         return float("nan")
@@ -58,8 +59,8 @@ def measure(results: str, again: bool) -> float:
 
 def table(results: str) -> pd.DataFrame:
     """Topology rows joined with their runs: one row per (run, layer, class)."""
-    from sweepnet import results as res
-    from sweepnet import topology
+    from sweepnet.measure import topology
+    from sweepnet.store import results as res
 
     runs = res.load(results)
     cols = ["run_id", "width", "depth", "activation", "seed", "test_acc", "separated",
@@ -190,7 +191,7 @@ def _why_layer3(runs_w: pd.DataFrame, piv: pd.DataFrame, means: dict, near: bool
                 scales: dict) -> str:
     """Why the layer-3 claim disagrees, from the table ``piv`` (activation x layer mean b0 of
     the disks at the widest width and deepest depth) and the runs of that width."""
-    from sweepnet.models import ACTIVATIONS
+    from sweepnet.sweep.models import ACTIVATIONS
 
     early = piv[[c for c in piv.columns if 1 <= c <= 3]]
     start, end = piv[0], piv[piv.columns.max()]
@@ -285,7 +286,8 @@ def claim_depth(rep: Report, df: pd.DataFrame) -> None:
 
 
 def report(results: str, out: str, walls: dict[str, float]) -> str:
-    from sweepnet import charts, spec
+    from sweepnet.sweep import spec
+    from sweepnet.views import charts
 
     df = table(results)
     rep = Report(out, "naitzat2020", predicts="paper says")

@@ -62,7 +62,8 @@ def results_dir(name: str, full: bool) -> str:
 
 def run_all(full: bool = False, only: list[str] | None = None) -> dict[str, float]:
     """Run (or resume) every sweep; returns wall seconds per sweep."""
-    from sweepnet import engine, spec
+    from sweepnet.engine import run as engine
+    from sweepnet.sweep import spec
 
     walls = {}
     for name in only or SWEEPS + list(FOLLOWUPS):
@@ -81,7 +82,7 @@ def run_all(full: bool = False, only: list[str] | None = None) -> dict[str, floa
 
 
 def load(name: str, full: bool = False):
-    from sweepnet import results
+    from sweepnet.store import results
 
     d = results_dir(name, full)
     if not results.is_results_dir(d):
@@ -92,22 +93,22 @@ def load(name: str, full: bool = False):
 
 def region_points(row, n: int, seed: int = 12345):
     """Fresh points uniform in each class region of a run's dataset: ``(x (n, d), y (n,))``."""
-    from sweepnet import data as data_lib
-    from sweepnet import inspect as inspect_lib
+    from sweepnet.sweep import data as data_lib
+    from sweepnet.views import network as inspect_lib
 
     split = data_lib.make_split(row["dataset"], inspect_lib.data_params(row), 2, n, 0.0, seed)
     return split.x_test, split.y_test
 
 
 def net(root: str, row):
-    from sweepnet import results
+    from sweepnet.store import results
 
     return results.load_params(root, row["run_id"])[1]
 
 
 def predict(row, params, x):
     """Logit margin sign → class, for ``x (n, d)``."""
-    from sweepnet import inspect as inspect_lib
+    from sweepnet.views import network as inspect_lib
 
     z = inspect_lib.forward(row, params, x)[0]
     return (z[0] > 0).astype(int) if z.shape[0] == 1 else z.argmax(0)
@@ -115,8 +116,8 @@ def predict(row, params, x):
 
 def test_points(row):
     """The run's own random test probe, regenerated: ``(x (n_test, d), y (n_test,))``."""
-    from sweepnet import data as data_lib
-    from sweepnet import inspect as inspect_lib
+    from sweepnet.sweep import data as data_lib
+    from sweepnet.views import network as inspect_lib
 
     split = data_lib.make_split(row["dataset"], inspect_lib.data_params(row), 2,
                                 int(row["n_test"]), float(row["noise"]), int(row["data_seed"]))
@@ -126,7 +127,7 @@ def test_points(row):
 def dense_1d_accuracy(root: str, row, n: int = DENSE_1D) -> float:
     """Accuracy on an even grid of the 1-D class regions, weighted by length (the exact
     measure the 75% bound is about): class 1 = [-inner, inner], class 0 = both outer pieces."""
-    from sweepnet import inspect as inspect_lib
+    from sweepnet.views import network as inspect_lib
 
     p = {"inner": 1 / 3, "gap": 2 / 3, "outer": 1.0, **inspect_lib.data_params(row)}
     inner = np.linspace(-p["inner"], p["inner"], n)
@@ -164,8 +165,8 @@ def worst_probe_point(root: str, row) -> dict:
     surface, 1 = on its core) and distance to the other class's region."""
     import jax.numpy as jnp
 
-    from sweepnet import inspect as inspect_lib
-    from sweepnet import separation as sep
+    from sweepnet.train import separation as sep
+    from sweepnet.views import network as inspect_lib
 
     probe = sep.make_probe(row["dataset"], inspect_lib.data_params(row), int(row["in_dim"]))
     params = net(root, row)
@@ -195,9 +196,9 @@ def witness(root: str, row) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from sweepnet import inspect as inspect_lib
-    from sweepnet import separation as sep
-    from sweepnet.models import build
+    from sweepnet.sweep.models import build
+    from sweepnet.train import separation as sep
+    from sweepnet.views import network as inspect_lib
 
     params = net(root, row)
     n_out = 1 if int(row["n_classes"]) == 2 else int(row["n_classes"])
@@ -305,7 +306,7 @@ def section_1d(rep: Report) -> None:
 
 
 def section_disk(rep: Report, full: bool) -> None:
-    from sweepnet import charts
+    from sweepnet.views import charts
 
     runs, root = load("olah-disk", full)
     claim = "disk: width 2 never certified"
@@ -450,7 +451,7 @@ def pd_concat(frames):
 def section_easy_way_out(rep: Report, runs, root: str) -> None:
     import altair as alt
 
-    from sweepnet import inspect as inspect_lib
+    from sweepnet.views import network as inspect_lib
 
     rep.text("### The easy way out\n")
     ok = runs[~runs["diverged"]]
@@ -504,7 +505,7 @@ def section_easy_way_out(rep: Report, runs, root: str) -> None:
 def section_minwidth(rep: Report) -> None:
     import pandas as pd
 
-    from sweepnet import charts
+    from sweepnet.views import charts
 
     runs, root = load("minwidth-dims")
     title = "Minimal width against dimension (nested spheres)"
@@ -600,8 +601,8 @@ def section_minwidth_more(rep: Report, runs, more, more_root: str, misses, never
     """The follow-up sweep (more data and steps): what changed, and where the witnesses sit."""
     import pandas as pd
 
-    from sweepnet import data as data_lib
-    from sweepnet import inspect as inspect_lib
+    from sweepnet.sweep import data as data_lib
+    from sweepnet.views import network as inspect_lib
 
     vals = lambda df, c: "/".join(str(v) for v in sorted(df[c].unique()))
     dims_more = sorted(int(d) for d in more["data_dim"].unique())
@@ -708,7 +709,7 @@ def section_link(rep: Report) -> None:
     runs, root = load("olah-link")
     if not rep.section("Hopf link against unlinked rings", "olah-link", runs, "Hopf link width 3"):
         return
-    from sweepnet import charts
+    from sweepnet.views import charts
 
     acts = ", ".join(sorted(runs["activation"].unique()))
     rep.figure(
@@ -769,8 +770,8 @@ def section_link(rep: Report) -> None:
 def ring_gap(row) -> tuple[float, float, float]:
     """Closest approach of the two core circles of a ring dataset, the tube radius of class 0's
     region, and the gap left between the two class regions (solid tori) there."""
-    from sweepnet import inspect as inspect_lib
-    from sweepnet import separation as sep
+    from sweepnet.train import separation as sep
+    from sweepnet.views import network as inspect_lib
 
     probe = sep.make_probe(row["dataset"], inspect_lib.data_params(row), int(row["in_dim"]))
     phi = 2 * np.pi * np.arange(4096) / 4096
@@ -901,8 +902,8 @@ def polar_grid_wrong(root: str, row, n_angles: int, n_radii: int) -> tuple[int, 
     """Misclassified points of a polar grid over both class regions of a 2-D ball/shell run
     (``disk_annulus``): ``n_angles`` angles at ``n_radii`` radii, half spanning the disk
     ``[0, inner]`` and half the annulus ``[gap, outer]``. Returns ``(wrong, points)``."""
-    from sweepnet import data as data_lib
-    from sweepnet import inspect as inspect_lib
+    from sweepnet.sweep import data as data_lib
+    from sweepnet.views import network as inspect_lib
 
     p = {**data_lib.default_params(row["dataset"]), **inspect_lib.data_params(row)}
     angle = 2 * np.pi * np.arange(n_angles) / n_angles
@@ -922,9 +923,9 @@ def section_resnet(rep: Report) -> None:
     runs, root = load("resnet-disk")
     if not rep.section("ResNet blocks on the disk", "resnet-disk", runs, "resnet"):
         return
-    from sweepnet import charts
-    from sweepnet import data as data_lib
-    from sweepnet import inspect as inspect_lib
+    from sweepnet.sweep import data as data_lib
+    from sweepnet.views import charts
+    from sweepnet.views import network as inspect_lib
 
     rep.figure(
         charts.phase(runs, metric="certified", column="arch"),
@@ -1034,7 +1035,7 @@ def probe_facts() -> dict[str, int]:
     """What the structured probe of ``separation.py`` is made of, counted on the probes it
     builds (so the method text follows the code): circles (2-D) and spheres (3-D, 5-D) per
     region, angles per circle, positions along a ring's core."""
-    from sweepnet import separation as sep
+    from sweepnet.train import separation as sep
 
     def radii(name, params, d):
         x = np.asarray(sep.make_probe(name, params, d).x[0])  # (d, P): the shell's points
@@ -1060,7 +1061,7 @@ def probe_facts() -> dict[str, int]:
 
 
 def method_text() -> str:
-    from sweepnet import separation as sep
+    from sweepnet.train import separation as sep
 
     f = probe_facts()
     return f"""## Method: separation you can trust
@@ -1068,7 +1069,7 @@ def method_text() -> str:
 `separated` is the engine's random-probe verdict: test accuracy 1 on `n_test` fresh points.
 A network can pass it while letting a thin channel of the wrong class through, and the claims
 below are exactly about such channels (a width-2 network *must* leave one through the annulus).
-So every run also gets, inside the vmapped training program (`src/sweepnet/separation.py`):
+So every run also gets, inside the vmapped training program (`src/sweepnet/train/separation.py`):
 
 - `margin`: the smallest signed logit margin over the random test probe.
 - `worst_margin`: for datasets whose class regions are known exactly
@@ -1147,7 +1148,7 @@ def report(full: bool = False, out: str = OUT) -> str:
     rep.text(
         "How to read: `certified` = every point of both class regions classified right as "
         "far as a structured dense probe plus projected gradient descent on the margin "
-        "can tell (src/sweepnet/separation.py); `separated` = test accuracy 1 on the random "
+        "can tell (src/sweepnet/train/separation.py); `separated` = test accuracy 1 on the random "
         "probe. Verdicts use the claims' own words (never = 0, most = more than half).\n"
     )
     for section in (

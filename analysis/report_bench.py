@@ -19,7 +19,9 @@ import shutil
 import sys
 import time
 
-from sweepnet import engine, report, spec
+from sweepnet.engine import run as engine
+from sweepnet.sweep import spec
+from sweepnet.views import report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def jobs(networks: int, width: int = 10, hidden: int = 6, n_points: int = 1000):
-    from sweepnet import topology
+    from sweepnet.measure import topology
 
     x, y = topology.class_points("naitzat_d1", {}, n_points, 0.0, 0)
     scale = topology.calibrate("naitzat_d1", {}, n_points)
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", default=os.path.join(ROOT, "analysis", "out"))
     a = ap.parse_args(argv)
-    from sweepnet import topology
+    from sweepnet.measure import topology
 
     work, scale = jobs(a.networks)
     n_clouds = sum(len(j[1]) for j in work)

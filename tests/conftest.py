@@ -12,7 +12,7 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 
 import sweepnet  # noqa: E402, F401  (configures host devices before jax starts)
-import sweepnet.data  # noqa: E402, F401
+import sweepnet.sweep.data  # noqa: E402, F401
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -49,7 +49,9 @@ eval_every = 20
 @pytest.fixture(scope="session")
 def tiny_results(tmp_path_factory):
     """A finished 8-network sweep (widths 2-3, depths 1-2, 2 seeds). Read it, do not write it."""
-    from sweepnet import engine, plan, spec
+    from sweepnet.engine import plan
+    from sweepnet.engine import run as engine
+    from sweepnet.sweep import spec
 
     out = str(tmp_path_factory.mktemp("tiny") / "results")
     s = spec.loads(TINY_SPEC)

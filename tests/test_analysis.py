@@ -20,7 +20,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweepnet import charts, data, engine, inspect, results, spec
+from sweepnet.engine import run as engine
+from sweepnet.store import results
+from sweepnet.sweep import data, spec
+from sweepnet.views import charts
+from sweepnet.views import network as inspect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 import sweepnet
-from sweepnet import animate
 from sweepnet.cli import main
-from sweepnet.errors import SweepnetError
+from sweepnet.core.errors import SweepnetError
+from sweepnet.views import animate
 
 
 @pytest.fixture(scope="module")

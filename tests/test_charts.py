@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 import sweepnet
-from sweepnet import charts
-from sweepnet.data import DATASETS
-from sweepnet.errors import SweepnetError
+from sweepnet.core.errors import SweepnetError
+from sweepnet.sweep.data import DATASETS
+from sweepnet.views import charts
 
 
 def _datasets(spec: dict) -> list[list[dict]]:

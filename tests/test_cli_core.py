@@ -67,7 +67,7 @@ def test_query_formats(tiny_results, capsys):
 def test_datasets_and_devices_list(capsys):
     assert main(["datasets"]) == 0
     listing = capsys.readouterr().out
-    assert all(name in listing for name in sweepnet.data.DATASETS)
+    assert all(name in listing for name in sweepnet.sweep.data.DATASETS)
     assert main(["devices"]) == 0
     assert "device 1: cpu" in capsys.readouterr().out
 

@@ -9,8 +9,9 @@ import pytest
 
 import sweepnet
 from conftest import TINY_SPEC
-from sweepnet import charts, results
 from sweepnet.cli import main, parser
+from sweepnet.store import results
+from sweepnet.views import charts
 
 
 def _commands():
@@ -96,7 +97,7 @@ def test_default_outputs_go_into_the_folder_read(tiny_results, tmp_path, monkeyp
     import altair as alt
 
     from sweepnet import cli
-    from sweepnet import inspect as inspect_lib
+    from sweepnet.views import network as inspect_lib
 
     saved = []
     monkeypatch.setattr(cli, "_save", lambda chart, out: saved.append(out))

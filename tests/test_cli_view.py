@@ -7,7 +7,7 @@ import pytest
 
 import sweepnet
 from sweepnet.cli import main
-from sweepnet.data import DATASETS
+from sweepnet.sweep.data import DATASETS
 
 
 def run(capsys, *argv):

@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweepnet import data
-from sweepnet.errors import SweepnetError
+from sweepnet.core.errors import SweepnetError
+from sweepnet.sweep import data
 
 GENERATED = [n for n in data.DATASETS if n != "file"]
 

@@ -11,7 +11,9 @@ import pytest
 
 import sweepnet
 from conftest import runs_table
-from sweepnet import engine, results, spec
+from sweepnet.engine import run as engine
+from sweepnet.store import results
+from sweepnet.sweep import spec
 
 SPEC = """
 name = "hosts"

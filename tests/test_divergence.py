@@ -7,7 +7,13 @@ import pytest
 
 import sweepnet
 from conftest import runs_table
-from sweepnet import engine, plan, spec
+
+# A linear network trained by plain SGD at learning rate 1000 overflows to inf, then NaN,
+from sweepnet.engine import plan
+from sweepnet.engine import run as engine
+
+# A linear network trained by plain SGD at learning rate 1000 overflows to inf, then NaN,
+from sweepnet.sweep import spec
 
 # A linear network trained by plain SGD at learning rate 1000 overflows to inf, then NaN,
 # within a few steps. init_scale is the outer axis and learning_rate the inner one, so the

@@ -9,7 +9,11 @@ import re
 import jax
 import pytest
 
-from sweepnet import bench, cli, engine, plan, spec
+from sweepnet import cli
+from sweepnet.bench import suite as bench
+from sweepnet.engine import plan
+from sweepnet.engine import run as engine
+from sweepnet.sweep import spec
 
 SPEC = """
 name = "est"
@@ -149,7 +153,7 @@ def test_a_real_run_calibrates_its_own_estimate(tiny_results):
     """The engine's manifest carries what the fit needs, and the estimate of the run it came
     from lands within 1.5x of its wall time."""
     from conftest import TINY_SPEC
-    from sweepnet.results import read_manifest
+    from sweepnet.store.results import read_manifest
 
     recorded = bench.recorded_runs(os.path.dirname(tiny_results))
     assert len(recorded) == 1 and all(r["compile_s"] >= 0 for r in recorded)  # one program

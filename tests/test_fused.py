@@ -1,4 +1,4 @@
-"""The fused CPU gradient (sweepnet.fused): the same gradient as autodiff, the same training."""
+"""The fused CPU gradient (kernel.fused): the same gradient as autodiff, the same training."""
 
 import json
 import os
@@ -8,9 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweepnet import engine, fused, plan, programs, spec
-from sweepnet.models import build, unpad
-from sweepnet.train import _loss_and_acc, make_train
+from sweepnet.engine import plan, programs
+from sweepnet.engine import run as engine
+from sweepnet.kernel import fused
+from sweepnet.sweep import spec
+from sweepnet.sweep.models import build, unpad
+from sweepnet.train.step import _loss_and_acc, make_train
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -109,7 +112,7 @@ def test_fused_logits_equal_the_model(width, depth, real, act, points):
 
 @pytest.mark.parametrize("width,depth,real,act,points", CASES[:3] + CASES[6:])
 def test_fused_margins_and_input_gradients_equal_autodiffs(width, depth, real, act, points):
-    from sweepnet.separation import margin_and_grad
+    from sweepnet.train.separation import margin_and_grad
 
     rng = np.random.default_rng(width * depth)
     x = jnp.asarray(rng.normal(size=(2, points)) * 1.5, jnp.float32)
@@ -310,7 +313,7 @@ def test_training_with_the_fused_gradient_equals_autodiff_training(width):
     cfg = next(c for c in s.grid() if c["width"] == 3 and c["depth"] == 2
                and c["activation"] == "tanh")
     cfg = {**cfg, "width": width}
-    static = plan._static(cfg, width)
+    static = plan.static_of(cfg, width)
     run = plan.Run(0, spec.run_id(cfg), cfg)
     seeds, hyper = engine.chunk_inputs([run], 1, static)
     data = engine.load_data(static, run)
@@ -323,7 +326,7 @@ def test_training_with_the_fused_gradient_equals_autodiff_training(width):
     outs = [fn(seeds[0]) for fn in fns]
     np.testing.assert_allclose(outs[0].curve_loss, outs[1].curve_loss, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="does not cover"):
-        make_train(plan._static({**cfg, "activation": "elu"}, 3), fused=True)
+        make_train(plan.static_of({**cfg, "activation": "elu"}, 3), fused=True)
 
 
 def test_sweepnet_devices_says_whether_the_kernel_is_used(capsys, monkeypatch):
@@ -339,7 +342,7 @@ def test_sweepnet_devices_says_whether_the_kernel_is_used(capsys, monkeypatch):
 
 @pytest.mark.slow
 def test_the_kernel_is_timed_against_xlas_gradient():
-    from sweepnet import bench
+    from sweepnet.bench import suite as bench
 
     result = bench.measure_gradients(shapes=[(3, 2, "relu")], steps=20, repeats=1)
     (row,) = result["shapes"]

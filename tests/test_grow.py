@@ -10,8 +10,10 @@ import pytest
 
 import sweepnet
 from conftest import PROVENANCE, TINY_SPEC
-from sweepnet import engine, query, results, spec
 from sweepnet.cli import main
+from sweepnet.engine import run as engine
+from sweepnet.store import query, results
+from sweepnet.sweep import spec
 
 CELLS = ["width", "depth"]  # the tiny sweep's cells: widths 2-3 x depths 1-2
 

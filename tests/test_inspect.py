@@ -5,9 +5,10 @@ import pandas as pd
 import pytest
 
 import sweepnet
-from sweepnet import charts, data
-from sweepnet import inspect as inspect_lib
-from sweepnet.errors import SweepnetError
+from sweepnet.core.errors import SweepnetError
+from sweepnet.sweep import data
+from sweepnet.views import charts
+from sweepnet.views import network as inspect_lib
 
 
 def _titles(spec) -> list[str]:
@@ -200,7 +201,8 @@ eval_every = 5
 @pytest.mark.slow
 def test_inspect_and_boundary_on_1d_and_3d_inputs(tmp_path):
     """1-D inputs draw as strips, 3-D inputs on a slice and pairwise; width 4 layers by PCA."""
-    from sweepnet import engine, spec
+    from sweepnet.engine import run as engine
+    from sweepnet.sweep import spec
 
     out = str(tmp_path / "mixed")
     engine.run_sweep(spec.loads(MIXED_SPEC), out, progress=False)

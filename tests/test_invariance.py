@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 
 import sweepnet
-from sweepnet import engine, fused, models, plan, spec
-from sweepnet.optimizers import OPTIMIZERS
-from sweepnet.train import Hyper, make_data, make_train
+from sweepnet.engine import plan
+from sweepnet.engine import run as engine
+from sweepnet.kernel import fused
+from sweepnet.sweep import models, spec
+from sweepnet.sweep.optimizers import OPTIMIZERS
+from sweepnet.train.step import Hyper, make_data, make_train
 
 ACTS = sorted(models.ACTIVATIONS)
 KERNEL_ACTS = [a for a in ACTS if a in fused.ACTIVATIONS]
@@ -123,7 +126,7 @@ def test_padded_mixed_sharded_chunked_run_equals_the_network_trained_alone(swept
         .format(**SAMPLE)).iloc[0]
     assert row["bucket_width"] > row["width"] and row["bucket_depth"] > row["depth"]
     cfg = next(g for g in s.grid() if spec.run_id(g) == row["run_id"])
-    alone = engine.train_alone(cfg, row["run_id"], plan._static(cfg, cfg["width"]))
+    alone = engine.train_alone(cfg, row["run_id"], plan.static_of(cfg, cfg["width"]))
     np.testing.assert_allclose(row["train_loss"], alone.train_loss, rtol=1e-5, atol=1e-6)
     assert row["train_acc"] == pytest.approx(float(alone.train_acc), abs=1e-6)
     assert row["test_acc"] == pytest.approx(float(alone.test_acc), abs=2 / 128)
@@ -165,7 +168,7 @@ def test_seeds_give_different_networks(swept):
 
 
 def _bucket_call(static, n):
-    from sweepnet import data
+    from sweepnet.sweep import data
 
     split = data.make_split("disk_annulus", data.default_params("disk_annulus"), 48, 300)
     d = make_data(static, *split)
@@ -177,7 +180,7 @@ def _bucket_call(static, n):
 
 
 def test_a_second_call_with_new_values_does_not_recompile():
-    static = plan._static({"dataset": "disk_annulus", "arch": "mlp", "depth": 1,
+    static = plan.static_of({"dataset": "disk_annulus", "arch": "mlp", "depth": 1,
                            "activation": "tanh", "optimizer": "adam", "steps": 10,
                            "eval_every": 5, "batch_size": 0, "n_train": 48, "n_test": 300}, 4)
     fn = jax.jit(jax.vmap(make_train(static), in_axes=(0, 0, None)))
@@ -191,7 +194,7 @@ def test_a_second_call_with_new_values_does_not_recompile():
 
 @pytest.mark.parametrize("opt", sorted(OPTIMIZERS))
 def test_loss_falls_with_every_optimizer(opt):
-    static = plan._static({"dataset": "disk_annulus", "arch": "mlp", "depth": 1,
+    static = plan.static_of({"dataset": "disk_annulus", "arch": "mlp", "depth": 1,
                            "activation": "tanh", "optimizer": opt, "steps": 150,
                            "eval_every": 50, "batch_size": 0, "n_train": 48, "n_test": 300}, 4)
     d, hyper, keys = _bucket_call(static, 2)
@@ -204,10 +207,10 @@ def test_loss_falls_with_every_optimizer(opt):
 
 
 def test_minibatch_training_runs_and_learns():
-    static = plan._static({"dataset": "xor", "arch": "mlp", "depth": 1,
+    static = plan.static_of({"dataset": "xor", "arch": "mlp", "depth": 1,
                            "activation": "tanh", "optimizer": "adam", "steps": 300,
                            "eval_every": 100, "batch_size": 16, "n_train": 64, "n_test": 300}, 8)
-    from sweepnet import data
+    from sweepnet.sweep import data
 
     d = make_data(static, *data.make_split("xor", {"margin": 0.1}, 64, 300))
     hyper = Hyper(width=jnp.full(2, 8, jnp.int32), learning_rate=jnp.full(2, 0.05),

@@ -1,4 +1,4 @@
-"""The fused kernel's build and choice (sweepnet.fused): nobody waits for the build, nothing
+"""The fused kernel's build and choice (sweepnet.kernel.fused): nobody waits for the build, nothing
 builds at import or collection, and the kernel is used where it measured faster.
 
 A fake compiler (``CXX`` pointing at a script) stands in for the real one where a build would
@@ -12,8 +12,12 @@ import time
 
 import pytest
 
-from sweepnet import cli, engine, fused, plan, spec
-from sweepnet.engine import Summary
+from sweepnet import cli
+from sweepnet.engine import plan
+from sweepnet.engine import run as engine
+from sweepnet.engine.run import Summary
+from sweepnet.kernel import fused
+from sweepnet.sweep import spec
 
 FAKE = """#!/bin/sh
 echo "$@" >> "{calls}"

@@ -1,7 +1,7 @@
 """A padded network inside its program computes the network built at its own shape.
 
 A program (bucket) is built at its widest width and deepest depth and holds every activation
-its networks use; one network of it has a real width, depth and activation (sweepnet.models).
+its networks use; one network of it has a real width, depth and activation (sweepnet.sweep.models).
 Here a network of width 3, depth 2 is embedded in a padded tree of width 7, depth 4, and must
 give the same logits, hidden layers and gradient on its real entries as at its own shape, and
 exactly zero gradient on every padded entry and padded layer: under the model (XLA's gradient,
@@ -19,8 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweepnet import fused, models
-from sweepnet.train import _loss_and_acc
+from sweepnet.kernel import fused
+from sweepnet.sweep import models
+from sweepnet.train.step import _loss_and_acc
 
 ACTS = sorted(models.ACTIVATIONS)
 KERNEL_ACTS = sorted(fused.ACTIVATIONS)

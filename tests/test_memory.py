@@ -9,7 +9,11 @@ import pytest
 
 import sweepnet
 from conftest import runs_table
-from sweepnet import cli, engine, plan, results, spec
+from sweepnet import cli
+from sweepnet.engine import plan
+from sweepnet.engine import run as engine
+from sweepnet.store import results
+from sweepnet.sweep import spec
 
 SPEC = """
 name = "mem"

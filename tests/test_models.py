@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweepnet import models
+from sweepnet.sweep import models
 
 
 def _init(width, real, depth=2, act="tanh", in_dim=2, scale=1.0):

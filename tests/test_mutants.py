@@ -38,14 +38,14 @@ MUTANTS = [
     # --- the six breaks of the 0.5.4 audit (issue 28), each passed by 0.5.4's tests
     Mutant(
         "separated uses > instead of >= (every phase diagram goes blank)",
-        "src/sweepnet/results.py",
+        "src/sweepnet/store/results.py",
         '"separated": (not diverged) and float(out.test_acc[i]) >= spec.separation,',
         '"separated": (not diverged) and float(out.test_acc[i]) > spec.separation,',
         ("tests/test_science.py::test_disk_separates_from_width_3_and_never_below",),
     ),
     Mutant(
         "the width mask removed from the MLP (padded units reach the next layer)",
-        "src/sweepnet/models.py",
+        "src/sweepnet/sweep/models.py",
         "            fan_in, in_mask = width, mask\n",
         "            fan_in, in_mask = width, None\n",
         (
@@ -58,7 +58,7 @@ MUTANTS = [
     ),
     Mutant(
         "resume forgets the finished runs",
-        "src/sweepnet/engine.py",
+        "src/sweepnet/engine/run.py",
         "    done = store.done_ids()\n",
         "    done = set()\n",
         ("tests/test_resume.py::test_a_sweep_killed_between_parts_resumes_exactly_the_missing_"
@@ -66,7 +66,7 @@ MUTANTS = [
     ),
     Mutant(
         "calls cut from the runs left instead of the whole share",
-        "src/sweepnet/engine.py",
+        "src/sweepnet/engine/run.py",
         "chunk = plan_lib.chunk_size(b.static, share, n_dev, full.max_memory, where, fused)",
         "chunk = plan_lib.chunk_size(b.static, runs, n_dev, full.max_memory, where, fused)",
         ("tests/test_resume.py::test_a_sweep_killed_between_parts_resumes_exactly_the_missing_"
@@ -74,7 +74,7 @@ MUTANTS = [
     ),
     Mutant(
         "topology measures every hidden layer on the input cloud",
-        "src/sweepnet/topology.py",
+        "src/sweepnet/measure/topology.py",
         "return [x, *(h.T for h in hidden), logits.T]",
         "return [x, *(x for h in hidden), logits.T]",
         ("tests/test_topology.py::test_every_layer_of_a_known_map_has_its_known_betti_numbers"
@@ -90,7 +90,7 @@ MUTANTS = [
     # --- survivors of the sampled audit (analysis/mutation.py) that the tests now kill
     Mutant(
         "a share that never finished reports itself complete",
-        "src/sweepnet/engine.py",
+        "src/sweepnet/engine/run.py",
         "finished = len(store.done_ids() & mine_ids)",
         "finished = len(store.done_ids() | mine_ids)",
         ("tests/test_resume.py::test_a_job_array_shares_its_folder_and_a_fresh_single_run_"
@@ -98,7 +98,7 @@ MUTANTS = [
     ),
     Mutant(
         "hidden files taken for committed parts",
-        "src/sweepnet/results.py",
+        "src/sweepnet/store/results.py",
         'if f.endswith(".parquet") and not f.startswith(".")',
         'if f.endswith(".parquet") or not f.startswith(".")',
         ("tests/test_resume.py::test_part_files_skip_hidden_files",),
@@ -106,7 +106,7 @@ MUTANTS = [
     # --- breaks today's tests already kill
     Mutant(
         "depth mask off by one (a padded layer past the real depth computes, XLA's path)",
-        "src/sweepnet/models.py",
+        "src/sweepnet/sweep/models.py",
         "padded layer passes its input through\n            h = new if i == 0 or real_depth "
         "is None else jnp.where(i < real_depth, new, h)",
         "padded layer passes its input through\n            h = new if i == 0 or real_depth "
@@ -116,14 +116,14 @@ MUTANTS = [
     ),
     Mutant(
         "seeds from the grid position instead of the run id",
-        "src/sweepnet/engine.py",
+        "src/sweepnet/engine/run.py",
         "seeds = np.asarray([run_seed(r.run_id) for r in lanes], np.uint32)",
         "seeds = np.asarray([r.index for r in lanes], np.uint32)",
         ("tests/test_invariance.py::test_result_does_not_depend_on_grid_order[xla]",),
     ),
     Mutant(
         "betti_numbers returns b1 = 0",
-        "src/sweepnet/topology.py",
+        "src/sweepnet/measure/topology.py",
         "return b0, alive[1], alive[2] if maxdim >= 2 else 0",
         "return b0, 0, alive[2] if maxdim >= 2 else 0",
         ("tests/test_topology.py::test_betti_numbers_of_hand_made_clouds",),

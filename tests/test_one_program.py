@@ -10,7 +10,9 @@ import jax
 import numpy as np
 import pytest
 
-from sweepnet import engine, plan, spec
+from sweepnet.engine import plan
+from sweepnet.engine import run as engine
+from sweepnet.sweep import spec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -96,7 +98,7 @@ def _exported(static, n, target, platform):
 
 
 def test_the_accelerator_program_batches_every_layer_over_the_whole_call():
-    static = plan._static({"dataset": "disk_annulus", "arch": "mlp", "depth": 2,
+    static = plan.static_of({"dataset": "disk_annulus", "arch": "mlp", "depth": 2,
                            "activation": "tanh", "optimizer": "adam", "steps": 20,
                            "eval_every": 10, "batch_size": 0, "n_train": 64, "n_test": 200},
                           3, depth=3, activations=("relu", "tanh"))
@@ -122,7 +124,7 @@ def test_the_accelerator_program_batches_every_layer_over_the_whole_call():
 
 
 def test_accelerator_calls_hold_the_whole_share():
-    static = plan._static({"dataset": "disk_annulus", "arch": "mlp", "depth": 2,
+    static = plan.static_of({"dataset": "disk_annulus", "arch": "mlp", "depth": 2,
                            "activation": "tanh", "optimizer": "adam", "steps": 1000,
                            "eval_every": 100, "batch_size": 0, "n_train": 512,
                            "n_test": 8192}, 3)

@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweepnet import plan, spec
+from sweepnet.engine import plan
+from sweepnet.sweep import spec
 
 SPEC = """
 name = "p"
@@ -36,7 +37,7 @@ def test_every_run_lands_in_exactly_one_bucket_of_its_family():
 @pytest.mark.parametrize("n_runs", [1, 5, 64, 128, 1000, 5000])
 def test_chunks_shard_evenly_with_little_padding(n_devices, n_runs):
     s = spec.loads(SPEC)
-    static = plan._static(plan.expand(s)[0].config, 8)
+    static = plan.static_of(plan.expand(s)[0].config, 8)
     cfg = plan.expand(s)[0].config  # once: expanding the spec per run cost 10-30 s
     runs = [plan.Run(i, f"{i:016x}", cfg) for i in range(n_runs)]
     chunk = plan.chunk_size(static, runs, n_devices, plan.DEFAULT_MAX_MEMORY)
@@ -54,7 +55,7 @@ def test_chunks_shard_evenly_with_little_padding(n_devices, n_runs):
 
 def test_a_group_is_cut_into_calls_of_equal_size():
     s = spec.loads(SPEC)
-    static = plan._static(plan.expand(s)[0].config, 8)
+    static = plan.static_of(plan.expand(s)[0].config, 8)
     cfg = plan.expand(s)[0].config  # once: expanding the spec per run cost 10-30 s
     runs = [plan.Run(i, f"{i:016x}", cfg) for i in range(4096)]
     budget = 900 * plan.bytes_per_network(static)  # room for 900 networks a call
@@ -69,7 +70,7 @@ def test_a_group_is_cut_into_calls_of_equal_size():
 
 def test_chunk_respects_max_memory():
     s = spec.loads(SPEC)
-    static = plan._static(plan.expand(s)[0].config, 64)
+    static = plan.static_of(plan.expand(s)[0].config, 64)
     cfg = plan.expand(s)[0].config  # once: expanding the spec per run cost 10-30 s
     runs = [plan.Run(i, f"{i:016x}", cfg) for i in range(4000)]
     budget = 64 * plan.bytes_per_network(static)
@@ -86,7 +87,7 @@ def test_describe_reports_the_plan():
 
 
 def test_resnet_narrower_than_its_input_is_refused():
-    from sweepnet.errors import SweepnetError
+    from sweepnet.core.errors import SweepnetError
 
     text = SPEC.replace("[model]", '[model]\narch = "resnet"')
     with pytest.raises(SweepnetError, match="model.width"):
@@ -108,7 +109,7 @@ def test_a_chunk_is_the_fewest_equal_calls_that_fit(platform):
     call exactly is one call)."""
     s = spec.loads(SPEC)
     cfg = plan.expand(s)[0].config
-    static = plan._static(cfg, 8)
+    static = plan.static_of(cfg, 8)
     per_net = plan.bytes_per_network(static)
     sub = plan.sub_batch(static) if platform == "cpu" else plan.MAX_CHUNK_ACCEL
     for largest in (1, 7, 8, 50, 64, 100, 333, 1000):

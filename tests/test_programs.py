@@ -11,8 +11,10 @@ import pytest
 
 import sweepnet
 from conftest import TINY_SPEC, runs_table
-from sweepnet import engine, programs, spec
-from sweepnet.train import Static
+from sweepnet.engine import programs
+from sweepnet.engine import run as engine
+from sweepnet.sweep import spec
+from sweepnet.train.step import Static
 
 
 @pytest.fixture

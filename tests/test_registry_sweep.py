@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import sweepnet
-from sweepnet import data, engine, spec
+from sweepnet.engine import run as engine
+from sweepnet.sweep import data, spec
 
 
 @pytest.mark.slow

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import sweepnet
-from sweepnet import charts, explore, report
-from sweepnet.errors import SweepnetError
+from sweepnet.core.errors import SweepnetError
+from sweepnet.views import charts, explore, report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 try:
@@ -159,7 +159,7 @@ def test_explore_table_one_row_per_network_with_grid_and_curve(tiny_results, tmp
     assert table["grid"].str.fullmatch(r"[0-9]{36}").all()
     assert table["steps"].map(len).eq(2).all() and table["acc"].map(len).eq(2).all()
     # the grid is the stored network's: its digits follow decision_cells' p(class 1)
-    from sweepnet import inspect as inspect_lib
+    from sweepnet.views import network as inspect_lib
 
     row, params = sweepnet.load_params(tiny_results, table["run_id"].iloc[0])
     x, _ = inspect_lib.training_points(row)
@@ -240,7 +240,7 @@ def test_clicking_a_phase_cell_shows_its_seeds_in_chromium(tiny_results, tmp_pat
 def test_explore_table_stays_small_per_network(tiny_results):
     """The olah.toml report holds 4,096 networks in this table: at about 1 kB a network it
     stays near 4 MB, so the page (with the Vega scripts, ~1 MB) stays under 10 MB."""
-    from sweepnet.drawing import values
+    from sweepnet.views.drawing import values
 
     runs = sweepnet.load(tiny_results)
     curves = sweepnet.load_curves(tiny_results)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweepnet import models
+from sweepnet.sweep import models
 
 
 def _init(width, real, depth=2, act="tanh", in_dim=2):
@@ -53,7 +53,8 @@ def test_resnet_is_residual_and_counts_its_params():
 
 @pytest.mark.slow
 def test_resnet_trains_on_the_disk():
-    from sweepnet import engine, spec
+    from sweepnet.engine import run as engine
+    from sweepnet.sweep import spec
 
     s = spec.loads("""
 name = "rn"
@@ -72,7 +73,7 @@ seeds = 1
 eval_every = 100
 """)
     run = engine.plan_lib.expand(s)[0]
-    static = engine.plan_lib._static(run.config, 3)
+    static = engine.plan_lib.static_of(run.config, 3)
     out = engine.train_alone(run.config, run.run_id, static)
     assert out.curve_loss[-1] < 0.5 * out.curve_loss[0]
     assert out.test_acc > 0.95

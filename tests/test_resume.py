@@ -29,7 +29,10 @@ import pytest
 
 import sweepnet
 from conftest import runs_table
-from sweepnet import engine, plan, results, spec
+from sweepnet.engine import plan
+from sweepnet.engine import run as engine
+from sweepnet.store import results
+from sweepnet.sweep import spec
 
 SPEC = """
 name = "crash"

@@ -26,8 +26,12 @@ import pytest
 from flax.traverse_util import unflatten_dict
 
 import sweepnet
-from sweepnet import charts, cli, data, engine, query, report, results, spec
-from sweepnet.models import unpad
+from sweepnet import cli
+from sweepnet.engine import run as engine
+from sweepnet.store import query, results
+from sweepnet.sweep import data, spec
+from sweepnet.sweep.models import unpad
+from sweepnet.views import charts, report
 
 COMMON = """
 [model]
@@ -79,7 +83,7 @@ def science(tmp_path_factory):
 def forward(params, x: np.ndarray, activation: str) -> np.ndarray:
     """Logits ``(n,)`` of an unpadded binary MLP at points ``x (d, n)``, in numpy.
 
-    Written apart from :mod:`sweepnet.models` on purpose: it checks what the engine stored.
+    Written apart from :mod:`sweepnet.sweep.models` on purpose: it checks what the engine stored.
     """
     p, act = params["params"], ACT[activation]
     h = np.asarray(x, np.float64)

@@ -11,11 +11,13 @@ import pandas as pd
 import pytest
 from flax.traverse_util import unflatten_dict
 
-from sweepnet import data as data_lib
-from sweepnet import plan, results, spec
-from sweepnet import separation as sep
-from sweepnet.models import build
-from sweepnet.train import Static, make_data
+from sweepnet.engine import plan
+from sweepnet.store import results
+from sweepnet.sweep import data as data_lib
+from sweepnet.sweep import spec
+from sweepnet.sweep.models import build
+from sweepnet.train import separation as sep
+from sweepnet.train.step import Static, make_data
 
 SHELLS = [
     ("interval_1d", {}, 1),
@@ -209,7 +211,7 @@ def test_signed_margin_multiclass_by_hand():
 
 
 def test_results_carry_the_separation_columns(tiny_results):
-    from sweepnet import results
+    from sweepnet.store import results
 
     runs = results.load(tiny_results)
     assert str(runs["certified"].dtype) == "boolean" and runs["certified"].notna().all()

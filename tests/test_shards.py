@@ -11,7 +11,10 @@ import pytest
 
 import sweepnet
 from conftest import runs_table
-from sweepnet import engine, plan, query, results, spec
+from sweepnet.engine import plan
+from sweepnet.engine import run as engine
+from sweepnet.store import query, results
+from sweepnet.sweep import spec
 
 SPEC = """
 name = "array"

@@ -1,7 +1,7 @@
 import pytest
 
-from sweepnet import spec
-from sweepnet.errors import SweepnetError
+from sweepnet.core.errors import SweepnetError
+from sweepnet.sweep import spec
 
 BASE = """
 name = "t"

@@ -1,4 +1,4 @@
-"""sweepnet.topology: Betti numbers by layer (Naitzat et al. 2020's kNN / hop distance / VR)."""
+"""sweepnet.measure.topology: Betti numbers by layer (Naitzat et al. 2020)."""
 
 import os
 import shutil
@@ -7,9 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweepnet import cli, data, query, results, topology
-from sweepnet import inspect as inspect_lib
-from sweepnet.errors import SweepnetError
+from sweepnet import cli
+from sweepnet.core.errors import SweepnetError
+from sweepnet.measure import topology
+from sweepnet.store import query, results
+from sweepnet.sweep import data
+from sweepnet.views import network as inspect_lib
 
 KNOWN = [n for n in data.DATASETS if n != "file" and data.betti(n, {}) is not None]
 THREE_D = {n for n in KNOWN if data.DATASETS[n].dim(data.default_params(n)) >= 3}
@@ -315,7 +318,8 @@ def test_bad_topology_input_is_a_one_line_error(measured, capsys):
 
 @pytest.mark.slow
 def test_a_file_dataset_gets_measured_input_and_layers(tmp_path):
-    from sweepnet import engine, spec
+    from sweepnet.engine import run as engine
+    from sweepnet.sweep import spec
 
     rng = np.random.default_rng(0)
     t = rng.uniform(0, 2 * np.pi, 600)
@@ -356,8 +360,9 @@ eval_every = 30
 def test_betti_chart_inspect_captions_and_report_panel(measured):
     import json
 
-    from sweepnet import charts, report, results
-    from sweepnet import inspect as inspect_lib
+    from sweepnet.store import results
+    from sweepnet.views import charts, report
+    from sweepnet.views import network as inspect_lib
 
     runs = results.load(measured)
     df = topology.load(measured).merge(runs[["run_id", "activation", "width", "depth"]],

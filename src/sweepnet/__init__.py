@@ -1,15 +1,41 @@
-"""sweepnet: train thousands of tiny neural networks at once and map where they separate."""
+"""sweepnet: train thousands of tiny neural networks at once and map where they separate.
 
-from sweepnet.devices import configure_host_devices
+The package is a stack of layers, lowest first. A module imports from its own layer and
+the layers above it in this list, never from one below it (``tests/test_imports.py``):
 
-configure_host_devices()  # must precede the first `import jax` (see sweepnet.devices)
+    core      errors, the host machine, its devices
+    sweep     what a sweep is: the spec, the datasets, the models, the optimizers
+    kernel    the fused CPU gradient: C++ built on this machine, called through XLA's FFI
+    train     one network's training step and its separation certificate
+    store     the results folder: every path in it, its writer and its readers
+    engine    the plan and its execution: buckets, calls, compiled programs, many hosts
+    measure   the numbers of one trained network: forward passes, grids, topology
+    views     what a user looks at: charts, pictures, the report, explore, animate
+    bench     benchmarks against per-network baselines and the machine's limits
+    cli       the command line
 
-from sweepnet.engine import __version__, run_sweep  # noqa: E402
-from sweepnet.errors import SweepnetError  # noqa: E402
-from sweepnet.plan import make_plan  # noqa: E402
-from sweepnet.results import load, load_curves, load_params  # noqa: E402
-from sweepnet.spec import Spec  # noqa: E402
-from sweepnet.spec import load as load_spec  # noqa: E402
+The public API is what this module exports (``__all__``):
+
+- :func:`load_spec` reads a TOML spec into a :class:`Spec`;
+- :func:`make_plan` cuts a spec into compiled programs and calls (``sweepnet plan``);
+- :func:`run_sweep` trains a spec into a results folder (``sweepnet run``);
+- :func:`load`, :func:`load_curves` and :func:`load_params` read a results folder back: the
+  runs table, the learning curves, one network's parameters;
+- :class:`SweepnetError` is every error a user can fix (the CLI prints it on one line and
+  exits with 2).
+"""
+
+from sweepnet.core.devices import configure_host_devices
+
+configure_host_devices()  # must precede the first `import jax` (see sweepnet.core.devices)
+
+from sweepnet.core.errors import SweepnetError  # noqa: E402
+from sweepnet.core.host import __version__  # noqa: E402
+from sweepnet.engine.plan import make_plan  # noqa: E402
+from sweepnet.engine.run import run_sweep  # noqa: E402
+from sweepnet.store.results import load, load_curves, load_params  # noqa: E402
+from sweepnet.sweep.spec import Spec  # noqa: E402
+from sweepnet.sweep.spec import load as load_spec  # noqa: E402
 
 __all__ = ["Spec", "SweepnetError", "__version__", "load", "load_curves", "load_params",
            "load_spec", "make_plan", "run_sweep"]

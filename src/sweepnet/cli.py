@@ -9,7 +9,7 @@ import re
 import sys
 import textwrap
 
-from sweepnet.errors import SweepnetError
+from sweepnet.core.errors import SweepnetError
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -35,7 +35,8 @@ def _count(option: str, text: str | None) -> int | None:
 
 
 def cmd_run(a):
-    from sweepnet import engine, spec
+    from sweepnet.engine import run as engine
+    from sweepnet.sweep import spec
 
     shard = _shard(a.shard)
     max_memory = _bytes(a.max_memory) if a.max_memory else None
@@ -52,7 +53,11 @@ def cmd_run(a):
 
 
 def cmd_plan(a):
-    from sweepnet import bench, engine, fused, plan, spec
+    from sweepnet.bench import suite as bench
+    from sweepnet.engine import plan
+    from sweepnet.engine import run as engine
+    from sweepnet.kernel import fused
+    from sweepnet.sweep import spec
 
     s = spec.load(a.spec, a.set)
     m = engine.mesh()
@@ -90,21 +95,21 @@ def _say(message: str) -> None:
 
 
 def cmd_query(a):
-    from sweepnet import query
+    from sweepnet.store import query
 
     df = query.query(a.dir, a.sql, all_runs=a.all)
     sys.stdout.write(query.format_frame(df, a.format).rstrip("\n") + "\n")
 
 
 def _save(chart, out: str):
-    from sweepnet import charts
+    from sweepnet.views import charts
 
     charts.save(chart, out)
     print(f"wrote {out}")
 
 
 def cmd_chart(a):
-    from sweepnet import charts
+    from sweepnet.views import charts
 
     kw = {k: v for k, v in (("x", a.x), ("y", a.y), ("metric", a.metric), ("color", a.color),
                             ("column", a.column), ("row", a.row)) if v is not None}
@@ -120,7 +125,8 @@ def cmd_chart(a):
 
 
 def _compare(a, kw):
-    from sweepnet import charts, query, results
+    from sweepnet.store import query, results
+    from sweepnet.views import charts
 
     if a.kind != "phase":
         raise SweepnetError(f"--compare draws phase diagrams only (not --kind {a.kind})")
@@ -134,24 +140,25 @@ def _compare(a, kw):
 
 
 def cmd_datasets(a):
-    from sweepnet import data
+    from sweepnet.sweep import data
 
     if a.name is None:
         for name, ds in data.DATASETS.items():
             params = ", ".join(f"{k}={p.default}" for k, p in ds.params.items())
             print(f"{name:16} {ds.doc}" + (f"  [{params}]" if params else ""))
         return
-    from sweepnet import charts, spec
+    from sweepnet.sweep import spec
+    from sweepnet.views import charts
 
     params = spec.dataset_params(a.name, a.set)  # an unknown name: "did you mean"
     _save(charts.dataset(a.name, n=a.n, params=params), a.out or f"{a.name}.png")
 
 
 def cmd_inspect(a):
-    from sweepnet import inspect as inspect_lib
+    from sweepnet.views import network as inspect_lib
 
     if a.animate:  # retrains the network: an HTML page with a step slider, and a GIF
-        from sweepnet import animate
+        from sweepnet.views import animate
 
         print("wrote " + " and ".join(animate.write(a.dir, a.run_id, a.out or os.path.join(
             a.dir, f"{a.run_id}-training.html"))))
@@ -161,7 +168,7 @@ def cmd_inspect(a):
 
 
 def cmd_topology(a):
-    from sweepnet import topology
+    from sweepnet.measure import topology
 
     df = topology.measure(a.dir, a.where, n_points=a.points, k=a.k, eps=a.eps,
                           workers=a.workers, progress=not a.quiet)
@@ -170,7 +177,7 @@ def cmd_topology(a):
 
 
 def cmd_report(a):
-    from sweepnet import report
+    from sweepnet.views import report
 
     out = a.out or os.path.join(a.dir, "report.html")
     report.write_report(a.dir, out)
@@ -178,7 +185,7 @@ def cmd_report(a):
 
 
 def cmd_bench(a):
-    from sweepnet import bench
+    from sweepnet.bench import suite as bench
 
     try:
         shapes = bench.parse_shapes(a.shapes) if a.shapes else None
@@ -193,14 +200,15 @@ def cmd_bench(a):
 def cmd_devices(a):
     import jax
 
-    from sweepnet import devices
+    from sweepnet.core import devices
 
     print(f"backend: {jax.default_backend()}  processes: {jax.process_count()}")
     for d in devices.describe():
         print(f"  device {d['id']}: {d['platform']} ({d['kind']}), process {d['process']}")
     if jax.default_backend() != "cpu":
         return
-    from sweepnet import bench, fused
+    from sweepnet.bench import suite as bench
+    from sweepnet.kernel import fused
 
     if a.build:  # in the foreground, then measured against XLA's gradient
         if bench.prepare_kernel(say=lambda m: print(f"  measured {m}", flush=True)) is None:
@@ -241,7 +249,7 @@ def _set_option(p, what: str = "override a spec key; the value is TOML, a bare w
 
 
 def parser() -> argparse.ArgumentParser:
-    from sweepnet import __version__
+    from sweepnet.core.host import __version__
 
     p = argparse.ArgumentParser(prog="sweepnet", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -17,7 +17,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from sweepnet.errors import SweepnetError
+from sweepnet.core.errors import SweepnetError
 
 EXPLORE_RES = 16  # decision-grid cells per side in the linked view (coarse: 4,096 nets fit)
 EXPLORE_STEPS = 16  # curve points per network in the linked view (evenly spaced eval steps)
@@ -29,7 +29,7 @@ def _stored_params(root: str, runs: pd.DataFrame) -> dict[str, Any]:
     instead of one ``results.load_params`` per run)."""
     from flax.traverse_util import unflatten_dict
 
-    from sweepnet.models import unpad
+    from sweepnet.sweep.models import unpad
 
     wanted = runs.set_index("run_id")
     out: dict[str, Any] = {}
@@ -54,7 +54,7 @@ def _stored_params(root: str, runs: pd.DataFrame) -> dict[str, Any]:
 def _grids(root: str, runs: pd.DataFrame, res: int) -> pd.Series:
     """Each run's coarse decision grid as a string of digits (p(class 1) in tenths, or the
     predicted class): ``res * res`` characters, row by row from the bottom (``res`` for 1-D)."""
-    from sweepnet import inspect as inspect_lib
+    from sweepnet.views import network as inspect_lib
 
     params = _stored_params(root, runs)
     out = pd.Series("", index=runs.index, dtype=object)
@@ -90,7 +90,7 @@ def explore_table(
     its cell (``cell`` key and the ``x``, ``y``, ``_col``, ``_row`` fields), its metrics, its
     curve as arrays (``steps``, ``loss``, ``acc``; at most ``max_steps`` points) and its
     decision grid ``grid`` (digits, see :func:`_grids`)."""
-    from sweepnet.drawing import label, swept_axes
+    from sweepnet.views.drawing import label, swept_axes
 
     everything = (
         runs
@@ -186,7 +186,7 @@ def explore(
     ``table`` and ``info`` come from :func:`explore_table`; everything is one Vega-Lite spec
     over one inline table, so the views filter each other in the browser.
     """
-    from sweepnet.drawing import CLASS_COLORS, title, values
+    from sweepnet.views.drawing import CLASS_COLORS, title, values
 
     x, y, res = info["x"], info["y"], info["res"]
     data = values(table)  # one inline table: Altair writes it once, every view reads it

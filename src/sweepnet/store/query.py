@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import duckdb
 import pandas as pd
 
-from sweepnet.errors import SweepnetError
-from sweepnet.results import grid, part_files, require_results_dir
+from sweepnet.core.errors import SweepnetError
+from sweepnet.store.results import grid, part_files, require_results_dir
 
 
 def labels(names: Sequence[str]) -> list[str]:

@@ -14,7 +14,7 @@ filtration cut at ``eps``: the complex never grows past the one scale we ask abo
 
 ``k`` and ``eps`` are chosen once per data configuration (:func:`calibrate`): the first pair,
 in order of cost, for which the input clouds of a few data seeds all give the data's known
-Betti numbers (:func:`sweepnet.data.betti`). They are stored in ``DIR/topology.json`` and
+Betti numbers (:func:`sweepnet.sweep.data.betti`). They are stored in ``DIR/topology.json`` and
 every row of ``DIR/topology.parquet``; the user may override either. Data of unknown
 topology (a ``file`` of the user's own points) gets ``DEFAULT_SCALE``.
 
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sweepnet.errors import SweepnetError
+from sweepnet.core.errors import SweepnetError
 
 COLUMNS = ["run_id", "layer", "class", "b0", "b1", "b2", "n_points", "k", "eps"]
 KS = (6, 8, 10, 12, 14, 16, 20, 24, 30)  # candidate neighbour counts, cheapest first
@@ -203,7 +203,7 @@ def class_points(name: str, params: Mapping[str, Any], n_points: int, noise: flo
     ``file`` gives at most ``n_points`` of its rows per class (a fixed subsample).
     Returns ``x (m, dim)`` float32 and ``y (m,)`` int32.
     """
-    from sweepnet import data
+    from sweepnet.sweep import data
 
     if name == "file":
         x, y = data.read_points(params["path"], params.get("label", "label"))
@@ -221,7 +221,7 @@ def class_points(name: str, params: Mapping[str, Any], n_points: int, noise: flo
 def known_betti(name: str, params: Mapping[str, Any], noise: float = 0.0
                 ) -> dict[int, tuple[int, int, int]] | None:
     """The data's known Betti numbers per class (None if unknown, or blurred by noise)."""
-    from sweepnet import data
+    from sweepnet.sweep import data
 
     return None if noise > 0 else data.betti(name, params)
 
@@ -259,7 +259,7 @@ def calibrate(name: str, params: Mapping[str, Any], n_points: int | None = None,
     known = known_betti(name, params, noise)
     if known is None:
         return DEFAULT_SCALE
-    from sweepnet.data import default_params
+    from sweepnet.sweep.data import default_params
 
     n_points = n_points or default_points(name)
     if use_table and name in CALIBRATED and n_points == default_points(name) and noise == 0 \
@@ -285,7 +285,7 @@ def calibrate(name: str, params: Mapping[str, Any], n_points: int | None = None,
 def layer_clouds(row: pd.Series, params: Any, x: np.ndarray) -> list[np.ndarray]:
     """The points ``x (n, in_dim)`` at every layer of a stored network: the input, each hidden
     layer and the logits, each ``(n, units)`` (points first)."""
-    from sweepnet.inspect import forward
+    from sweepnet.views.network import forward
 
     logits, hidden = forward(row, params, x)
     return [x, *(h.T for h in hidden), logits.T]
@@ -333,7 +333,7 @@ def load(root: str) -> pd.DataFrame:
 
 def select_runs(root: str, where: str | None = None) -> pd.DataFrame:
     """The runs rows matching the SQL condition ``where`` (all finished runs without one)."""
-    from sweepnet import query, results
+    from sweepnet.store import query, results
 
     runs = results.load(root)
     if where and len(runs):
@@ -353,8 +353,8 @@ def measure(root: str, where: str | None = None, n_points: int | None = None,
     the new rows: ``run_id, layer (0 = input, 1..depth hidden, depth+1 = logits), class, b0,
     b1, b2 (null for 1-D and 2-D data), n_points, k, eps``.
     """
-    from sweepnet import results
-    from sweepnet.inspect import data_params
+    from sweepnet.store import results
+    from sweepnet.views.network import data_params
 
     if n_points is not None and n_points < 4:
         raise SweepnetError(f"--points {n_points}: need at least 4 points per class")

@@ -1,11 +1,11 @@
 """Grid → runs → compiled programs ("buckets").
 
-A bucket is one compiled program (one :class:`~sweepnet.train.Static`). Only what fixes array
+A bucket is one compiled program (one :class:`~sweepnet.train.step.Static`). Only what fixes array
 shapes or program structure splits programs: the dataset's input dimension and class count,
 the arch, the optimizer, the batch mode, the step and eval schedule and the data sizes (a
 *family*). Width, depth and activation are per-network values: a family's program is built at
 its widest width and deepest depth and holds every activation its networks use (padded units
-are masked, padded layers are exact identities; see :mod:`sweepnet.models`). So a whole grid
+are masked, padded layers are exact identities; see :mod:`sweepnet.sweep.models`). So a whole grid
 is usually one program. Inside a bucket, runs that use the same dataset draw form a *data
 group*, and each call of the program trains one chunk of one group.
 
@@ -23,12 +23,12 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sweepnet import data as data_lib
-from sweepnet.errors import SweepnetError
-from sweepnet.fused import ACTIVATIONS as KERNEL_ACTIVATIONS
-from sweepnet.models import n_params
-from sweepnet.spec import Spec, run_id
-from sweepnet.train import TEST_BLOCK, Static
+from sweepnet.core.errors import SweepnetError
+from sweepnet.kernel.fused import ACTIVATIONS as KERNEL_ACTIVATIONS
+from sweepnet.sweep import data as data_lib
+from sweepnet.sweep.models import n_params
+from sweepnet.sweep.spec import Spec, run_id
+from sweepnet.train.step import TEST_BLOCK, Static
 
 # Machine model for choosing buckets: fixed constants (never measured), so that a run's padded
 # width does not depend on the machine. Close to `bench.calibrate()` on a 2-core CPU, where a
@@ -165,10 +165,10 @@ def expand(spec: Spec) -> list[Run]:
     return [Run(i, run_id(cfg), cfg) for i, cfg in enumerate(spec.grid())]
 
 
-def _static(cfg: Mapping[str, Any], width: int, depth: int | None = None,
+def static_of(cfg: Mapping[str, Any], width: int, depth: int | None = None,
             activations: tuple[str, ...] | None = None) -> Static:
     """The program of run configuration ``cfg`` at ``width`` (and ``depth``, ``activations``,
-    default the run's own): ``_static(cfg, cfg["width"])`` is the network alone."""
+    default the run's own): ``static_of(cfg, cfg["width"])`` is the network alone."""
     in_dim, n_out = _dims(cfg)
     if cfg["arch"] == "resnet" and cfg["width"] < in_dim:
         raise SweepnetError(f"model.width: a resnet's state width {cfg['width']} is below the "
@@ -188,7 +188,7 @@ def family(cfg: Mapping[str, Any]) -> Static:
     except that activations the fused CPU kernel lacks (elu, gelu, ...) get a program of their
     own, so that they do not take the kernel from the rest of the grid. (This depends on the
     kernel's source, never on whether this machine built it.)"""
-    return _static(cfg, 0, 0, ("" if cfg["activation"] in KERNEL_ACTIVATIONS else "other",))
+    return static_of(cfg, 0, 0, ("" if cfg["activation"] in KERNEL_ACTIVATIONS else "other",))
 
 
 def make_plan(spec: Spec, n_devices: int = 1, max_memory: int | None = None,

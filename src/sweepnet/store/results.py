@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sweepnet.errors import SweepnetError
+from sweepnet.core.errors import SweepnetError
 
 PARTS = ("runs", "curves", "params")
 
@@ -80,7 +80,7 @@ def _foreign_files(root: str) -> list[str]:
 
 
 def _same_spec(stored: str, spec) -> bool:
-    from sweepnet.spec import loads
+    from sweepnet.sweep.spec import loads
 
     try:
         with open(stored) as f:
@@ -91,7 +91,7 @@ def _same_spec(stored: str, spec) -> bool:
 
 def _check_growth(root: str, old, spec) -> None:
     """Refuse to grow ``root`` from ``old`` to ``spec`` where finished runs would become wrong."""
-    from sweepnet.spec import STORED_KEYS, grow_conflicts
+    from sweepnet.sweep.spec import STORED_KEYS, grow_conflicts
 
     conflicts = grow_conflicts(old, spec)
     if not conflicts:
@@ -106,7 +106,7 @@ def _check_growth(root: str, old, spec) -> None:
 
 def _changes(old, spec, keys) -> str:
     """``"train.seeds (2 -> 4), model.width"``: each key, with its values where they are short."""
-    from sweepnet.spec import leaves
+    from sweepnet.sweep.spec import leaves
 
     a, b = leaves(old.tree), leaves(spec.tree)
     short = lambda k: len(repr(a.get(k))) + len(repr(b.get(k))) <= 40
@@ -114,7 +114,7 @@ def _changes(old, spec, keys) -> str:
 
 
 def _say_growth(root: str, old, spec) -> None:
-    from sweepnet.spec import changed_keys
+    from sweepnet.sweep.spec import changed_keys
 
     if keys := changed_keys(old, spec):
         print(f"sweepnet: {root}: spec changed: {_changes(old, spec, keys)}; finished runs it "
@@ -123,7 +123,7 @@ def _say_growth(root: str, old, spec) -> None:
 
 def _history_entry(manifest: Mapping[str, Any], old, spec) -> list[dict[str, Any]] | None:
     """The manifest's new ``spec_history`` if ``spec`` is not its last entry, else None."""
-    from sweepnet.spec import changed_keys
+    from sweepnet.sweep.spec import changed_keys
 
     history = list(manifest.get("spec_history", []))
     if not history and old is not None:  # a folder from before spec histories were kept
@@ -131,7 +131,7 @@ def _history_entry(manifest: Mapping[str, Any], old, spec) -> list[dict[str, Any
                         "changed": [], "spec": old.tree})
     if history and history[-1]["spec"] == json.loads(json.dumps(spec.tree)):
         return None
-    from sweepnet.spec import Spec
+    from sweepnet.sweep.spec import Spec
 
     changed = changed_keys(Spec(history[-1]["spec"]), spec) if history else []
     return history + [{"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -163,7 +163,7 @@ class Store:
         ``fresh`` wipes the folder only if it holds another spec's results, and otherwise
         removes this shard's own parts only (a sibling that started first is left alone).
         """
-        from sweepnet.spec import loads
+        from sweepnet.sweep.spec import loads
 
         if os.path.exists(root) and not os.path.isdir(root):
             raise SweepnetError(f"{root}: exists and is not a folder")
@@ -336,7 +336,7 @@ def stored_spec(root: str):
     stop anyone from reading the results it gave."""
     import tomllib
 
-    from sweepnet.spec import Spec, validate
+    from sweepnet.sweep.spec import Spec, validate
 
     require_results_dir(root)
     path = os.path.join(root, "spec.toml")
@@ -355,7 +355,7 @@ def grid(root: str) -> pd.DataFrame:
     """Every run the folder's current spec holds, done or not: ``run_id``, ``sweep``,
     ``grid_index`` and the configuration columns of ``runs`` (``dataset``, ``data_<param>``,
     ``width``, ``depth``, ``activation``, ..., ``seed``), in grid order."""
-    from sweepnet.spec import run_id
+    from sweepnet.sweep.spec import run_id
 
     spec = stored_spec(root)
     try:
@@ -435,10 +435,10 @@ def load_curves(root: str, all_runs: bool = False) -> pd.DataFrame:
 
 def load_params(root: str, run_id: str) -> tuple[pd.Series, Any]:
     """The runs row of ``run_id`` and its final parameters, unpadded to the real width and
-    depth (kernels ``(out, in)``: ``W @ h``, see :mod:`sweepnet.models`)."""
+    depth (kernels ``(out, in)``: ``W @ h``, see :mod:`sweepnet.sweep.models`)."""
     from flax.traverse_util import unflatten_dict
 
-    from sweepnet.models import unpad
+    from sweepnet.sweep.models import unpad
 
     runs = load(root, all_runs=True)
     match = runs[runs["run_id"] == run_id] if len(runs) else runs
@@ -460,13 +460,13 @@ def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
               ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
     """Turn one call's output (numpy, leading axis >= len(runs)) into runs/curves/params.
 
-    ``runs`` are the :class:`~sweepnet.plan.Run` objects of the first ``len(runs)`` lanes;
+    ``runs`` are the :class:`~sweepnet.engine.plan.Run` objects of the first ``len(runs)`` lanes;
     lanes past them are padding and are dropped.
     """
     from flax.traverse_util import flatten_dict
 
-    from sweepnet.models import n_params
-    from sweepnet.separation import KNOWN
+    from sweepnet.sweep.models import n_params
+    from sweepnet.train.separation import KNOWN
 
     n = len(runs)
     steps_to_fit = out.steps_to_fit[:n]
@@ -483,7 +483,7 @@ def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
             "separated": (not diverged) and float(out.test_acc[i]) >= spec.separation,
             "steps_to_fit": int(steps_to_fit[i]) if steps_to_fit[i] >= 0 else None,
             "diverged": diverged,
-            # separation metrics (sweepnet.separation); certified is null without known topology
+            # separation metrics (train.separation); certified is null without known topology
             "margin": float(out.margin[i]), "worst_margin": float(out.worst_margin[i]),
             "certified": bool(out.certified[i]) if c["dataset"] in KNOWN else None,
             "max_grad": float(out.max_grad[i]), **provenance,

@@ -20,10 +20,10 @@ from typing import Any
 
 import tomllib
 
-from sweepnet.data import DATASETS
-from sweepnet.errors import SweepnetError
-from sweepnet.models import ACTIVATIONS, ARCHS
-from sweepnet.optimizers import OPTIMIZERS
+from sweepnet.core.errors import SweepnetError
+from sweepnet.sweep.data import DATASETS
+from sweepnet.sweep.models import ACTIVATIONS, ARCHS
+from sweepnet.sweep.optimizers import OPTIMIZERS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,10 +17,10 @@ import optax
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
-from sweepnet import fused as fused_lib
-from sweepnet import separation
-from sweepnet.models import build
-from sweepnet.optimizers import OPTIMIZERS
+from sweepnet.kernel import fused as fused_lib
+from sweepnet.sweep.models import build
+from sweepnet.sweep.optimizers import OPTIMIZERS
+from sweepnet.train import separation
 
 TEST_BLOCK = 2048  # probe points evaluated at once; bounds eval memory per network
 
@@ -122,7 +122,7 @@ class Output(NamedTuple):
     curve_loss: jax.Array  # (n_evals,) train loss at Static.eval_steps
     curve_train_acc: jax.Array  # (n_evals,)
     curve_test_acc: jax.Array  # (n_evals,)
-    # separation metrics of the final network (see sweepnet.separation.metrics)
+    # separation metrics of the final network (see sweepnet.train.separation.metrics)
     margin: jax.Array  # () smallest signed logit margin over the test probe
     worst_margin: jax.Array  # () smallest margin over both class regions (NaN: unknown topology)
     certified: jax.Array  # () bool, worst_margin > 0
@@ -174,7 +174,7 @@ def make_train(static: Static, fused: bool = False, capture: bool = False):
     for pictures of a network through training.
 
     ``fused``: compute each step's gradient, the evaluations' logits and the separation
-    metrics' margins and input gradients with the native CPU kernel (:mod:`sweepnet.fused`;
+    metrics' margins and input gradients with the native CPU kernel (:mod:`sweepnet.kernel.fused`;
     ``fused.covers(static)`` must hold) instead of XLA. The same to float round-off; the
     optimizer is XLA's either way.
     """

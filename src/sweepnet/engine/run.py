@@ -26,15 +26,16 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from sweepnet import data as data_lib
-from sweepnet import fused as fused_lib
-from sweepnet import plan as plan_lib
-from sweepnet import programs, results
-from sweepnet.errors import SweepnetError
-from sweepnet.host import CPU_COMPILER_OPTIONS, __version__
-from sweepnet.separation import make_probe
-from sweepnet.spec import Spec
-from sweepnet.train import Data, Hyper, Static, make_data, make_train
+from sweepnet.core.errors import SweepnetError
+from sweepnet.core.host import CPU_COMPILER_OPTIONS, __version__
+from sweepnet.engine import plan as plan_lib
+from sweepnet.engine import programs
+from sweepnet.kernel import fused as fused_lib
+from sweepnet.store import results
+from sweepnet.sweep import data as data_lib
+from sweepnet.sweep.spec import Spec
+from sweepnet.train.separation import make_probe
+from sweepnet.train.step import Data, Hyper, Static, make_data, make_train
 
 
 def enable_compilation_cache(path: str | None = None) -> str:
@@ -134,7 +135,7 @@ def chunk_inputs(runs: Sequence[plan_lib.Run], size: int, static: Static | None 
     """Per-network inputs of one call, padded to ``size`` lanes by repeating the last run.
 
     ``static``: the program, whose ``activations`` the runs' activation ids index (default:
-    each run alone, as ``plan._static(config, width)``).
+    each run alone, as ``plan.static_of(config, width)``).
     """
     lanes = list(runs) + [runs[-1]] * (size - len(runs))
     acts = static.activations if static is not None else (lanes[0].config["activation"],)
@@ -220,7 +221,7 @@ def load_data(static: Static, run: plan_lib.Run) -> Data:
     split = data_lib.make_split(
         c["dataset"], run.data_params(), c["n_train"], c["n_test"], c["noise"], c["data_seed"]
     )
-    probe = make_probe(c["dataset"], run.data_params(), static.in_dim)  # sweepnet.separation
+    probe = make_probe(c["dataset"], run.data_params(), static.in_dim)  # sweepnet.train.separation
     return make_data(static, *split, probe=probe)
 
 
@@ -234,9 +235,9 @@ def shard_runs(
     """
     family = {}
     for r in plan.runs:
-        family.setdefault(plan_lib._static(r.config, 0), len(family))
+        family.setdefault(plan_lib.static_of(r.config, 0), len(family))
     order = sorted(
-        plan.runs, key=lambda r: (family[plan_lib._static(r.config, 0)], r.config["width"], r.index)
+        plan.runs, key=lambda r: (family[plan_lib.static_of(r.config, 0)], r.config["width"], r.index)
     )
     chosen = {r.run_id for r in order[index::count]}
     return [r for r in runs if r.run_id in chosen]

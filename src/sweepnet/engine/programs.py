@@ -4,7 +4,7 @@ JAX's persistent compilation cache (``enable_compilation_cache``) skips XLA's co
 re-run, but every bucket is still traced and lowered to find its cache key: about 1 s a bucket
 on a 2-core CPU, a fifth of a cold compile. This module stores the compiled executable itself
 (``jax.experimental.serialize_executable``), keyed by everything that shapes the program
-without tracing it: the bucket's :class:`~sweepnet.train.Static`, the shapes, dtypes and
+without tracing it: the bucket's :class:`~sweepnet.train.step.Static`, the shapes, dtypes and
 shardings of the arguments, the devices, the JAX and sweepnet versions, ``XLA_FLAGS``, and a
 hash of sweepnet's own source files (so an edited checkout never loads a stale program).
 A program that cannot be stored or loaded is simply compiled.
@@ -27,18 +27,21 @@ import threading
 import jax
 from jax.experimental import serialize_executable
 
-from sweepnet.host import __version__, cache_root, host_cpu, jaxlib_version
+from sweepnet.core.host import __version__, cache_root, host_cpu, jaxlib_version
 
 
 @functools.lru_cache(maxsize=1)
 def _source_hash() -> str:
-    """Hash of every source file (``.py``, ``.cc``) of the installed sweepnet package."""
-    here = os.path.dirname(os.path.abspath(__file__))
+    """Hash of every source file (``.py``, ``.cc``, ``.h``) of the installed sweepnet package."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     h = hashlib.sha256()
-    for name in sorted(os.listdir(here)):
-        if name.endswith((".py", ".cc")):
-            with open(os.path.join(here, name), "rb") as f:
-                h.update(name.encode() + b"\0" + f.read())
+    for folder, dirs, names in sorted(os.walk(root)):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
+        for name in sorted(names):
+            if name.endswith((".py", ".cc", ".h")):
+                path = os.path.join(folder, name)
+                with open(path, "rb") as f:
+                    h.update(os.path.relpath(path, root).encode() + b"\0" + f.read())
     return h.hexdigest()
 
 

@@ -17,7 +17,7 @@ sphere spanning the whole space, a solid torus a core circle in a 2-plane. So on
 serves every dataset and one compiled program serves every data group of a bucket.
 
 The probe is built on the host (numpy) per data group, like the train/test split, and rides
-into the vmapped training program inside :class:`sweepnet.train.Data`. Its shapes depend only
+into the vmapped training program inside :class:`sweepnet.train.step.Data`. Its shapes depend only
 on ``in_dim``, so every data group of a bucket (whose ``Static`` fixes ``in_dim``) has the same
 shapes; datasets without a known topology get a dummy probe with ``known=False``.
 
@@ -41,7 +41,7 @@ it. A channel whose influence is narrower than the spacing in every direction ca
 the structured probe is what makes that spacing small (see ``probe_size``).
 
 Metrics assume the network maps each point on its own (no coupling across the points axis),
-which holds for every architecture in :mod:`sweepnet.models`.
+which holds for every architecture in :mod:`sweepnet.sweep.models`.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sweepnet import data as data_lib
+from sweepnet.sweep import data as data_lib
 
 N_CELLS = 32  # spatial cells per class region; each gives its worst probe point as a start
 N_TOP = 32  # plus the globally worst probe points of the region
@@ -269,7 +269,7 @@ def margin_and_grad(apply_fn: Callable, x: jax.Array, y: jax.Array):
 
     One VJP of the summed margin: each margin depends only on its own point, so the gradient of
     the sum holds every point's own gradient. An ``apply_fn`` with a ``margin_and_grad(x, y)``
-    attribute (the fused CPU kernel, :mod:`sweepnet.fused`) computes both itself.
+    attribute (the fused CPU kernel, :mod:`sweepnet.kernel.fused`) computes both itself.
     """
     if (own := getattr(apply_fn, "margin_and_grad", None)) is not None:
         return own(x, y)
@@ -368,7 +368,7 @@ def metrics(
     """Separation metrics of one network: ``{margin, worst_margin, certified, max_grad}`` scalars.
 
     ``apply_fn(x (d, n)) -> logits (n_out, n)``; ``x_test (n_blocks, d, block)`` and
-    ``y_test (n_blocks, block)`` are the padded test probe of :class:`sweepnet.train.Data`
+    ``y_test (n_blocks, block)`` are the padded test probe of :class:`sweepnet.train.step.Data`
     (label -1 marks padding). Binary probes label region 0 / region 1 as classes 0 / 1.
     """
 

@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sweepnet.errors import SweepnetError
-from sweepnet.host import DRAW_COMPILER_OPTIONS
+from sweepnet.core.errors import SweepnetError
+from sweepnet.core.host import DRAW_COMPILER_OPTIONS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -125,7 +125,7 @@ inline vf sigmoid_v(vf a) {
   return (a >= 0.0f ? splat(1.0f) : e) / (e + 1.0f);
 }
 
-// the ids of sweepnet.fused.ACTIVATIONS
+// the ids of sweepnet.kernel.fused.ACTIVATIONS
 enum Act : int64_t {
   kTanh = 0, kRelu = 1, kLeakyRelu = 2, kSigmoid = 3, kLinear = 4, kSoftplus = 5
 };

@@ -23,7 +23,7 @@ the library; the persistent program cache keeps a similar per-host key.
 
 Nobody waits for that build (a minute on a small machine, four on a slow one). The first
 sweep that could use the kernel starts it in a detached background process
-(``python -m sweepnet.bench '{"kernel": true}'``) and trains with XLA's gradient meanwhile;
+(``python -m sweepnet.bench.suite '{"kernel": true}'``) and trains with XLA's gradient meanwhile;
 ``sweepnet devices --build`` builds in the foreground. Importing sweepnet builds nothing.
 
 Whether the kernel is used is measured, per machine: after building it, the builder times a
@@ -57,7 +57,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sweepnet.host import cache_root, host_cpu, jaxlib_version
+from sweepnet.core.host import cache_root, host_cpu, jaxlib_version
 
 # activation name -> the kernel's id (enum Act in fused_grad.cc)
 ACTIVATIONS = {"tanh": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "linear": 4, "softplus": 5}
@@ -91,7 +91,7 @@ def enabled() -> bool:
 
 
 def covers(static) -> bool:
-    """Whether the kernel computes this program's gradient (:class:`~sweepnet.train.Static`):
+    """Whether the kernel computes this program's gradient (:class:`~sweepnet.train.step.Static`):
     a binary ``mlp`` whose every activation the kernel knows."""
     return (static.arch == "mlp" and static.n_out == 1 and static.depth >= 1
             and all(a in ACTIVATIONS for a in static.activations))
@@ -344,7 +344,7 @@ def start_build() -> bool:
     with log:
         # kept in _state: a Popen dropped while its child runs warns (ResourceWarning)
         _state["builder"] = subprocess.Popen(
-            [sys.executable, "-m", "sweepnet.bench", json.dumps({"kernel": True})],
+            [sys.executable, "-m", "sweepnet.bench.suite", json.dumps({"kernel": True})],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
     _say("building the fused CPU gradient kernel in the background (once per machine; "
@@ -429,7 +429,7 @@ class Net(NamedTuple):
 
     @classmethod
     def of(cls, static, width, depth=None, which=None) -> Net:
-        """From a program's ``static`` and a network's :class:`~sweepnet.train.Hyper` values
+        """From a program's ``static`` and a network's :class:`~sweepnet.train.step.Hyper` values
         (``depth`` None: the program's; ``which`` None: its first activation)."""
         ids = jnp.asarray([ACTIVATIONS[a] for a in static.activations], jnp.int32)
         return cls(jnp.asarray(width, jnp.int32),
@@ -450,7 +450,7 @@ def _layers(tree) -> tuple[list[str], list[jax.Array]]:
 
 
 def grad(tree, x, y, net: Net):
-    """Gradient of the mean binary cross-entropy of an ``mlp`` (:class:`sweepnet.models.MLP`).
+    """Gradient of the mean binary cross-entropy of an ``mlp`` (:class:`sweepnet.sweep.models.MLP`).
 
     ``tree``: its padded parameter tree (``{"params": {"hidden_i"/"out": {"kernel", "bias"}}}``,
     kernels ``(out, in)``); ``x (in_dim, points)``; ``y (points,)`` int labels; ``net`` the
@@ -483,7 +483,7 @@ def logits(tree, x, net: Net):
 
 def margin_and_grad(tree, x, y, net: Net):
     """Signed margins ``(points,)`` (``(2y - 1) z``) at ``x (in_dim, points)`` and their input
-    gradients ``(in_dim, points)``, as :func:`sweepnet.separation.margin_and_grad` computes them
+    gradients ``(in_dim, points)``, as ``separation.margin_and_grad`` computes them
     for a binary ``mlp``. Arguments as for :func:`grad`; works under ``vmap``."""
     names, layers = _layers(tree)
     call = jax.ffi.ffi_call("sweepnet_fused_margin_grad",

@@ -1,5 +1,5 @@
 """One self-contained HTML page about a results folder: summary, the explorable phase diagram
-(:mod:`sweepnet.explore`), minimal width, training curves, a few inspected networks, and the
+(:mod:`sweepnet.views.explore`), minimal width, training curves, a few inspected networks, and the
 spec.
 
 The Vega, Vega-Lite and Vega-Embed libraries are inlined once (from vl-convert), so the page
@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import tomllib
 
-from sweepnet.errors import SweepnetError
+from sweepnet.core.errors import SweepnetError
 
 _STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -101,9 +101,9 @@ def pick_networks(runs: pd.DataFrame, limit: int = 3) -> list[tuple[str, pd.Seri
 
 
 def _summary(root: str, runs: pd.DataFrame) -> list[tuple[str, str]]:
-    from sweepnet.charts import progress
-    from sweepnet.drawing import swept_axes
-    from sweepnet.results import read_manifest
+    from sweepnet.store.results import read_manifest
+    from sweepnet.views.charts import progress
+    from sweepnet.views.drawing import swept_axes
 
     manifest = read_manifest(root)
     done, total = progress(root, runs)
@@ -144,10 +144,11 @@ def _bundle(vl_version: str | None) -> str:
 
 def build_report(root: str) -> str:
     """The report page of the results folder ``root`` as an HTML string."""
-    from sweepnet import charts, results
-    from sweepnet import inspect as inspect_lib
-    from sweepnet.drawing import vl_version
-    from sweepnet.explore import explore, explore_table
+    from sweepnet.store import results
+    from sweepnet.views import charts
+    from sweepnet.views import network as inspect_lib
+    from sweepnet.views.drawing import vl_version
+    from sweepnet.views.explore import explore, explore_table
 
     runs = results.load(root)
     if not len(runs):
@@ -192,7 +193,7 @@ def build_report(root: str) -> str:
             "for single seeds).",
         )
     if os.path.exists(os.path.join(root, "topology.parquet")):  # after `sweepnet topology`
-        from sweepnet import topology
+        from sweepnet.measure import topology
 
         topo = topology.load(root).merge(runs[["run_id", "activation", "width", "depth"]],
                                          on="run_id")

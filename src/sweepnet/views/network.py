@@ -33,16 +33,16 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from sweepnet.drawing import (
+from sweepnet.core.errors import SweepnetError
+from sweepnet.views.drawing import (
     CLASS_COLORS,
     boundary,
     boundary_fill,
     representatives,
     swept_axes,
 )
-from sweepnet.drawing import label as _label
-from sweepnet.drawing import values as _values
-from sweepnet.errors import SweepnetError
+from sweepnet.views.drawing import label as _label
+from sweepnet.views.drawing import values as _values
 
 MAX_POINTS = 600  # training points drawn per panel (a fixed subsample beyond that)
 GRID_LINES = 11  # grid lines per direction of the input plane
@@ -54,7 +54,7 @@ GRID_SAMPLES = 60  # points along each grid line
 
 def data_params(row: pd.Series) -> dict[str, Any]:
     """The dataset parameters of a runs row (``data_<param>`` columns, cast to their kind)."""
-    from sweepnet.data import DATASETS
+    from sweepnet.sweep.data import DATASETS
 
     out = {}
     for k, p in DATASETS[row["dataset"]].params.items():
@@ -83,7 +83,7 @@ def training_points(row: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=16)
 def _training_points(name, params, n_train, noise, data_seed):
     # Cached: the runs of a sweep share a handful of data configurations.
-    from sweepnet.data import make_split
+    from sweepnet.sweep.data import make_split
 
     split = make_split(name, dict(params), n_train, 1, noise, data_seed)
     return split.x_train, split.y_train
@@ -111,7 +111,7 @@ def _apply(arch: str, width: int, depth: int, activation: str, n_out: int):
     ``(logits, hidden)``. One compile per architecture instead of one per operation."""
     import jax
 
-    from sweepnet.models import build
+    from sweepnet.sweep.models import build
 
     model = build(arch, width, depth, activation, n_out)
     # init_scale only shapes the initial weights, so any value gives the same function here.
@@ -120,7 +120,7 @@ def _apply(arch: str, width: int, depth: int, activation: str, n_out: int):
 
 def half_side(row: pd.Series, x: np.ndarray) -> float:
     """Half side of the square drawn around the input domain."""
-    from sweepnet.data import extent
+    from sweepnet.sweep.data import extent
 
     return max(extent(row["dataset"], data_params(row)), float(np.abs(x).max()) * 1.05, 1e-3)
 
@@ -414,7 +414,7 @@ def inspect(root: str, run_id: str, size: int = 220, ncol: int = 3) -> alt.TopLe
     Panels in reading order (``ncol`` a row): decision boundary, input space with its grid,
     each hidden layer, the read-out. See the module doc for how each space is drawn.
     """
-    from sweepnet import results
+    from sweepnet.store import results
 
     row, params = results.load_params(root, run_id)
     return network(row, params, size, ncol, root=root)
@@ -572,10 +572,10 @@ def boundary_frames(
     max_panels: int = 120,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Cells and points of one representative run per configuration (the seed with the median
-    test accuracy), for :func:`sweepnet.drawing.boundary`. Panels are columns by ``column`` and
+    test accuracy), for ``drawing.boundary``. Panels are columns by ``column`` and
     rows by ``row`` followed by every other swept axis."""
-    from sweepnet import results
-    from sweepnet.drawing import field as _field
+    from sweepnet.store import results
+    from sweepnet.views.drawing import field as _field
 
     column = _field(runs, column, "--column")
     row = _field(runs, row, "--row")

@@ -1,5 +1,5 @@
 """Watch one network learn: retrain it alone, keep its parameters at every evaluation step,
-and draw its decision boundary and layer pictures (:func:`sweepnet.inspect.network`) at each.
+and draw its decision boundary and layer pictures (:func:`sweepnet.views.network.network`) at each.
 
 ``sweepnet inspect DIR RUN_ID --animate`` writes two files: an HTML page with a step slider
 (the frames inlined as PNG, so it opens offline) and a GIF of the same frames. The frames are
@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from sweepnet.errors import SweepnetError
+from sweepnet.core.errors import SweepnetError
 
 MAX_FRAMES = 40  # eval steps drawn at most (evenly spaced, always with the last one)
 
@@ -45,8 +45,11 @@ def retrain(root: str, run_id: str) -> Trajectory:
     eval step. Its configuration comes from ``root/spec.toml``."""
     import jax
 
-    from sweepnet import engine, plan, results, spec
-    from sweepnet.models import unpad
+    from sweepnet.engine import plan
+    from sweepnet.engine import run as engine
+    from sweepnet.store import results
+    from sweepnet.sweep import spec
+    from sweepnet.sweep.models import unpad
 
     row, _ = results.load_params(root, run_id)  # one-line error for an unknown run
     path = os.path.join(root, "spec.toml")
@@ -55,7 +58,7 @@ def retrain(root: str, run_id: str) -> Trajectory:
     if run_id not in runs:
         raise SweepnetError(f"{path}: run {run_id!r} is not in this spec (cannot retrain it)")
     cfg = runs[run_id].config
-    static = plan._static(cfg, cfg["width"])
+    static = plan.static_of(cfg, cfg["width"])
     out, snaps = engine.train_alone(cfg, run_id, static, capture=True)
     n = len(static.eval_steps)
     trees = [jax.tree.map(lambda a, i=i: np.asarray(a[i]), snaps) for i in range(n)]
@@ -82,8 +85,8 @@ def frames(traj: Trajectory, size: int = 180, limit: int = MAX_FRAMES) -> list[t
     """``(step, PNG bytes)`` of the network at each drawn eval step."""
     import vl_convert as vlc
 
-    from sweepnet import inspect as inspect_lib
-    from sweepnet.drawing import vl_version
+    from sweepnet.views import network as inspect_lib
+    from sweepnet.views.drawing import vl_version
 
     out = []
     for i in frame_indices(len(traj.steps), limit):

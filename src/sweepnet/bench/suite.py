@@ -12,7 +12,7 @@ work in this process:
 - ``scan``: one jitted ``lax.scan`` of the whole training, called once per network.
 
 The engine runs with what ``sweepnet run`` picks on this machine (the fused CPU kernel where
-it measured faster, see :mod:`sweepnet.fused`); the full bench first builds and measures the
+it measured faster, see :mod:`sweepnet.kernel.fused`); the full bench first builds and measures the
 kernel if need be, and at one size per shape also trains with each gradient forced, so it
 prints which gradient won and whether the default took it.
 
@@ -158,8 +158,9 @@ def engine_run(width: int, depth: int, n: int, steps: int, eval_every: int, n_te
     """
     import jax
 
-    from sweepnet import engine, spec
-    from sweepnet.results import read_manifest
+    from sweepnet.engine import run as engine
+    from sweepnet.store.results import read_manifest
+    from sweepnet.sweep import spec
 
     s = spec.loads(_spec_text(width, depth, n, steps, eval_every, n_test))
     with tempfile.TemporaryDirectory(prefix="sweepnet-bench-") as out:
@@ -190,7 +191,7 @@ def _worker(job: dict, devices: int | None = None, plain: bool = False,
     env["XLA_FLAGS"] = flags.strip()
     if devices is not None:
         env["SWEEPNET_HOST_DEVICES"] = str(devices)
-    proc = subprocess.run([sys.executable, "-m", "sweepnet.bench", json.dumps(job)], env=env,
+    proc = subprocess.run([sys.executable, "-m", "sweepnet.bench.suite", json.dumps(job)], env=env,
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"bench worker failed: {proc.stderr.strip()[-2000:]}")
@@ -225,7 +226,8 @@ def rerun(spec_path: str) -> dict:
 
 def sweep_run(spec_path: str, out: str) -> dict:
     """``sweepnet run SPEC --out OUT`` in this process (the :func:`rerun` worker)."""
-    from sweepnet import engine, spec
+    from sweepnet.engine import run as engine
+    from sweepnet.sweep import spec
 
     summary = engine.run_sweep(spec.load(spec_path), out, fresh=True, progress=False)
     return {"networks": summary.trained, "wall_s": summary.wall_s,
@@ -268,7 +270,7 @@ def _user_model(width: int, depth: int):
 
 
 def _user_data(n_test: int):
-    from sweepnet import data as data_lib
+    from sweepnet.sweep import data as data_lib
 
     params = data_lib.default_params("disk_annulus")
     split = data_lib.make_split("disk_annulus", params, BATCH, n_test, 0.0, 0)
@@ -454,8 +456,9 @@ def probe_bucket(width: int, depth: int, activation: str = "tanh", n: int | None
     The one place that makes a ``Static`` and a ``Hyper`` for a measurement, and it makes them
     as a sweep does: from a spec, through the planner and the engine's inputs.
     """
-    from sweepnet import engine, spec
-    from sweepnet import plan as plan_lib
+    from sweepnet.engine import plan as plan_lib
+    from sweepnet.engine import run as engine
+    from sweepnet.sweep import spec
 
     def bucket(count):
         s = spec.loads(_spec_text(width, depth, count, steps, max(1, steps // 2), n_test,
@@ -484,8 +487,8 @@ def measure_gradients(shapes=None, steps: int = 300, repeats: int = 7, say=None)
     """
     import jax
 
-    from sweepnet import fused
-    from sweepnet.train import make_train
+    from sweepnet.kernel import fused
+    from sweepnet.train.step import make_train
 
     say = say or (lambda _: None)
     rows = []
@@ -516,7 +519,7 @@ def prepare_kernel(say=None) -> dict | None:
     """Build the fused CPU kernel in the foreground if need be, then measure it against XLA's
     gradient (:func:`measure_gradients`) and keep the verdict beside it. What the background
     builder and ``sweepnet devices --build`` run. Returns the verdict, None without a kernel."""
-    from sweepnet import fused
+    from sweepnet.kernel import fused
 
     if fused.build() is None:
         return None
@@ -560,8 +563,9 @@ def calibrate(steps: int = 200) -> dict[str, float]:
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    from sweepnet import engine, fused
-    from sweepnet import plan as plan_lib
+    from sweepnet.engine import plan as plan_lib
+    from sweepnet.engine import run as engine
+    from sweepnet.kernel import fused
 
     m = engine.mesh()
     n_dev = m.devices.size
@@ -621,13 +625,13 @@ def recorded_runs(folder: str = "results", n_devices: int | None = None,
     "overhead_s"}``. Only manifests that record compile time per bucket count."""
     import glob
 
-    from sweepnet.results import read_manifest
-    from sweepnet.train import Static
+    from sweepnet.store.results import read_manifest
+    from sweepnet.train.step import Static
 
     if n_devices is None or backend is None or version is None:
         import jax
 
-        from sweepnet import engine
+        from sweepnet.engine import run as engine
 
         n_devices = n_devices or len(jax.devices())
         backend = backend or jax.default_backend()
@@ -671,7 +675,7 @@ def fit_recorded(buckets: list[dict], n_devices: int, prior: dict | None = None)
     """
     import numpy as np
 
-    from sweepnet import plan as plan_lib
+    from sweepnet.engine import plan as plan_lib
 
     if not buckets:
         return None
@@ -717,7 +721,7 @@ def throughput(refresh: bool = False, results: str = "results", say=None) -> dic
     """
     import jax
 
-    from sweepnet.programs import cache_root
+    from sweepnet.engine.programs import cache_root
 
     say = say or (lambda _: None)
     n_dev = len(jax.local_devices())
@@ -757,7 +761,7 @@ def calibration_key() -> str:
     """The machine setup a cached calibration holds for (``throughput.json``'s keys)."""
     import jax
 
-    from sweepnet import engine
+    from sweepnet.engine import run as engine
 
     return (f"{jax.default_backend()}-{len(jax.local_devices())}-{os.cpu_count()}-"
             f"jax{jax.__version__}-sweepnet{engine.__version__}")
@@ -795,7 +799,7 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
     steps, every, n_test = steps or cfg["steps"], cfg["eval_every"], cfg["n_test"]
     say = progress or (lambda _: None)
     load = os.getloadavg()[0]
-    from sweepnet import fused
+    from sweepnet.kernel import fused
 
     # built and measured before anything is timed (the full bench; a one-off per machine, as
     # `sweepnet devices --build` does it); the quick bench takes the machine as it is
@@ -976,7 +980,7 @@ def format_table(result: dict) -> str:
 
 
 if __name__ == "__main__":
-    # worker: python -m sweepnet.bench '{"engine": [w, d, n, steps, every, n_test]}'
+    # worker: python -m sweepnet.bench.suite '{"engine": [w, d, n, steps, every, n_test]}'
     #                               or '{"sweep": [spec_path, out]}'
     #                               or '{"baseline": [kind, w, d, steps, nets, n_test, repeats]}'
     #                               or '{"torch": [w, d, steps, nets, n_test]}'

@@ -19,7 +19,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from sweepnet.drawing import (
+from sweepnet.core.errors import SweepnetError
+from sweepnet.views.drawing import (
     CLASS_COLORS,
     boundary,
     save,
@@ -27,12 +28,11 @@ from sweepnet.drawing import (
     title,
     to_html,
 )
-from sweepnet.drawing import facet as _facet
-from sweepnet.drawing import field as _field
-from sweepnet.drawing import fmt as _fmt
-from sweepnet.drawing import label as _label
-from sweepnet.drawing import values as _values
-from sweepnet.errors import SweepnetError
+from sweepnet.views.drawing import facet as _facet
+from sweepnet.views.drawing import field as _field
+from sweepnet.views.drawing import fmt as _fmt
+from sweepnet.views.drawing import label as _label
+from sweepnet.views.drawing import values as _values
 
 KINDS = ("phase", "curves", "minwidth", "boundary")
 
@@ -535,7 +535,7 @@ def dataset(
     1-D data as a strip (jittered vertically), 2-D as a scatter, 3-D and wider as the three
     pairwise projections of the first three coordinates.
     """
-    from sweepnet import data as data_lib
+    from sweepnet.sweep import data as data_lib
 
     if name not in data_lib.DATASETS:
         raise SweepnetError(f"unknown dataset {name!r} (known: {', '.join(data_lib.DATASETS)})")
@@ -613,7 +613,7 @@ def from_results(root: str, kind: str = "phase", **options: Any) -> alt.TopLevel
     Options by kind: phase (x, y, metric, column, row); curves (color, column, row, metric);
     minwidth (x, metric, column, row); boundary (column, row).
     """
-    from sweepnet import results
+    from sweepnet.store import results
 
     allowed = {
         "phase": {"x", "y", "metric", "column", "row"},
@@ -638,7 +638,7 @@ def from_results(root: str, kind: str = "phase", **options: Any) -> alt.TopLevel
     elif kind == "minwidth":
         chart = minwidth(runs, **options)
     else:
-        from sweepnet import inspect as inspect_lib
+        from sweepnet.views import network as inspect_lib
 
         chart = inspect_lib.boundary_grid(root, runs, **options)
     return with_progress(chart, *progress(root, runs))
@@ -649,18 +649,18 @@ def from_results(root: str, kind: str = "phase", **options: Any) -> alt.TopLevel
 
 def progress(root: str, runs: pd.DataFrame | None = None) -> tuple[int, int]:
     """``(done, total)``: finished networks of the folder's spec, and all of them
-    (:func:`sweepnet.results.progress`; ``runs`` is accepted for the callers' convenience)."""
+    (:func:`sweepnet.store.results.progress`; ``runs`` is accepted for the callers' convenience)."""
     del runs
-    from sweepnet import results
+    from sweepnet.store import results
 
     return results.progress(root)
 
 
 def pending(root: str, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """The configurations of the folder's spec not trained yet, one row each
-    (:func:`sweepnet.results.pending`)."""
+    (:func:`sweepnet.store.results.pending`)."""
     del runs
-    from sweepnet import results
+    from sweepnet.store import results
 
     return results.pending(root)
 

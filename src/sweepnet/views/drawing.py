@@ -17,7 +17,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from sweepnet.errors import SweepnetError
+from sweepnet.core.errors import SweepnetError
 
 # Configuration columns of the runs table that a sweep can vary (``seed`` is the replicate
 # axis and is aggregated over, never drawn as an axis of its own).
@@ -109,7 +109,7 @@ def field(df: pd.DataFrame, name: str | None, option: str) -> str | None:
         return name
     if f"data_{name}" in df.columns:
         return f"data_{name}"
-    from sweepnet.spec import suggest
+    from sweepnet.sweep.spec import suggest
 
     known = ", ".join(swept_axes(df)) or "none"
     raise SweepnetError(
@@ -188,7 +188,7 @@ def boundary(
     ``cells``: one row per grid cell and panel, with ``x0, x1, y0, y1`` (the cell's box),
     ``p`` (probability of class 1, binary) or ``cls`` and ``conf`` (multi-class), and the facet
     fields. ``points``: ``u, v, label`` training points (already projected to the panel's
-    plane) with the same facet fields. Built by :func:`sweepnet.inspect.boundary_frames`.
+    plane) with the same facet fields. Built by :func:`sweepnet.views.network.boundary_frames`.
     """
     x_lo, y_hi = float(cells["x0"].min()), float(cells["y1"].max())
     tables = [cells.assign(_layer="cells"), points.assign(_layer="points")]

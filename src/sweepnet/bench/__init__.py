@@ -1,0 +1,1 @@
+"""Benchmarks against per-network baselines and the machine's limits."""

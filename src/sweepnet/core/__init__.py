@@ -1,0 +1,1 @@
+"""The ground floor: errors, the host machine and its devices."""

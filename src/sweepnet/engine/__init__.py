@@ -1,0 +1,1 @@
+"""The plan and its execution: buckets, calls, compiled programs, many hosts."""

@@ -1,0 +1,1 @@
+"""The numbers of one trained network: forward passes, decision grids, topology."""

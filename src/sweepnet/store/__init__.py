@@ -1,0 +1,1 @@
+"""The results folder: every path inside it, its writer and its readers."""

@@ -1,0 +1,1 @@
+"""One network's training step and its separation certificate."""

@@ -1,0 +1,1 @@
+"""What a user looks at: charts, network pictures, the report, explore, animate."""
