@@ -49,13 +49,14 @@ eval_every = 20
 @pytest.fixture(scope="session")
 def tiny_results(tmp_path_factory):
     """A finished 8-network sweep (widths 2-3, depths 1-2, 2 seeds). Read it, do not write it."""
+    from sweepnet.engine import cost as cost_lib
     from sweepnet.engine import plan
     from sweepnet.engine import run as engine
     from sweepnet.sweep import spec
 
     out = str(tmp_path_factory.mktemp("tiny") / "results")
     s = spec.loads(TINY_SPEC)
-    per_net = plan.bytes_per_network(plan.make_plan(s, 2).buckets[0].static)
+    per_net = cost_lib.bytes_per_network(plan.make_plan(s, 2).buckets[0].static)
     # one program for the grid; room for 4 networks a call makes two calls, so two parts
     engine.run_sweep(s, out, progress=False, max_memory=4 * per_net)
     return out

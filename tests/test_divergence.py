@@ -9,6 +9,7 @@ import sweepnet
 from conftest import runs_table
 
 # A linear network trained by plain SGD at learning rate 1000 overflows to inf, then NaN,
+from sweepnet.engine import cost as cost_lib
 from sweepnet.engine import plan
 from sweepnet.engine import run as engine
 
@@ -47,7 +48,7 @@ def swept(tmp_path_factory):
     static = plan.make_plan(mixed, 2).buckets[0].static
     assert static == plan.make_plan(healthy, 2).buckets[0].static  # same program, no padding
     # four networks per call (two per device) in both sweeps: the same XLA loop shapes
-    budget = 4 * plan.bytes_per_network(static)
+    budget = 4 * cost_lib.bytes_per_network(static)
     outs = {}
     for name, s in (("mixed", mixed), ("healthy", healthy)):
         outs[name] = str(tmp_path_factory.mktemp(name))

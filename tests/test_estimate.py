@@ -11,6 +11,7 @@ import pytest
 
 from sweepnet import cli
 from sweepnet.bench import suite as bench
+from sweepnet.engine import cost as cost_lib
 from sweepnet.engine import plan
 from sweepnet.engine import run as engine
 from sweepnet.sweep import spec
@@ -41,7 +42,7 @@ def _record(folder, p, compile_s=COMPILE_S, loaded=False, version=None, name="fa
     for b in p.buckets:
         lanes = b.chunk * -(-len(b.runs) // b.chunk)
         train = lanes * b.static.steps / n_dev * (
-            STEP_S + plan.step_flops(b.static, b.static.width) / FLOPS_PER_S)
+            STEP_S + cost_lib.step_flops(b.static, b.static.width) / FLOPS_PER_S)
         buckets[f"0of1-b{b.index:03d}"] = {
             "static": dataclasses.asdict(b.static), "networks": len(b.runs), "chunk": b.chunk,
             "gradient": "xla", "seconds": train + compile_s, "compile_s": compile_s,
@@ -91,7 +92,7 @@ def test_one_recorded_shape_scales_the_prior(tmp_path, fresh_cache):
     p = plan.make_plan(spec.loads(_shape(3, 2)), len(jax.local_devices()))
     wall = _record(tmp_path / "results", p)
     t = bench.throughput(results=str(tmp_path / "results"))
-    ratio = plan.DEFAULT_FLOPS_PER_S * plan.DEFAULT_STEP_S  # the prior's shape, kept
+    ratio = cost_lib.DEFAULT_FLOPS_PER_S * cost_lib.DEFAULT_STEP_S  # the prior's shape, kept
     assert t["flops_per_s"] * t["step_s"] == pytest.approx(ratio, rel=1e-6)
     est = p.estimate_seconds(t["flops_per_s"], t["compile_s"], t["step_s"], t["overhead_s"])
     assert est == pytest.approx(wall, rel=1e-6)
@@ -179,7 +180,7 @@ def test_a_first_run_is_estimated_with_xla_until_the_kernel_is_built_then_the_ke
     n = len(xla.buckets)
     # the build slows what runs beside it 2x; it ends a quarter of the way through XLA's work
     build_s = 2 * (n * COMPILE_S + work_xla / 4)
-    text = plan.describe(xla, **model, load_s=0.5, overhead_s=OVERHEAD_S, padded=True,
+    text = cost_lib.describe(xla, **model, load_s=0.5, overhead_s=OVERHEAD_S, padded=True,
                          kernel_plan=kernel, build_s=build_s, contention=2.0)
     m = re.search(r"estimated time (\d+) s for this first run from empty caches: XLA's "
                   r"gradient for the first ~\d+ s while the CPU kernel builds .*, (\d+) s with "
@@ -188,7 +189,7 @@ def test_a_first_run_is_estimated_with_xla_until_the_kernel_is_built_then_the_ke
         build_s + 0.75 * work_kernel + n * COMPILE_S + OVERHEAD_S, abs=1)
     assert float(m[2]) == pytest.approx(work_kernel + n * 0.5 + OVERHEAD_S, abs=1)  # all kernel
     # a run shorter than the build never gets to the kernel: XLA's gradient throughout
-    text = plan.describe(xla, **model, overhead_s=OVERHEAD_S, kernel_plan=kernel,
+    text = cost_lib.describe(xla, **model, overhead_s=OVERHEAD_S, kernel_plan=kernel,
                          build_s=5 * work_xla + 2 * n * COMPILE_S, contention=2.0)
     cold = float(re.search(r"estimated time (\d+) s for this first run from empty caches, "
                            r"with XLA's gradient", text)[1])

@@ -229,11 +229,11 @@ def both(tmp_path_factory):
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("SWEEPNET_FUSED", flag)
             try:
-                engine.bucket_fn.cache_clear()
+                programs.bucket_fn.cache_clear()
                 out[name] = str(tmp_path_factory.mktemp(name))
                 engine.run_sweep(s, out[name], progress=False)
             finally:
-                engine.bucket_fn.cache_clear()
+                programs.bucket_fn.cache_clear()
     return s, out
 
 
@@ -287,21 +287,21 @@ def test_without_a_compiler_the_sweep_uses_xlas_gradient(tmp_path, monkeypatch, 
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("SWEEPNET_CACHE", str(tmp_path / "cache"))
     fused.reset()
-    engine.bucket_fn.cache_clear()
+    programs.bucket_fn.cache_clear()
     try:
         assert fused.library(wait=True) is None  # as SWEEPNET_FUSED=1 asks
         err = capfd.readouterr().err
         assert "building the fused CPU gradient kernel" in err  # the user sees the pause's cause
         assert "fused CPU gradient unavailable" in err
         s = spec.loads(SPEC.replace('["tanh", "softplus", "elu"]', '"tanh"'))
-        assert not fused.use(plan.make_plan(s, 2).buckets[0].static, engine.mesh())
+        assert not fused.use(plan.make_plan(s, 2).buckets[0].static, programs.mesh())
         engine.run_sweep(s, str(tmp_path / "out"), progress=False, cache=False)
         with open(tmp_path / "out" / "manifest.json") as f:
             assert {b["gradient"] for b in json.load(f)["buckets"].values()} == {"xla"}
     finally:
         monkeypatch.undo()
         fused.reset()
-        engine.bucket_fn.cache_clear()
+        programs.bucket_fn.cache_clear()
     assert fused.library(wait=True) is not None
 
 
@@ -372,12 +372,12 @@ def test_a_bucket_switches_to_the_kernel_when_it_is_ready(both, tmp_path, monkey
 
     monkeypatch.setattr(fused, "ready", ready)
     monkeypatch.setattr(plan, "interim_chunk",
-                        lambda static, chunk, n: plan._lanes(4, n, plan.sub_batch(static)))
-    engine.bucket_fn.cache_clear()
+                        lambda static, chunk, n: plan.whole_lanes(4, n, plan.sub_batch(static)))
+    programs.bucket_fn.cache_clear()
     try:
         engine.run_sweep(s, str(tmp_path / "out"), progress=False)
     finally:
-        engine.bucket_fn.cache_clear()
+        programs.bucket_fn.cache_clear()
     assert "the fused CPU kernel is built and measured faster here" in capfd.readouterr().err
     with open(tmp_path / "out" / "manifest.json") as f:
         buckets = {tuple(b["static"]["activations"]): b for b in json.load(f)["buckets"].values()}

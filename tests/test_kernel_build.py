@@ -13,7 +13,7 @@ import time
 import pytest
 
 from sweepnet import cli
-from sweepnet.engine import plan
+from sweepnet.engine import plan, programs
 from sweepnet.engine import run as engine
 from sweepnet.engine.run import Summary
 from sweepnet.kernel import fused
@@ -155,7 +155,7 @@ def test_the_kernel_is_used_where_it_measured_faster(isolated, monkeypatch):
     assert fused.prefers(3, 2, ("leaky_relu",)) is False  # relu's family
     assert fused.prefers(3, 2, ("tanh", "relu")) is False  # a program of both: all must gain
     monkeypatch.setattr(fused, "library", lambda wait=False, start=True: "kernel.so")
-    m = engine.mesh()
+    m = programs.mesh()
     small, wide = _static(3, 2, "tanh"), _static(16, 4, "tanh")
     assert fused.use(small, m) and not fused.use(wide, m)
     monkeypatch.setenv("SWEEPNET_FUSED", "1")
@@ -167,7 +167,7 @@ def test_the_kernel_is_used_where_it_measured_faster(isolated, monkeypatch):
 def test_an_unmeasured_kernel_is_not_used_by_default(isolated, monkeypatch):
     monkeypatch.setenv("CXX", _fake_compiler(isolated))
     monkeypatch.setattr(fused, "library", lambda wait=False, start=True: "kernel.so")
-    assert not fused.use(_static(3, 2, "tanh"), engine.mesh())
+    assert not fused.use(_static(3, 2, "tanh"), programs.mesh())
 
 
 def test_sweepnet_devices_says_the_kernel_is_not_built_and_builds_nothing(isolated, monkeypatch,
@@ -208,7 +208,7 @@ def test_the_summary_gives_small_rates_and_keeps_the_build_apart():
     assert "0.13 networks/s" in text and "compiles (4.0 s)" in text
     assert "41.2 s building the CPU kernel" in text
     assert "building" not in str(Summary(13, 0, 13, 1, 1, 4.0, 100.0))
-    assert [engine._significant(x) for x in (0.013, 0.13, 4.21, 57.4, 1234.5, 0.0)] == [
+    assert [engine.significant(x) for x in (0.013, 0.13, 4.21, 57.4, 1234.5, 0.0)] == [
         "0.013", "0.13", "4.2", "57", "1234", "0"]
 
 
@@ -219,7 +219,7 @@ def test_a_sweep_waits_for_a_kernel_being_built_only_while_one_is(isolated, monk
     ``ready``: built and measured faster, asked afresh."""
     monkeypatch.setenv("CXX", _fake_compiler(isolated))
     monkeypatch.setenv("SWEEPNET_KERNEL_BUILD", "1")
-    static, m = _static(3, 2, "tanh"), engine.mesh()
+    static, m = _static(3, 2, "tanh"), programs.mesh()
     assert fused.will_build()  # nothing built, background builds allowed
     assert not fused.pending(static, m)  # but no build is running
     fused._state["builder"] = "elsewhere"  # another process holds the build's lock

@@ -10,6 +10,7 @@ import pytest
 import sweepnet
 from conftest import runs_table
 from sweepnet import cli
+from sweepnet.engine import cost as cost_lib
 from sweepnet.engine import plan
 from sweepnet.engine import run as engine
 from sweepnet.store import results
@@ -67,7 +68,7 @@ def reference(tmp_path_factory):
 def test_chunk_follows_max_memory():
     s = spec.loads(SPEC)
     static = plan.make_plan(s, 2).buckets[0].static
-    per_net = plan.bytes_per_network(static)
+    per_net = cost_lib.bytes_per_network(static)
     # 16 networks, one program; room for 7 gives three equal calls of 6 (18 lanes), not
     # 7 + 7 + 2 padded to 7 (21 lanes)
     for budget, chunk in ((1, 2), (4 * per_net, 4), (7 * per_net + 1, 6), (10**12, 16)):
@@ -91,7 +92,7 @@ def test_tiny_max_memory_completes_with_the_same_results(tmp_path, reference, ca
 
 def _oom_above(limit: int, calls: list[int]):
     """A stand-in for the compiled call that runs out of memory above ``limit`` networks."""
-    real = engine._call
+    real = engine.dispatch
 
     def call(compiled, seeds, hyper, data):
         calls.append(seeds.shape[0])
@@ -108,7 +109,7 @@ def _oom_above(limit: int, calls: list[int]):
 @pytest.mark.slow
 def test_resource_exhausted_halves_the_chunk_and_retries(tmp_path, reference, monkeypatch, capsys):
     calls = []
-    monkeypatch.setattr(engine, "_call", _oom_above(2, calls))
+    monkeypatch.setattr(engine, "dispatch", _oom_above(2, calls))
     out = str(tmp_path / "out")
     summary = engine.run_sweep(spec.loads(SPEC), out, progress=False)
     err = capsys.readouterr().err.splitlines()
@@ -128,7 +129,7 @@ def test_resource_exhausted_halves_the_chunk_and_retries(tmp_path, reference, mo
 def test_oom_after_some_chunks_keeps_them_and_redoes_only_the_rest(tmp_path, monkeypatch):
     """Call 2 of 2 runs out of memory: call 1's chunk is kept, call 2's is split in two."""
     calls = []
-    real = engine._call
+    real = engine.dispatch
 
     def call(compiled, seeds, hyper, data):
         calls.append(seeds.shape[0])
@@ -136,10 +137,10 @@ def test_oom_after_some_chunks_keeps_them_and_redoes_only_the_rest(tmp_path, mon
             raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: out of memory")
         return real(compiled, seeds, hyper, data)
 
-    monkeypatch.setattr(engine, "_call", call)
+    monkeypatch.setattr(engine, "dispatch", call)
     s = spec.loads(SPEC.replace("depth = [1, 2]", "depth = 1"))  # one bucket of 8
     out = str(tmp_path / "out")
-    per_net = plan.bytes_per_network(plan.make_plan(s, 2).buckets[0].static)
+    per_net = cost_lib.bytes_per_network(plan.make_plan(s, 2).buckets[0].static)
     summary = engine.run_sweep(s, out, progress=False, max_memory=4 * per_net)
     assert calls == [4, 4, 2, 2] and summary.retries == 1
     df = sweepnet.load(out)
@@ -150,7 +151,7 @@ def test_oom_after_some_chunks_keeps_them_and_redoes_only_the_rest(tmp_path, mon
 def test_out_of_memory_at_one_network_per_device_is_an_error_not_a_loop(
     tmp_path, monkeypatch, capsys
 ):
-    monkeypatch.setattr(engine, "_call", _oom_above(0, []))
+    monkeypatch.setattr(engine, "dispatch", _oom_above(0, []))
     path = tmp_path / "mem.toml"
     path.write_text(SPEC)
     assert (
@@ -167,6 +168,6 @@ def test_other_runtime_errors_are_not_swallowed(tmp_path, monkeypatch):
     def call(compiled, seeds, hyper, data):
         raise jax.errors.JaxRuntimeError("INTERNAL: something else broke")
 
-    monkeypatch.setattr(engine, "_call", call)
+    monkeypatch.setattr(engine, "dispatch", call)
     with pytest.raises(jax.errors.JaxRuntimeError, match="INTERNAL"):
         engine.run_sweep(spec.loads(SPEC), str(tmp_path / "out"), progress=False)

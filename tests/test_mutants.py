@@ -59,16 +59,16 @@ MUTANTS = [
     Mutant(
         "resume forgets the finished runs",
         "src/sweepnet/engine/run.py",
-        "    done = store.done_ids()\n",
-        "    done = set()\n",
+        "    plan = replan(store.done_ids())\n",
+        "    plan = replan(set())\n",
         ("tests/test_resume.py::test_a_sweep_killed_between_parts_resumes_exactly_the_missing_"
          "runs[1]",),
     ),
     Mutant(
         "calls cut from the runs left instead of the whole share",
-        "src/sweepnet/engine/run.py",
-        "chunk = plan_lib.chunk_size(b.static, share, n_dev, full.max_memory, where, fused)",
-        "chunk = plan_lib.chunk_size(b.static, runs, n_dev, full.max_memory, where, fused)",
+        "src/sweepnet/engine/plan.py",
+        "chunk = chunk_size(bucket.static, bucket.runs, n_devices, max_memory, platform, fused)",
+        "chunk = chunk_size(bucket.static, todo, n_devices, max_memory, platform, fused)",
         ("tests/test_resume.py::test_a_sweep_killed_between_parts_resumes_exactly_the_missing_"
          "runs[2]",),
     ),

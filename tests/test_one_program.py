@@ -10,7 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from sweepnet.engine import plan
+from sweepnet.engine import cost as cost_lib
+from sweepnet.engine import plan, programs
 from sweepnet.engine import run as engine
 from sweepnet.sweep import spec
 
@@ -70,14 +71,14 @@ depth = [1, 8]
 seeds = 4
 """)
     b = plan.make_plan(s, 2).buckets[0]
-    cost = lambda r: engine.run_cost(b.static, r, True)
+    cost = lambda r: cost_lib.run_step_flops(b.static, r)
     naive = [sum(cost(r) for r in b.runs[:8]), sum(cost(r) for r in b.runs[8:])]
     assert max(naive) / min(naive) > 2  # the grid's own order would load one device
-    laid, where = engine.lanes(b.runs, 18, 2, cost)  # 16 networks, 2 padding lanes
+    laid, where = plan.lay_out(b.runs, 18, 2, cost)  # 16 networks, 2 padding lanes
     assert [laid[i] for i in where] == b.runs  # every run sits on the lane recorded for it
     work = [sum(cost(r) for r in laid[:9]), sum(cost(r) for r in laid[9:])]
     assert max(work) / min(work) < 1.1, work
-    calls = engine.calls(b.runs, 3)
+    calls = plan.split(b.runs, 3)
     assert [r for c in calls for r in c] == b.runs  # in grid order, each run once
     assert max(len(c) for c in calls) - min(len(c) for c in calls) <= 1
 
@@ -85,7 +86,8 @@ seeds = 4
 def _exported(static, n, target, platform):
     """StableHLO of the bucket program laid out for ``target``, lowered for ``platform`` on this
     CPU (``jax.export`` needs no GPU to lower for cuda)."""
-    fn = engine.bucket_fn(static, engine.mesh(jax.local_devices()[:1]), False, target)
+    fn = programs.bucket_fn(static, programs.mesh(jax.local_devices()[:1]), False,
+                              plan.sub_batch(static), target)
     cfg = {"dataset": "disk_annulus", "arch": "mlp", "width": 3, "depth": 2,
            "activation": "tanh", "optimizer": "adam", "steps": static.steps,
            "eval_every": static.eval_every, "batch_size": 0, "n_train": static.n_train,
@@ -153,6 +155,6 @@ def test_call_memory_comes_from_the_devices():
     gib = 2**30
     two = _Mesh(_Device({"bytes_limit": 80 * gib, "bytes_in_use": gib}),
                 _Device({"bytes_limit": 80 * gib, "bytes_in_use": 0}))
-    assert engine.device_memory(two) == int(2 * 80 * gib * engine.MEMORY_SHARE) - gib
-    assert engine.device_memory(_Mesh(_Device({}))) is None  # no statistics: --max-memory
-    assert engine.device_memory(engine.mesh()) is None  # CPU devices report no limit
+    assert programs.device_memory(two) == int(2 * 80 * gib * programs.MEMORY_SHARE) - gib
+    assert programs.device_memory(_Mesh(_Device({}))) is None  # no statistics: --max-memory
+    assert programs.device_memory(programs.mesh()) is None  # CPU devices report no limit

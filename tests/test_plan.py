@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sweepnet.engine import cost as cost_lib
 from sweepnet.engine import plan
 from sweepnet.sweep import spec
 
@@ -58,12 +59,12 @@ def test_a_group_is_cut_into_calls_of_equal_size():
     static = plan.static_of(plan.expand(s)[0].config, 8)
     cfg = plan.expand(s)[0].config  # once: expanding the spec per run cost 10-30 s
     runs = [plan.Run(i, f"{i:016x}", cfg) for i in range(4096)]
-    budget = 900 * plan.bytes_per_network(static)  # room for 900 networks a call
+    budget = 900 * cost_lib.bytes_per_network(static)  # room for 900 networks a call
     chunk = plan.chunk_size(static, runs, 2, budget)
-    assert chunk * plan.bytes_per_network(static) <= budget
+    assert chunk * cost_lib.bytes_per_network(static) <= budget
     assert -(-4096 // chunk) == 5 and 5 * chunk - 4096 < 2 * (plan.sub_batch(static) + 2) * 5
     # an accelerator has no sub-batches: calls of equal size, at most a lane per device wasted
-    budget = 2040 * plan.bytes_per_network(static)
+    budget = 2040 * cost_lib.bytes_per_network(static)
     chunk = plan.chunk_size(static, runs, 2, budget, "gpu")
     assert -(-4096 // chunk) == 3 and 3 * chunk - 4096 < 2 * 3
 
@@ -73,14 +74,14 @@ def test_chunk_respects_max_memory():
     static = plan.static_of(plan.expand(s)[0].config, 64)
     cfg = plan.expand(s)[0].config  # once: expanding the spec per run cost 10-30 s
     runs = [plan.Run(i, f"{i:016x}", cfg) for i in range(4000)]
-    budget = 64 * plan.bytes_per_network(static)
+    budget = 64 * cost_lib.bytes_per_network(static)
     chunk = plan.chunk_size(static, runs, 2, budget)
-    assert chunk * plan.bytes_per_network(static) <= budget
+    assert chunk * cost_lib.bytes_per_network(static) <= budget
 
 
 def test_describe_reports_the_plan():
     p = plan.make_plan(spec.loads(SPEC), n_devices=2)
-    text = plan.describe(p)
+    text = cost_lib.describe(p)
     assert f"{len(p.runs)} networks in {len(p.buckets)} buckets" in text
     assert "padding waste" in text and "estimated time" in text
     assert 0.0 <= p.padding_waste < 1.0
@@ -95,7 +96,8 @@ def test_resnet_narrower_than_its_input_is_refused():
     ok = plan.make_plan(spec.loads(text, ["model.width=[2,3]"]), 2)
     mlp = plan.make_plan(spec.loads(SPEC, ["model.width=[2,3]"]), 2)
     # two square kernels a block: a resnet step costs more than the mlp's
-    assert plan.step_flops(ok.buckets[0].static, 3) > plan.step_flops(mlp.buckets[0].static, 3)
+    step = cost_lib.step_flops
+    assert step(ok.buckets[0].static, 3) > step(mlp.buckets[0].static, 3)
 
 
 # --- the chunk at its memory limit, and a file dataset's sizes (issue 28) ----------------------
@@ -110,7 +112,7 @@ def test_a_chunk_is_the_fewest_equal_calls_that_fit(platform):
     s = spec.loads(SPEC)
     cfg = plan.expand(s)[0].config
     static = plan.static_of(cfg, 8)
-    per_net = plan.bytes_per_network(static)
+    per_net = cost_lib.bytes_per_network(static)
     sub = plan.sub_batch(static) if platform == "cpu" else plan.MAX_CHUNK_ACCEL
     for largest in (1, 7, 8, 50, 64, 100, 333, 1000):
         runs = [plan.Run(i, f"{i:016x}", cfg) for i in range(largest)]
@@ -122,7 +124,7 @@ def test_a_chunk_is_the_fewest_equal_calls_that_fit(platform):
                 assert chunk <= room or chunk == n_devices, (case, chunk)
                 calls = -(-largest // chunk)
                 if calls > 1:
-                    fewer = plan._lanes(-(-largest // (calls - 1)), n_devices, sub)
+                    fewer = plan.whole_lanes(-(-largest // (calls - 1)), n_devices, sub)
                     assert fewer > room, (case, chunk, fewer)
     # room for less than one network: one network a device
     for n_devices in (1, 2, 8):

@@ -84,7 +84,7 @@ def test_the_key_follows_the_program_and_its_arguments():
 def _forget_compiled():
     """Forget this process's compiled programs (JAX's and sweepnet's in-memory records)."""
     jax.clear_caches()
-    engine.bucket_fn.cache_clear()
+    programs.bucket_fn.cache_clear()
     programs._compiled_here.clear()
 
 
@@ -121,12 +121,12 @@ def test_an_unusable_cache_folder_only_costs_the_cache(tmp_path, monkeypatch):
 def test_cpu_buckets_compile_with_the_cpu_options(tmp_path, monkeypatch):
     # CPU meshes get the options (measured there), and they reach every bucket's compile: a
     # misspelt option put in their place makes the sweep's compile fail, naming it
-    assert engine.compiler_options(engine.mesh()) == engine.CPU_COMPILER_OPTIONS
-    bogus = {f"{name}_misspelt": value for name, value in engine.CPU_COMPILER_OPTIONS.items()}
-    monkeypatch.setattr(engine, "CPU_COMPILER_OPTIONS", bogus)
-    engine.bucket_fn.cache_clear()
+    assert programs.compiler_options(programs.mesh()) == programs.CPU_COMPILER_OPTIONS
+    bogus = {f"{name}_misspelt": value for name, value in programs.CPU_COMPILER_OPTIONS.items()}
+    monkeypatch.setattr(programs, "CPU_COMPILER_OPTIONS", bogus)
+    programs.bucket_fn.cache_clear()
     try:
         with pytest.raises(Exception, match="_misspelt"):
             engine.run_sweep(spec.loads(SPEC), str(tmp_path / "a"), progress=False, cache=False)
     finally:
-        engine.bucket_fn.cache_clear()  # drop the programs built with the misspelt option
+        programs.bucket_fn.cache_clear()  # drop the programs built with the misspelt option

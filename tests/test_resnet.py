@@ -53,6 +53,7 @@ def test_resnet_is_residual_and_counts_its_params():
 
 @pytest.mark.slow
 def test_resnet_trains_on_the_disk():
+    from sweepnet.engine import plan
     from sweepnet.engine import run as engine
     from sweepnet.sweep import spec
 
@@ -72,8 +73,8 @@ steps = 600
 seeds = 1
 eval_every = 100
 """)
-    run = engine.plan_lib.expand(s)[0]
-    static = engine.plan_lib.static_of(run.config, 3)
+    run = plan.expand(s)[0]
+    static = plan.static_of(run.config, 3)
     out = engine.train_alone(run.config, run.run_id, static)
     assert out.curve_loss[-1] < 0.5 * out.curve_loss[0]
     assert out.test_acc > 0.95

@@ -29,6 +29,7 @@ import pytest
 
 import sweepnet
 from conftest import runs_table
+from sweepnet.engine import cost as cost_lib
 from sweepnet.engine import plan
 from sweepnet.engine import run as engine
 from sweepnet.store import results
@@ -312,18 +313,18 @@ def cut_sweep(out: str, mp: pytest.MonkeyPatch, kill_after: int | None = None):
     ``kill_after`` parts are written. Returns its summary and its calls, in order:
     ``(bucket index, run ids, lanes)`` for each part written."""
     s = spec.loads(CUT_SPEC)
-    per_net = plan.bytes_per_network(plan.make_plan(s, 2).buckets[0].static)
-    calls, write = [], engine._write
+    per_net = cost_lib.bytes_per_network(plan.make_plan(s, 2).buckets[0].static)
+    calls, write = [], engine.write_part
 
-    def recording(store, bucket, runs, where, result, *rest):
-        write(store, bucket, runs, where, result, *rest)
+    def recording(writer, bucket, call, result, written):
+        write(writer, bucket, call, result, written)
         lanes = {leaf.shape[0] for leaf in jax.tree.leaves(result)}  # (lanes, ...) each
         assert len(lanes) == 1
-        calls.append((bucket.index, tuple(r.run_id for r in runs), lanes.pop()))
+        calls.append((bucket.index, tuple(r.run_id for r in call.runs), lanes.pop()))
         if len(calls) == kill_after:
             raise Killed
 
-    mp.setattr(engine, "_write", recording)
+    mp.setattr(engine, "write_part", recording)
     summary = engine.run_sweep(s, out, progress=False, max_memory=CUT_ROOM * per_net)
     return summary, calls
 

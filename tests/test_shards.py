@@ -43,7 +43,7 @@ def table(out: str) -> pd.DataFrame:
 def test_shards_are_disjoint_balanced_and_cover_the_grid(count):
     s = spec.loads(SPEC.replace("width = [2, 3]", "width = [1, 2, 3, 5]"))
     p = plan.make_plan(s, 2)
-    shards = [engine.shard_runs(p.runs, p, i, count) for i in range(count)]
+    shards = [plan.shard_runs(p.runs, p.runs, i, count) for i in range(count)]
     ids = [r.run_id for sh in shards for r in sh]
     assert len(ids) == len(set(ids)) == len(p.runs)
     assert max(map(len, shards)) - min(map(len, shards)) <= 1
@@ -56,8 +56,8 @@ def test_shards_do_not_depend_on_the_device_count():
     s = spec.loads(SPEC)
     one, four = plan.make_plan(s, 1), plan.make_plan(s, 4)
     for i in range(3):
-        a = [r.run_id for r in engine.shard_runs(one.runs, one, i, 3)]
-        b = [r.run_id for r in engine.shard_runs(four.runs, four, i, 3)]
+        a = [r.run_id for r in plan.shard_runs(one.runs, one.runs, i, 3)]
+        b = [r.run_id for r in plan.shard_runs(four.runs, four.runs, i, 3)]
         assert a == b
     assert [b.static for b in one.buckets] == [b.static for b in four.buckets]
 

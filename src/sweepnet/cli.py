@@ -35,13 +35,14 @@ def _count(option: str, text: str | None) -> int | None:
 
 
 def cmd_run(a):
+    from sweepnet.engine import distributed
     from sweepnet.engine import run as engine
     from sweepnet.sweep import spec
 
     shard = _shard(a.shard)
     max_memory = _bytes(a.max_memory) if a.max_memory else None
     if a.distributed:  # before anything touches a device
-        engine.init_distributed(a.coordinator, _count("--num-processes", a.num_processes),
+        distributed.init_distributed(a.coordinator, _count("--num-processes", a.num_processes),
                                 _count("--process-id", a.process_id))
     elif a.coordinator or a.num_processes is not None or a.process_id is not None:
         raise SweepnetError("--coordinator, --num-processes and --process-id need --distributed")
@@ -54,15 +55,14 @@ def cmd_run(a):
 
 def cmd_plan(a):
     from sweepnet.bench import suite as bench
-    from sweepnet.engine import plan
-    from sweepnet.engine import run as engine
+    from sweepnet.engine import cost, plan, programs
     from sweepnet.kernel import fused
     from sweepnet.sweep import spec
 
     s = spec.load(a.spec, a.set)
-    m = engine.mesh()
+    m = programs.mesh()
     n, memory, where = m.devices.size, _bytes(a.max_memory) if a.max_memory else None, \
-        engine.platform(m)
+        programs.platform(m)
     # calls are cut as the run will cut them: by platform, and by the gradient it would use
     kernel = where == "cpu" and all(fused.use(b.static, m, start=False)
                                     for b in plan.make_plan(s, n, memory).buckets)
@@ -77,7 +77,7 @@ def cmd_plan(a):
         notes.append("the fused CPU kernel is not built and measured here yet: a first run does "
                      "it in the background and switches to it when ready (the kernel's work is "
                      "estimated at XLA's rate for real shapes until then)")
-    print(plan.describe(p, t["flops_per_s"], t["compile_s"], t["step_s"], load_s=t.get("load_s"),
+    print(cost.describe(p, t["flops_per_s"], t["compile_s"], t["step_s"], load_s=t.get("load_s"),
                         overhead_s=t.get("overhead_s", 0.0) + bench.STARTUP_S,
                         source=t["source"], notes=notes, padded=not kernel, kernel_plan=later,
                         build_s=fused.FIRST_BUILD_S, contention=_build_contention()))

@@ -1,4 +1,8 @@
-"""Compiled bucket programs, kept on disk so that a re-run neither traces nor compiles.
+"""Compiled bucket programs: built for a mesh of devices, and kept on disk so that a re-run
+neither traces nor compiles.
+
+:func:`bucket_fn` is a bucket's program: ``jit(vmap(train))`` with the network axis sharded over
+the mesh. It is the only place that decides on ``jit``, ``vmap`` and sharding.
 
 JAX's persistent compilation cache (``enable_compilation_cache``) skips XLA's compile on a
 re-run, but every bucket is still traced and lowered to find its cache key: about 1 s a bucket
@@ -23,11 +27,106 @@ import os
 import pickle
 import tempfile
 import threading
+from collections.abc import Sequence
 
 import jax
+import numpy as np
 from jax.experimental import serialize_executable
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from sweepnet.core.host import __version__, cache_root, host_cpu, jaxlib_version
+from sweepnet.core.host import (
+    CPU_COMPILER_OPTIONS,
+    __version__,
+    cache_root,
+    host_cpu,
+    jaxlib_version,
+)
+from sweepnet.train.step import Static, make_train
+
+MEMORY_SHARE = 0.6  # of an accelerator's memory a call may use (XLA needs room of its own)
+
+
+def enable_compilation_cache(path: str | None = None) -> str:
+    """Turn on JAX's persistent compilation cache (re-runs skip most compile time)."""
+    path = (
+        path
+        or os.environ.get("SWEEPNET_CACHE")
+        or os.path.join(os.path.expanduser("~"), ".cache", "sweepnet", "xla")
+    )
+    os.makedirs(path, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
+
+
+def mesh(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Mesh:
+    devices = list(devices or jax.local_devices())
+    return jax.sharding.Mesh(np.asarray(devices), ("nets",))
+
+
+def platform(m: jax.sharding.Mesh) -> str:
+    """``"cpu"``, ``"gpu"`` or ``"tpu"``: the platform of the mesh's devices."""
+    return next(iter(m.devices.flat)).platform
+
+
+def device_memory(m: jax.sharding.Mesh) -> int | None:
+    """Bytes one call may use on the mesh's accelerators (``memory_stats()``'s limit times
+    :data:`MEMORY_SHARE`, summed over devices); None where the backend does not say (then
+    ``--max-memory`` or the planner's default holds)."""
+    total = 0
+    for d in m.devices.flat:
+        try:
+            stats = d.memory_stats() or {}
+        except Exception:  # a backend without memory statistics
+            return None
+        if not stats.get("bytes_limit"):
+            return None
+        total += int(stats["bytes_limit"] * MEMORY_SHARE) - int(stats.get("bytes_in_use", 0))
+    return max(total, 1)
+
+
+def compiler_options(m: jax.sharding.Mesh) -> dict | None:
+    """XLA options for a bucket's program on the mesh's platform (None: XLA's defaults)."""
+    cpu = all(d.platform == "cpu" for d in m.devices.flat)
+    return dict(CPU_COMPILER_OPTIONS) if cpu else None
+
+
+@functools.lru_cache(maxsize=64)
+def bucket_fn(static: Static, m: jax.sharding.Mesh, fused: bool = False, sub_batch: int = 0,
+              target: str | None = None):
+    """``jit(vmap(train))`` with the network axis sharded over the mesh and data replicated.
+
+    Signature: ``(seeds (N,) uint32, hyper: Hyper of (N,), data: Data) -> Output of (N, ...)``.
+    ``fused``: the step's gradient is the fused CPU kernel's. ``sub_batch`` (the plan's): on
+    CPU each device trains its share this many networks at a time; 0 (a GPU or TPU) makes the
+    whole share one vmapped batch, so every layer's dot runs over all of the call's networks at
+    once. ``target``: lay the program out for this platform instead of the mesh's
+    (``jax.export`` then lowers a GPU program on a CPU-only machine).
+    """
+    train = make_train(static, fused=fused)
+    per_net = lambda seed, hyper, data: train(jax.random.key(seed), hyper, data)
+    nets, repl = NamedSharding(m, P("nets")), NamedSharding(m, P())
+    if (target or platform(m)) == "cpu" and sub_batch:
+
+        def local(seeds, hyper, data):
+            # each device trains its networks `sub_batch` at a time (vmapped), so that their
+            # working set stays in cache: on CPU this was up to 2x faster than all of the chunk
+            # at once (a divisor of the device's share: a remainder batch would be compiled a
+            # second time)
+            n = seeds.shape[0]
+            size = max(d for d in range(1, min(sub_batch, n) + 1) if n % d == 0)
+            return jax.lax.map(lambda sh: per_net(*sh, data), (seeds, hyper), batch_size=size)
+    else:
+        def local(seeds, hyper, data):
+            return jax.vmap(per_net, in_axes=(0, 0, None))(seeds, hyper, data)
+
+    # check_vma off: train() is written for one network and knows nothing of the mesh axis
+    fn = jax.shard_map(local, mesh=m, in_specs=(P("nets"), P("nets"), P()), out_specs=P("nets"),
+                       check_vma=False)
+    return jax.jit(fn, in_shardings=(nets, nets, repl), out_shardings=nets,
+                   compiler_options=compiler_options(m))
 
 
 @functools.lru_cache(maxsize=1)
