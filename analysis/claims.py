@@ -1,18 +1,53 @@
 """What the claims reports in analysis/ share: a verdict table (claim -> measured ->
-verdict), markdown tables, figures, and the HTML page (olah2014.py, naitzat2020.py)."""
+verdict), the one template of a section (heading, prose, tables, figures, the claims it
+measures), and the HTML page (olah2014.py, naitzat2020.py)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim and what was measured of it: one row of the verdict table.
+
+    ``ok``: True (agrees), False (DISAGREES), None (not measured: no data) or ``"info"``
+    (no sharp claim, reported)."""
+
+    claim: str  # the claim, in the words of the paper (or the theory after it)
+    predicts: str  # what the paper says we should see
+    measured: str  # what we computed
+    ok: bool | None | str
+
+    @classmethod
+    def missing(cls, claim: str) -> Claim:
+        """The row of a claim whose sweep was not run."""
+        return cls(claim, "", "no results", None)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A chart for a section's body, rendered to ``fig/<name>.png`` under ``caption``."""
+
+    chart: Any
+    name: str
+    caption: str
 
 
 class Report:
     """A claims report: prose, tables and figures, and one verdict row per claim.
 
-    ``write`` puts ``<stem>.md`` and ``<stem>.html`` into ``out`` (figures in ``out/fig``),
-    the verdict table first.
+    A script writes it one :meth:`section` at a time (``text``, ``table``, ``figure`` and
+    ``verdict`` are the parts a section is made of); ``write`` puts ``<stem>.md`` and
+    ``<stem>.html`` into ``out`` (figures in ``out/fig``), the verdict table first.
     """
 
     def __init__(self, out: str, stem: str, predicts: str = "theory predicts"):
@@ -38,14 +73,31 @@ class Report:
             raise RuntimeError(f"figure {name!r} failed to render: {type(e).__name__}: {e}") from e
         self.md.append(f"![{caption}](fig/{name}.png)\n\n*{caption}*\n")
 
-    def section(self, title: str, sweep: str, runs, claim: str) -> bool:
-        """Open a section: its heading, and where ``runs`` is None (the sweep was not run) a
-        "no results" verdict row for ``claim``. True when there is data to report on."""
-        self.text(f"## {title}\n")
-        if runs is None:
-            self.verdict(claim, sweep, "", "no results", None)
-            return False
-        return True
+    def section(
+        self,
+        title: str | None,
+        sweep: str = "",
+        claims: Iterable[Claim] = (),
+        body: Iterable[str | pd.DataFrame | Figure | None] = (),
+        level: int = 2,
+    ) -> None:
+        """One section, the template every part of a claims report follows: a heading
+        (``level`` hashes; none where ``title`` is None), then ``body`` in order (a str is a
+        paragraph, a DataFrame a table, a :class:`Figure` a figure, None nothing), and one row
+        of the verdict table for each of ``claims``, measured on sweep ``sweep``."""
+        if title is not None:
+            self.text(f"{'#' * level} {title}\n")
+        for part in body:
+            if part is None:
+                continue
+            if isinstance(part, str):
+                self.text(part)
+            elif isinstance(part, Figure):
+                self.figure(part.chart, part.name, part.caption)
+            else:
+                self.table(part)
+        for c in claims:
+            self.verdict(c.claim, sweep, c.predicts, c.measured, c.ok)
 
     def verdict(self, claim, sweep, predicts, measured, ok) -> None:
         verdict = {
@@ -65,8 +117,6 @@ class Report:
         )
 
     def write(self, title: str) -> None:
-        import pandas as pd
-
         table = md_table(pd.DataFrame(self.rows)) if self.rows else ""
         body = "\n".join(self.md)
         md = f"# {title}\n\n## Verdicts\n\n{table}\n\n{body}\n"
@@ -80,6 +130,12 @@ def if_any(n, ok):
     """A verdict's ``ok``, or None ("not measured") where it rests on no networks (``n == 0``):
     no data neither agrees nor disagrees with a claim."""
     return ok if n else None
+
+
+def shown(path: str) -> str:
+    """``path`` relative to the repository where it is inside it, else as it is."""
+    rel = os.path.relpath(path, ROOT)
+    return path if rel.startswith("..") else rel
 
 
 def md_table(df) -> str:
@@ -115,4 +171,4 @@ def _html(title: str, md: str) -> str:
     )
 
 
-__all__ = ["Report", "if_any", "md_table"]
+__all__ = ["Claim", "Figure", "Report", "if_any", "md_table", "shown"]

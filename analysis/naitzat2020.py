@@ -28,11 +28,12 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from claims import Report  # noqa: E402  (analysis/ is a folder of scripts)
+from claims import Claim, Figure, Report, shown  # noqa: E402  (analysis/ is a folder of scripts)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "analysis", "out")
 SPEC = os.path.join(ROOT, "sweeps", "naitzat-d1.toml")
+SWEEP = "naitzat-d1"  # the sweep every claim here is measured on
 PAPER_LAYER3 = {"relu": 3.5, "leaky_relu": 6.3, "tanh": 7.1}  # D-I, width 15, 10 layers
 RELU_NEAR = 1.5  # "near the paper's values": ReLU's mean b0 after layer 3 within this of 3.5
 TRIVIAL_SHARE = 0.9  # "well-trained networks end trivial": at least this share of them
@@ -92,12 +93,6 @@ def _input_check(df: pd.DataFrame, scales: dict) -> str:
                         for c, b in sorted(known.items())) + ").")
 
 
-def _shown(path: str) -> str:
-    """``path`` relative to the repository where it is inside it, else as it is."""
-    rel = os.path.relpath(path, ROOT)
-    return path if rel.startswith("..") else rel
-
-
 def _ints(col: pd.Series) -> str:
     return ", ".join(str(v) for v in sorted(int(v) for v in col.unique()))
 
@@ -110,8 +105,8 @@ def claim_trivial_end(rep: Report, df: pd.DataFrame) -> None:
     good = df[df["separated"]]
     n = good["run_id"].nunique()
     if not n:
-        rep.verdict("well-trained networks end trivial", "naitzat-d1", "b0 = 1, b1 = 0",
-                    "no network reached the separation threshold", None)
+        rep.section(None, SWEEP, [Claim("well-trained networks end trivial", "b0 = 1, b1 = 0",
+                                        "no network reached the separation threshold", None)])
         return
     good = good.assign(trivial=(good["b0"] == 1) & (good["b1"] + good["b2"].fillna(0) == 0))
 
@@ -119,24 +114,12 @@ def claim_trivial_end(rep: Report, df: pd.DataFrame) -> None:
         return float(rows.groupby("run_id")["trivial"].all().mean())
 
     logits, hidden = good[good["last"]], good[good["layer"] == good["depth"]]
-    rep.verdict(
-        "well-trained networks end with b0 = 1 and no higher Betti numbers (both classes): "
-        "at the logits", "naitzat-d1", f"b = (1, 0) for both classes (≥ {TRIVIAL_SHARE:.0%})",
-        f"{n} separated networks: {share(logits):.0%} trivial (a 1-D logit has b1 = 0 by "
-        "construction, so only b0 = 1 is informative)", share(logits) >= TRIVIAL_SHARE)
     means = hidden.groupby("class")[["b0", "b1"]].mean()
     start = good[good["layer"] == 0].groupby("class")[["b0", "b1"]].mean()
     pair = lambda m, c: f"({m.loc[c, 'b0']:.2f}, {m.loc[c, 'b1']:.2f})"
     ok = share(hidden) >= TRIVIAL_SHARE
-    rep.verdict(
-        "... and after the last hidden layer", "naitzat-d1",
-        f"b = (1, 0) for both classes (≥ {TRIVIAL_SHARE:.0%})",
-        f"{share(hidden):.0%} of the {n} trivial; mean (b0, b1) "
-        + ", ".join(f"class {c}: {pair(means, c)}" for c in means.index), ok)
-    if ok:
-        return
     runs = df.drop_duplicates("run_id")
-    rep.text(
+    why = None if ok else (
         f"Why the last hidden layer disagrees: {share(logits):.0%} of the {n} separated "
         "networks are trivial at the logits, where the read-out's one line separates the "
         "classes, while after the last hidden layer the mean (b0, b1) is "
@@ -146,6 +129,17 @@ def claim_trivial_end(rep: Report, df: pd.DataFrame) -> None:
         f"{_budget(runs)}, and {int((runs['train_acc'] < 1).sum())} of {len(runs)} end short "
         f"of training accuracy 1 ({int((~runs['separated'].astype(bool)).sum())} short of "
         "the separation threshold).\n")
+    rep.section(None, SWEEP, [
+        Claim("well-trained networks end with b0 = 1 and no higher Betti numbers (both "
+              "classes): at the logits", f"b = (1, 0) for both classes (≥ {TRIVIAL_SHARE:.0%})",
+              f"{n} separated networks: {share(logits):.0%} trivial (a 1-D logit has b1 = 0 "
+              "by construction, so only b0 = 1 is informative)",
+              share(logits) >= TRIVIAL_SHARE),
+        Claim("... and after the last hidden layer",
+              f"b = (1, 0) for both classes (≥ {TRIVIAL_SHARE:.0%})",
+              f"{share(hidden):.0%} of the {n} trivial; mean (b0, b1) "
+              + ", ".join(f"class {c}: {pair(means, c)}" for c in means.index), ok),
+    ], [why])
 
 
 def _budget(runs: pd.DataFrame) -> str:
@@ -162,29 +156,28 @@ def claim_activations(rep: Report, df: pd.DataFrame, scales: dict | None = None)
     at3 = deep_wide[deep_wide["layer"] == 3]
     means = at3.groupby("activation")["b0"].mean().to_dict()
     if not {"relu", "leaky_relu", "tanh"} <= set(means):
-        rep.verdict("ReLU reduces b0 faster than tanh", "naitzat-d1", "", "not measured", None)
+        rep.section(None, SWEEP, [Claim("ReLU reduces b0 faster than tanh", "", "not measured",
+                                        None)])
         return
     order = sorted(means, key=means.get)
     paper_order = means["relu"] < means["leaky_relu"] < means["tanh"]
     near = abs(means["relu"] - PAPER_LAYER3["relu"]) < RELU_NEAR
     ok3 = paper_order and near
-    rep.verdict(
-        f"disks' mean b0 after layer 3 (width {w}, depth {d}): ReLU < leaky ReLU < tanh, "
-        "near the paper's values", "naitzat-d1",
-        f"{_fmt(PAPER_LAYER3)} (ReLU within {RELU_NEAR})",
-        f"{_fmt(means)} (order: {' <= '.join(order)}; {at3['run_id'].nunique()} networks)",
-        ok3)
     hidden = deep_wide[(deep_wide["layer"] >= 1) & (deep_wide["layer"] <= d)]
     over = hidden.groupby("activation")["b0"].mean().to_dict()
-    rep.verdict(
-        f"ReLU reduces b0 faster than tanh (disks' b0 averaged over the {d} hidden layers)",
-        "naitzat-d1", "ReLU lowest, tanh highest, leaky ReLU between", _fmt(over),
-        over["relu"] < over["tanh"] and over["leaky_relu"] < over["tanh"])
-    rep.text(f"### Mean b0 of the disks (class 1) by layer, width {w}, depth {d}\n")
     piv = deep_wide.groupby(["activation", "layer"])["b0"].mean().unstack("layer")
-    rep.table(piv.round(2).set_axis([f"L{int(c)}" for c in piv.columns], axis=1).reset_index())
-    if not ok3:
-        rep.text(_why_layer3(df[df["width"] == w], piv, means, near, scales or {}))
+    rep.section(f"Mean b0 of the disks (class 1) by layer, width {w}, depth {d}", SWEEP, [
+        Claim(f"disks' mean b0 after layer 3 (width {w}, depth {d}): ReLU < leaky ReLU < tanh, "
+              "near the paper's values", f"{_fmt(PAPER_LAYER3)} (ReLU within {RELU_NEAR})",
+              f"{_fmt(means)} (order: {' <= '.join(order)}; {at3['run_id'].nunique()} "
+              "networks)", ok3),
+        Claim(f"ReLU reduces b0 faster than tanh (disks' b0 averaged over the {d} hidden "
+              "layers)", "ReLU lowest, tanh highest, leaky ReLU between", _fmt(over),
+              over["relu"] < over["tanh"] and over["leaky_relu"] < over["tanh"]),
+    ], [
+        piv.round(2).set_axis([f"L{int(c)}" for c in piv.columns], axis=1).reset_index(),
+        None if ok3 else _why_layer3(df[df["width"] == w], piv, means, near, scales or {}),
+    ], level=3)
 
 
 def _why_layer3(runs_w: pd.DataFrame, piv: pd.DataFrame, means: dict, near: bool,
@@ -241,7 +234,7 @@ def _relative_drop(df: pd.DataFrame) -> pd.DataFrame:
 
 def claim_width(rep: Report, df: pd.DataFrame) -> None:
     if df["width"].nunique() < 2:
-        rep.verdict("narrower reduce sooner", "naitzat-d1", "", "one width only", None)
+        rep.section(None, SWEEP, [Claim("narrower reduce sooner", "", "one width only", None)])
         return
     tot = _relative_drop(df)
     # "sooner": the share of the total change already done halfway through the hidden layers
@@ -250,19 +243,18 @@ def claim_width(rep: Report, df: pd.DataFrame) -> None:
     narrow, wide = int(by.columns.min()), int(by.columns.max())
     by.columns = [int(c) for c in by.columns]
     wins = int((by[narrow] > by[wide]).sum())
-    rep.verdict(
-        "narrower networks reduce topology sooner than wider ones", "naitzat-d1",
-        f"width {narrow} has done more of its change halfway than width {wide}",
-        f"share of the change done at the middle hidden layer, width {narrow} vs {wide}: "
-        f"{by[narrow].mean():.2f} vs {by[wide].mean():.2f}; narrower sooner in {wins} of "
-        f"{len(by)} (depth, activation) cells", wins > len(by) / 2)
-    rep.text("### Share of the total topology change done at the middle hidden layer\n")
-    rep.table(by.round(2).reset_index())
+    rep.section("Share of the total topology change done at the middle hidden layer", SWEEP, [
+        Claim("narrower networks reduce topology sooner than wider ones",
+              f"width {narrow} has done more of its change halfway than width {wide}",
+              f"share of the change done at the middle hidden layer, width {narrow} vs {wide}: "
+              f"{by[narrow].mean():.2f} vs {by[wide].mean():.2f}; narrower sooner in {wins} of "
+              f"{len(by)} (depth, activation) cells", wins > len(by) / 2),
+    ], [by.round(2).reset_index()], level=3)
 
 
 def claim_depth(rep: Report, df: pd.DataFrame) -> None:
     if df["depth"].nunique() < 2:
-        rep.verdict("shallow change late", "naitzat-d1", "", "one depth only", None)
+        rep.section(None, SWEEP, [Claim("shallow change late", "", "one depth only", None)])
         return
     tot = _relative_drop(df)
     # share of the change made by the last hidden layer and the read-out together
@@ -274,15 +266,15 @@ def claim_depth(rep: Report, df: pd.DataFrame) -> None:
     shallow, deep = int(by.columns.min()), int(by.columns.max())
     by.columns = [int(c) for c in by.columns]
     wins = int((by[shallow] > by[deep]).sum())
-    rep.verdict(
-        "shallow networks change topology mostly in their last layers; deep ones spread it",
-        "naitzat-d1", f"depth {int(shallow)}: most change in the last layers; depth "
-        f"{int(deep)}: less", f"share of the change made by the last hidden layer and the "
-        f"read-out: depth {int(shallow)} {by[shallow].mean():.2f}, depth {int(deep)} "
-        f"{by[deep].mean():.2f}; shallow later in {wins} of {len(by)} (width, activation) "
-        "cells", wins > len(by) / 2)
-    rep.text("### Share of the topology change made by the last hidden layer and the read-out\n")
-    rep.table(by.round(2).reset_index())
+    rep.section("Share of the topology change made by the last hidden layer and the read-out",
+                SWEEP, [
+        Claim("shallow networks change topology mostly in their last layers; deep ones spread "
+              "it", f"depth {int(shallow)}: most change in the last layers; depth "
+              f"{int(deep)}: less", f"share of the change made by the last hidden layer and "
+              f"the read-out: depth {int(shallow)} {by[shallow].mean():.2f}, depth {int(deep)} "
+              f"{by[deep].mean():.2f}; shallow later in {wins} of {len(by)} (width, "
+              "activation) cells", wins > len(by) / 2),
+    ], [by.round(2).reset_index()], level=3)
 
 
 def report(results: str, out: str, walls: dict[str, float]) -> str:
@@ -294,33 +286,34 @@ def report(results: str, out: str, walls: dict[str, float]) -> str:
     with open(os.path.join(results, "topology.json")) as f:
         scales = json.load(f)
     runs = df.drop_duplicates("run_id")
-    rep.text(
+    threshold = spec.load(os.path.join(results, "spec.toml")).separation
+    timed = [f"{k} {v:.0f} s" for k, v in walls.items() if np.isfinite(v)]
+    rep.section(None, SWEEP, body=[
         "Betti numbers of each class at the input (layer 0), after every hidden layer and at "
         "the logits (layer depth + 1), measured by `sweepnet topology` with Naitzat et al.'s "
         "method: kNN graph, hop distance, Vietoris-Rips at one scale (ripser), at "
         + "; ".join(f"k = {v['k']}, eps = {v['eps']} ({v['source']})" for v in scales.values())
-        + ". " + _input_check(df, scales) + "\n")
-    threshold = spec.load(os.path.join(results, "spec.toml")).separation
-    timed = [f"{k} {v:.0f} s" for k, v in walls.items() if np.isfinite(v)]
-    rep.text(
+        + ". " + _input_check(df, scales) + "\n",
         f"Sweep `{', '.join(sorted(runs['sweep'].unique()))}` at "
-        f"`{_shown(results)}`: "
+        f"`{shown(results)}`: "
         f"{len(runs)} networks (widths {_ints(runs['width'])}, depths {_ints(runs['depth'])}, "
         f"{', '.join(sorted(runs['activation'].unique()))}; {_budget(runs)}), "
         f"{int(runs['separated'].sum())} separated (test accuracy ≥ {threshold:g}); "
         f"mean test accuracy {runs['test_acc'].mean():.3f}."
         + (f" Wall time here: {', '.join(timed)} ({os.cpu_count()} CPU cores)." if timed else "")
-        + "\n")
+        + "\n",
+    ])
     acc = (runs.groupby(["width", "depth", "activation"])["test_acc"].agg(["mean", "min"])
            .round(4).reset_index())
-    rep.text("### Test accuracy\n")
-    rep.table(acc)
+    rep.section("Test accuracy", SWEEP, body=[acc], level=3)
     claim_trivial_end(rep, df)
     claim_activations(rep, df, scales)
     claim_width(rep, df)
     claim_depth(rep, df)
-    rep.figure(charts.betti(df), "naitzat_betti",
-               "Mean Betti numbers by layer, per activation (dashes: class), by depth")
+    rep.section(None, SWEEP, body=[
+        Figure(charts.betti(df), "naitzat_betti",
+               "Mean Betti numbers by layer, per activation (dashes: class), by depth"),
+    ])
     rep.write("Naitzat, Zhitnikov & Lim 2020: what sweepnet measures")
     return os.path.join(out, "naitzat2020.md")
 
