@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from sweepnet.bench import suite as bench
+from sweepnet.bench import report, suite, workers, workloads
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 
@@ -31,26 +31,26 @@ def main(argv=None) -> int:
     p.add_argument("--no-bench", action="store_true", help="only the --rerun measurement")
     p.add_argument("--out", default=OUT)
     a = p.parse_args(argv)
-    shapes = bench.parse_shapes(a.shapes) if a.shapes else None
+    shapes = workloads.parse_shapes(a.shapes) if a.shapes else None
     sizes = [int(n) for n in a.sizes.split(",")] if a.sizes else None
     os.makedirs(a.out, exist_ok=True)
     if a.rerun:
-        again = bench.rerun(a.rerun)
+        again = workers.rerun(a.rerun)
         with open(os.path.join(a.out, "rerun.json"), "w") as f:
             json.dump(again, f, indent=1)
         with open(os.path.join(a.out, "rerun.md"), "w") as f:
-            f.write("# sweepnet: cold run and warm re-run\n\n```\n" + bench.format_rerun(again)
+            f.write("# sweepnet: cold run and warm re-run\n\n```\n" + report.format_rerun(again)
                     + "\n```\n")
-        print(bench.format_rerun(again))
+        print(report.format_rerun(again))
     if a.no_bench:
         return 0
-    result = bench.run(quick=a.quick, shapes=shapes, sizes=sizes, steps=a.steps,
+    result = suite.run(quick=a.quick, shapes=shapes, sizes=sizes, steps=a.steps,
                        progress=lambda line: print(line, file=sys.stderr, flush=True))
     with open(os.path.join(a.out, "bench.json"), "w") as f:
         json.dump(result, f, indent=1)
     with open(os.path.join(a.out, "bench.md"), "w") as f:
-        f.write("# sweepnet bench\n\n```\n" + bench.format_table(result) + "\n```\n")
-    print(bench.format_table(result))
+        f.write("# sweepnet bench\n\n```\n" + report.format_table(result) + "\n```\n")
+    print(report.format_table(result))
     return 0
 
 

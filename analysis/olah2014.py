@@ -275,8 +275,9 @@ def report(full: bool = False, out: str = OUT) -> str:
             method_text(),
             "How to read: `certified` = every point of both class regions classified right as "
             "far as a structured dense probe plus projected gradient descent on the margin "
-            "can tell (src/sweepnet/train/separation.py); `separated` = test accuracy 1 on the random "
-            "probe. Verdicts use the claims' own words (never = 0, most = more than half).\n",
+            "can tell (src/sweepnet/train/separation.py); `separated` = test accuracy 1 on "
+            "the random probe. Verdicts use the claims' own words (never = 0, most = more than "
+            "half).\n",
         ],
     )
     for section in (

@@ -10,9 +10,8 @@ import jax
 import pytest
 
 from sweepnet import cli
-from sweepnet.bench import suite as bench
 from sweepnet.engine import cost as cost_lib
-from sweepnet.engine import plan
+from sweepnet.engine import machine, plan
 from sweepnet.engine import run as engine
 from sweepnet.sweep import spec
 
@@ -63,7 +62,7 @@ def fresh_cache(tmp_path, monkeypatch):
     def refuse(*_, **__):
         raise AssertionError("measured the machine although recorded runs were there")
 
-    monkeypatch.setattr(bench, "calibrate", refuse)
+    monkeypatch.setattr(machine, "calibrate", refuse)
     return tmp_path / "cache"
 
 
@@ -78,7 +77,7 @@ def test_recorded_runs_are_the_calibration(tmp_path, fresh_cache):
     _record(tmp_path / "results", small, name="small")
     wall = _record(tmp_path / "results", wide, name="wide")
     _record(tmp_path / "results", wide, compile_s=50.0, version="0.0.1", name="old")  # ignored
-    t = bench.throughput(results=str(tmp_path / "results"))
+    t = machine.throughput(results=str(tmp_path / "results"))
     assert t["step_s"] == pytest.approx(STEP_S, rel=1e-6)
     assert t["flops_per_s"] == pytest.approx(FLOPS_PER_S, rel=1e-6)
     assert t["compile_s"] == COMPILE_S and t["load_s"] is None
@@ -91,7 +90,7 @@ def test_recorded_runs_are_the_calibration(tmp_path, fresh_cache):
 def test_one_recorded_shape_scales_the_prior(tmp_path, fresh_cache):
     p = plan.make_plan(spec.loads(_shape(3, 2)), len(jax.local_devices()))
     wall = _record(tmp_path / "results", p)
-    t = bench.throughput(results=str(tmp_path / "results"))
+    t = machine.throughput(results=str(tmp_path / "results"))
     ratio = cost_lib.DEFAULT_FLOPS_PER_S * cost_lib.DEFAULT_STEP_S  # the prior's shape, kept
     assert t["flops_per_s"] * t["step_s"] == pytest.approx(ratio, rel=1e-6)
     est = p.estimate_seconds(t["flops_per_s"], t["compile_s"], t["step_s"], t["overhead_s"])
@@ -104,9 +103,9 @@ def test_a_poisoned_cached_calibration_is_thrown_away(tmp_path, fresh_cache):
     os.makedirs(fresh_cache)
     cache = fresh_cache / "throughput.json"
     poisoned = {"step_s": 1e-5, "flops_per_s": 1e10, "compile_s": 224.0, "model": 2}
-    cache.write_text(json.dumps({bench.calibration_key(): poisoned, "other": poisoned}))
+    cache.write_text(json.dumps({machine.calibration_key(): poisoned, "other": poisoned}))
     said = []
-    t = bench.throughput(results=str(tmp_path / "results"), say=said.append)
+    t = machine.throughput(results=str(tmp_path / "results"), say=said.append)
     assert t["compile_s"] == COMPILE_S
     assert json.loads(cache.read_text()) == {"other": poisoned}  # gone for good
     assert any("dropping a cached calibration" in s for s in said)
@@ -119,12 +118,12 @@ def test_a_calibration_from_before_is_measured_again(tmp_path, fresh_cache, monk
         _record(tmp_path / "results", p, compile_s=0.5, loaded=True, name=f"w{w}")
     os.makedirs(fresh_cache)
     old = {"step_s": 1e-5, "flops_per_s": 1e10, "compile_s": 224.0}  # no model version
-    (fresh_cache / "throughput.json").write_text(json.dumps({bench.calibration_key(): old}))
+    (fresh_cache / "throughput.json").write_text(json.dumps({machine.calibration_key(): old}))
     measured = {"step_s": 1e-6, "flops_per_s": 1e9, "compile_s": 7.0, "load_s": 0.3,
-                "model": bench.MODEL_VERSION}
-    monkeypatch.setattr(bench, "calibrate", lambda: dict(measured))
+                "model": machine.MODEL_VERSION}
+    monkeypatch.setattr(machine, "calibrate", lambda: dict(measured))
     said = []
-    t = bench.throughput(results=str(tmp_path / "results"), say=said.append)
+    t = machine.throughput(results=str(tmp_path / "results"), say=said.append)
     assert any(s.startswith("measuring this machine") for s in said)
     # the compile is the measurement's; the rest is the recorded run's
     assert t["compile_s"] == 7.0 and t["load_s"] == 0.5
@@ -145,8 +144,8 @@ def test_sweepnet_plan_estimates_cold_and_warm_from_recorded_runs(tmp_path, fres
                   r"cached", out)
     est_cold, est_warm = float(m[1]), float(m[2])
     # the fit is exact on runs of the linear model; the estimate adds a process's start
-    assert est_cold == pytest.approx(cold + bench.STARTUP_S, abs=1)
-    assert est_warm == pytest.approx(warm + bench.STARTUP_S, abs=1)
+    assert est_cold == pytest.approx(cold + machine.STARTUP_S, abs=1)
+    assert est_warm == pytest.approx(warm + machine.STARTUP_S, abs=1)
     assert f"{2 * len(p.buckets)} recorded buckets" in out
 
 
@@ -156,11 +155,11 @@ def test_a_real_run_calibrates_its_own_estimate(tiny_results):
     from conftest import TINY_SPEC
     from sweepnet.store.results import read_manifest
 
-    recorded = bench.recorded_runs(os.path.dirname(tiny_results))
+    recorded = machine.recorded_runs(os.path.dirname(tiny_results))
     assert len(recorded) == 1 and all(r["compile_s"] >= 0 for r in recorded)  # one program
     assert recorded[0]["step_flops"] > 0
     n_dev = len(jax.local_devices())
-    t = bench.fit_recorded(recorded, n_dev)
+    t = machine.fit_recorded(recorded, n_dev)
     compile_s = t["compile_s"] if t["compile_s"] is not None else t["load_s"]
     p = plan.make_plan(spec.loads(TINY_SPEC), n_dev)
     est = p.estimate_seconds(t["flops_per_s"], compile_s, t["step_s"], t["overhead_s"])

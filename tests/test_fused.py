@@ -342,15 +342,15 @@ def test_sweepnet_devices_says_whether_the_kernel_is_used(capsys, monkeypatch):
 
 @pytest.mark.slow
 def test_the_kernel_is_timed_against_xlas_gradient():
-    from sweepnet.bench import suite as bench
+    from sweepnet.bench import gradients
 
-    result = bench.measure_gradients(shapes=[(3, 2, "relu")], steps=20, repeats=1)
+    result = gradients.measure_gradients(shapes=[(3, 2, "relu")], steps=20, repeats=1)
     (row,) = result["shapes"]
     assert (row["width"], row["depth"], row["activation"]) == (3, 2, "relu")
     assert row["fused_s"] > 0 and row["xla_s"] > 0 and row["networks"] >= 8
     assert row["speedup"] == pytest.approx(row["xla_s"] / row["fused_s"])
     assert result["march"] == fused.march() and " 3, 2) relu" in "\n".join(
-        bench.format_verdict(result))
+        gradients.format_verdict(result))
 
 
 @pytest.mark.slow

@@ -54,8 +54,7 @@ def cmd_run(a):
 
 
 def cmd_plan(a):
-    from sweepnet.bench import suite as bench
-    from sweepnet.engine import cost, plan, programs
+    from sweepnet.engine import cost, machine, plan, programs
     from sweepnet.kernel import fused
     from sweepnet.sweep import spec
 
@@ -68,7 +67,7 @@ def cmd_plan(a):
                                     for b in plan.make_plan(s, n, memory).buckets)
     p = plan.make_plan(s, n, memory, platform=where, fused=kernel)
     # recorded runs, else a short measurement (said on stderr), cached per machine
-    t = bench.throughput(refresh=a.calibrate, results=a.results, say=_say)
+    t = machine.throughput(refresh=a.calibrate, results=a.results, say=_say)
     notes, later = [], None
     if where == "cpu" and not kernel and fused.will_build() and any(
             fused.covers(b.static) for b in p.buckets):
@@ -78,7 +77,7 @@ def cmd_plan(a):
                      "it in the background and switches to it when ready (the kernel's work is "
                      "estimated at XLA's rate for real shapes until then)")
     print(cost.describe(p, t["flops_per_s"], t["compile_s"], t["step_s"], load_s=t.get("load_s"),
-                        overhead_s=t.get("overhead_s", 0.0) + bench.STARTUP_S,
+                        overhead_s=t.get("overhead_s", 0.0) + machine.STARTUP_S,
                         source=t["source"], notes=notes, padded=not kernel, kernel_plan=later,
                         build_s=fused.FIRST_BUILD_S, contention=_build_contention()))
 
@@ -185,16 +184,16 @@ def cmd_report(a):
 
 
 def cmd_bench(a):
-    from sweepnet.bench import suite as bench
+    from sweepnet.bench import report, suite, workloads
 
     try:
-        shapes = bench.parse_shapes(a.shapes) if a.shapes else None
+        shapes = workloads.parse_shapes(a.shapes) if a.shapes else None
     except ValueError as e:
         raise SweepnetError(f"--shapes: {e}") from None
-    result = bench.run(quick=a.quick, shapes=shapes, steps=a.steps,
+    result = suite.run(quick=a.quick, shapes=shapes, steps=a.steps,
                        progress=None if a.json else lambda line: print(line, file=sys.stderr,
                                                                          flush=True))
-    print(json.dumps(result, indent=1) if a.json else bench.format_table(result))
+    print(json.dumps(result, indent=1) if a.json else report.format_table(result))
 
 
 def cmd_devices(a):
@@ -207,14 +206,14 @@ def cmd_devices(a):
         print(f"  device {d['id']}: {d['platform']} ({d['kind']}), process {d['process']}")
     if jax.default_backend() != "cpu":
         return
-    from sweepnet.bench import suite as bench
+    from sweepnet.bench import gradients
     from sweepnet.kernel import fused
 
     if a.build:  # in the foreground, then measured against XLA's gradient
-        if bench.prepare_kernel(say=lambda m: print(f"  measured {m}", flush=True)) is None:
+        if gradients.prepare_kernel(say=lambda m: print(f"  measured {m}", flush=True)) is None:
             raise SweepnetError("the fused CPU gradient kernel did not build (see above)")
     for line in devices.kernel_lines(fused.mode(), fused.library(start=False), fused.verdict(),
-                                     bench.format_verdict):
+                                     gradients.format_verdict):
         print(line)
 
 
