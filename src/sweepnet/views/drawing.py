@@ -16,8 +16,10 @@ from typing import Any
 import altair as alt
 import numpy as np
 import pandas as pd
+import vl_convert as vlc
 
 from sweepnet.core.errors import SweepnetError
+from sweepnet.sweep.spec import suggest
 
 # Configuration columns of the runs table that a sweep can vary (``seed`` is the replicate
 # axis and is aggregated over, never drawn as an axis of its own).
@@ -109,8 +111,6 @@ def field(df: pd.DataFrame, name: str | None, option: str) -> str | None:
         return name
     if f"data_{name}" in df.columns:
         return f"data_{name}"
-    from sweepnet.sweep.spec import suggest
-
     known = ", ".join(swept_axes(df)) or "none"
     raise SweepnetError(
         f"{option} {name!r}: no such column in the runs table{suggest(name, df.columns)} "
@@ -242,16 +242,12 @@ def boundary(
 
 
 def vl_version() -> str | None:
-    import vl_convert as vlc
-
     mine = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
     return mine if mine in vlc.get_vegalite_versions() else None
 
 
 def to_html(chart: alt.TopLevelMixin) -> str:
     """A standalone HTML page with the Vega libraries inlined (works offline)."""
-    import vl_convert as vlc
-
     return vlc.vegalite_to_html(chart.to_dict(), vl_version=vl_version(), bundle=True)
 
 
@@ -260,8 +256,6 @@ def save(chart: alt.TopLevelMixin, path: str, scale: float = 2.0) -> None:
 
     ``scale`` multiplies the PNG's pixel size (2 gives crisp text on most screens).
     """
-    import vl_convert as vlc
-
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".png", ".svg", ".html"):
         raise SweepnetError(
