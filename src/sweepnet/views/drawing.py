@@ -1,8 +1,10 @@
-"""Drawing helpers shared by the views (charts, inspect, report): class colours, inline data,
-facets, the small-multiples boundary builder, and rendering to files.
+"""Drawing helpers shared by the views (the chart kinds, network pictures, explore, the report):
+class colours, inline data, facets, the table helpers of the charts (:func:`require_rows`,
+:func:`row_facet`, :func:`pooled_note`, :func:`ordinal_sort`, :func:`chance`), the
+small-multiples boundary builder, and rendering to files.
 
 It sits below every view and imports none of them, so imports flow one way
-(``charts``/``inspect``/``report`` -> ``drawing``).
+(``phase``/``curves``/``minwidth``/``points``/``betti``/``network``/... -> ``drawing``).
 """
 
 from __future__ import annotations
@@ -159,6 +161,41 @@ def facet(
             f"{row}:N", title=row_title, header=alt.Header(labelAngle=0, labelAlign="left")
         )
     return chart.facet(**facet) if facet else chart
+
+
+def require_rows(df: pd.DataFrame, what: str) -> None:
+    """Raise :class:`SweepnetError` naming ``what`` when ``df`` has no rows."""
+    if not len(df):
+        raise SweepnetError(f"no finished runs to chart ({what})")
+
+
+def row_facet(
+    df: pd.DataFrame, row: str | None, used: Sequence[str | None], pool: bool = False
+) -> tuple[pd.DataFrame, str | None, str]:
+    """Add a ``_row`` label column: the named ``row`` field, or every other swept axis (none
+    with ``pool``: they are pooled)."""
+    fields = [row] if row else [] if pool else swept_axes(df, exclude=used)
+    if not fields:
+        return df, None, ""
+    df = df.assign(_row=label(df, fields))
+    return df, "_row", " · ".join(fields)
+
+
+def pooled_note(df: pd.DataFrame, used: Sequence[str | None]) -> str:
+    """``"; pooled over a, b"`` naming swept axes that a chart neither draws nor facets."""
+    axes = swept_axes(df, exclude=used)
+    return f"; pooled over {', '.join(axes)}" if axes else ""
+
+
+def ordinal_sort(values: pd.Series) -> list:
+    """The distinct values of ``values`` in order (nulls left out): an ordinal axis's sort."""
+    return sorted(values.dropna().unique().tolist())
+
+
+def chance(df: pd.DataFrame) -> float:
+    """Accuracy of guessing: 1 / the number of classes (0.5 without an ``n_classes`` column)."""
+    k = int(df["n_classes"].max()) if "n_classes" in df and len(df) else 2
+    return 1.0 / max(k, 2)
 
 
 def representatives(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
