@@ -20,10 +20,20 @@ import json
 import os
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 import pandas as pd
+import vl_convert as vlc
+from PIL import Image
 
 from sweepnet.core.errors import SweepnetError
+from sweepnet.engine import plan
+from sweepnet.engine import run as engine
+from sweepnet.store import results
+from sweepnet.sweep import spec
+from sweepnet.sweep.models import unpad
+from sweepnet.views import network as inspect_lib
+from sweepnet.views.drawing import vl_version
 
 MAX_FRAMES = 40  # eval steps drawn at most (evenly spaced, always with the last one)
 
@@ -43,14 +53,6 @@ class Trajectory(NamedTuple):
 def retrain(root: str, run_id: str) -> Trajectory:
     """Train the stored run ``run_id`` of ``root`` again, alone, keeping its parameters at every
     eval step. Its configuration comes from ``root/spec.toml``."""
-    import jax
-
-    from sweepnet.engine import plan
-    from sweepnet.engine import run as engine
-    from sweepnet.store import results
-    from sweepnet.sweep import spec
-    from sweepnet.sweep.models import unpad
-
     row, _ = results.load_params(root, run_id)  # one-line error for an unknown run
     path = os.path.join(root, "spec.toml")
     s = spec.load(path)
@@ -83,11 +85,6 @@ def frame_indices(n: int, limit: int = MAX_FRAMES) -> list[int]:
 
 def frames(traj: Trajectory, size: int = 180, limit: int = MAX_FRAMES) -> list[tuple[int, bytes]]:
     """``(step, PNG bytes)`` of the network at each drawn eval step."""
-    import vl_convert as vlc
-
-    from sweepnet.views import network as inspect_lib
-    from sweepnet.views.drawing import vl_version
-
     out = []
     for i in frame_indices(len(traj.steps), limit):
         row = traj.row.copy()
@@ -104,8 +101,6 @@ def frames(traj: Trajectory, size: int = 180, limit: int = MAX_FRAMES) -> list[t
 
 def gif(pngs: list[bytes], ms_per_frame: int = 250, hold_last_ms: int = 1500) -> bytes:
     """An animated GIF of PNG frames (padded to the largest frame, on white)."""
-    from PIL import Image
-
     images = [Image.open(io.BytesIO(p)).convert("RGB") for p in pngs]
     w = max(im.width for im in images)
     h = max(im.height for im in images)

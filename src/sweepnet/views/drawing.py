@@ -1,8 +1,10 @@
-"""Drawing helpers shared by the views (charts, inspect, report): class colours, inline data,
-facets, the small-multiples boundary builder, and rendering to files.
+"""Drawing helpers shared by the views (the chart kinds, network pictures, explore, the report):
+class colours, inline data, facets, the table helpers of the charts (:func:`require_rows`,
+:func:`row_facet`, :func:`pooled_note`, :func:`ordinal_sort`, :func:`chance`), the
+small-multiples boundary builder, and rendering to files.
 
 It sits below every view and imports none of them, so imports flow one way
-(``charts``/``inspect``/``report`` -> ``drawing``).
+(``phase``/``curves``/``minwidth``/``points``/``betti``/``network``/... -> ``drawing``).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import Any
 import altair as alt
 import numpy as np
 import pandas as pd
+import vl_convert as vlc
 
 from sweepnet.core.errors import SweepnetError
+from sweepnet.sweep.spec import suggest
 
 # Configuration columns of the runs table that a sweep can vary (``seed`` is the replicate
 # axis and is aggregated over, never drawn as an axis of its own).
@@ -109,8 +113,6 @@ def field(df: pd.DataFrame, name: str | None, option: str) -> str | None:
         return name
     if f"data_{name}" in df.columns:
         return f"data_{name}"
-    from sweepnet.sweep.spec import suggest
-
     known = ", ".join(swept_axes(df)) or "none"
     raise SweepnetError(
         f"{option} {name!r}: no such column in the runs table{suggest(name, df.columns)} "
@@ -159,6 +161,41 @@ def facet(
             f"{row}:N", title=row_title, header=alt.Header(labelAngle=0, labelAlign="left")
         )
     return chart.facet(**facet) if facet else chart
+
+
+def require_rows(df: pd.DataFrame, what: str) -> None:
+    """Raise :class:`SweepnetError` naming ``what`` when ``df`` has no rows."""
+    if not len(df):
+        raise SweepnetError(f"no finished runs to chart ({what})")
+
+
+def row_facet(
+    df: pd.DataFrame, row: str | None, used: Sequence[str | None], pool: bool = False
+) -> tuple[pd.DataFrame, str | None, str]:
+    """Add a ``_row`` label column: the named ``row`` field, or every other swept axis (none
+    with ``pool``: they are pooled)."""
+    fields = [row] if row else [] if pool else swept_axes(df, exclude=used)
+    if not fields:
+        return df, None, ""
+    df = df.assign(_row=label(df, fields))
+    return df, "_row", " · ".join(fields)
+
+
+def pooled_note(df: pd.DataFrame, used: Sequence[str | None]) -> str:
+    """``"; pooled over a, b"`` naming swept axes that a chart neither draws nor facets."""
+    axes = swept_axes(df, exclude=used)
+    return f"; pooled over {', '.join(axes)}" if axes else ""
+
+
+def ordinal_sort(values: pd.Series) -> list:
+    """The distinct values of ``values`` in order (nulls left out): an ordinal axis's sort."""
+    return sorted(values.dropna().unique().tolist())
+
+
+def chance(df: pd.DataFrame) -> float:
+    """Accuracy of guessing: 1 / the number of classes (0.5 without an ``n_classes`` column)."""
+    k = int(df["n_classes"].max()) if "n_classes" in df and len(df) else 2
+    return 1.0 / max(k, 2)
 
 
 def representatives(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
@@ -242,16 +279,12 @@ def boundary(
 
 
 def vl_version() -> str | None:
-    import vl_convert as vlc
-
     mine = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
     return mine if mine in vlc.get_vegalite_versions() else None
 
 
 def to_html(chart: alt.TopLevelMixin) -> str:
     """A standalone HTML page with the Vega libraries inlined (works offline)."""
-    import vl_convert as vlc
-
     return vlc.vegalite_to_html(chart.to_dict(), vl_version=vl_version(), bundle=True)
 
 
@@ -260,8 +293,6 @@ def save(chart: alt.TopLevelMixin, path: str, scale: float = 2.0) -> None:
 
     ``scale`` multiplies the PNG's pixel size (2 gives crisp text on most screens).
     """
-    import vl_convert as vlc
-
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".png", ".svg", ".html"):
         raise SweepnetError(

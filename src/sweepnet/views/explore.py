@@ -16,8 +16,12 @@ from typing import Any
 import altair as alt
 import numpy as np
 import pandas as pd
+from flax.traverse_util import unflatten_dict
 
 from sweepnet.core.errors import SweepnetError
+from sweepnet.sweep.models import unpad
+from sweepnet.views import network as inspect_lib
+from sweepnet.views.drawing import CLASS_COLORS, label, swept_axes, title, values
 
 EXPLORE_RES = 16  # decision-grid cells per side in the linked view (coarse: 4,096 nets fit)
 EXPLORE_STEPS = 16  # curve points per network in the linked view (evenly spaced eval steps)
@@ -27,10 +31,6 @@ _DIGITS = "0123456789"
 def _stored_params(root: str, runs: pd.DataFrame) -> dict[str, Any]:
     """Final parameters of every run of ``runs``, unpadded, read part by part (one pass
     instead of one ``results.load_params`` per run)."""
-    from flax.traverse_util import unflatten_dict
-
-    from sweepnet.sweep.models import unpad
-
     wanted = runs.set_index("run_id")
     out: dict[str, Any] = {}
     for part, group in runs.groupby("part", sort=False):
@@ -54,8 +54,6 @@ def _stored_params(root: str, runs: pd.DataFrame) -> dict[str, Any]:
 def _grids(root: str, runs: pd.DataFrame, res: int) -> pd.Series:
     """Each run's coarse decision grid as a string of digits (p(class 1) in tenths, or the
     predicted class): ``res * res`` characters, row by row from the bottom (``res`` for 1-D)."""
-    from sweepnet.views import network as inspect_lib
-
     params = _stored_params(root, runs)
     out = pd.Series("", index=runs.index, dtype=object)
     arch = ["arch", "width", "depth", "activation", "n_classes", "in_dim"]
@@ -90,8 +88,6 @@ def explore_table(
     its cell (``cell`` key and the ``x``, ``y``, ``_col``, ``_row`` fields), its metrics, its
     curve as arrays (``steps``, ``loss``, ``acc``; at most ``max_steps`` points) and its
     decision grid ``grid`` (digits, see :func:`_grids`)."""
-    from sweepnet.views.drawing import label, swept_axes
-
     everything = (
         runs
         if pending is None or not len(pending)
@@ -186,8 +182,6 @@ def explore(
     ``table`` and ``info`` come from :func:`explore_table`; everything is one Vega-Lite spec
     over one inline table, so the views filter each other in the browser.
     """
-    from sweepnet.views.drawing import CLASS_COLORS, title, values
-
     x, y, res = info["x"], info["y"], info["res"]
     data = values(table)  # one inline table: Altair writes it once, every view reads it
     metrics = [

@@ -26,14 +26,19 @@ units, that panel also shows the read-out's line ``w . h + b = 0``.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import altair as alt
+import jax
 import numpy as np
 import pandas as pd
 
 from sweepnet.core.errors import SweepnetError
+from sweepnet.store import results
+from sweepnet.sweep.data import DATASETS, extent, make_split
+from sweepnet.sweep.models import build
 from sweepnet.views.drawing import (
     CLASS_COLORS,
     boundary,
@@ -41,6 +46,7 @@ from sweepnet.views.drawing import (
     representatives,
     swept_axes,
 )
+from sweepnet.views.drawing import field as _field
 from sweepnet.views.drawing import label as _label
 from sweepnet.views.drawing import values as _values
 
@@ -54,8 +60,6 @@ GRID_SAMPLES = 60  # points along each grid line
 
 def data_params(row: pd.Series) -> dict[str, Any]:
     """The dataset parameters of a runs row (``data_<param>`` columns, cast to their kind)."""
-    from sweepnet.sweep.data import DATASETS
-
     out = {}
     for k, p in DATASETS[row["dataset"]].params.items():
         v = row.get(f"data_{k}")
@@ -83,8 +87,6 @@ def training_points(row: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=16)
 def _training_points(name, params, n_train, noise, data_seed):
     # Cached: the runs of a sweep share a handful of data configurations.
-    from sweepnet.sweep.data import make_split
-
     split = make_split(name, dict(params), n_train, 1, noise, data_seed)
     return split.x_train, split.y_train
 
@@ -109,10 +111,6 @@ def forward(row: pd.Series, params: Any, x: np.ndarray) -> tuple[np.ndarray, lis
 def _apply(arch: str, width: int, depth: int, activation: str, n_out: int):
     """``jit(model.apply)`` of one architecture: ``(params, x (in_dim, points))`` →
     ``(logits, hidden)``. One compile per architecture instead of one per operation."""
-    import jax
-
-    from sweepnet.sweep.models import build
-
     model = build(arch, width, depth, activation, n_out)
     # init_scale only shapes the initial weights, so any value gives the same function here.
     return jax.jit(lambda params, x: model.apply(params, x, width, 1.0, return_hidden=True))
@@ -120,8 +118,6 @@ def _apply(arch: str, width: int, depth: int, activation: str, n_out: int):
 
 def half_side(row: pd.Series, x: np.ndarray) -> float:
     """Half side of the square drawn around the input domain."""
-    from sweepnet.sweep.data import extent
-
     return max(extent(row["dataset"], data_params(row)), float(np.abs(x).max()) * 1.05, 1e-3)
 
 
@@ -194,8 +190,6 @@ def decision_grids(rows: Sequence[pd.Series], params: Sequence[Any], half: float
     half]^2`` (on the slice x2.. = 0 for 3-D+): p(class 1) for binary networks, else the
     predicted class.
     """
-    import jax
-
     row = rows[0]
     dim = int(row["in_dim"])
     edges = np.linspace(-half, half, res + 1)
@@ -414,8 +408,6 @@ def inspect(root: str, run_id: str, size: int = 220, ncol: int = 3) -> alt.TopLe
     Panels in reading order (``ncol`` a row): decision boundary, input space with its grid,
     each hidden layer, the read-out. See the module doc for how each space is drawn.
     """
-    from sweepnet.store import results
-
     row, params = results.load_params(root, run_id)
     return network(row, params, size, ncol, root=root)
 
@@ -539,8 +531,6 @@ def network(
 def _betti_captions(root: str, run_id: str) -> dict[int, str]:
     """``{layer: "class 0: b = (1, 1) · class 1: ..."}`` from ``DIR/topology.parquet`` (layer 0
     = input, last = read-out); empty when this run's topology was not measured."""
-    import os
-
     path = os.path.join(root, "topology.parquet")
     if not os.path.exists(path):
         return {}
@@ -574,9 +564,6 @@ def boundary_frames(
     """Cells and points of one representative run per configuration (the seed with the median
     test accuracy), for ``drawing.boundary``. Panels are columns by ``column`` and
     rows by ``row`` followed by every other swept axis."""
-    from sweepnet.store import results
-    from sweepnet.views.drawing import field as _field
-
     column = _field(runs, column, "--column")
     row = _field(runs, row, "--row")
     axes = swept_axes(runs)

@@ -17,8 +17,15 @@ from typing import Any
 
 import pandas as pd
 import tomllib
+import vl_convert as vlc
 
 from sweepnet.core.errors import SweepnetError
+from sweepnet.measure import topology
+from sweepnet.store import results
+from sweepnet.views import charts
+from sweepnet.views import network as inspect_lib
+from sweepnet.views.drawing import swept_axes, vl_version
+from sweepnet.views.explore import explore, explore_table
 
 _STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -101,12 +108,8 @@ def pick_networks(runs: pd.DataFrame, limit: int = 3) -> list[tuple[str, pd.Seri
 
 
 def _summary(root: str, runs: pd.DataFrame) -> list[tuple[str, str]]:
-    from sweepnet.store.results import read_manifest
-    from sweepnet.views.charts import progress
-    from sweepnet.views.drawing import swept_axes
-
-    manifest = read_manifest(root)
-    done, total = progress(root, runs)
+    manifest = results.read_manifest(root)
+    done, total = charts.progress(root, runs)
     rows = [
         ("networks", f"{len(runs)}" if done >= total else f"{done} of {total} trained"),
         ("separated", f"{int(runs['separated'].sum())} ({runs['separated'].mean():.1%})"),
@@ -137,19 +140,11 @@ def _chart_block(i: int | str, chart: Any, note: str = "", controls: bool = Fals
 @functools.lru_cache(maxsize=2)
 def _bundle(vl_version: str | None) -> str:
     """Vega, Vega-Lite and Vega-Embed as one script (about 1 MB; takes vl-convert seconds)."""
-    import vl_convert as vlc
-
     return vlc.javascript_bundle(vl_version=vl_version)
 
 
 def build_report(root: str) -> str:
     """The report page of the results folder ``root`` as an HTML string."""
-    from sweepnet.store import results
-    from sweepnet.views import charts
-    from sweepnet.views import network as inspect_lib
-    from sweepnet.views.drawing import vl_version
-    from sweepnet.views.explore import explore, explore_table
-
     runs = results.load(root)
     if not len(runs):
         raise SweepnetError(f"{root}: no finished runs to report on")
@@ -193,8 +188,6 @@ def build_report(root: str) -> str:
             "for single seeds).",
         )
     if os.path.exists(os.path.join(root, "topology.parquet")):  # after `sweepnet topology`
-        from sweepnet.measure import topology
-
         topo = topology.load(root).merge(runs[["run_id", "activation", "width", "depth"]],
                                          on="run_id")
         if len(topo):
