@@ -12,7 +12,7 @@ work in this process:
 - ``scan``: one jitted ``lax.scan`` of the whole training, called once per network.
 
 The engine runs with what ``sweepnet run`` picks on this machine (the fused CPU kernel where
-it measured faster, see :mod:`sweepnet.kernel.fused`); the full bench first builds and measures the
+it measured faster, see :mod:`sweepnet.kernel.choice`); the full bench first builds and measures the
 kernel if need be, and at one size per shape also trains with each gradient forced, so it
 prints which gradient won and whether the default took it.
 
@@ -476,23 +476,23 @@ def probe_bucket(width: int, depth: int, activation: str = "tanh", n: int | None
 def measure_gradients(shapes=None, steps: int = 300, repeats: int = 7, say=None) -> dict:
     """Time training with the fused CPU kernel against XLA's gradient on small shapes.
 
-    For each ``(width, depth, activation)`` of ``shapes`` (default ``fused.MEASURED``):
+    For each ``(width, depth, activation)`` of ``shapes`` (default ``verdict.MEASURED``):
     ``jit(vmap(make_train(static, fused=...)))`` of the networks one device trains at once,
     ``steps`` steps on 512 points, compiled first, then the two programs run in turn
     ``repeats`` times, in alternating order (so that load on the machine weighs on both); the
     best time of each is kept (noise only ever slows a run down). The kernel must be built.
-    Returns the verdict ``fused.save_verdict`` keeps:
+    Returns the verdict ``verdict.save_verdict`` keeps:
     ``{"shapes": [{"width", "depth", "activation", "networks", "fused_s", "xla_s",
     "speedup"}], "steps", "march", "measured", "load"}``.
     """
     import jax
 
-    from sweepnet.kernel import fused
+    from sweepnet.kernel import build, verdict
     from sweepnet.train.step import make_train
 
     say = say or (lambda _: None)
     rows = []
-    for width, depth, act in shapes or fused.MEASURED:
+    for width, depth, act in shapes or verdict.MEASURED:
         static, seeds, hyper, data = probe_bucket(width, depth, act, steps=steps, n_test=256)
         fns = {}
         for name in ("fused", "xla"):
@@ -511,7 +511,7 @@ def measure_gradients(shapes=None, steps: int = 300, repeats: int = 7, say=None)
                      "speedup": best["xla"] / best["fused"]})
         say(f"({width}, {depth}) {act}: fused {best['fused']:.3f} s, XLA {best['xla']:.3f} s "
             f"for {len(seeds)} networks x {steps} steps")
-    return {"shapes": rows, "steps": steps, "march": fused.march(),
+    return {"shapes": rows, "steps": steps, "march": build.march(),
             "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "load": os.getloadavg()[0]}
 
 
@@ -519,12 +519,12 @@ def prepare_kernel(say=None) -> dict | None:
     """Build the fused CPU kernel in the foreground if need be, then measure it against XLA's
     gradient (:func:`measure_gradients`) and keep the verdict beside it. What the background
     builder and ``sweepnet devices --build`` run. Returns the verdict, None without a kernel."""
-    from sweepnet.kernel import fused
+    from sweepnet.kernel import build, verdict
 
-    if fused.build() is None:
+    if build.build() is None:
         return None
     result = measure_gradients(say=say)
-    fused.save_verdict(result)
+    verdict.save_verdict(result)
     return result
 
 
@@ -565,7 +565,7 @@ def calibrate(steps: int = 200) -> dict[str, float]:
 
     from sweepnet.engine import plan as plan_lib
     from sweepnet.engine import run as engine
-    from sweepnet.kernel import fused
+    from sweepnet.kernel import choice
 
     m = engine.mesh()
     n_dev = m.devices.size
@@ -578,10 +578,10 @@ def calibrate(steps: int = 200) -> dict[str, float]:
             n = len(seeds)
             data = jax.device_put(data, NamedSharding(m, P()))
             seeds = jax.device_put(seeds, NamedSharding(m, P("nets")))
-            built = fused.build_seconds()
+            built = choice.build_seconds()
             t = time.perf_counter()
             fn = engine.bucket_fn(static, m).lower(seeds, hyper, data).compile()
-            compiles.append(time.perf_counter() - t - (fused.build_seconds() - built))
+            compiles.append(time.perf_counter() - t - (choice.build_seconds() - built))
             loads.append(_load_seconds(fn))
             jax.block_until_ready(fn(seeds, hyper, data))
             t = time.perf_counter()
@@ -799,15 +799,15 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
     steps, every, n_test = steps or cfg["steps"], cfg["eval_every"], cfg["n_test"]
     say = progress or (lambda _: None)
     load = os.getloadavg()[0]
-    from sweepnet.kernel import fused
+    from sweepnet.kernel import build, choice, verdict
 
     # built and measured before anything is timed (the full bench; a one-off per machine, as
     # `sweepnet devices --build` does it); the quick bench takes the machine as it is
-    cpu = jax.default_backend() == "cpu" and fused.enabled()
-    if cpu and not quick and (fused.library(start=False) is None or fused.verdict() is None):
+    cpu = jax.default_backend() == "cpu" and choice.enabled()
+    if cpu and not quick and (build.library(start=False) is None or verdict.verdict() is None):
         say("building the fused CPU kernel and timing it against XLA's gradient first")
         prepare_kernel(say=say)
-    kernel = fused.library(start=False) if cpu else None
+    kernel = build.library(start=False) if cpu else None
     bound = machine_bound(0.1 if quick else 0.5)
     say(f"bound: {bound['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s matmul, "
         f"{bound['tanh_per_s'] / 1e9:.2f} Gtanh/s over {bound['devices']} devices")

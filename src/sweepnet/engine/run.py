@@ -30,7 +30,7 @@ from sweepnet.core.errors import SweepnetError
 from sweepnet.core.host import CPU_COMPILER_OPTIONS, __version__
 from sweepnet.engine import plan as plan_lib
 from sweepnet.engine import programs
-from sweepnet.kernel import fused as fused_lib
+from sweepnet.kernel import choice as fused_lib
 from sweepnet.store import results
 from sweepnet.sweep import data as data_lib
 from sweepnet.sweep.spec import Spec
