@@ -23,7 +23,7 @@ import tempfile
 
 import jax
 
-from sweepnet.kernel import fused
+from sweepnet.kernel import build as kernel_build
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 
@@ -109,12 +109,12 @@ def build(march: str, folder: str) -> str:
     """The driver built for ``-march=march``; returns its path."""
     src = os.path.join(folder, "driver.cc")
     with open(src, "w") as f:
-        f.write(DRIVER.replace("SOURCE", json.dumps(fused.SOURCE)))
+        f.write(DRIVER.replace("SOURCE", json.dumps(kernel_build.SOURCE)))
     exe = os.path.join(folder, f"driver-{march}")
-    cxx = fused._compiler()
+    cxx = kernel_build.compiler()
     if cxx is None:
         raise SystemExit("kernel_forms: no C++ compiler (set CXX)")
-    flags = [f for f in fused._flags(march) if f not in ("-fPIC", "-shared")]
+    flags = [f for f in kernel_build.flags(march) if f not in ("-fPIC", "-shared")]
     subprocess.run([*cxx, *flags, "-I", jax.ffi.include_dir(), src, "-o", exe], check=True)
     return exe
 

@@ -1,4 +1,5 @@
-"""The fused CPU gradient (kernel.fused): the same gradient as autodiff, the same training."""
+"""The fused CPU gradient (kernel.ops, kernel.choice): the same gradient as autodiff, the same
+training."""
 
 import json
 import os
@@ -10,7 +11,8 @@ import pytest
 
 from sweepnet.engine import plan, programs
 from sweepnet.engine import run as engine
-from sweepnet.kernel import fused
+from sweepnet.kernel import build as kernel_build
+from sweepnet.kernel import choice, ops
 from sweepnet.sweep import spec
 from sweepnet.sweep.models import build, unpad
 from sweepnet.train.step import _loss_and_acc, make_train
@@ -22,7 +24,7 @@ def kernel():
     (``SWEEPNET_FUSED=1``) whatever this machine's measured verdict says."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SWEEPNET_FUSED", "1")
-        path = fused.library(wait=True)
+        path = kernel_build.library(wait=True)
         if path is None:
             pytest.skip("the fused CPU kernel does not build here")
         yield path
@@ -45,7 +47,7 @@ def _params(width, depth, act, real, n, x, seed=0):
 
 def _net(real, depth, act):
     """The kernel's view of a network of real width ``real``, ``depth`` and activation ``act``."""
-    return fused.Net(jnp.int32(real), jnp.int32(depth), jnp.int32(fused.ACTIVATIONS[act]))
+    return ops.Net(jnp.int32(real), jnp.int32(depth), jnp.int32(ops.ACTIVATIONS[act]))
 
 
 def _autodiff(model, params, x, y, real):
@@ -94,7 +96,7 @@ def test_fused_gradient_equals_autodiff(width, depth, real, act, points):
     model, params = _params(width, depth, act, real, 5, x)
     want = jax.vmap(lambda p: _autodiff(model, p, x, y, real))(params)
     net = _net(real, depth, act)
-    got, finite = jax.jit(jax.vmap(lambda p: fused.grad(p, x, y, net)))(params)
+    got, finite = jax.jit(jax.vmap(lambda p: ops.grad(p, x, y, net)))(params)
     assert bool(finite.all())
     _assert_same_gradient(want, got)
 
@@ -105,7 +107,7 @@ def test_fused_logits_equal_the_model(width, depth, real, act, points):
     x = jnp.asarray(rng.normal(size=(2, points)) * 1.5, jnp.float32)
     model, params = _params(width, depth, act, real, 4, x)
     want = jax.vmap(lambda p: model.apply(p, x, real, 1.0))(params)
-    got = jax.jit(jax.vmap(lambda p: fused.logits(p, x, _net(real, depth, act))))(params)
+    got = jax.jit(jax.vmap(lambda p: ops.logits(p, x, _net(real, depth, act))))(params)
     assert got.shape == want.shape == (4, 1, points)
     np.testing.assert_allclose(got, want, atol=2e-6, rtol=1e-5)
 
@@ -121,7 +123,7 @@ def test_fused_margins_and_input_gradients_equal_autodiffs(width, depth, real, a
     want = jax.vmap(lambda p: margin_and_grad(lambda v: model.apply(p, v, real, 1.0), x, y))(
         params)
     net = _net(real, depth, act)
-    got = jax.jit(jax.vmap(lambda p: fused.margin_and_grad(p, x, y, net)))(params)
+    got = jax.jit(jax.vmap(lambda p: ops.margin_and_grad(p, x, y, net)))(params)
     for a, b in zip(want, got, strict=True):
         assert a.shape == b.shape
         np.testing.assert_allclose(b, a, atol=3e-6 * float(jnp.max(jnp.abs(a))), rtol=1e-4)
@@ -135,8 +137,8 @@ def test_padded_network_has_the_unpadded_networks_gradient_bit_for_bit(width, re
     _, padded = _params(width, 3, "tanh", real, 1, x)
     small = jax.tree.map(lambda a: a[0], padded)
     alone = unpad(small, real, 2)  # the same network built at its own width
-    g_pad, _ = fused.grad(small, x, y, _net(real, 3, "tanh"))
-    g_alone, _ = fused.grad(alone, x, y, _net(real, 3, "tanh"))
+    g_pad, _ = ops.grad(small, x, y, _net(real, 3, "tanh"))
+    g_alone, _ = ops.grad(alone, x, y, _net(real, 3, "tanh"))
     for a, b in zip(jax.tree.leaves(g_pad), jax.tree.leaves(g_alone), strict=True):
         block = tuple(slice(0, n) for n in b.shape)
         np.testing.assert_array_equal(a[block], b)
@@ -157,7 +159,7 @@ def test_networks_of_one_batch_have_their_own_depth_and_activation():
     which = jnp.asarray([0, 1, 2, 3, 3, 0], jnp.int32)
     keys = jax.random.split(jax.random.key(3), 6)
     params = jax.vmap(lambda k, w: model.init(k, x[:, :1], w, 1.0))(keys, widths)
-    ids = jnp.asarray([fused.ACTIVATIONS[a] for a in acts], jnp.int32)
+    ids = jnp.asarray([ops.ACTIVATIONS[a] for a in acts], jnp.int32)
 
     def autodiff(p, w, d, a):
         def loss(q):
@@ -166,15 +168,15 @@ def test_networks_of_one_batch_have_their_own_depth_and_activation():
         return jax.grad(loss)(p)
 
     want = jax.vmap(autodiff)(params, widths, depths, which)
-    got, finite = jax.jit(jax.vmap(lambda p, w, d, a: fused.grad(
-        p, x, y, fused.Net(w, d, ids[a]))))(params, widths, depths, which)
+    got, finite = jax.jit(jax.vmap(lambda p, w, d, a: ops.grad(
+        p, x, y, ops.Net(w, d, ids[a]))))(params, widths, depths, which)
     assert bool(finite.all())
     _assert_same_gradient(want, got)
     # layers past a network's depth: exactly zero gradient
     for n, d in enumerate(depths.tolist()):
         for i in range(d, 4):
             assert not got["params"][f"hidden_{i}"]["kernel"][n].any()
-    z = jax.vmap(lambda p, w, d, a: fused.logits(p, x, fused.Net(w, d, ids[a])))(
+    z = jax.vmap(lambda p, w, d, a: ops.logits(p, x, ops.Net(w, d, ids[a])))(
         params, widths, depths, which)
     zw = jax.vmap(lambda p, w, d, a: model.apply(p, x, w, 1.0, real_depth=d, which=a))(
         params, widths, depths, which)
@@ -188,7 +190,7 @@ def test_each_network_may_have_its_own_points():
     ys = jnp.asarray(rng.integers(0, 2, (3, 48)), jnp.int32)
     model, params = _params(4, 2, "tanh", 4, 3, xs[0])
     want = jax.vmap(lambda p, x, y: _autodiff(model, p, x, y, 4))(params, xs, ys)
-    got, _ = jax.vmap(lambda p, x, y: fused.grad(p, x, y, _net(4, 2, "tanh")))(params, xs, ys)
+    got, _ = jax.vmap(lambda p, x, y: ops.grad(p, x, y, _net(4, 2, "tanh")))(params, xs, ys)
     for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
         np.testing.assert_allclose(b, a, atol=1e-6, rtol=1e-4)
 
@@ -198,7 +200,7 @@ def test_a_non_finite_logit_is_reported():
     y = jnp.zeros(20, jnp.int32)
     _, params = _params(3, 1, "tanh", 3, 2, x)
     params["params"]["out"]["bias"] = params["params"]["out"]["bias"].at[1].set(jnp.inf)
-    _, finite = jax.vmap(lambda p: fused.grad(p, x, y, _net(3, 1, "tanh")))(params)
+    _, finite = jax.vmap(lambda p: ops.grad(p, x, y, _net(3, 1, "tanh")))(params)
     assert finite.tolist() == [True, False]
 
 
@@ -286,23 +288,23 @@ def test_the_program_cache_keeps_fused_and_xla_programs_apart(tmp_path, monkeypa
 def test_without_a_compiler_the_sweep_uses_xlas_gradient(tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("SWEEPNET_CACHE", str(tmp_path / "cache"))
-    fused.reset()
+    choice.reset()
     programs.bucket_fn.cache_clear()
     try:
-        assert fused.library(wait=True) is None  # as SWEEPNET_FUSED=1 asks
+        assert kernel_build.library(wait=True) is None  # as SWEEPNET_FUSED=1 asks
         err = capfd.readouterr().err
         assert "building the fused CPU gradient kernel" in err  # the user sees the pause's cause
         assert "fused CPU gradient unavailable" in err
         s = spec.loads(SPEC.replace('["tanh", "softplus", "elu"]', '"tanh"'))
-        assert not fused.use(plan.make_plan(s, 2).buckets[0].static, programs.mesh())
+        assert not choice.use(plan.make_plan(s, 2).buckets[0].static, programs.mesh())
         engine.run_sweep(s, str(tmp_path / "out"), progress=False, cache=False)
         with open(tmp_path / "out" / "manifest.json") as f:
             assert {b["gradient"] for b in json.load(f)["buckets"].values()} == {"xla"}
     finally:
         monkeypatch.undo()
-        fused.reset()
+        choice.reset()
         programs.bucket_fn.cache_clear()
-    assert fused.library(wait=True) is not None
+    assert kernel_build.library(wait=True) is not None
 
 
 @pytest.mark.slow
@@ -321,7 +323,7 @@ def test_training_with_the_fused_gradient_equals_autodiff_training(width):
     fns = [jax.jit(lambda k, f=f: make_train(static, fused=f)(jax.random.key(k), h, data))
            for f in (True, False)]
     jaxprs = [str(jax.make_jaxpr(fn)(seeds[0])) for fn in fns]
-    for target in fused.TARGETS:  # the fused program calls all three entry points, XLA's none
+    for target in ops.TARGETS:  # the fused program calls all three entry points, XLA's none
         assert target in jaxprs[0] and target not in jaxprs[1]
     outs = [fn(seeds[0]) for fn in fns]
     np.testing.assert_allclose(outs[0].curve_loss, outs[1].curve_loss, rtol=1e-4, atol=1e-6)
@@ -334,7 +336,8 @@ def test_sweepnet_devices_says_whether_the_kernel_is_used(capsys, monkeypatch):
 
     assert cli.main(["devices"]) == 0
     out = capsys.readouterr().out
-    assert f"fused CPU gradient: {fused.library()}" in out and "always (SWEEPNET_FUSED=1)" in out
+    assert f"fused CPU gradient: {kernel_build.library()}" in out
+    assert "always (SWEEPNET_FUSED=1)" in out
     monkeypatch.setenv("SWEEPNET_FUSED", "0")
     assert cli.main(["devices"]) == 0
     assert "fused CPU gradient: off (SWEEPNET_FUSED=0)" in capsys.readouterr().out
@@ -349,7 +352,7 @@ def test_the_kernel_is_timed_against_xlas_gradient():
     assert (row["width"], row["depth"], row["activation"]) == (3, 2, "relu")
     assert row["fused_s"] > 0 and row["xla_s"] > 0 and row["networks"] >= 8
     assert row["speedup"] == pytest.approx(row["xla_s"] / row["fused_s"])
-    assert result["march"] == fused.march() and " 3, 2) relu" in "\n".join(
+    assert result["march"] == kernel_build.march() and " 3, 2) relu" in "\n".join(
         gradients.format_verdict(result))
 
 
@@ -362,17 +365,17 @@ def test_a_bucket_switches_to_the_kernel_when_it_is_ready(both, tmp_path, monkey
 
     s, out = both
     monkeypatch.delenv("SWEEPNET_FUSED")  # the choice left to measurement
-    monkeypatch.setattr(fused, "use", lambda static, mesh, start=True: False)  # not built yet
-    monkeypatch.setattr(fused, "pending", lambda static, mesh: fused.covers(static))
+    monkeypatch.setattr(choice, "use", lambda static, mesh, start=True: False)  # not built yet
+    monkeypatch.setattr(choice, "pending", lambda static, mesh: choice.covers(static))
     asked = []
 
     def ready(static):  # ready from the second call on
         asked.append(static)
-        return fused.covers(static) and len(asked) > 1
+        return choice.covers(static) and len(asked) > 1
 
-    monkeypatch.setattr(fused, "ready", ready)
+    monkeypatch.setattr(choice, "ready", ready)
     monkeypatch.setattr(plan, "interim_chunk",
-                        lambda static, chunk, n: plan.whole_lanes(4, n, plan.sub_batch(static)))
+                        lambda static, chunk, n: plan._lanes(4, n, plan.sub_batch(static)))
     programs.bucket_fn.cache_clear()
     try:
         engine.run_sweep(s, str(tmp_path / "out"), progress=False)

@@ -13,13 +13,13 @@ import pytest
 import sweepnet
 from sweepnet.engine import plan
 from sweepnet.engine import run as engine
-from sweepnet.kernel import fused
+from sweepnet.kernel import build, ops
 from sweepnet.sweep import models, spec
 from sweepnet.sweep.optimizers import OPTIMIZERS
 from sweepnet.train.step import Hyper, make_data, make_train
 
 ACTS = sorted(models.ACTIVATIONS)
-KERNEL_ACTS = [a for a in ACTS if a in fused.ACTIVATIONS]
+KERNEL_ACTS = [a for a in ACTS if a in ops.ACTIVATIONS]
 SPEC = f"""
 name = "inv"
 [data]
@@ -74,7 +74,7 @@ def swept_xla(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def swept_fused(tmp_path_factory):
-    if fused.library(wait=True) is None:
+    if build.library(wait=True) is None:
         pytest.skip("the fused CPU kernel does not build here")
     return _sweep(tmp_path_factory, "fused")
 

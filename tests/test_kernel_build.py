@@ -1,5 +1,6 @@
-"""The fused kernel's build and choice (sweepnet.kernel.fused): nobody waits for the build, nothing
-builds at import or collection, and the kernel is used where it measured faster.
+"""The fused kernel's build and choice (sweepnet.kernel.build, .verdict, .choice): nobody waits
+for the build, nothing builds at import or collection, and the kernel is used where it measured
+faster.
 
 A fake compiler (``CXX`` pointing at a script) stands in for the real one where a build would
 be too slow; each test has its own cache folder (``SWEEPNET_CACHE``).
@@ -16,7 +17,7 @@ from sweepnet import cli
 from sweepnet.engine import plan, programs
 from sweepnet.engine import run as engine
 from sweepnet.engine.run import Summary
-from sweepnet.kernel import fused
+from sweepnet.kernel import build, choice, verdict
 from sweepnet.sweep import spec
 
 FAKE = """#!/bin/sh
@@ -49,52 +50,52 @@ def _text(path) -> str:
 def isolated(tmp_path, monkeypatch):
     """An empty cache folder and a fresh view of the kernel; the session's view comes back
     after (the real kernel may be loaded and registered in this process)."""
-    saved = {k: (v.copy() if isinstance(v, dict | set) else v) for k, v in fused._state.items()}
+    saved = {k: (v.copy() if isinstance(v, dict | set) else v) for k, v in build.STATE.items()}
     monkeypatch.setenv("SWEEPNET_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("SWEEPNET_FUSED", raising=False)
     monkeypatch.delenv("SWEEPNET_MARCH", raising=False)
-    fused.reset()
+    choice.reset()
     yield tmp_path
-    fused._state.update(saved)
-    fused._library_key.cache_clear()
+    build.STATE.update(saved)
+    build.library_key.cache_clear()
 
 
 def test_library_never_waits_and_builds_in_the_background(isolated, monkeypatch, capfd):
     monkeypatch.setenv("CXX", _fake_compiler(isolated, sleep=1))
     monkeypatch.setenv("SWEEPNET_KERNEL_BUILD", "1")
     t = time.perf_counter()
-    assert fused.library() is None
+    assert build.library() is None
     assert time.perf_counter() - t < 5  # the compiler sleeps, and nobody waits for it
     err = capfd.readouterr().err
     assert "in the background" in err and "XLA's gradient" in err
     assert " s)" not in err and "about" not in err  # no promise of a duration
-    builder = fused._state["builder"]
+    builder = build.STATE["builder"]
     assert builder.wait(timeout=300) == 0  # a detached process that outlives nothing of ours
     assert _calls(isolated), "the background builder never ran the compiler"
-    base = fused.kernel_path()[:-3]
+    base = build.kernel_path()[:-3]
     assert "fake: no kernel here" in _text(base + ".failed")
     assert "fake: no kernel here" in _text(base + ".log")
     # the failure is kept: the next run says why and starts no new build
-    fused.reset()
-    assert fused.library() is None and fused._state["builder"] is None
+    choice.reset()
+    assert build.library() is None and build.STATE["builder"] is None
     assert "sweepnet devices --build retries" in capfd.readouterr().err
     # an explicit build retries, in the foreground
     n = len(_calls(isolated))
-    assert fused.build() is None and len(_calls(isolated)) == n + 1
+    assert build.build() is None and len(_calls(isolated)) == n + 1
 
 
 def test_no_background_build_when_turned_off_or_already_running(isolated, monkeypatch):
     monkeypatch.setenv("CXX", _fake_compiler(isolated))
     monkeypatch.setenv("SWEEPNET_KERNEL_BUILD", "0")
-    assert fused.library() is None and not fused.start_build()
+    assert build.library() is None and not build.start_build()
     monkeypatch.setenv("SWEEPNET_KERNEL_BUILD", "1")
     import fcntl
 
-    base = fused.kernel_path()[:-3]
+    base = build.kernel_path()[:-3]
     os.makedirs(os.path.dirname(base))
     with open(base + ".lock", "a") as lock:  # another process is building it
         fcntl.flock(lock, fcntl.LOCK_EX)
-        assert not fused.start_build()
+        assert not build.start_build()
     assert not _calls(isolated)
 
 
@@ -102,21 +103,21 @@ def test_a_library_that_does_not_load_is_recorded_and_removed(isolated, monkeypa
     # "compiles" a file that is no shared library
     body = 'while [ "$1" != "-o" ]; do shift; done; echo junk > "$2"'
     monkeypatch.setenv("CXX", _fake_compiler(isolated, body=body))
-    assert fused.build() is None
+    assert build.build() is None
     err = capfd.readouterr().err
     assert "built the fused CPU gradient kernel in" in err and "cannot load" in err
-    path = fused.kernel_path()
+    path = build.kernel_path()
     assert not os.path.exists(path) and "cannot load" in _text(path[:-3] + ".failed")
-    assert fused.build_seconds() > 0
+    assert choice.build_seconds() > 0
 
 
 def test_march_is_part_of_the_kernels_key(isolated, monkeypatch):
     monkeypatch.setenv("CXX", _fake_compiler(isolated))
-    native = fused.kernel_path()
-    assert "-march=native" in fused._flags()
+    native = build.kernel_path()
+    assert "-march=native" in build.flags()
     monkeypatch.setenv("SWEEPNET_MARCH", "x86-64-v3")
-    assert fused.march() == "x86-64-v3" and "-march=x86-64-v3" in fused._flags()
-    assert "-march=native" not in fused._flags() and fused.kernel_path() != native
+    assert build.march() == "x86-64-v3" and "-march=x86-64-v3" in build.flags()
+    assert "-march=native" not in build.flags() and build.kernel_path() != native
 
 
 VERDICT = {"steps": 300, "march": "native", "shapes": [
@@ -145,29 +146,29 @@ steps = 10
 
 def test_the_kernel_is_used_where_it_measured_faster(isolated, monkeypatch):
     monkeypatch.setenv("CXX", _fake_compiler(isolated))
-    assert fused.prefers(3, 2, ("tanh",)) is None  # nothing measured yet
-    path = fused.save_verdict(VERDICT)
-    assert path == fused.kernel_path()[:-3] + ".json"
-    assert fused.prefers(3, 2, ("tanh",)) is True
-    assert fused.prefers(2, 1, ("tanh",)) is True  # nearest: (3, 2)
-    assert fused.prefers(12, 4, ("tanh",)) is False  # nearest: (16, 4)
-    assert fused.prefers(3, 2, ("softplus",)) is True  # tanh's family
-    assert fused.prefers(3, 2, ("leaky_relu",)) is False  # relu's family
-    assert fused.prefers(3, 2, ("tanh", "relu")) is False  # a program of both: all must gain
-    monkeypatch.setattr(fused, "library", lambda wait=False, start=True: "kernel.so")
+    assert verdict.prefers(3, 2, ("tanh",)) is None  # nothing measured yet
+    path = verdict.save_verdict(VERDICT)
+    assert path == build.kernel_path()[:-3] + ".json"
+    assert verdict.prefers(3, 2, ("tanh",)) is True
+    assert verdict.prefers(2, 1, ("tanh",)) is True  # nearest: (3, 2)
+    assert verdict.prefers(12, 4, ("tanh",)) is False  # nearest: (16, 4)
+    assert verdict.prefers(3, 2, ("softplus",)) is True  # tanh's family
+    assert verdict.prefers(3, 2, ("leaky_relu",)) is False  # relu's family
+    assert verdict.prefers(3, 2, ("tanh", "relu")) is False  # a program of both: all must gain
+    monkeypatch.setattr(build, "library", lambda wait=False, start=True: "kernel.so")
     m = programs.mesh()
     small, wide = _static(3, 2, "tanh"), _static(16, 4, "tanh")
-    assert fused.use(small, m) and not fused.use(wide, m)
+    assert choice.use(small, m) and not choice.use(wide, m)
     monkeypatch.setenv("SWEEPNET_FUSED", "1")
-    assert fused.use(wide, m)
+    assert choice.use(wide, m)
     monkeypatch.setenv("SWEEPNET_FUSED", "0")
-    assert not fused.use(small, m)
+    assert not choice.use(small, m)
 
 
 def test_an_unmeasured_kernel_is_not_used_by_default(isolated, monkeypatch):
     monkeypatch.setenv("CXX", _fake_compiler(isolated))
-    monkeypatch.setattr(fused, "library", lambda wait=False, start=True: "kernel.so")
-    assert not fused.use(_static(3, 2, "tanh"), programs.mesh())
+    monkeypatch.setattr(build, "library", lambda wait=False, start=True: "kernel.so")
+    assert not choice.use(_static(3, 2, "tanh"), programs.mesh())
 
 
 def test_sweepnet_devices_says_the_kernel_is_not_built_and_builds_nothing(isolated, monkeypatch,
@@ -176,7 +177,7 @@ def test_sweepnet_devices_says_the_kernel_is_not_built_and_builds_nothing(isolat
     monkeypatch.setenv("SWEEPNET_KERNEL_BUILD", "1")
     assert cli.main(["devices"]) == 0
     assert "fused CPU gradient: not built" in capsys.readouterr().out
-    assert not _calls(isolated) and fused._state["builder"] is None
+    assert not _calls(isolated) and build.STATE["builder"] is None
 
 
 def test_sweepnet_devices_build_fails_with_one_line(isolated, monkeypatch, capsys):
@@ -208,7 +209,7 @@ def test_the_summary_gives_small_rates_and_keeps_the_build_apart():
     assert "0.13 networks/s" in text and "compiles (4.0 s)" in text
     assert "41.2 s building the CPU kernel" in text
     assert "building" not in str(Summary(13, 0, 13, 1, 1, 4.0, 100.0))
-    assert [engine.significant(x) for x in (0.013, 0.13, 4.21, 57.4, 1234.5, 0.0)] == [
+    assert [engine._significant(x) for x in (0.013, 0.13, 4.21, 57.4, 1234.5, 0.0)] == [
         "0.013", "0.13", "4.2", "57", "1234", "0"]
 
 
@@ -220,15 +221,15 @@ def test_a_sweep_waits_for_a_kernel_being_built_only_while_one_is(isolated, monk
     monkeypatch.setenv("CXX", _fake_compiler(isolated))
     monkeypatch.setenv("SWEEPNET_KERNEL_BUILD", "1")
     static, m = _static(3, 2, "tanh"), programs.mesh()
-    assert fused.will_build()  # nothing built, background builds allowed
-    assert not fused.pending(static, m)  # but no build is running
-    fused._state["builder"] = "elsewhere"  # another process holds the build's lock
-    assert fused.pending(static, m) and not fused.ready(static)
-    assert not fused.pending(_static(3, 2, "elu"), m)  # not the kernel's: nothing to wait for
+    assert choice.will_build()  # nothing built, background builds allowed
+    assert not choice.pending(static, m)  # but no build is running
+    build.STATE["builder"] = "elsewhere"  # another process holds the build's lock
+    assert choice.pending(static, m) and not choice.ready(static)
+    assert not choice.pending(_static(3, 2, "elu"), m)  # not the kernel's: nothing to wait for
     monkeypatch.setenv("SWEEPNET_FUSED", "0")
-    assert not fused.pending(static, m) and not fused.will_build()
+    assert not choice.pending(static, m) and not choice.will_build()
     monkeypatch.delenv("SWEEPNET_FUSED")
-    fused.save_verdict(VERDICT)  # measured (the fake library does not exist, so not ready)
-    assert not fused.ready(static)
+    verdict.save_verdict(VERDICT)  # measured (the fake library does not exist, so not ready)
+    assert not choice.ready(static)
     monkeypatch.setenv("SWEEPNET_KERNEL_BUILD", "0")
-    assert not fused.will_build()
+    assert not choice.will_build()

@@ -19,12 +19,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweepnet.kernel import fused
+from sweepnet.kernel import build, ops
 from sweepnet.sweep import models
 from sweepnet.train.step import _loss_and_acc
 
 ACTS = sorted(models.ACTIVATIONS)
-KERNEL_ACTS = sorted(fused.ACTIVATIONS)
+KERNEL_ACTS = sorted(ops.ACTIVATIONS)
 WIDTH, DEPTH, IN_DIM = 3, 2, 2  # the network
 PAD_WIDTH, PAD_DEPTH = 7, 4  # its program
 FILLS = ("zeros", "noise")
@@ -177,7 +177,7 @@ def test_padded_mixed_mlp_equals_the_network_at_its_own_shape(model_pairs, act, 
 @pytest.fixture(scope="module")
 def kernel():
     """The fused CPU kernel, built in the foreground if need be (as tests/test_fused.py does)."""
-    if fused.library(wait=True) is None:
+    if build.library(wait=True) is None:
         pytest.skip("the fused CPU kernel does not build here")
 
 
@@ -192,12 +192,12 @@ def kernel_pairs(kernel):
     cases = [(act, fill) for act in KERNEL_ACTS for fill in FILLS]
     trees = {fill: _embed(small, fill) for fill in FILLS}
     stacked = jax.tree.map(lambda *a: np.stack(a), *[trees[f][0] for _, f in cases])
-    ids = jnp.asarray([fused.ACTIVATIONS[a] for a, _ in cases], jnp.int32)
+    ids = jnp.asarray([ops.ACTIVATIONS[a] for a, _ in cases], jnp.int32)
 
     def run(tree, act):
-        net = fused.Net(jnp.int32(WIDTH), jnp.int32(DEPTH), act)
-        return (*fused.grad(tree, x, y, net), fused.logits(tree, x, net),
-                fused.margin_and_grad(tree, x, y, net))
+        net = ops.Net(jnp.int32(WIDTH), jnp.int32(DEPTH), act)
+        return (*ops.grad(tree, x, y, net), ops.logits(tree, x, net),
+                ops.margin_and_grad(tree, x, y, net))
 
     padded = jax.vmap(run)
     alone = jax.vmap(run, in_axes=(None, 0))

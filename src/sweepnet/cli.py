@@ -55,7 +55,7 @@ def cmd_run(a):
 
 def cmd_plan(a):
     from sweepnet.engine import cost, machine, plan, programs
-    from sweepnet.kernel import fused
+    from sweepnet.kernel import choice
     from sweepnet.sweep import spec
 
     s = spec.load(a.spec, a.set)
@@ -63,14 +63,14 @@ def cmd_plan(a):
     n, memory, where = m.devices.size, _bytes(a.max_memory) if a.max_memory else None, \
         programs.platform(m)
     # calls are cut as the run will cut them: by platform, and by the gradient it would use
-    kernel = where == "cpu" and all(fused.use(b.static, m, start=False)
+    kernel = where == "cpu" and all(choice.use(b.static, m, start=False)
                                     for b in plan.make_plan(s, n, memory).buckets)
     p = plan.make_plan(s, n, memory, platform=where, fused=kernel)
     # recorded runs, else a short measurement (said on stderr), cached per machine
     t = machine.throughput(refresh=a.calibrate, results=a.results, say=_say)
     notes, later = [], None
-    if where == "cpu" and not kernel and fused.will_build() and any(
-            fused.covers(b.static) for b in p.buckets):
+    if where == "cpu" and not kernel and choice.will_build() and any(
+            choice.covers(b.static) for b in p.buckets):
         # a first run trains with XLA's gradient while the kernel builds, then switches to it
         later = plan.make_plan(s, n, memory, platform=where, fused=True)
         notes.append("the fused CPU kernel is not built and measured here yet: a first run does "
@@ -79,7 +79,7 @@ def cmd_plan(a):
     print(cost.describe(p, t["flops_per_s"], t["compile_s"], t["step_s"], load_s=t.get("load_s"),
                         overhead_s=t.get("overhead_s", 0.0) + machine.STARTUP_S,
                         source=t["source"], notes=notes, padded=not kernel, kernel_plan=later,
-                        build_s=fused.FIRST_BUILD_S, contention=_build_contention()))
+                        build_s=choice.FIRST_BUILD_S, contention=_build_contention()))
 
 
 def _build_contention() -> float:
@@ -207,12 +207,12 @@ def cmd_devices(a):
     if jax.default_backend() != "cpu":
         return
     from sweepnet.bench import gradients
-    from sweepnet.kernel import fused
+    from sweepnet.kernel import build, choice, verdict
 
     if a.build:  # in the foreground, then measured against XLA's gradient
         if gradients.prepare_kernel(say=lambda m: print(f"  measured {m}", flush=True)) is None:
             raise SweepnetError("the fused CPU gradient kernel did not build (see above)")
-    for line in devices.kernel_lines(fused.mode(), fused.library(start=False), fused.verdict(),
+    for line in devices.kernel_lines(choice.mode(), build.library(start=False), verdict.verdict(),
                                      gradients.format_verdict):
         print(line)
 

@@ -14,25 +14,26 @@ import time
 import jax
 
 from sweepnet.engine.machine import probe_bucket
-from sweepnet.kernel import fused
+from sweepnet.kernel import build as kernel_build
+from sweepnet.kernel import verdict
 from sweepnet.train.step import make_train
 
 
 def measure_gradients(shapes=None, steps: int = 300, repeats: int = 7, say=None) -> dict:
     """Time training with the fused CPU kernel against XLA's gradient on small shapes.
 
-    For each ``(width, depth, activation)`` of ``shapes`` (default ``fused.MEASURED``):
+    For each ``(width, depth, activation)`` of ``shapes`` (default ``verdict.MEASURED``):
     ``jit(vmap(make_train(static, fused=...)))`` of the networks one device trains at once,
     ``steps`` steps on 512 points, compiled first, then the two programs run in turn
     ``repeats`` times, in alternating order (so that load on the machine weighs on both); the
     best time of each is kept (noise only ever slows a run down). The kernel must be built.
-    Returns the verdict ``fused.save_verdict`` keeps:
+    Returns the verdict ``verdict.save_verdict`` keeps:
     ``{"shapes": [{"width", "depth", "activation", "networks", "fused_s", "xla_s",
     "speedup"}], "steps", "march", "measured", "load"}``.
     """
     say = say or (lambda _: None)
     rows = []
-    for width, depth, act in shapes or fused.MEASURED:
+    for width, depth, act in shapes or verdict.MEASURED:
         static, seeds, hyper, data = probe_bucket(width, depth, act, steps=steps, n_test=256)
         fns = {}
         for name in ("fused", "xla"):
@@ -51,7 +52,7 @@ def measure_gradients(shapes=None, steps: int = 300, repeats: int = 7, say=None)
                      "speedup": best["xla"] / best["fused"]})
         say(f"({width}, {depth}) {act}: fused {best['fused']:.3f} s, XLA {best['xla']:.3f} s "
             f"for {len(seeds)} networks x {steps} steps")
-    return {"shapes": rows, "steps": steps, "march": fused.march(),
+    return {"shapes": rows, "steps": steps, "march": kernel_build.march(),
             "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "load": os.getloadavg()[0]}
 
 
@@ -59,10 +60,10 @@ def prepare_kernel(say=None) -> dict | None:
     """Build the fused CPU kernel in the foreground if need be, then measure it against XLA's
     gradient (:func:`measure_gradients`) and keep the verdict beside it. What the background
     builder and ``sweepnet devices --build`` run. Returns the verdict, None without a kernel."""
-    if fused.build() is None:
+    if kernel_build.build() is None:
         return None
     result = measure_gradients(say=say)
-    fused.save_verdict(result)
+    verdict.save_verdict(result)
     return result
 
 

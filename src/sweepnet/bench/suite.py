@@ -13,7 +13,7 @@ that compile time is cold and peak memory (``ru_maxrss``) is that workload's own
 - ``scan``: one jitted ``lax.scan`` of the whole training, called once per network.
 
 The engine runs with what ``sweepnet run`` picks on this machine (the fused CPU kernel where
-it measured faster, see :mod:`sweepnet.kernel.fused`); the full bench first builds and measures the
+it measured faster, see :mod:`sweepnet.kernel.choice`); the full bench first builds and measures the
 kernel if need be, and at one size per shape also trains with each gradient forced, so it
 prints which gradient won and whether the default took it.
 
@@ -54,7 +54,8 @@ from sweepnet.bench.workloads import (
     min_seconds,
     workload_ops,
 )
-from sweepnet.kernel import fused
+from sweepnet.kernel import build as kernel_build
+from sweepnet.kernel import choice, verdict
 
 
 def run(quick: bool = False, shapes=None, sizes=None, progress=None,
@@ -79,11 +80,12 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
     load = os.getloadavg()[0]
     # built and measured before anything is timed (the full bench; a one-off per machine, as
     # `sweepnet devices --build` does it); the quick bench takes the machine as it is
-    cpu = jax.default_backend() == "cpu" and fused.enabled()
-    if cpu and not quick and (fused.library(start=False) is None or fused.verdict() is None):
+    cpu = jax.default_backend() == "cpu" and choice.enabled()
+    missing = kernel_build.library(start=False) is None or verdict.verdict() is None
+    if cpu and not quick and missing:
         say("building the fused CPU kernel and timing it against XLA's gradient first")
         prepare_kernel(say=say)
-    kernel = fused.library(start=False) if cpu else None
+    kernel = kernel_build.library(start=False) if cpu else None
     bound = machine_bound(0.1 if quick else 0.5)
     say(f"bound: {bound['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s matmul, "
         f"{bound['tanh_per_s'] / 1e9:.2f} Gtanh/s over {bound['devices']} devices")

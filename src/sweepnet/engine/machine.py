@@ -26,7 +26,7 @@ from sweepnet.core.host import __version__, cache_root
 from sweepnet.engine import cost, programs
 from sweepnet.engine import plan as plan_lib
 from sweepnet.engine import run as engine
-from sweepnet.kernel import fused
+from sweepnet.kernel import choice
 from sweepnet.store.results import read_manifest
 from sweepnet.sweep import spec
 from sweepnet.train.step import Static
@@ -103,12 +103,12 @@ def calibrate(steps: int = 200) -> dict[str, float]:
             n = len(seeds)
             data = jax.device_put(data, NamedSharding(m, P()))
             seeds = jax.device_put(seeds, NamedSharding(m, P("nets")))
-            built = fused.build_seconds()
+            built = choice.build_seconds()
             t = time.perf_counter()
-            fast = fused.use(static, m)  # the gradient a sweep would use now
+            fast = choice.use(static, m)  # the gradient a sweep would use now
             fn = programs.bucket_fn(static, m, fast, plan_lib.sub_batch(static, fast))
             fn = fn.lower(seeds, hyper, data).compile()
-            compiles.append(time.perf_counter() - t - (fused.build_seconds() - built))
+            compiles.append(time.perf_counter() - t - (choice.build_seconds() - built))
             loads.append(_load_seconds(fn))
             jax.block_until_ready(fn(seeds, hyper, data))
             t = time.perf_counter()

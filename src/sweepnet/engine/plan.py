@@ -33,7 +33,7 @@ import numpy as np
 
 from sweepnet.core.errors import SweepnetError
 from sweepnet.engine import cost
-from sweepnet.kernel.fused import ACTIVATIONS as KERNEL_ACTIVATIONS
+from sweepnet.kernel.ops import ACTIVATIONS as KERNEL_ACTIVATIONS
 from sweepnet.sweep import data as data_lib
 from sweepnet.sweep.models import n_params
 from sweepnet.sweep.spec import Spec, run_id

@@ -32,7 +32,7 @@ from sweepnet.core.host import __version__
 from sweepnet.engine import distributed, programs
 from sweepnet.engine import plan as plan_lib
 from sweepnet.engine.plan import Bucket, Run
-from sweepnet.kernel import fused as fused_lib
+from sweepnet.kernel import choice as fused_lib
 from sweepnet.store import results
 from sweepnet.sweep import data as data_lib
 from sweepnet.sweep.spec import Spec

@@ -269,7 +269,7 @@ def margin_and_grad(apply_fn: Callable, x: jax.Array, y: jax.Array):
 
     One VJP of the summed margin: each margin depends only on its own point, so the gradient of
     the sum holds every point's own gradient. An ``apply_fn`` with a ``margin_and_grad(x, y)``
-    attribute (the fused CPU kernel, :mod:`sweepnet.kernel.fused`) computes both itself.
+    attribute (the fused CPU kernel, :mod:`sweepnet.kernel.ops`) computes both itself.
     """
     if (own := getattr(apply_fn, "margin_and_grad", None)) is not None:
         return own(x, y)

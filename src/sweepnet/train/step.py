@@ -17,7 +17,8 @@ import optax
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
-from sweepnet.kernel import fused as fused_lib
+from sweepnet.kernel import choice as fused_choice
+from sweepnet.kernel import ops as fused_ops
 from sweepnet.sweep.models import build
 from sweepnet.sweep.optimizers import OPTIMIZERS
 from sweepnet.train import separation
@@ -174,11 +175,11 @@ def make_train(static: Static, fused: bool = False, capture: bool = False):
     for pictures of a network through training.
 
     ``fused``: compute each step's gradient, the evaluations' logits and the separation
-    metrics' margins and input gradients with the native CPU kernel (:mod:`sweepnet.kernel.fused`;
-    ``fused.covers(static)`` must hold) instead of XLA. The same to float round-off; the
+    metrics' margins and input gradients with the native CPU kernel (:mod:`sweepnet.kernel.ops`;
+    ``choice.covers(static)`` must hold) instead of XLA. The same to float round-off; the
     optimizer is XLA's either way.
     """
-    if fused and not fused_lib.covers(static):
+    if fused and not fused_choice.covers(static):
         raise ValueError(f"the fused gradient does not cover {static}")
     model = build(static.arch, static.width, static.depth, static.activations, static.n_out)
     eval_steps = static.eval_steps
@@ -197,7 +198,7 @@ def make_train(static: Static, fused: bool = False, capture: bool = False):
                                          real_depth=hyper.depth, which=which)
         tx = OPTIMIZERS[static.optimizer](hyper.learning_rate)
         if fused:  # the kernel's view of this network: real width, depth and activation
-            net = fused_lib.Net.of(static, hyper.width, hyper.depth, hyper.activation)
+            net = fused_ops.Net.of(static, hyper.width, hyper.depth, hyper.activation)
 
         def batch(t):
             """The points of step ``t``: ``x (in_dim, batch)``, ``y (batch,)``."""
@@ -219,7 +220,7 @@ def make_train(static: Static, fused: bool = False, capture: bool = False):
 
         def fused_grad(p, t):
             x, y = batch(t)
-            g, finite = fused_lib.grad(unravel(p), x, y, net)
+            g, finite = fused_ops.grad(unravel(p), x, y, net)
             return ravel_pytree(g)[0], finite
 
         grad_fn = fused_grad if fused else jax.grad(batch_loss, has_aux=True)
@@ -232,7 +233,7 @@ def make_train(static: Static, fused: bool = False, capture: bool = False):
 
         def forward(p, x):  # logits for evaluations (never differentiated)
             if fused:
-                return fused_lib.logits(unravel(p), x, net)
+                return fused_ops.logits(unravel(p), x, net)
             return apply(p, x)
 
         def evaluate(p):
@@ -266,7 +267,7 @@ def make_train(static: Static, fused: bool = False, capture: bool = False):
             return apply(carry[0], x)
 
         if fused:
-            trained.margin_and_grad = lambda x, y: fused_lib.margin_and_grad(
+            trained.margin_and_grad = lambda x, y: fused_ops.margin_and_grad(
                 unravel(carry[0]), x, y, net)
         sep = separation.metrics(trained, data.probe, data.x_test, data.y_test)
         out = Output(unravel(carry[0]), loss[-1], train_acc[-1], test_acc[-1],
