@@ -44,6 +44,7 @@ def _has_avx512() -> bool:
 
 def _jax_backends_started() -> bool:
     try:
+        # imported here: this module configures the devices before jax is first imported
         from jax._src import xla_bridge
 
         return bool(xla_bridge._backends)
@@ -53,7 +54,7 @@ def _jax_backends_started() -> bool:
 
 def describe() -> list[dict[str, str]]:
     """What JAX sees: one dict per device."""
-    import jax
+    import jax  # imported here: this module must not import jax before configuring it
 
     return [{"id": str(d.id), "platform": d.platform, "kind": d.device_kind,
              "process": str(d.process_index)} for d in jax.devices()]

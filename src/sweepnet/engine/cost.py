@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from sweepnet.sweep.models import n_params
 from sweepnet.train.step import TEST_BLOCK, Static
-
-if TYPE_CHECKING:  # the plan imports this module; its types are only named here
-    from sweepnet.engine.plan import Plan
 
 # Machine model for choosing buckets: fixed constants (never measured), so that a run's padded
 # width does not depend on the machine. Close to `machine.calibrate()` on a 2-core CPU, where a
@@ -70,10 +66,11 @@ def bytes_per_network(static: Static) -> int:
     return 4 * (8 * n_par + acts + curves)
 
 
-def estimate_seconds(plan: Plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
+def estimate_seconds(plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
                      compile_s: float = DEFAULT_COMPILE_S, step_s: float = 0.0,
                      overhead_s: float = 0.0, padded: bool = True) -> float:
-    """Compiles plus every call's work plus a run's fixed ``overhead_s``: each network-step
+    """Seconds to train ``plan`` (a :class:`~sweepnet.engine.plan.Plan`, which imports this
+    module): compiles plus every call's work plus a run's fixed ``overhead_s``: each network-step
     costs ``step_s`` (fixed, per device) plus its FLOPs at ``flops_per_s`` (see
     ``machine.throughput``). ``compile_s`` is a bucket's program: compiled (a cold run) or
     loaded from the program cache (a warm one). ``padded``: the programs compute at their
@@ -89,11 +86,11 @@ def estimate_seconds(plan: Plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
     return work / plan.n_devices + compile_s * len(plan.buckets) + overhead_s
 
 
-def describe(plan: Plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
+def describe(plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
              compile_s: float = DEFAULT_COMPILE_S, step_s: float = DEFAULT_STEP_S, *,
              load_s: float | None = None, overhead_s: float = 0.0,
              source: str = "the planner's constants", notes: Sequence[str] = (),
-             padded: bool = True, kernel_plan: Plan | None = None,
+             padded: bool = True, kernel_plan=None,
              build_s: float = 0.0, contention: float = 1.0) -> str:
     """The text `sweepnet plan` prints: buckets, padding, memory, and the time estimate of a
     cold run (and of a warm one, programs loaded from the cache, given ``load_s``) with the

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
 from sweepnet.core.errors import SweepnetError
 from sweepnet.core.host import DRAW_COMPILER_OPTIONS
@@ -254,8 +255,6 @@ def _read_points(path: str, label: str, stamp: int) -> tuple[np.ndarray, np.ndar
                     raise SweepnetError(f"{path}: an .npz dataset needs arrays 'x' and 'y'")
                 x, raw = np.asarray(f["x"]), np.asarray(f["y"])
         elif ext in (".csv", ".parquet"):
-            import pandas as pd
-
             df = pd.read_csv(path) if ext == ".csv" else pd.read_parquet(path)
             if label not in df.columns:
                 raise SweepnetError(f"{path}: no label column {label!r} (columns: {list(df)})")
