@@ -52,7 +52,7 @@ def retrain(root: str, run_id: str) -> Trajectory:
     from sweepnet.sweep.models import unpad
 
     row, _ = results.load_params(root, run_id)  # one-line error for an unknown run
-    path = os.path.join(root, "spec.toml")
+    path = results.spec_path(root)
     s = spec.load(path)
     runs = {r.run_id: r for r in plan.expand(s)}
     if run_id not in runs:

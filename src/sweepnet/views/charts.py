@@ -11,7 +11,6 @@ never one per run or per curve point.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sweepnet.core.errors import SweepnetError
+from sweepnet.store import results
 from sweepnet.views.drawing import (
     CLASS_COLORS,
     boundary,
@@ -667,12 +667,9 @@ def pending(root: str, runs: pd.DataFrame | None = None) -> pd.DataFrame:
 
 def separation(root: str) -> float:
     """The folder's separation threshold on test accuracy (``train.separation``, default 1)."""
-    import tomllib
-
     try:
-        with open(os.path.join(root, "spec.toml"), "rb") as f:
-            return float(tomllib.load(f).get("train", {}).get("separation", 1.0))
-    except (OSError, tomllib.TOMLDecodeError, TypeError, ValueError):
+        return float(results.stored_spec_tree(root).get("train", {}).get("separation", 1.0))
+    except (SweepnetError, TypeError, ValueError):
         return 1.0
 
 
