@@ -19,7 +19,6 @@ Writes analysis/out/naitzat2020.md and .html (figures in analysis/out/fig/). The
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -50,8 +49,9 @@ def run(results: str, overrides: list[str]) -> float:
 
 def measure(results: str, again: bool) -> float:
     from sweepnet.measure import topology
+    from sweepnet.store import results as res
 
-    if os.path.exists(os.path.join(results, topology.PARQUET)) and not again:
+    if os.path.exists(res.topology_path(results)) and not again:
         return float("nan")
     t = time.perf_counter()
     print(topology.summary(topology.measure(results, progress=True)), flush=True)
@@ -278,13 +278,13 @@ def claim_depth(rep: Report, df: pd.DataFrame) -> None:
 
 
 def report(results: str, out: str, walls: dict[str, float]) -> str:
+    from sweepnet.store import results as res
     from sweepnet.sweep import spec
     from sweepnet.views import charts
 
     df = table(results)
     rep = Report(out, "naitzat2020", predicts="paper says")
-    with open(os.path.join(results, "topology.json")) as f:
-        scales = json.load(f)
+    scales = res.load_topology_scales(results)
     runs = df.drop_duplicates("run_id")
     threshold = spec.load(os.path.join(results, "spec.toml")).separation
     timed = [f"{k} {v:.0f} s" for k, v in walls.items() if np.isfinite(v)]

@@ -98,9 +98,9 @@ def run_all(full: bool = False, only: list[str] | None = None) -> dict[str, floa
 def dense_1d_accuracy(root: str, row, n: int = DENSE_1D) -> float:
     """Accuracy on an even grid of the 1-D class regions, weighted by length (the exact
     measure the 75% bound is about): class 1 = [-inner, inner], class 0 = both outer pieces."""
-    from sweepnet.views import network as inspect_lib
+    from sweepnet.measure import network as measured
 
-    p = {"inner": 1 / 3, "gap": 2 / 3, "outer": 1.0, **inspect_lib.data_params(row)}
+    p = {"inner": 1 / 3, "gap": 2 / 3, "outer": 1.0, **measured.data_params(row)}
     inner = np.linspace(-p["inner"], p["inner"], n)
     side = np.linspace(p["gap"], p["outer"], n // 2)
     outer = np.concatenate([-side[::-1], side])

@@ -228,6 +228,7 @@ def section_resnet(rep: Report) -> None:
     if runs is None:
         rep.section(title, sweep, [Claim.missing("resnet")])
         return
+    from sweepnet.measure import network as measured
     from sweepnet.sweep import data as data_lib
     from sweepnet.views import charts
     from sweepnet.views import network as inspect_lib
@@ -269,7 +270,7 @@ def section_resnet(rep: Report) -> None:
         w = witness(root, shallow)
         fresh_wrong = sum(b["wrong"] for b in bf)
         clean = fresh_wrong == 0 and grid_wrong == 0
-        p = {**data_lib.default_params(shallow["dataset"]), **inspect_lib.data_params(shallow)}
+        p = {**data_lib.default_params(shallow["dataset"]), **measured.data_params(shallow)}
         inner, gap = float(p["inner"]), float(p["gap"])
         best = good2.sort_values("worst_margin").iloc[-1]
         width2 = [

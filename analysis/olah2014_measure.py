@@ -44,10 +44,10 @@ def load(name: str, full: bool = False):
 
 def region_points(row, n: int, seed: int = 12345):
     """Fresh points uniform in each class region of a run's dataset: ``(x (n, d), y (n,))``."""
+    from sweepnet.measure import network as measured
     from sweepnet.sweep import data as data_lib
-    from sweepnet.views import network as inspect_lib
 
-    split = data_lib.make_split(row["dataset"], inspect_lib.data_params(row), 2, n, 0.0, seed)
+    split = data_lib.make_split(row["dataset"], measured.data_params(row), 2, n, 0.0, seed)
     return split.x_test, split.y_test
 
 
@@ -59,20 +59,20 @@ def net(root: str, row):
 
 def predict(row, params, x):
     """Logit margin sign → class, for ``x (n, d)``."""
-    from sweepnet.views import network as inspect_lib
+    from sweepnet.measure import network as measured
 
-    z = inspect_lib.forward(row, params, x)[0]
+    z = measured.forward(row, params, x)[0]
     return (z[0] > 0).astype(int) if z.shape[0] == 1 else z.argmax(0)
 
 
 def test_points(row):
     """The run's own random test probe, regenerated: ``(x (n_test, d), y (n_test,))``."""
+    from sweepnet.measure import network as measured
     from sweepnet.sweep import data as data_lib
-    from sweepnet.views import network as inspect_lib
 
     split = data_lib.make_split(
         row["dataset"],
-        inspect_lib.data_params(row),
+        measured.data_params(row),
         2,
         int(row["n_test"]),
         float(row["noise"]),
@@ -107,15 +107,15 @@ def worst_probe_point(root: str, row) -> dict:
     surface, 1 = on its core) and distance to the other class's region."""
     import jax.numpy as jnp
 
+    from sweepnet.measure import network as measured
     from sweepnet.train import separation as sep
-    from sweepnet.views import network as inspect_lib
 
-    probe = sep.make_probe(row["dataset"], inspect_lib.data_params(row), int(row["in_dim"]))
+    probe = sep.make_probe(row["dataset"], measured.data_params(row), int(row["in_dim"]))
     params = net(root, row)
     best = None
     for c in (0, 1):
         x = np.asarray(probe.x[c])
-        z = inspect_lib.forward(row, params, x.T)[0]
+        z = measured.forward(row, params, x.T)[0]
         m = np.asarray(sep.signed_margin(jnp.asarray(z), jnp.full(x.shape[1], c)))
         i = int(np.argmin(m))
         if best is None or m[i] < best[0]:
@@ -138,17 +138,17 @@ def witness(root: str, row) -> dict:
     import jax
     import jax.numpy as jnp
 
+    from sweepnet.measure import network as measured
     from sweepnet.sweep.models import build
     from sweepnet.train import separation as sep
-    from sweepnet.views import network as inspect_lib
 
     params = net(root, row)
     n_out = 1 if int(row["n_classes"]) == 2 else int(row["n_classes"])
     model = build(row["arch"], int(row["width"]), int(row["depth"]), row["activation"], n_out)
     f = lambda x: model.apply(params, x, int(row["width"]), 1.0)
-    probe = sep.make_probe(row["dataset"], inspect_lib.data_params(row), int(row["in_dim"]))
+    probe = sep.make_probe(row["dataset"], measured.data_params(row), int(row["in_dim"]))
     margin, point, label = jax.jit(lambda: sep.witness(f, probe))()
-    z = inspect_lib.forward(row, params, np.asarray(point)[None, :])[0][:, 0]
+    z = measured.forward(row, params, np.asarray(point)[None, :])[0][:, 0]
     recheck = float(sep.signed_margin(jnp.asarray(z)[:, None], jnp.asarray([int(label)]))[0])
     return {
         "witness margin": float(margin),
@@ -163,10 +163,10 @@ def polar_grid_wrong(root: str, row, n_angles: int, n_radii: int) -> tuple[int, 
     """Misclassified points of a polar grid over both class regions of a 2-D ball/shell run
     (``disk_annulus``): ``n_angles`` angles at ``n_radii`` radii, half spanning the disk
     ``[0, inner]`` and half the annulus ``[gap, outer]``. Returns ``(wrong, points)``."""
+    from sweepnet.measure import network as measured
     from sweepnet.sweep import data as data_lib
-    from sweepnet.views import network as inspect_lib
 
-    p = {**data_lib.default_params(row["dataset"]), **inspect_lib.data_params(row)}
+    p = {**data_lib.default_params(row["dataset"]), **measured.data_params(row)}
     angle = 2 * np.pi * np.arange(n_angles) / n_angles
     unit = np.stack([np.cos(angle), np.sin(angle)], 1)  # (n_angles, 2)
     params, wrong, total = net(root, row), 0, 0
@@ -183,10 +183,10 @@ def polar_grid_wrong(root: str, row, n_angles: int, n_radii: int) -> tuple[int, 
 def ring_gap(row) -> tuple[float, float, float]:
     """Closest approach of the two core circles of a ring dataset, the tube radius of class 0's
     region, and the gap left between the two class regions (solid tori) there."""
+    from sweepnet.measure import network as measured
     from sweepnet.train import separation as sep
-    from sweepnet.views import network as inspect_lib
 
-    probe = sep.make_probe(row["dataset"], inspect_lib.data_params(row), int(row["in_dim"]))
+    probe = sep.make_probe(row["dataset"], measured.data_params(row), int(row["in_dim"]))
     phi = 2 * np.pi * np.arange(4096) / 4096
     cores = [
         np.asarray(probe.centre[c])[:, None]

@@ -113,8 +113,8 @@ def section_minwidth_more(
     rep: Report, runs, more, more_root: str, misses, never_narrow: int, n_narrow: int
 ) -> None:
     """The follow-up sweep (more data and steps): what changed, and where the witnesses sit."""
+    from sweepnet.measure import network as measured
     from sweepnet.sweep import data as data_lib
-    from sweepnet.views import network as inspect_lib
 
     vals = lambda df, c: "/".join(str(v) for v in sorted(df[c].unique()))
     dims_more = sorted(int(d) for d in more["data_dim"].unique())
@@ -135,7 +135,7 @@ def section_minwidth_more(
         )
         .reset_index(),
     ]
-    p = {**data_lib.default_params("nested_spheres"), **inspect_lib.data_params(more.iloc[0])}
+    p = {**data_lib.default_params("nested_spheres"), **measured.data_params(more.iloc[0])}
     gap, outer = float(p["gap"]), float(p["outer"])
     caught = more[more["separated"].astype(bool) & ~more["certified"].astype(bool)]
     if len(caught):

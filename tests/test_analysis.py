@@ -21,10 +21,10 @@ import pandas as pd
 import pytest
 
 from sweepnet.engine import run as engine
+from sweepnet.measure import network as measured
 from sweepnet.store import results
 from sweepnet.sweep import data, spec
 from sweepnet.views import charts
-from sweepnet.views import network as inspect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -159,7 +159,7 @@ def _dense_max(root: str) -> float:
     for run_id in results.load(root).query("width == 1")["run_id"]:
         row, params = results.load_params(root, run_id)
         grid = np.linspace(-1, 1, 40001)[:, None]
-        z = inspect.forward(row, params, grid)[0][0]
+        z = measured.forward(row, params, grid)[0][0]
         inner, outer = np.abs(grid[:, 0]) <= 1 / 3, np.abs(grid[:, 0]) >= 2 / 3
         best = max(best, 0.5 * np.mean(z[inner] > 0) + 0.5 * np.mean(z[outer] <= 0))
     return best

@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PROVENANCE
 
 import sweepnet
+from conftest import PROVENANCE
 from sweepnet.engine import run as engine
 from sweepnet.store import results
 from sweepnet.sweep import spec

@@ -6,6 +6,7 @@ import pytest
 
 import sweepnet
 from sweepnet.core.errors import SweepnetError
+from sweepnet.measure import network as measured
 from sweepnet.sweep import data
 from sweepnet.views import charts
 from sweepnet.views import network as inspect_lib
@@ -61,13 +62,13 @@ def test_stored_params_reproduce_the_stored_test_accuracy(tiny_results):
         row, params = sweepnet.load_params(tiny_results, r["run_id"])
         split = data.make_split(
             row["dataset"],
-            inspect_lib.data_params(row),
+            measured.data_params(row),
             int(row["n_train"]),
             int(row["n_test"]),
             float(row["noise"]),
             int(row["data_seed"]),
         )
-        logits, hidden = inspect_lib.forward(row, params, split.x_test)
+        logits, hidden = measured.forward(row, params, split.x_test)
         assert logits.shape == (1, len(split.x_test))
         assert [h.shape for h in hidden] == [(row["width"], len(split.x_test))] * row["depth"]
         acc = np.mean((logits[0] > 0).astype(np.int32) == split.y_test)
@@ -76,7 +77,7 @@ def test_stored_params_reproduce_the_stored_test_accuracy(tiny_results):
 
 def test_training_points_match_the_runs_data(tiny_results):
     row = sweepnet.load(tiny_results).iloc[0]
-    x, y = inspect_lib.training_points(row)
+    x, y = measured.training_points(row)
     assert x.shape == (64, 2) and y.shape == (64,)
     split = data.make_split("disk_annulus", {}, 64, 1, 0.0, 0)
     np.testing.assert_allclose(x, split.x_train)
@@ -86,7 +87,7 @@ def test_training_points_match_the_runs_data(tiny_results):
 def test_project_views_per_width(width, n_panels):
     rng = np.random.default_rng(0)
     h_pts, h_lines = rng.normal(size=(width, 50)), rng.normal(size=(width, 30))
-    views = inspect_lib.project(h_pts, h_lines, [f"u{j}" for j in range(width)])
+    views = measured.project(h_pts, h_lines, [f"u{j}" for j in range(width)])
     assert len(views) == n_panels
     for _, _, pts, lines in views:
         assert pts.shape == (50, 2) and lines.shape == (30, 2)
@@ -100,7 +101,7 @@ def test_pca_view_keeps_a_planar_cloud_exactly():
     basis = np.linalg.qr(rng.normal(size=(5, 2)))[0]  # orthonormal (5, 2)
     coords = rng.normal(size=(2, 40)) * np.array([[3.0], [1.0]])
     h = basis @ coords + 0.5
-    ((xt, yt, pts, _),) = inspect_lib.project(h, h[:, :3], list("abcde"))
+    ((xt, yt, pts, _),) = measured.project(h, h[:, :3], list("abcde"))
     assert "100%" in xt or "PC1" in xt
     d_in = np.linalg.norm(h[:, 0] - h[:, 1])
     np.testing.assert_allclose(np.linalg.norm(pts[0] - pts[1]), d_in, rtol=1e-6)
@@ -108,27 +109,27 @@ def test_pca_view_keeps_a_planar_cloud_exactly():
 
 def test_decision_cells_binary_1d_3d_and_multiclass():
     row, params = fake_network(in_dim=2, width=3, depth=1)
-    cells = inspect_lib.decision_cells(row, params, half=1.0, res=8)
+    cells = measured.decision_cells(row, params, half=1.0, res=8)
     assert len(cells) == 64 and cells["p"].between(0, 1).all()
     mid = np.array([[(cells.x0[9] + 1.0 / 8), (cells.y0[9] + 1.0 / 8)]], np.float32)
-    logit, _ = inspect_lib.forward(row, params, mid)
+    logit, _ = measured.forward(row, params, mid)
     assert (cells["p"][9] > 0.5) == (logit[0, 0] > 0)
     row1, params1 = fake_network(in_dim=1, width=2, depth=2)
-    cells1 = inspect_lib.decision_cells(row1, params1, half=1.0, res=10)
+    cells1 = measured.decision_cells(row1, params1, half=1.0, res=10)
     assert len(cells1) == 10 and (cells1.y0 == -1).all()
     row3, params3 = fake_network(in_dim=3, width=4, depth=1)
-    assert len(inspect_lib.decision_cells(row3, params3, half=1.0, res=5)) == 25
+    assert len(measured.decision_cells(row3, params3, half=1.0, res=5)) == 25
     rowk, paramsk = fake_network(in_dim=2, width=3, depth=1, n_classes=3)
-    cellsk = inspect_lib.decision_cells(rowk, paramsk, half=1.0, res=4)
+    cellsk = measured.decision_cells(rowk, paramsk, half=1.0, res=4)
     assert {"cls", "conf"} <= set(cellsk) and cellsk["conf"].between(1 / 3, 1).all()
 
 
 def test_grid_lines_lie_on_the_slice():
-    pts, ids = inspect_lib.grid_lines(4, half=1.0)
+    pts, ids = measured.grid_lines(4, half=1.0)
     assert pts.shape[1] == 4 and (pts[:, 2:] == 0).all()
-    assert len(np.unique(ids)) == 2 * inspect_lib.GRID_LINES
-    pts1, ids1 = inspect_lib.grid_lines(1, half=2.0)
-    assert pts1.shape == (inspect_lib.GRID_SAMPLES, 1) and pts1.min() == -2.0
+    assert len(np.unique(ids)) == 2 * measured.GRID_LINES
+    pts1, ids1 = measured.grid_lines(1, half=2.0)
+    assert pts1.shape == (measured.GRID_SAMPLES, 1) and pts1.min() == -2.0
 
 
 def test_plane_points_of_3d_data_are_the_nearest_to_the_slice():

@@ -159,11 +159,11 @@ def test_explore_table_one_row_per_network_with_grid_and_curve(tiny_results, tmp
     assert table["grid"].str.fullmatch(r"[0-9]{36}").all()
     assert table["steps"].map(len).eq(2).all() and table["acc"].map(len).eq(2).all()
     # the grid is the stored network's: its digits follow decision_cells' p(class 1)
-    from sweepnet.views import network as inspect_lib
+    from sweepnet.measure import network as measured
 
     row, params = sweepnet.load_params(tiny_results, table["run_id"].iloc[0])
-    x, _ = inspect_lib.training_points(row)
-    cells = inspect_lib.decision_cells(row, params, inspect_lib.half_side(row, x), res=6)
+    x, _ = measured.training_points(row)
+    cells = measured.decision_cells(row, params, measured.half_side(row, x), res=6)
     digits = [int(c) for c in table["grid"].iloc[0]]
     np.testing.assert_allclose(digits, np.clip(np.rint(cells["p"] * 9), 0, 9))
     pending = charts.pending(_unfinished(tiny_results, tmp_path), runs)

@@ -23,14 +23,12 @@ import types
 import numpy as np
 import pandas as pd
 import pytest
-from flax.traverse_util import unflatten_dict
 
 import sweepnet
 from sweepnet import cli
 from sweepnet.engine import run as engine
 from sweepnet.store import query, results
 from sweepnet.sweep import data, spec
-from sweepnet.sweep.models import unpad
 from sweepnet.views import charts, report
 
 COMMON = """
@@ -91,22 +89,6 @@ def forward(params, x: np.ndarray, activation: str) -> np.ndarray:
         h = act(np.asarray(p[f"hidden_{i}"]["kernel"]) @ h + np.asarray(p[f"hidden_{i}"]["bias"])
                 [:, None])
     return (np.asarray(p["out"]["kernel"]) @ h + np.asarray(p["out"]["bias"])[:, None])[0]
-
-
-def all_params(folder: str, runs: pd.DataFrame) -> dict:
-    """``{run_id: parameters}`` of every network of ``runs``, unpadded to its real width and
-    depth, read from the folder's parameter parts (one read per part, not per network)."""
-    out = {}
-    by_id = runs.set_index("run_id")
-    for path in results.part_files(folder, "params"):
-        with np.load(path) as f:
-            flat = {k: f[k] for k in f.files}
-        for i, rid in enumerate(flat["run_id"]):
-            row = by_id.loc[str(rid)]
-            tree = unflatten_dict({tuple(k.split("/")): v[i] for k, v in flat.items()
-                                   if k not in ("run_id", "width")})
-            out[str(rid)] = unpad(tree, int(row["width"]), int(row["in_dim"]), int(row["depth"]))
-    return out
 
 
 def best_ray_accuracy(x: np.ndarray, y: np.ndarray) -> float:
@@ -172,7 +154,7 @@ def test_certificates_agree_with_a_dense_grid(science):
     runs = science.disk_runs
     x, y = _disk_regions()
     sign = 2 * y - 1
-    params_of = all_params(science.disk, runs)
+    params_of = results.load_params_many(science.disk, runs)
     for _, row in runs.iterrows():
         grid_min = (sign * forward(params_of[row["run_id"]], x, "tanh")).min()
         worst, tol = row["worst_margin"], 1e-3 * max(1.0, abs(grid_min))
@@ -186,7 +168,7 @@ def test_stored_accuracies_are_the_networks_own(science):
     for folder, runs, name in ((science.disk, science.disk_runs, "disk_annulus"),
                                (science.line, science.line_runs, "interval_1d")):
         split = data.make_split(name, {}, 512, 512)
-        params_of = all_params(folder, runs)
+        params_of = results.load_params_many(folder, runs)
         assert sorted(params_of) == sorted(runs["run_id"])
         for _, row in runs.iterrows():
             params = params_of[row["run_id"]]

@@ -10,9 +10,9 @@ import pytest
 from sweepnet import cli
 from sweepnet.core.errors import SweepnetError
 from sweepnet.measure import topology
+from sweepnet.measure.network import forward
 from sweepnet.store import query, results
 from sweepnet.sweep import data
-from sweepnet.views import network as inspect_lib
 
 KNOWN = [n for n in data.DATASETS if n != "file" and data.betti(n, {}) is not None]
 THREE_D = {n for n in KNOWN if data.DATASETS[n].dim(data.default_params(n)) >= 3}
@@ -99,7 +99,7 @@ def _tree(layers) -> dict:
 
 
 def _row(width: int, depth: int) -> pd.Series:
-    """The runs-row fields ``inspect.forward`` reads, for a binary tanh MLP."""
+    """The runs-row fields ``measure.network.forward`` reads, for a binary tanh MLP."""
     return pd.Series({"arch": "mlp", "width": width, "depth": depth, "activation": "tanh",
                       "n_classes": 2})
 
@@ -187,7 +187,7 @@ def test_layer_k_cloud_is_the_kth_hidden_activation(tiny_results):
     row, params = results.load_params(tiny_results, run_id)
     x, _ = topology.class_points("disk_annulus", {}, 150, 0.0, 0)
     clouds = topology.layer_clouds(row, params, x)
-    logits, hidden = inspect_lib.forward(row, params, x)
+    logits, hidden = forward(row, params, x)
     assert len(clouds) == len(hidden) + 2 == 4
     np.testing.assert_array_equal(clouds[0], x)
     for k, h in enumerate(hidden, 1):

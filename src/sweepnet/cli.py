@@ -168,11 +168,12 @@ def cmd_inspect(a):
 
 def cmd_topology(a):
     from sweepnet.measure import topology
+    from sweepnet.store import results
 
     df = topology.measure(a.dir, a.where, n_points=a.points, k=a.k, eps=a.eps,
                           workers=a.workers, progress=not a.quiet)
     print(topology.summary(df))
-    print(f"wrote {os.path.join(a.dir, topology.PARQUET)}")
+    print(f"wrote {results.topology_path(a.dir)}")
 
 
 def cmd_report(a):

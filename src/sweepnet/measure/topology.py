@@ -18,8 +18,9 @@ Betti numbers (:func:`sweepnet.sweep.data.betti`). They are stored in ``DIR/topo
 every row of ``DIR/topology.parquet``; the user may override either. Data of unknown
 topology (a ``file`` of the user's own points) gets ``DEFAULT_SCALE``.
 
-Networks are rebuilt from their stored parameters (``results.load_params`` and
-``inspect.forward``); nothing is retrained. The homology runs in a process pool.
+Networks are rebuilt from their stored parameters (``results.load_params_many`` and
+:func:`sweepnet.measure.network.forward`); nothing is retrained. The homology runs in a
+process pool.
 """
 
 from __future__ import annotations
@@ -34,17 +35,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+from ripser import ripser
+from scipy.sparse.csgraph import connected_components, dijkstra
+from scipy.spatial import cKDTree
+from tqdm import tqdm
 
 from sweepnet.core.errors import SweepnetError
+from sweepnet.measure.network import data_params, forward
+from sweepnet.store import query, results
+from sweepnet.sweep import data
 
-COLUMNS = ["run_id", "layer", "class", "b0", "b1", "b2", "n_points", "k", "eps"]
+COLUMNS = results.TOPOLOGY_COLUMNS
 KS = (6, 8, 10, 12, 14, 16, 20, 24, 30)  # candidate neighbour counts, cheapest first
 EPSILONS = (1, 2, 3)  # candidate scales in hops (cost grows fast with eps)
 CALIBRATION_SEEDS = (0, 1, 2)
 DEFAULT_POINTS = 1000  # points per class cloud
 POINTS = {"naitzat_d3": 3000}  # nine 2-spheres need more than 2,000 points to show b2 = 9
-PARQUET = "topology.parquet"
-SCALES = "topology.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,9 +92,6 @@ def knn_graph(x: np.ndarray, k: int):
     i ~ j when j is among i's ``k`` nearest neighbours or i among j's. Duplicate points
     (ReLU maps many inputs to one) are neighbours like any others; no self loops.
     """
-    import scipy.sparse as sp
-    from scipy.spatial import cKDTree
-
     n = len(x)
     k = min(k, n - 1)
     if k < 1:
@@ -111,9 +115,6 @@ def knn_graph(x: np.ndarray, k: int):
 def hop_distances(adjacency, eps: int):
     """Hop distances up to ``eps`` of a graph ``(n, n)``: a sparse upper-triangular COO matrix
     holding ``d(i, j)`` for every pair ``i < j`` with ``1 <= d <= eps`` (the rest is far)."""
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import dijkstra
-
     n = adjacency.shape[0]
     if eps <= 1:
         return sp.triu(adjacency, 1).tocoo()
@@ -128,9 +129,6 @@ def betti_numbers(x: np.ndarray, k: int, eps: int, maxdim: int = 1) -> tuple[int
     """Betti numbers ``(b0, b1, b2)`` of the cloud ``x (n, dim)`` at scale ``eps`` of the hop
     distance of its ``k``-NN graph (of its distinct points). ``b2`` is computed only for
     ``maxdim >= 2`` (else 0)."""
-    from ripser import ripser
-    from scipy.sparse.csgraph import connected_components
-
     # Points a layer maps onto one (ReLU does, often hundreds) are one point of the space:
     # kept apart they would be a clique of arbitrary kNN edges, full of false cycles.
     x = np.unique(np.asarray(x), axis=0)
@@ -166,8 +164,6 @@ def run_jobs(jobs: Sequence[tuple], workers: int | None = None, progress: bool =
     workers = workers or os.cpu_count() or 1
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(jobs), unit="net", desc="topology", leave=False)
     if workers > 1 and len(jobs) > 1:
         with _pool(min(workers, len(jobs))) as pool:
@@ -203,8 +199,6 @@ def class_points(name: str, params: Mapping[str, Any], n_points: int, noise: flo
     ``file`` gives at most ``n_points`` of its rows per class (a fixed subsample).
     Returns ``x (m, dim)`` float32 and ``y (m,)`` int32.
     """
-    from sweepnet.sweep import data
-
     if name == "file":
         x, y = data.read_points(params["path"], params.get("label", "label"))
         rng = np.random.default_rng(data_seed)
@@ -221,8 +215,6 @@ def class_points(name: str, params: Mapping[str, Any], n_points: int, noise: flo
 def known_betti(name: str, params: Mapping[str, Any], noise: float = 0.0
                 ) -> dict[int, tuple[int, int, int]] | None:
     """The data's known Betti numbers per class (None if unknown, or blurred by noise)."""
-    from sweepnet.sweep import data
-
     return None if noise > 0 else data.betti(name, params)
 
 
@@ -259,11 +251,9 @@ def calibrate(name: str, params: Mapping[str, Any], n_points: int | None = None,
     known = known_betti(name, params, noise)
     if known is None:
         return DEFAULT_SCALE
-    from sweepnet.sweep.data import default_params
-
     n_points = n_points or default_points(name)
     if use_table and name in CALIBRATED and n_points == default_points(name) and noise == 0 \
-            and {**default_params(name), **params} == default_params(name):
+            and {**data.default_params(name), **params} == data.default_params(name):
         return CALIBRATED[name]
     seeds = list(seeds)
     clouds = [class_points(name, params, n_points, noise, s) for s in seeds]
@@ -285,8 +275,6 @@ def calibrate(name: str, params: Mapping[str, Any], n_points: int | None = None,
 def layer_clouds(row: pd.Series, params: Any, x: np.ndarray) -> list[np.ndarray]:
     """The points ``x (n, in_dim)`` at every layer of a stored network: the input, each hidden
     layer and the logits, each ``(n, units)`` (points first)."""
-    from sweepnet.views.network import forward
-
     logits, hidden = forward(row, params, x)
     return [x, *(h.T for h in hidden), logits.T]
 
@@ -299,42 +287,13 @@ def _config_key(name: str, params: Mapping[str, Any], noise: float, n_points: in
                        "noise": noise, "n_points": n_points}, sort_keys=True, default=str)
 
 
-def _read_json(path: str) -> dict[str, Any]:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:
-        raise SweepnetError(f"{path}: unreadable ({e})") from None
-
-
-def _write_atomic(path: str, write) -> None:
-    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _write_text(path: str, text: str) -> None:
-    with open(path, "w") as f:
-        f.write(text)
-
-
 def load(root: str) -> pd.DataFrame:
     """``DIR/topology.parquet`` (empty frame with the columns if not measured yet)."""
-    path = os.path.join(root, PARQUET)
-    if not os.path.exists(path):
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})
-    try:
-        return pd.read_parquet(path)
-    except Exception as e:
-        raise SweepnetError(f"{path}: unreadable ({type(e).__name__})") from None
+    return results.load_topology(root)
 
 
 def select_runs(root: str, where: str | None = None) -> pd.DataFrame:
     """The runs rows matching the SQL condition ``where`` (all finished runs without one)."""
-    from sweepnet.store import query, results
-
     runs = results.load(root)
     if where and len(runs):
         ids = set(query.query(root, f"SELECT run_id FROM runs WHERE {where}")["run_id"])
@@ -353,9 +312,6 @@ def measure(root: str, where: str | None = None, n_points: int | None = None,
     the new rows: ``run_id, layer (0 = input, 1..depth hidden, depth+1 = logits), class, b0,
     b1, b2 (null for 1-D and 2-D data), n_points, k, eps``.
     """
-    from sweepnet.store import results
-    from sweepnet.views.network import data_params
-
     if n_points is not None and n_points < 4:
         raise SweepnetError(f"--points {n_points}: need at least 4 points per class")
     for name, v in (("--k", k), ("--eps", eps)):
@@ -364,8 +320,8 @@ def measure(root: str, where: str | None = None, n_points: int | None = None,
     runs = select_runs(root, where)
     if not len(runs):
         raise SweepnetError(f"{root}: no finished runs" + (f" match {where!r}" if where else ""))
-    scales_path = os.path.join(root, SCALES)
-    stored = _read_json(scales_path)
+    stored = results.load_topology_scales(root)
+    params_of = results.load_params_many(root, runs)
 
     jobs, inputs, same_input, copies = [], {}, {}, []
     for _, row in runs.iterrows():
@@ -381,8 +337,7 @@ def measure(root: str, where: str | None = None, n_points: int | None = None,
         if (key, seed) not in inputs:
             inputs[key, seed] = class_points(name, p, n, noise, seed)
         x, y = inputs[key, seed]
-        _, params = results.load_params(root, row["run_id"])
-        layers = layer_clouds(row, params, x)
+        layers = layer_clouds(row, params_of[row["run_id"]], x)
         # The input clouds are the same for every network of one data configuration and
         # scale: measured with the first network, copied to the others.
         first = same_input.setdefault((key, seed, scale), row["run_id"])
@@ -406,8 +361,7 @@ def measure(root: str, where: str | None = None, n_points: int | None = None,
     keep = old[~old["run_id"].isin(set(new["run_id"]))] if len(old) else old.iloc[:0]
     table = pd.concat([keep.astype(new.dtypes.to_dict()), new], ignore_index=True) \
         if len(keep) else new
-    _write_atomic(os.path.join(root, PARQUET), lambda t: table.to_parquet(t, index=False))
-    _write_atomic(scales_path, lambda t: _write_text(t, json.dumps(stored, indent=1)))
+    results.save_topology(root, table, stored)
     return new
 
 

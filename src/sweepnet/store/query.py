@@ -16,7 +16,8 @@ import duckdb
 import pandas as pd
 
 from sweepnet.core.errors import SweepnetError
-from sweepnet.store.results import grid, part_files, require_results_dir
+from sweepnet.store.folder import part_files, require_results_dir, topology_path
+from sweepnet.store.tables import TOPOLOGY_COLUMNS, grid
 
 
 def labels(names: Sequence[str]) -> list[str]:
@@ -42,9 +43,7 @@ def _read(root: str, view: str) -> str:
     return f"read_parquet([{', '.join(map(_sql_text, files))}], union_by_name = true)"
 
 
-_TOPOLOGY_COLUMNS = [("run_id", "VARCHAR"), ("layer", "BIGINT"), ("class", "BIGINT"),
-                     ("b0", "BIGINT"), ("b1", "BIGINT"), ("b2", "BIGINT"),
-                     ("n_points", "BIGINT"), ("k", "BIGINT"), ("eps", "BIGINT")]
+_TOPOLOGY_TYPES = [(c, "VARCHAR" if c == "run_id" else "BIGINT") for c in TOPOLOGY_COLUMNS]
 
 
 def connect(roots: str | Sequence[str], all_runs: bool = False) -> duckdb.DuckDBPyConnection:
@@ -59,7 +58,7 @@ def connect(roots: str | Sequence[str], all_runs: bool = False) -> duckdb.DuckDB
     con = duckdb.connect()
     runs, curves, topology = [], [], []
     for i, (root, g, name) in enumerate(zip(roots, grids, names, strict=True)):
-        if os.path.exists(topo := os.path.join(root, "topology.parquet")):
+        if os.path.exists(topo := topology_path(root)):
             label = f"{_sql_text(name)} AS sweep, " if several else ""
             topology.append(f"SELECT {label}t.* FROM read_parquet({_sql_text(topo)}) t")
         con.register(f"_grid{i}", g[["run_id", "grid_index"]])
@@ -82,7 +81,7 @@ def connect(roots: str | Sequence[str], all_runs: bool = False) -> duckdb.DuckDB
     if topology:
         con.execute("CREATE VIEW topology AS " + " UNION ALL BY NAME ".join(topology))
     else:  # typed and empty until `sweepnet topology` measured a folder
-        cols = ", ".join(f"NULL::{t} AS \"{c}\"" for c, t in _TOPOLOGY_COLUMNS)
+        cols = ", ".join(f"NULL::{t} AS \"{c}\"" for c, t in _TOPOLOGY_TYPES)
         con.execute(f"CREATE VIEW topology AS SELECT {cols} WHERE false")
     return con
 

@@ -54,7 +54,7 @@ def retrain(root: str, run_id: str) -> Trajectory:
     """Train the stored run ``run_id`` of ``root`` again, alone, keeping its parameters at every
     eval step. Its configuration comes from ``root/spec.toml``."""
     row, _ = results.load_params(root, run_id)  # one-line error for an unknown run
-    path = os.path.join(root, "spec.toml")
+    path = results.spec_path(root)
     s = spec.load(path)
     runs = {r.run_id: r for r in plan.expand(s)}
     if run_id not in runs:

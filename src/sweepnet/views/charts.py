@@ -16,12 +16,10 @@ in :mod:`~sweepnet.views.drawing`.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import altair as alt
 import pandas as pd
-import tomllib
 
 from sweepnet.core.errors import SweepnetError
 from sweepnet.store import results
@@ -91,9 +89,8 @@ def pending(root: str, runs: pd.DataFrame | None = None) -> pd.DataFrame:
 def separation(root: str) -> float:
     """The folder's separation threshold on test accuracy (``train.separation``, default 1)."""
     try:
-        with open(os.path.join(root, "spec.toml"), "rb") as f:
-            return float(tomllib.load(f).get("train", {}).get("separation", 1.0))
-    except (OSError, tomllib.TOMLDecodeError, TypeError, ValueError):
+        return float(results.stored_spec_tree(root).get("train", {}).get("separation", 1.0))
+    except (SweepnetError, TypeError, ValueError):
         return 1.0
 
 

@@ -10,17 +10,14 @@ boundaries to a ``EXPLORE_RES`` x ``EXPLORE_RES`` grid of digits, about 1 kB a n
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import altair as alt
 import numpy as np
 import pandas as pd
-from flax.traverse_util import unflatten_dict
 
-from sweepnet.core.errors import SweepnetError
-from sweepnet.sweep.models import unpad
-from sweepnet.views import network as inspect_lib
+from sweepnet.measure.network import decision_grids, half_side, training_points
+from sweepnet.store import results
 from sweepnet.views.drawing import CLASS_COLORS, label, swept_axes, title, values
 
 EXPLORE_RES = 16  # decision-grid cells per side in the linked view (coarse: 4,096 nets fit)
@@ -28,44 +25,21 @@ EXPLORE_STEPS = 16  # curve points per network in the linked view (evenly spaced
 _DIGITS = "0123456789"
 
 
-def _stored_params(root: str, runs: pd.DataFrame) -> dict[str, Any]:
-    """Final parameters of every run of ``runs``, unpadded, read part by part (one pass
-    instead of one ``results.load_params`` per run)."""
-    wanted = runs.set_index("run_id")
-    out: dict[str, Any] = {}
-    for part, group in runs.groupby("part", sort=False):
-        path = os.path.join(root, "params", f"{part}.npz")
-        try:
-            with np.load(path) as f:
-                ids = f["run_id"]
-                arrays = {k: f[k] for k in f.files if k not in ("run_id", "width")}
-        except Exception as e:
-            raise SweepnetError(f"{path}: cannot read parameters ({type(e).__name__})") from None
-        where = {rid: i for i, rid in enumerate(ids.tolist())}
-        for rid in group["run_id"]:
-            i = where[rid]
-            flat = {tuple(k.split("/")): a[i] for k, a in arrays.items()}
-            r = wanted.loc[rid]
-            out[rid] = unpad(unflatten_dict(flat), int(r["width"]), int(r["in_dim"]),
-                             int(r["depth"]))
-    return out
-
-
 def _grids(root: str, runs: pd.DataFrame, res: int) -> pd.Series:
     """Each run's coarse decision grid as a string of digits (p(class 1) in tenths, or the
     predicted class): ``res * res`` characters, row by row from the bottom (``res`` for 1-D)."""
-    params = _stored_params(root, runs)
+    params = results.load_params_many(root, runs)
     out = pd.Series("", index=runs.index, dtype=object)
     arch = ["arch", "width", "depth", "activation", "n_classes", "in_dim"]
     data = [c for c in ("dataset", "n_train", "noise", "data_seed") if c in runs]
     data += sorted(c for c in runs.columns if c.startswith("data_") and c != "data_seed")
     for _, same_data in runs.groupby(data, dropna=False, sort=False):
         first = same_data.iloc[0]
-        x, _ = inspect_lib.training_points(first)
-        half = inspect_lib.half_side(first, x)
+        x, _ = training_points(first)
+        half = half_side(first, x)
         for _, g in same_data.groupby(arch, sort=False):
             rows = [r for _, r in g.iterrows()]
-            v = inspect_lib.decision_grids(rows, [params[r["run_id"]] for r in rows], half, res)
+            v = decision_grids(rows, [params[r["run_id"]] for r in rows], half, res)
             if int(first["n_classes"]) == 2:
                 v = np.clip(np.rint(v * 9), 0, 9)
             digits = np.asarray(v, dtype=np.int64) % 10

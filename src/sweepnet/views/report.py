@@ -148,8 +148,7 @@ def build_report(root: str) -> str:
     runs = results.load(root)
     if not len(runs):
         raise SweepnetError(f"{root}: no finished runs to report on")
-    with open(os.path.join(root, "spec.toml")) as f:
-        spec_text = f.read()
+    spec_text = results.stored_spec_text(root)
     name = str(runs["sweep"].iloc[0])
     curves = results.load_curves(root)
     blocks: list[str] = []
@@ -187,7 +186,7 @@ def build_report(root: str) -> str:
             "Summarised: one line per width, pooled over the other axes (click a cell above "
             "for single seeds).",
         )
-    if os.path.exists(os.path.join(root, "topology.parquet")):  # after `sweepnet topology`
+    if os.path.exists(results.topology_path(root)):  # after `sweepnet topology`
         topo = topology.load(root).merge(runs[["run_id", "activation", "width", "depth"]],
                                          on="run_id")
         if len(topo):
