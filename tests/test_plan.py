@@ -1,9 +1,15 @@
+import sys
+
+import jax
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import TINY_SPEC
 from sweepnet.engine import cost as cost_lib
 from sweepnet.engine import plan
+from sweepnet.engine import run as engine
+from sweepnet.store import results
 from sweepnet.sweep import spec
 
 SPEC = """
@@ -161,3 +167,48 @@ steps = 10
     (b,) = p.buckets
     assert (b.static.in_dim, b.static.n_train, b.static.n_test) == (2, 60, 40)
     assert b.chunk >= 1
+
+
+def _calls_into_the_plan(fn) -> set[tuple[str, str]]:
+    """``(caller, callee)`` function names of every call from ``engine/run.py`` into
+    ``engine/plan.py`` while ``fn()`` runs."""
+    found = set()
+
+    def watch(frame, event, arg):
+        caller = frame.f_back
+        if (event == "call" and caller is not None
+                and frame.f_globals.get("__name__") == plan.__name__
+                and caller.f_globals.get("__name__") == engine.__name__):
+            found.add((caller.f_code.co_name, frame.f_code.co_name))
+
+    sys.setprofile(watch)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return found
+
+
+def test_the_run_loop_carries_the_plan_out_and_never_asks_it_anything(tmp_path, monkeypatch):
+    """The sweep asks the plan once for the whole grid (before it touches the folder) and once
+    for what is left; the run loop (train_bucket, execute, write_part) never calls into it,
+    and a kernel that becomes ready or a call out of memory re-plans through make_plan."""
+    s = spec.loads(TINY_SPEC)
+    room = 4 * cost_lib.bytes_per_network(plan.make_plan(s, 2).buckets[0].static)
+    calls = _calls_into_the_plan(
+        lambda: engine.run_sweep(s, str(tmp_path / "a"), progress=False, max_memory=room))
+    assert calls == {("run_sweep", "make_plan"), ("replan", "make_plan")}
+    # out of memory at the first call: the bucket is re-planned through make_plan, with a cap
+    fail = iter([True])
+    real = engine.dispatch
+
+    def oom_once(compiled, *args):
+        if next(fail, False):
+            raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: simulated")
+        return real(compiled, *args)
+
+    monkeypatch.setattr(engine, "dispatch", oom_once)
+    calls = _calls_into_the_plan(
+        lambda: engine.run_sweep(s, str(tmp_path / "b"), progress=False, max_memory=room))
+    assert calls == {("run_sweep", "make_plan"), ("replan", "make_plan")}
+    assert results.read_manifest(str(tmp_path / "b"))["buckets"]["s0of1-b000"]["chunk"] == 2

@@ -71,53 +71,40 @@ class Run:
 class Call:
     """One call of a bucket's program: ``runs`` (in grid order: the part it writes) on the
     call's ``lanes`` (``chunk`` of them, each device's share contiguous, padding lanes repeat a
-    run), ``where[i]`` the lane of ``runs[i]``. ``first`` marks the first call of a data group
-    (the engine loads that group's data there)."""
+    run), ``where[i]`` the lane of ``runs[i]``. ``data`` is the data group's key (dataset, its
+    parameters, sizes, noise, data seed: :meth:`Run.data_key`); ``first`` marks the first call
+    of a data group (the engine loads that group's data there)."""
 
     runs: tuple[Run, ...]
     lanes: tuple[Run, ...]
     where: np.ndarray
+    data: tuple
     first: bool
 
 
 @dataclasses.dataclass
 class Bucket:
     """One program and the decisions for its runs (``runs``: this plan's share of the bucket,
-    finished ones included; ``calls``: the calls that train the unfinished ones)."""
+    finished ones included; ``todo``: the unfinished ones, which ``calls`` train). The
+    decisions are plain values: the engine reads them and asks nothing back."""
 
     index: int
     static: Static
     runs: list[Run]
     chunk: int = 0  # networks per call (a multiple of the device count)
     gradient: str = XLA  # XLA, FUSED, or PENDING (XLA's until the kernel is ready)
+    fused: bool = False  # the fused CPU kernel computes the gradient (gradient == FUSED)
     sub_batch: int = 0  # networks a CPU device trains at once (0: the whole share, off CPU)
     calls: list[Call] = dataclasses.field(default_factory=list)
-
-    @property
-    def fused(self) -> bool:
-        return self.gradient == FUSED
-
-    @property
-    def todo(self) -> list[Run]:
-        return [r for c in self.calls for r in c.runs]
+    todo: list[Run] = dataclasses.field(default_factory=list)
+    memory_per_call: int = 0  # bytes a call needs on the device (estimated)
+    # mean FLOPs of a network-step of ``todo`` as each gradient computes it (the kernel at each
+    # network's real shape, XLA's at the padded one): {"xla": ..., "fused": ...}
+    step_flops: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def n_calls(self) -> int:
         return len(self.calls)
-
-    @property
-    def memory_per_call(self) -> int:
-        return self.chunk * cost.bytes_per_network(self.static)
-
-    def step_flops(self, fused: bool) -> float:
-        """Mean FLOPs of a network-step of the calls' runs, as the gradient computes them (the
-        kernel at each network's real shape, XLA's at the padded one)."""
-        todo = self.todo
-        if not todo:
-            return 0.0
-        if not fused:
-            return float(cost.step_flops(self.static))
-        return float(np.mean([cost.run_step_flops(self.static, r) for r in todo]))
 
     def groups(self) -> dict[tuple, list[Run]]:
         return groups(self.runs)
@@ -141,15 +128,6 @@ class Plan:
     max_memory: int
     platform: str = "cpu"
     shard: tuple[int, int] = (0, 1)
-
-    @property
-    def mine(self) -> list[Run]:
-        """This plan's share of the grid (all of it unless sharded)."""
-        return [r for b in self.buckets for r in b.runs]
-
-    @property
-    def todo(self) -> list[Run]:
-        return [r for b in self.buckets for r in b.todo]
 
     @property
     def padding_waste(self) -> float:
@@ -280,13 +258,17 @@ def decide(bucket: Bucket, todo: Sequence[Run], how: str, n_devices: int, max_me
         chunk = interim_chunk(bucket.static, chunk, n_devices)
     if cap is not None:
         chunk = min(chunk, cap)
-    bucket.gradient, bucket.chunk = how, chunk
+    bucket.gradient, bucket.fused, bucket.chunk, bucket.todo = how, fused, chunk, list(todo)
     bucket.sub_batch = sub_batch(bucket.static, fused) if platform == "cpu" else 0
+    bucket.memory_per_call = chunk * cost.bytes_per_network(bucket.static)
+    bucket.step_flops = {
+        XLA: float(cost.step_flops(bucket.static)),
+        FUSED: float(np.mean([cost.run_step_flops(bucket.static, r) for r in todo]))}
     work = (lambda r: cost.run_step_flops(bucket.static, r)) if fused else (lambda r: 1.0)
-    for group in groups(todo).values():
+    for key, group in groups(todo).items():
         for i, part in enumerate(split(group, -(-len(group) // chunk))):
             lanes, where = lay_out(part, chunk, n_devices, work)
-            bucket.calls.append(Call(tuple(part), tuple(lanes), where, i == 0))
+            bucket.calls.append(Call(tuple(part), tuple(lanes), where, key, i == 0))
 
 
 def sub_batch(static: Static, fused: bool = False) -> int:

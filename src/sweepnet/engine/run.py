@@ -66,11 +66,16 @@ def chunk_inputs(runs: Sequence[Run], size: int, static: Static | None = None
 
 
 def load_data(static: Static, run: Run) -> Data:
-    c = run.config
-    split = data_lib.make_split(
-        c["dataset"], run.data_params(), c["n_train"], c["n_test"], c["noise"], c["data_seed"]
-    )
-    probe = make_probe(c["dataset"], run.data_params(), static.in_dim)  # sweepnet.separation
+    """The data ``run`` trains on, as program ``static`` takes it."""
+    return load_group(static, run.data_key())
+
+
+def load_group(static: Static, key: tuple) -> Data:
+    """The data of a data group (``key``: :meth:`~sweepnet.engine.plan.Run.data_key`)."""
+    dataset, params, n_train, n_test, noise, data_seed = key
+    params = dict(params)
+    split = data_lib.make_split(dataset, params, n_train, n_test, noise, data_seed)
+    probe = make_probe(dataset, params, static.in_dim)  # sweepnet.train.separation
     return make_data(static, *split, probe=probe)
 
 
@@ -182,8 +187,8 @@ def run_sweep(
     plan = replan(store.done_ids())
     build_s = fused_lib.build_seconds() - built  # SWEEPNET_FUSED=1 builds in the foreground
     todo = [b for b in plan.buckets if b.calls]
-    pending = len(plan.todo)
-    mine_ids = {r.run_id for r in plan.mine}
+    pending = sum(len(b.todo) for b in todo)
+    mine_ids = {r.run_id for b in plan.buckets for r in b.runs}
     # under jax.distributed a lost peer ends the sweep with a one-line error (see PeerWatch)
     with distributed.PeerWatch() if n_proc > 1 else contextlib.nullcontext():
         provenance = {
@@ -229,7 +234,7 @@ def run_sweep(
                 # network-step as this gradient computes them (the kernel: real shapes)
                 "compile_s": round(stats["compile_s"] - compiled, 3),
                 "loaded": stats["loaded"] > loaded,
-                "step_flops": bucket.step_flops(fused=last.fused),
+                "step_flops": bucket.step_flops[plan_lib.FUSED if last.fused else plan_lib.XLA],
             }
             if pid == 0:
                 store.update_manifest(buckets=buckets)
@@ -334,7 +339,7 @@ def execute(bucket: Bucket, m, writer: Writer, written: set[str], stats: dict, c
         for call in bucket.calls:
             if call.first:
                 with compile_clock(stats):  # data and probe programs compile per shape
-                    data = jax.device_put(load_data(bucket.static, call.runs[0]), repl)
+                    data = jax.device_put(load_group(bucket.static, call.data), repl)
             if bucket.gradient == plan_lib.PENDING and fused_lib.ready(bucket.static):
                 raise KernelReady
             seeds, hyper = jax.device_put(chunk_inputs(call.lanes, bucket.chunk, bucket.static),
