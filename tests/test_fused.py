@@ -375,7 +375,7 @@ def test_a_bucket_switches_to_the_kernel_when_it_is_ready(both, tmp_path, monkey
 
     monkeypatch.setattr(choice, "ready", ready)
     monkeypatch.setattr(plan, "interim_chunk",
-                        lambda static, chunk, n: plan._lanes(4, n, plan.sub_batch(static)))
+                        lambda static, chunk, n: plan.whole_lanes(4, n, plan.sub_batch(static)))
     programs.bucket_fn.cache_clear()
     try:
         engine.run_sweep(s, str(tmp_path / "out"), progress=False)

@@ -209,7 +209,7 @@ def test_the_summary_gives_small_rates_and_keeps_the_build_apart():
     assert "0.13 networks/s" in text and "compiles (4.0 s)" in text
     assert "41.2 s building the CPU kernel" in text
     assert "building" not in str(Summary(13, 0, 13, 1, 1, 4.0, 100.0))
-    assert [engine._significant(x) for x in (0.013, 0.13, 4.21, 57.4, 1234.5, 0.0)] == [
+    assert [engine.significant(x) for x in (0.013, 0.13, 4.21, 57.4, 1234.5, 0.0)] == [
         "0.013", "0.13", "4.2", "57", "1234", "0"]
 
 

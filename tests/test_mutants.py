@@ -38,7 +38,7 @@ MUTANTS = [
     # --- the six breaks of the 0.5.4 audit (issue 28), each passed by 0.5.4's tests
     Mutant(
         "separated uses > instead of >= (every phase diagram goes blank)",
-        "src/sweepnet/store/results.py",
+        "src/sweepnet/store/tables.py",
         '"separated": (not diverged) and float(out.test_acc[i]) >= spec.separation,',
         '"separated": (not diverged) and float(out.test_acc[i]) > spec.separation,',
         ("tests/test_science.py::test_disk_separates_from_width_3_and_never_below",),
@@ -98,7 +98,7 @@ MUTANTS = [
     ),
     Mutant(
         "hidden files taken for committed parts",
-        "src/sweepnet/store/results.py",
+        "src/sweepnet/store/folder.py",
         'if f.endswith(".parquet") and not f.startswith(".")',
         'if f.endswith(".parquet") or not f.startswith(".")',
         ("tests/test_resume.py::test_part_files_skip_hidden_files",),
