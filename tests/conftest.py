@@ -1,6 +1,7 @@
 """Shared test setup: two virtual CPU devices, strict JAX numerics, and a tiny finished sweep."""
 
 import os
+import sys
 
 os.environ.setdefault("SWEEPNET_HOST_DEVICES", "2")  # before sweepnet/jax import: 2 devices
 os.environ.setdefault("SWEEPNET_CACHE", os.path.join(os.path.dirname(__file__), ".xla-cache"))
@@ -19,6 +20,16 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # columns that say where and how a run was computed, not what it computed
 PROVENANCE = ("part", "bucket", "bucket_width", "bucket_depth", "n_devices", "backend",
               "jax_version", "sweepnet_version")
+
+
+# one network per device per call: many small parts, so that a kill lands between two, and
+# every run of a test cuts its calls alike (bit-for-bit comparable)
+TINY_MEMORY = 1024
+
+
+def sweepnet_command(*args: str) -> list[str]:
+    """``python -m sweepnet ARGS`` with this interpreter (a sweep in a process of its own)."""
+    return [sys.executable, "-m", "sweepnet", *args]
 
 
 def runs_table(out: str, drop=()):

@@ -35,16 +35,13 @@ N_NETS = 16
 METRICS = ["train_loss", "train_acc", "test_acc"]
 
 
-def table(out: str) -> pd.DataFrame:
-    return runs_table(out)
-
 
 def assert_same_up_to_round_off(out: str, ref: str) -> None:
     """Ids, counts and configurations exactly; metrics and curves to float32 round-off.
 
     A call of a different size gives XLA other loop shapes, so float sums round differently.
     """
-    a, b = table(out), table(ref)
+    a, b = runs_table(out), runs_table(ref)
     assert list(a.index) == list(b.index) and a.index.is_unique
     config = [c for c in a.columns if c not in METRICS and a[c].dtype != float]
     pd.testing.assert_frame_equal(a[config], b[config], check_exact=True)

@@ -18,7 +18,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -28,7 +27,7 @@ import pandas as pd
 import pytest
 
 import sweepnet
-from conftest import runs_table
+from conftest import TINY_MEMORY, runs_table, sweepnet_command
 from sweepnet.engine import cost as cost_lib
 from sweepnet.engine import plan
 from sweepnet.engine import run as engine
@@ -51,12 +50,8 @@ seeds = 8
 eval_every = 500
 """
 N_NETS = 32
-TINY_MEMORY = 1024  # one network per device: 2-network chunks, 16 parts
 N_PARTS = 16
 
-
-def table(out: str) -> pd.DataFrame:
-    return runs_table(out)
 
 
 def curves(out: str) -> pd.DataFrame:
@@ -65,7 +60,7 @@ def curves(out: str) -> pd.DataFrame:
 
 def assert_same_results(out: str, ref: str) -> None:
     """Same run ids, every metric, curve point and weight bit-for-bit equal, no duplicates."""
-    a, b = table(out), table(ref)
+    a, b = runs_table(out), runs_table(ref)
     assert a.index.is_unique and len(a) == N_NETS
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     ca, cb = curves(out), curves(ref)
@@ -157,18 +152,8 @@ def test_sigkill_three_times_then_resume_equals_uninterrupted(tmp_path, referenc
     path = tmp_path / "crash.toml"
     path.write_text(SPEC)
     out = str(tmp_path / "out")
-    cmd = [
-        sys.executable,
-        "-m",
-        "sweepnet",
-        "run",
-        str(path),
-        "--out",
-        out,
-        "--quiet",
-        "--max-memory",
-        str(TINY_MEMORY),
-    ]
+    cmd = sweepnet_command("run", str(path), "--out", out, "--quiet",
+                           "--max-memory", str(TINY_MEMORY))
     landed_mid_sweep = 0
     for kill in range(3):
         before = n_parts(out)
@@ -365,7 +350,7 @@ def test_a_sweep_killed_between_parts_resumes_exactly_the_missing_runs(
     assert {i for _, ids, _ in calls for i in ids} == set(results.grid(out)["run_id"]) - done
     assert_parts_of_a_resume(out, ref, before, files)
     assert results.read_manifest(out)["status"] == "complete"
-    pd.testing.assert_frame_equal(table(out), table(ref), check_exact=True)
+    pd.testing.assert_frame_equal(runs_table(out), runs_table(ref), check_exact=True)
     pd.testing.assert_frame_equal(curves(out), curves(ref), check_exact=True)
 
 

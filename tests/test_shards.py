@@ -4,13 +4,12 @@ running at the same time into one folder add up to the whole sweep."""
 import os
 import shutil
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
 import sweepnet
-from conftest import runs_table
+from conftest import TINY_MEMORY, runs_table, sweepnet_command
 from sweepnet.engine import plan
 from sweepnet.engine import run as engine
 from sweepnet.store import query, results
@@ -32,11 +31,7 @@ seeds = 6
 eval_every = 20
 """
 N_NETS = 24
-TINY_MEMORY = 1024  # one network per device per call, in the shards and in the reference
 
-
-def table(out: str) -> pd.DataFrame:
-    return runs_table(out)
 
 
 @pytest.mark.parametrize("count", [2, 3, 5])
@@ -67,19 +62,8 @@ def test_two_shards_at_once_into_one_folder_equal_the_whole_sweep(tmp_path):
     path = tmp_path / "array.toml"
     path.write_text(SPEC)
     out = str(tmp_path / "out")
-    cmd = [
-        sys.executable,
-        "-m",
-        "sweepnet",
-        "run",
-        str(path),
-        "--out",
-        out,
-        "--quiet",
-        "--max-memory",
-        str(TINY_MEMORY),
-        "--fresh",
-    ]  # --fresh must not wipe the sibling
+    cmd = sweepnet_command("run", str(path), "--out", out, "--quiet", "--max-memory",
+                           str(TINY_MEMORY), "--fresh")  # --fresh must not wipe the sibling
     procs = [
         subprocess.Popen(
             cmd + ["--shard", f"{i}/2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -97,7 +81,7 @@ def test_two_shards_at_once_into_one_folder_equal_the_whole_sweep(tmp_path):
     assert df["run_id"].is_unique and len(df) == N_NETS
     assert {p.split("-")[0] for p in df["part"]} == {"s0of2", "s1of2"}
     # same chunk size and padding as the whole sweep: bit-for-bit equal
-    pd.testing.assert_frame_equal(table(out), table(whole), check_exact=True)
+    pd.testing.assert_frame_equal(runs_table(out), runs_table(whole), check_exact=True)
     got = query.query(out, "select count(*) as n, count(distinct run_id) as ids from runs")
     assert got.iloc[0].tolist() == [N_NETS, N_NETS]
     got = query.query(out, "select count(*) as n from curves")

@@ -77,12 +77,22 @@ HEARTBEAT_S = 3.0  # how often each process of a jax.distributed sweep says it i
 PEER_TIMEOUT_S = 30.0  # a peer silent this long is lost (jax's own service aborts after 100 s)
 
 
+def peer_timeout() -> float:
+    """Seconds of silence after which a peer is lost: ``SWEEPNET_PEER_TIMEOUT`` (at least two
+    heartbeats), else :data:`PEER_TIMEOUT_S`."""
+    value = os.environ.get("SWEEPNET_PEER_TIMEOUT", "").strip()
+    try:
+        return max(2 * HEARTBEAT_S, float(value)) if value else PEER_TIMEOUT_S
+    except ValueError:
+        raise SweepnetError(f"SWEEPNET_PEER_TIMEOUT={value!r}: expected seconds") from None
+
+
 class PeerWatch:
     """Under ``jax.distributed``: a thread that beats for this process in the coordination
     service's key-value store and watches the others' beats.
 
     A peer that has stopped beating (killed, its host gone) ends this process within about
-    :data:`PEER_TIMEOUT_S` with a one-line error that names it and exit code 2. Every finished
+    :func:`peer_timeout` with a one-line error that names it and exit code 2. Every finished
     part is already on disk (written atomically), so running the same command again resumes.
     Without this, process 0 waited for a dead peer's result until jax's service aborted it.
     """
@@ -90,6 +100,7 @@ class PeerWatch:
     def __init__(self):
         self.client = coordination_client()
         self.me, self.n = jax.process_index(), jax.process_count()
+        self.timeout = peer_timeout()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="sweepnet-peers", daemon=True)
 
@@ -122,7 +133,7 @@ class PeerWatch:
                     value = last
                 if value != last:
                     seen[p] = (value, now)
-                elif value != "done" and now - at > PEER_TIMEOUT_S:
+                elif value != "done" and now - at > self.timeout:
                     print(f"sweepnet: error: process {p} of {self.n} was lost (no heartbeat for "
                           f"{now - at:.0f} s); the finished parts are kept, run the same command "
                           "again to resume", file=sys.stderr, flush=True)
