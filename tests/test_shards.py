@@ -109,3 +109,24 @@ def test_fresh_in_a_job_array_removes_only_its_own_parts(tmp_path, tiny_results)
     other = spec.loads(spec.dumps_toml({**s.tree, "name": "other"}))
     results.Store.open(out, other, fresh=True, tag="s1of2", shared=True)
     assert os.listdir(os.path.join(out, "runs")) == []  # another spec's results: wiped
+
+
+def test_a_shard_holds_the_runs_it_held_in_0_5_4():
+    """A job array started with one version resumes with the next: shard I of N must deal
+    the same runs (these are 0.5.4's, for a grid of two datasets, two activations, one of
+    them outside the fused kernel)."""
+    s = spec.loads("""
+name = "array"
+[data]
+dataset = ["disk_annulus", "xor"]
+[model]
+width = [1, 2, 3, 5]
+depth = [1, 2]
+activation = ["tanh", "elu"]
+[train]
+steps = 60
+seeds = 2
+""")
+    p = plan.make_plan(s, 2)
+    assert sorted(r.index for r in plan.shard_runs(p.runs, p.runs, 0, 3)) == [
+        0, 5, 6, 11, 12, 17, 18, 23, 24, 29, 30, 33, 34, 39, 40, 45, 46, 51, 52, 57, 58, 63]

@@ -12,7 +12,7 @@ import importlib.metadata
 import os
 import platform
 
-__version__ = "0.5.4"
+__version__ = "0.6.0"
 
 # XLA options for sweepnet's programs on CPU: LLVM at -O1 instead of XLA's default -O2. Bucket
 # compiles took 15-25% less time and the trained programs ran as fast (measured at (3, 2),

@@ -25,6 +25,7 @@ killed sweep lose little; on a GPU or TPU a call holds the device's whole share 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
@@ -55,6 +56,13 @@ class Run:
     index: int
     run_id: str
     config: Mapping[str, Any]
+    # the data group, computed once (a grid of a million runs asks it several times a plan)
+    key: tuple = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        c = self.config
+        object.__setattr__(self, "key", (c["dataset"], tuple(sorted(self.data_params().items())),
+                                         c["n_train"], c["n_test"], c["noise"], c["data_seed"]))
 
     def data_params(self) -> dict[str, Any]:
         return {k[5:]: v for k, v in self.config.items() if k.startswith("data_")
@@ -62,9 +70,7 @@ class Run:
 
     def data_key(self) -> tuple:
         """Runs with equal data keys train on the very same points."""
-        c = self.config
-        return (c["dataset"], tuple(sorted(self.data_params().items())), c["n_train"],
-                c["n_test"], c["noise"], c["data_seed"])
+        return self.key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +149,7 @@ def groups(runs: Sequence[Run]) -> dict[tuple, list[Run]]:
     """``runs`` by data group, in order of first appearance."""
     out: dict[tuple, list[Run]] = defaultdict(list)
     for r in runs:
-        out[r.data_key()].append(r)
+        out[r.key].append(r)
     return dict(out)
 
 
@@ -182,7 +188,42 @@ def family(cfg: Mapping[str, Any]) -> Static:
     except that activations the fused CPU kernel lacks (elu, gelu, ...) get a program of their
     own, so that they do not take the kernel from the rest of the grid. (This depends on the
     kernel's source, never on whether this machine built it.)"""
-    return static_of(cfg, 0, 0, ("" if cfg["activation"] in KERNEL_ACTIVATIONS else "other",))
+    # the same for every run that differs only in per-network values: asked once per kind
+    own = cfg["activation"] in KERNEL_ACTIVATIONS
+    key = tuple(sorted((k, v) for k, v in cfg.items() if k not in PER_NETWORK))
+    width = cfg["width"] if cfg["arch"] == "resnet" else None  # a resnet's width is checked
+    try:
+        return _family(key, own, width)
+    except TypeError:  # an unhashable value (never from a spec): not cached
+        return static_of(cfg, 0, 0, ("" if own else "other",))
+
+
+PER_NETWORK = ("width", "depth", "activation", "learning_rate", "init_scale", "seed")
+
+
+@functools.lru_cache(maxsize=1024)
+def _family(key: tuple, own: bool, width: int | None) -> Static:
+    cfg = dict(key)
+    cfg.update(width=width or 0, depth=0, activation="")
+    return static_of(cfg, 0, 0, ("" if own else "other",))
+
+
+def _cached_static(cfg: Mapping[str, Any]) -> Static:
+    """``static_of(cfg, 0)``, computed once per kind of run (the shards' order asks it of
+    every run of the grid)."""
+    keep = ("depth", "activation")
+    key = tuple(sorted((k, v) for k, v in cfg.items() if k not in PER_NETWORK or k in keep))
+    try:
+        return _static_at_zero(key, cfg["width"] if cfg["arch"] == "resnet" else None)
+    except TypeError:  # an unhashable value (never from a spec): not cached
+        return static_of(cfg, 0)
+
+
+@functools.lru_cache(maxsize=1024)
+def _static_at_zero(key: tuple, width: int | None) -> Static:
+    cfg = dict(key)
+    cfg["width"] = width or 0
+    return static_of(cfg, 0)
 
 
 def shard_runs(runs: Sequence[Run], grid: Sequence[Run], index: int, count: int) -> list[Run]:
@@ -193,9 +234,10 @@ def shard_runs(runs: Sequence[Run], grid: Sequence[Run], index: int, count: int)
     split the grid into disjoint, balanced parts.
     """
     fam: dict[Static, int] = {}
+    of = {r.run_id: _cached_static(r.config) for r in grid}  # static_of(r.config, 0)
     for r in grid:
-        fam.setdefault(static_of(r.config, 0), len(fam))
-    order = sorted(grid, key=lambda r: (fam[static_of(r.config, 0)], r.config["width"], r.index))
+        fam.setdefault(of[r.run_id], len(fam))
+    order = sorted(grid, key=lambda r: (fam[of[r.run_id]], r.config["width"], r.index))
     chosen = {r.run_id for r in order[index::count]}
     return [r for r in runs if r.run_id in chosen]
 

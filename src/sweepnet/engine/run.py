@@ -180,8 +180,8 @@ def run_sweep(
     def replan(done, force=None, max_chunk=None):
         """The plan for this share's runs not in ``done``; ``force``: a gradient per program."""
         ask = lambda static: (force or {}).get(static) or gradient(static, m)
-        return plan_lib.make_plan(spec, n_dev, full.max_memory, platform=where, shard=mine,
-                                  done=done, gradient=ask, max_chunk=max_chunk)
+        return plan_lib.make_plan(spec, n_dev, full.max_memory, runs=full.runs, platform=where,
+                                  shard=mine, done=done, gradient=ask, max_chunk=max_chunk)
 
     # the first bucket the kernel covers may build it (not a compile: kept apart)
     plan = replan(store.done_ids())
