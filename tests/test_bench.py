@@ -94,13 +94,13 @@ def test_the_bench_times_the_default_against_each_gradient_forced(monkeypatch):
 
     monkeypatch.setattr(suite, "engine_subprocess", fake)
     rows = [{"n": 256, "gradient": "fused", "net_steps_per_s": 100.0}]
-    g = suite._gradients(rows, 3, 2, steps=10, every=5, n_test=64, n=256)
+    g = suite.forced_gradients(rows, 3, 2, steps=10, every=5, n_test=64, n=256)
     assert seen == ["fused", "xla"]  # the default's row is reused, not run again
     assert g["default"] == "fused" and g["won"] == "xla"
     assert g["xla"] == pytest.approx(256 * 10 / 2.0) and g["fused"] == pytest.approx(256 * 10 / 3)
     line = report.gradient_line(g)
     assert "sweepnet run picks fused" in line and "XLA won (1.50x)" in line
-    g = suite._gradients([], 3, 2, steps=10, every=5, n_test=64, n=512)  # no row: run it
+    g = suite.forced_gradients([], 3, 2, steps=10, every=5, n_test=64, n=512)  # no row: run it
     assert seen[2:] == [None, "fused", "xla"] and g["default_rate"] == pytest.approx(512 * 10 / 3)
 
 

@@ -198,4 +198,4 @@ def test_a_first_run_is_estimated_with_xla_until_the_kernel_is_built_then_the_ke
 def test_the_background_build_takes_one_core(monkeypatch):
     for cpus, slower in ((1, 2.0), (2, 2.0), (4, 4 / 3), (16, 16 / 15)):
         monkeypatch.setattr(os, "cpu_count", lambda n=cpus: n)
-        assert cli._build_contention() == pytest.approx(slower)
+        assert cli.build_contention() == pytest.approx(slower)

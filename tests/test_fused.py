@@ -15,7 +15,7 @@ from sweepnet.kernel import build as kernel_build
 from sweepnet.kernel import choice, ops
 from sweepnet.sweep import spec
 from sweepnet.sweep.models import build, unpad
-from sweepnet.train.step import _loss_and_acc, make_train
+from sweepnet.train.step import loss_and_acc, make_train
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -52,7 +52,7 @@ def _net(real, depth, act):
 
 def _autodiff(model, params, x, y, real):
     def loss(p):
-        value, _ = _loss_and_acc(model.apply(p, x, real, 1.0), y, 1)
+        value, _ = loss_and_acc(model.apply(p, x, real, 1.0), y, 1)
         return value.mean()
 
     return jax.grad(loss)(params)
@@ -164,7 +164,7 @@ def test_networks_of_one_batch_have_their_own_depth_and_activation():
     def autodiff(p, w, d, a):
         def loss(q):
             z = model.apply(q, x, w, 1.0, real_depth=d, which=a)
-            return _loss_and_acc(z, y, 1)[0].mean()
+            return loss_and_acc(z, y, 1)[0].mean()
         return jax.grad(loss)(p)
 
     want = jax.vmap(autodiff)(params, widths, depths, which)

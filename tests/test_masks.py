@@ -21,7 +21,7 @@ import pytest
 
 from sweepnet.kernel import build, ops
 from sweepnet.sweep import models
-from sweepnet.train.step import _loss_and_acc
+from sweepnet.train.step import loss_and_acc
 
 ACTS = sorted(models.ACTIVATIONS)
 KERNEL_ACTS = sorted(ops.ACTIVATIONS)
@@ -71,7 +71,7 @@ def _embed(small, fill):
 def _bce(model, x, y, **kw):
     """The training loss (mean binary cross-entropy) of ``model`` at ``x (2, n)``, labels
     ``y (n,)``, as a function of its parameters."""
-    return lambda p: _loss_and_acc(model.apply(p, x, WIDTH, 1.0, **kw), y, 1)[0].mean()
+    return lambda p: loss_and_acc(model.apply(p, x, WIDTH, 1.0, **kw), y, 1)[0].mean()
 
 
 def _assert_padded_grad(g_pad, g_small, real, exact=False):

@@ -85,7 +85,7 @@ def _forget_compiled():
     """Forget this process's compiled programs (JAX's and sweepnet's in-memory records)."""
     jax.clear_caches()
     programs.bucket_fn.cache_clear()
-    programs._compiled_here.clear()
+    programs.compiled_here.clear()
 
 
 @pytest.mark.slow  # three sweeps, one of them compiled cold: 10-20 s

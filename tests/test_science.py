@@ -236,7 +236,7 @@ def test_minwidth_is_3_for_the_disk_and_2_for_the_interval(science):
 
 def test_report_states_the_numbers(science):
     runs = science.disk_runs
-    summary = dict(report._summary(science.disk, runs))
+    summary = dict(report.summary_lines(science.disk, runs))
     assert summary["networks"] == "32"
     assert summary["separated"] == "16 (50.0%)" and summary["diverged"] == "0"
     assert summary["swept axes"] == "width (4), depth (2)" and summary["seeds"] == "4"

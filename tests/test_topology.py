@@ -374,7 +374,7 @@ def test_betti_chart_inspect_captions_and_report_panel(measured):
     assert {r["betti"] for r in rows} == {"b0", "b1"}  # no b2 for 2-D data
     run_id = df["run_id"].iloc[0]
     text = json.dumps(inspect_lib.inspect(measured, run_id).to_dict(), ensure_ascii=False)
-    captions = inspect_lib._betti_captions(measured, run_id)
+    captions = inspect_lib.betti_captions(measured, run_id)
     assert sorted(captions) == [0, 1, 2, 3]  # input, two hidden layers, read-out
     assert all(c in text for c in captions.values())  # each written into the picture
     assert captions[0] == "class 0: β = (1, 1)  ·  class 1: β = (1, 0)"

@@ -79,10 +79,10 @@ def cmd_plan(a):
     print(cost.describe(p, t["flops_per_s"], t["compile_s"], t["step_s"], load_s=t.get("load_s"),
                         overhead_s=t.get("overhead_s", 0.0) + machine.STARTUP_S,
                         source=t["source"], notes=notes, padded=not kernel, kernel_plan=later,
-                        build_s=choice.FIRST_BUILD_S, contention=_build_contention()))
+                        build_s=choice.FIRST_BUILD_S, contention=build_contention()))
 
 
-def _build_contention() -> float:
+def build_contention() -> float:
     """How much slower a sweep runs beside the kernel's background build: the build takes one
     of the CPU's cores (2x on 2 cores or fewer, 1.33x on 4)."""
     cpus = os.cpu_count() or 1

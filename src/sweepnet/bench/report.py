@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def gradient_line(g: dict) -> str:
-    """One line on the default gradient timed against each forced (``suite``'s ``_gradients``
+    """One line on the default gradient timed against each forced (``suite``'s ``forced_gradients``
     result): which ``sweepnet run`` picked, each rate, and which won by how much."""
     fast, slow = (g["fused"], g["xla"]) if g["won"] == "fused" else (g["xla"], g["fused"])
     return (f"at N={g['n']}: sweepnet run picks {g['default']} ({g['default_rate']:.4g} "

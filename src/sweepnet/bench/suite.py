@@ -134,7 +134,7 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
                 f"{e['compile_s']:.1f} s, {rows[-1]['bound_fraction']:.1%} of bound")
         gradients = None
         if kernel and not quick:  # the default against each gradient forced, at one size
-            gradients = _gradients(rows, width, depth, steps, every, n_test,
+            gradients = forced_gradients(rows, width, depth, steps, every, n_test,
                                    cfg["devices_n"] if k == 0 else cfg["wide_gradient_n"])
             say(gradient_line(gradients))
         ref = next(r for r in rows if r["n"] == ref_n)
@@ -167,7 +167,7 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
             "workloads": workloads, "device_scaling": devices}
 
 
-def _gradients(rows, width, depth, steps, every, n_test, n) -> dict:
+def forced_gradients(rows, width, depth, steps, every, n_test, n) -> dict:
     """The default run at ``n`` networks (from ``rows``, or run now) against the same workload
     with each gradient forced: ``{"n", "default", "default_rate", "fused", "xla", "won"}``."""
     rate = lambda e: n * steps / max(e["wall_s"] - e["compile_s"], 1e-9)

@@ -194,17 +194,17 @@ def compile_program(fn, static, args, cache: bool = True,
     # process. A compile that emits neither event came from JAX's in-memory cache, and is
     # whatever the first compile of this key was.
     if _XLA_CACHE_HIT in events:
-        _compiled_here[key] = False
+        compiled_here[key] = False
     elif _BACKEND_COMPILE in events:
-        _compiled_here[key] = True
-    if _compiled_here.get(key, False):
+        compiled_here[key] = True
+    if compiled_here.get(key, False):
         _store(path, compiled)
     return compiled, False
 
 
 _XLA_CACHE_HIT = "/jax/compilation_cache/cache_hits"
 _BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
-_compiled_here: dict[str, bool] = {}  # program key -> XLA compiled it (not loaded it) here
+compiled_here: dict[str, bool] = {}  # program key -> XLA compiled it (not loaded it) here
 
 
 def _load(path: str, args):

@@ -155,7 +155,7 @@ def _sigmoid_bce_bwd(res, g):
 _sigmoid_bce.defvjp(_sigmoid_bce_fwd, _sigmoid_bce_bwd)
 
 
-def _loss_and_acc(logits, y, n_out):
+def loss_and_acc(logits, y, n_out):
     """Mean loss and accuracy of ``logits (n_out, points)`` against ``y (points,)``."""
     if n_out == 1:
         z = logits[0]
@@ -212,7 +212,7 @@ def make_train(static: Static, fused: bool = False, capture: bool = False):
         def batch_loss(p, t):
             x, y = batch(t)
             logits = apply(p, x)
-            loss, _ = _loss_and_acc(logits, y, static.n_out)
+            loss, _ = loss_and_acc(logits, y, static.n_out)
             # the step needs only the gradient: XLA drops the loss value (a log1p and a sum
             # a point, 13% of a (3, 2) step), and divergence is read off the logits instead
             # (0 * z is NaN exactly where z is not finite)
@@ -237,11 +237,11 @@ def make_train(static: Static, fused: bool = False, capture: bool = False):
             return apply(p, x)
 
         def evaluate(p):
-            loss, correct = _loss_and_acc(forward(p, data.x_train), data.y_train, static.n_out)
+            loss, correct = loss_and_acc(forward(p, data.x_train), data.y_train, static.n_out)
 
             def block_hits(_, xy):
                 x, y = xy
-                _, hit = _loss_and_acc(forward(p, x), jnp.maximum(y, 0), static.n_out)
+                _, hit = loss_and_acc(forward(p, x), jnp.maximum(y, 0), static.n_out)
                 return None, jnp.sum(hit & (y >= 0))
 
             _, hits = lax.scan(block_hits, None, (data.x_test, data.y_test))

@@ -312,7 +312,7 @@ def network(
         add_views(
             "read-out: logits", logits_p, logits_l, [f"logit {j}" for j in range(logits_p.shape[0])]
         )
-    for i, caption in (_betti_captions(root, run_id) if root else {}).items():
+    for i, caption in (betti_captions(root, run_id) if root else {}).items():
         if i < len(sections) and sections[i]:
             sections[i][0] = alt.vconcat(sections[i][0], _caption(caption, size), spacing=2)
     # The boundary opens the input's row. Layers drawn in one panel each flow on in rows of
@@ -344,7 +344,7 @@ def network(
     )
 
 
-def _betti_captions(root: str, run_id: str) -> dict[int, str]:
+def betti_captions(root: str, run_id: str) -> dict[int, str]:
     """``{layer: "class 0: b = (1, 1) · class 1: ..."}`` from ``DIR/topology.parquet`` (layer 0
     = input, last = read-out); empty when this run's topology was not measured."""
     df = results.load_topology(root)

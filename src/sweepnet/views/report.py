@@ -107,7 +107,7 @@ def pick_networks(runs: pd.DataFrame, limit: int = 3) -> list[tuple[str, pd.Seri
     return picks[:limit]
 
 
-def _summary(root: str, runs: pd.DataFrame) -> list[tuple[str, str]]:
+def summary_lines(root: str, runs: pd.DataFrame) -> list[tuple[str, str]]:
     manifest = results.read_manifest(root)
     done, total = charts.progress(root, runs)
     rows = [
@@ -202,7 +202,7 @@ def build_report(root: str) -> str:
         )
     summary = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
-        for k, v in _summary(root, runs)
+        for k, v in summary_lines(root, runs)
     )
     bundle = _bundle(vl_version())
     desc = ""
