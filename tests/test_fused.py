@@ -216,12 +216,12 @@ def test_each_network_may_have_its_own_points():
     def autodiff(p, x, y):
         return jax.grad(lambda q: _loss_and_acc(model.apply(q, x, 4, 1.0), y, 1)[0].mean())(p)
 
-    def both(params, xs, ys):
+    def pair(params, xs, ys):
         want = jax.vmap(autodiff)(params, xs, ys)
         got, _ = jax.vmap(lambda p, x, y: ops.grad(p, x, y, _net(4, 2, "tanh")))(params, xs, ys)
         return want, got
 
-    want, got = _compile(both, params, xs, ys)(params, xs, ys)
+    want, got = _compile(pair, params, xs, ys)(params, xs, ys)
     for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
         np.testing.assert_allclose(b, a, atol=1e-6, rtol=1e-4)
 
@@ -255,24 +255,32 @@ eval_every = 40
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
-    """The same sweep with the fused gradient and with XLA's (SWEEPNET_FUSED=0)."""
+    """The same sweep with the fused gradient and with XLA's (SWEEPNET_FUSED=0); and the
+    variant each bucket's program was compiled (and cached) with, by run and activations."""
     s = spec.loads(SPEC)
-    out = {}
+    out, seen, real = {}, {}, programs.compile_program
     for name, flag in (("fused", "1"), ("xla", "0")):
+        seen[name] = {}
+
+        def spy(fn, static, args, cache=True, variant=None, name=name):
+            seen[name][static.activations] = variant
+            return real(fn, static, args, cache=cache, variant=variant)
+
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("SWEEPNET_FUSED", flag)
+            mp.setattr(programs, "compile_program", spy)
             try:
                 programs.bucket_fn.cache_clear()
                 out[name] = str(tmp_path_factory.mktemp(name))
                 engine.run_sweep(s, out[name], progress=False)
             finally:
                 programs.bucket_fn.cache_clear()
-    return s, out
+    return s, out, seen
 
 
 @pytest.mark.slow
 def test_sweep_records_which_gradient_each_bucket_used(both):
-    _, out = both
+    _, out, _ = both
     for name in ("fused", "xla"):
         with open(os.path.join(out[name], "manifest.json")) as f:
             buckets = json.load(f)["buckets"].values()
@@ -285,7 +293,7 @@ def test_sweep_records_which_gradient_each_bucket_used(both):
 def test_fused_and_xla_sweeps_train_the_same_networks(both):
     import sweepnet
 
-    _, out = both
+    _, out, _ = both
     a = sweepnet.load(out["fused"]).set_index("run_id").sort_index()
     b = sweepnet.load(out["xla"]).set_index("run_id").sort_index()
     assert len(a) == len(b) == 24
@@ -297,22 +305,16 @@ def test_fused_and_xla_sweeps_train_the_same_networks(both):
     assert (a.loc[~elu, "train_loss"] != b.loc[~elu, "train_loss"]).any()
 
 
-def test_the_program_cache_keeps_fused_and_xla_programs_apart(tmp_path, monkeypatch):
-    s = spec.loads(SPEC)
+@pytest.mark.slow
+def test_the_program_cache_keeps_fused_and_xla_programs_apart(both):
+    s, _, seen = both
     static = plan.make_plan(s, 2).buckets[0].static
     args = (jnp.zeros(2),)
     assert programs.program_key(static, args, {"fused": True}) != programs.program_key(
         static, args, {"fused": False})
     # and the engine keys every bucket's program by the gradient it was built with
-    seen, real = {}, programs.compile_program
-
-    def spy(fn, static, args, cache=True, variant=None):
-        seen[static.activations] = variant
-        return real(fn, static, args, cache=cache, variant=variant)
-
-    monkeypatch.setattr(programs, "compile_program", spy)
-    engine.run_sweep(s, str(tmp_path / "out"), progress=False)
-    assert seen == {("softplus", "tanh"): {"fused": True}, ("elu",): {"fused": False}}
+    assert seen["fused"] == {("softplus", "tanh"): {"fused": True}, ("elu",): {"fused": False}}
+    assert seen["xla"] == {("softplus", "tanh"): {"fused": False}, ("elu",): {"fused": False}}
 
 
 @pytest.mark.slow
@@ -339,25 +341,28 @@ def test_without_a_compiler_the_sweep_uses_xlas_gradient(tmp_path, monkeypatch, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("width", [3, 8, 16])  # 8 and 16: the kernel's wide form on AVX2 / -512
-def test_training_with_the_fused_gradient_equals_autodiff_training(width):
-    """One whole training (Adam, evals), fused against autodiff, in one program each."""
+def test_training_with_the_fused_gradient_equals_autodiff_training():
+    """Whole trainings (Adam, evals) of networks of width 3, 8 and 16 (point-major; 8 and 16:
+    the kernel's wide form on AVX2 / -512), fused against autodiff, in one program each (width
+    16: the narrower networks padded, as in a bucket)."""
     s = spec.loads(SPEC)
     cfg = next(c for c in s.grid() if c["width"] == 3 and c["depth"] == 2
                and c["activation"] == "tanh")
-    cfg = {**cfg, "width": width}
-    static = plan.static_of(cfg, width)
-    run = plan.Run(0, spec.run_id(cfg), cfg)
-    seeds, hyper = engine.chunk_inputs([run], 1, static)
-    data = engine.load_data(static, run)
-    h = jax.tree.map(lambda a: jnp.asarray(a[0]), hyper)
-    fns = [jax.jit(lambda k, f=f: make_train(static, fused=f)(jax.random.key(k), h, data))
-           for f in (True, False)]
-    jaxprs = [str(jax.make_jaxpr(fn)(seeds[0])) for fn in fns]
+    runs = [plan.Run(i, spec.run_id({**cfg, "width": w}), {**cfg, "width": w})
+            for i, w in enumerate((3, 8, 16))]
+    static = plan.static_of(cfg, 16)
+    seeds, hyper = engine.chunk_inputs(runs, len(runs), static)
+    data = engine.load_data(static, runs[0])
+    fns = [jax.jit(jax.vmap(lambda k, h, f=f: make_train(static, fused=f)(
+        jax.random.key(k), h, data))) for f in (True, False)]
+    jaxprs = [str(jax.make_jaxpr(fn)(seeds, hyper)) for fn in fns]
     for target in ops.TARGETS:  # the fused program calls all three entry points, XLA's none
         assert target in jaxprs[0] and target not in jaxprs[1]
-    outs = [fn(seeds[0]) for fn in fns]
-    np.testing.assert_allclose(outs[0].curve_loss, outs[1].curve_loss, rtol=1e-4, atol=1e-6)
+    outs = [fn(seeds, hyper) for fn in fns]
+    assert outs[0].curve_loss.shape[0] == len(runs)
+    for n in range(len(runs)):
+        np.testing.assert_allclose(outs[0].curve_loss[n], outs[1].curve_loss[n], rtol=1e-4,
+                                   atol=1e-6, err_msg=f"width {runs[n].config['width']}")
     with pytest.raises(ValueError, match="does not cover"):
         make_train(plan.static_of({**cfg, "activation": "elu"}, 3), fused=True)
 
@@ -394,7 +399,7 @@ def test_a_bucket_switches_to_the_kernel_when_it_is_ready(both, tmp_path, monkey
     networks of a run with the kernel throughout, bit for bit."""
     import sweepnet
 
-    s, out = both
+    s, out, _ = both
     monkeypatch.delenv("SWEEPNET_FUSED")  # the choice left to measurement
     monkeypatch.setattr(choice, "use", lambda static, mesh, start=True: False)  # not built yet
     monkeypatch.setattr(choice, "pending", lambda static, mesh: choice.covers(static))
