@@ -99,7 +99,7 @@ KERNEL_ACTS = tuple(ops.ACTIVATIONS)
 @pytest.fixture(scope="module", params=[
     300,  # remainders: the last block of points part full, part empty, in every form
     pytest.param(512, marks=SLOW),  # a whole number of blocks in every form and vector width
-    pytest.param(37, marks=SLOW),  # fewer points than one block
+    pytest.param(37, marks=SLOW),  # one block of points, part empty (8 or 16 lanes, wide)
 ], ids=lambda n: f"{n}points")
 def batch(request):
     """``COPIES`` networks of each of :data:`FORMS` in one padded program (width 16, depth 4,
