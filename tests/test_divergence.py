@@ -7,13 +7,9 @@ import pytest
 
 import sweepnet
 from conftest import runs_table
-
-# A linear network trained by plain SGD at learning rate 1000 overflows to inf, then NaN,
 from sweepnet.engine import cost as cost_lib
 from sweepnet.engine import plan
 from sweepnet.engine import run as engine
-
-# A linear network trained by plain SGD at learning rate 1000 overflows to inf, then NaN,
 from sweepnet.sweep import spec
 
 # A linear network trained by plain SGD at learning rate 1000 overflows to inf, then NaN,
@@ -38,6 +34,8 @@ seeds = 1
 eval_every = 20
 """
 HEALTHY = SPEC.replace("learning_rate = [0.01, 1000.0]", "learning_rate = 0.01")
+
+
 def table(out: str) -> pd.DataFrame:
     return runs_table(out, drop=("grid_index",))
 

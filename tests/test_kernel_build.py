@@ -60,12 +60,14 @@ def isolated(tmp_path, monkeypatch):
     build.library_key.cache_clear()
 
 
+@pytest.mark.slow  # the builder is a python process of its own (5 s here)
 def test_library_never_waits_and_builds_in_the_background(isolated, monkeypatch, capfd):
     monkeypatch.setenv("CXX", _fake_compiler(isolated, sleep=1))
     monkeypatch.setenv("SWEEPNET_KERNEL_BUILD", "1")
     t = time.perf_counter()
     assert build.library() is None
     assert time.perf_counter() - t < 5  # the compiler sleeps, and nobody waits for it
+    assert build.STATE["builder"].poll() is None  # the build goes on after library returned
     err = capfd.readouterr().err
     assert "in the background" in err and "XLA's gradient" in err
     assert " s)" not in err and "about" not in err  # no promise of a duration

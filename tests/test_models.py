@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -5,11 +7,27 @@ import pytest
 
 from sweepnet.sweep import models
 
+ACTS = sorted(models.ACTIVATIONS)
 
+
+def _compile(fn, *args):
+    """``jit(fn)`` compiled for ``args`` at XLA's lowest CPU optimisation level: these programs
+    run once, and op by op (eagerly) every new shape of every operation compiled on its own."""
+    return jax.jit(fn).lower(*args).compile({"xla_backend_optimization_level": 0})
+
+
+def _model(width, depth=2, act="tanh"):
+    return models.build("mlp", width, depth, act, 1)
+
+
+@functools.lru_cache
 def _init(width, real, depth=2, act="tanh", in_dim=2, scale=1.0):
-    m = models.build("mlp", width, depth, act, 1)
+    """The model and its parameters from ``model.init`` (one compiled program; kept: read
+    them, do not write them)."""
+    m = _model(width, depth, act)
     x = jnp.zeros((in_dim, 1))
-    return m, m.init(jax.random.key(7), x, real, scale)
+    return m, jax.device_get(_compile(lambda k: m.init(k, x, real, scale), jax.random.key(7))(
+        jax.random.key(7)))
 
 
 def test_padded_init_holds_the_unpadded_weights_and_zeros():
@@ -28,37 +46,54 @@ def test_init_scale_is_lecun_on_the_real_fan_in():
     assert abs(k.std() - 2.0 / np.sqrt(64)) < 0.02
 
 
-@pytest.mark.parametrize("act", sorted(models.ACTIVATIONS))
-def test_every_activation_padded_equals_unpadded_with_zero_padded_grads(act):
+@pytest.fixture(scope="module")
+def padded_pairs():
+    """``{act: (out_pad, out_small, g_pad, g_small)}``: the logits at 33 points and the gradient
+    of a squared loss, of a width-3 network built at width 8 and at its own width (each from
+    ``model.init``, whose parameters no activation changes), for every activation. One
+    compiled program for all."""
     x = jax.random.normal(jax.random.key(1), (2, 33))
     y = (jnp.linalg.norm(x, axis=0) > 1).astype(jnp.float32)
-    m_small, small = _init(3, 3, act=act)
-    m_pad, padded = _init(6, 3, act=act)
-    out_small = m_small.apply(small, x, 3, 1.0)
-    out_pad = m_pad.apply(padded, x, 3, 1.0)
+    (_, p_pad), (_, p_small) = _init(8, 3), _init(3, 3)
+
+    def all_acts(p_pad, p_small):
+        out = {}
+        for act in ACTS:
+            pair = []
+            for m, p in ((_model(8, act=act), p_pad), (_model(3, act=act), p_small)):
+                loss = lambda p, m=m: jnp.mean((m.apply(p, x, 3, 1.0)[0] - y) ** 2)
+                pair.append((m.apply(p, x, 3, 1.0), jax.grad(loss)(p)))
+            (out_pad, g_pad), (out_small, g_small) = pair
+            out[act] = (out_pad, out_small, g_pad, g_small)
+        return out
+
+    return jax.device_get(_compile(all_acts, p_pad, p_small)(p_pad, p_small))
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_every_activation_padded_equals_unpadded_with_zero_padded_grads(padded_pairs, act):
+    out_pad, out_small, g_pad, g_small = padded_pairs[act]
     np.testing.assert_allclose(out_pad, out_small, rtol=1e-6, atol=1e-6)
-
-    def loss(p, m):
-        z = m.apply(p, x, 3, 1.0)[0]
-        return jnp.mean((z - y) ** 2)
-
-    g_pad = jax.grad(loss)(padded, m_pad)
-    g_small = jax.grad(loss)(small, m_small)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                  models.unpad(g_pad, 3, 2), g_small)
-    zero_pad = jax.tree.map(lambda g, c: float(jnp.abs(g).sum() - jnp.abs(c).sum()),
-                            g_pad, models.unpad(g_pad, 3, 2))
-    assert all(v == 0.0 for v in jax.tree.leaves(zero_pad)), "padded units received gradient"
+    for (path, g), c in zip(jax.tree_util.tree_leaves_with_path(g_pad),
+                            jax.tree.leaves(models.unpad(g_pad, 3, 2)), strict=True):
+        rest = np.array(g)
+        rest[tuple(slice(0, n) for n in c.shape)] = 0
+        assert not rest.any(), f"padded units received gradient: {jax.tree_util.keystr(path)}"
 
 
 def test_n_params_counts_the_unpadded_network():
-    _, p = _init(5, 5, depth=3, in_dim=2)
+    m = _model(5, depth=3)
+    p = jax.eval_shape(m.init, jax.random.key(7), jnp.zeros((2, 1)), 5, 1.0)  # shapes only
     assert models.n_params("mlp", 2, 5, 3, 1) == sum(a.size for a in jax.tree.leaves(p))
 
 
 def test_return_hidden_gives_each_layer():
-    m, p = _init(4, 4, depth=3)
-    out, hidden = m.apply(p, jnp.ones((2, 5)), 4, 1.0, return_hidden=True)
+    m = _model(4, depth=3)
+    x = jnp.ones((2, 5))
+    p = jax.eval_shape(m.init, jax.random.key(7), x, 4, 1.0)  # shapes only
+    out, hidden = jax.eval_shape(lambda p: m.apply(p, x, 4, 1.0, return_hidden=True), p)
     assert out.shape == (1, 5) and [h.shape for h in hidden] == [(4, 5)] * 3
 
 
@@ -100,7 +135,8 @@ def test_first_layer_init_scale_is_lecun_on_the_input_dimension():
     """Layer 0's fan-in is the input dimension (3), not the number of points (5): every
     column of its kernel has standard deviation ``scale / sqrt(3)``."""
     m = models.build("mlp", 512, 1, "tanh", 1)
-    p = m.init(jax.random.key(3), jnp.zeros((3, 5)), 512, 2.0)
+    init = lambda k: m.init(k, jnp.zeros((3, 5)), 512, 2.0)
+    p = _compile(init, jax.random.key(3))(jax.random.key(3))
     k = np.asarray(p["params"]["hidden_0"]["kernel"])
     assert k.shape == (512, 3)
     np.testing.assert_allclose(k.std(axis=0), 2.0 / np.sqrt(3), rtol=0.1)
