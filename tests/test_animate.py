@@ -17,8 +17,11 @@ from sweepnet.views import animate
 
 @pytest.fixture(scope="module")
 def trajectory(tiny_results):
+    """The width-2, depth-1 network of the tiny sweep retrained: the sweep trained it padded to
+    its bucket's width 3 and depth 2, the retrain trains it alone, unpadded (and its pictures
+    are the smallest to draw)."""
     runs = sweepnet.load(tiny_results)
-    row = runs[(runs["width"] == 3) & (runs["depth"] == 2)].iloc[0]
+    row = runs[(runs["width"] == 2) & (runs["depth"] == 1)].iloc[0]
     return animate.retrain(tiny_results, row["run_id"])
 
 

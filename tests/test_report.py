@@ -72,11 +72,18 @@ def test_pick_networks_best_below_and_at_the_minimal_width():
     assert [r["run_id"] for _, r in report.pick_networks(none)] == ["w1s2", "w4s2"]
 
 
-@pytest.mark.slow
-def test_report_page_content_and_offline(tiny_results, tmp_path):
-    out = tmp_path / "r" / "report.html"
+@pytest.fixture(scope="module")
+def written(tiny_results, tmp_path_factory):
+    """The report of the tiny sweep, written once (into a folder write_report makes) for the
+    tests below that read it or open it in a browser. Read it, do not write it."""
+    out = tmp_path_factory.mktemp("report") / "r" / "report.html"
     report.write_report(tiny_results, str(out))
-    page = out.read_text()
+    return out
+
+
+@pytest.mark.slow
+def test_report_page_content_and_offline(tiny_results, written):
+    page = written.read_text()
     assert "sweepnet report: tiny" in page and "Phase diagram: click a cell" in page
     assert "Training curves" in page and "Spec" in page
     assert "dataset = &quot;disk_annulus&quot;" in page  # the resolved spec, escaped
@@ -104,10 +111,8 @@ def test_report_errors(tiny_results, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed")
-def test_report_opens_in_a_browser_without_script_errors(tiny_results, tmp_path):
-    out = tmp_path / "report.html"
-    report.write_report(tiny_results, str(out))
-    dom, errors = open_in_browser(out, tmp_path)
+def test_report_opens_in_a_browser_without_script_errors(written, tmp_path):
+    dom, errors = open_in_browser(written, tmp_path)
     assert errors == []
     n_charts = len(re.findall(r'<div[^>]*id="chart-[\w-]+"', dom))
     assert n_charts >= 4
@@ -117,14 +122,11 @@ def test_report_opens_in_a_browser_without_script_errors(tiny_results, tmp_path)
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed")
-def test_the_browser_check_catches_script_errors(tiny_results, tmp_path):
-    """The check above can fail: a thrown error and a chart that cannot draw are both seen."""
-    thrown = tmp_path / "thrown.html"
-    thrown.write_text("<html><body><script>notDefinedAnywhere();</script></body></html>")
-    _, errors = open_in_browser(thrown, tmp_path)
-    assert errors and "notDefinedAnywhere" in errors[0]
-    # a report whose chart spec is broken: vegaEmbed rejects it and the page logs that
-    page = report.build_report(tiny_results)
+def test_the_browser_check_catches_script_errors(written, tmp_path):
+    """The check above can fail: a thrown error and a chart that cannot draw are both seen
+    (in one page, one browser start: a report with a broken chart and a script that throws)."""
+    page = written.read_text()
+    # a chart spec vegaEmbed rejects: the page logs that and marks the chart
     broken = re.sub(
         r'(data-target="chart-1">).*?</script>',
         r'\1{"mark": "nosuchmark", "data": {"values": []}}</script>',
@@ -133,10 +135,15 @@ def test_the_browser_check_catches_script_errors(tiny_results, tmp_path):
         flags=re.S,
     )
     assert broken != page
+    # and an uncaught error, in a script of its own after the report's
+    head, tail = broken.rsplit("</body>", 1)
+    broken = head + "<script>notDefinedAnywhere();</script>\n</body>" + tail
+    assert "notDefinedAnywhere" not in page
     path = tmp_path / "broken.html"
     path.write_text(broken)
     dom, errors = open_in_browser(path, tmp_path)
-    assert any("chart chart-1 failed" in e for e in errors)
+    assert any("Uncaught" in e and "notDefinedAnywhere" in e for e in errors), errors
+    assert any("chart chart-1 failed" in e for e in errors), errors
     assert 'data-rendered="error"' in dom
 
 
@@ -189,13 +196,11 @@ def _browser_page(p):
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None or sync_playwright is None, reason="no chromium/playwright")
-def test_clicking_a_phase_cell_shows_its_seeds_in_chromium(tiny_results, tmp_path):
-    out = tmp_path / "report.html"
-    report.write_report(tiny_results, str(out))
+def test_clicking_a_phase_cell_shows_its_seeds_in_chromium(tiny_results, written):
     runs = sweepnet.load(tiny_results)
     with sync_playwright() as p:
         browser, page, errors = _browser_page(p)
-        page.goto(f"file://{out}")
+        page.goto(f"file://{written}")
         page.wait_for_function(
             "[...document.querySelectorAll('.chart')].every(d => d.dataset.rendered)",
             timeout=120_000,
