@@ -55,6 +55,7 @@ QUICK = {a for a in ACTS if float(models.ACTIVATIONS[a](jnp.float32(0.0))) != 0.
 QUICK.add(min(a for a in ACTS if a not in KERNEL_ACTS))
 SAME_FAMILY = {"tanh": "sigmoid", "leaky_relu": "relu", "linear": "relu", "gelu": "silu"}
 ALONE = [a for a in ACTS if a not in SAME_FAMILY]
+assert set(SAME_FAMILY.values()) <= set(ALONE)
 slow = pytest.mark.slow
 GRADIENTS = ["xla", pytest.param("fused", marks=slow)]
 
