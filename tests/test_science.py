@@ -62,20 +62,33 @@ n_test = 512
 ACT = {"tanh": np.tanh, "softplus": lambda a: np.logaddexp(0.0, a)}
 
 
-@pytest.fixture(scope="module")
-def science(tmp_path_factory):
-    """``disk`` and ``line``: finished results folders (see the module docstring) and their
-    runs tables ``disk_runs`` (32 rows) and ``line_runs`` (128 rows). Read them, do not write."""
-    root = tmp_path_factory.mktemp("science")
-    out = types.SimpleNamespace()
+def _sweep(tmp_path_factory, name: str, text: str) -> types.SimpleNamespace:
+    folder = str(tmp_path_factory.mktemp("science") / name)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SWEEPNET_FUSED", "0")  # XLA's gradient wherever this runs (see above)
-        for name, text in (("disk", DISK_SPEC), ("line", LINE_SPEC)):
-            folder = str(root / name)
-            engine.run_sweep(spec.loads(text), folder, progress=False)
-            setattr(out, name, folder)
-            setattr(out, f"{name}_runs", sweepnet.load(folder))
-    return out
+        engine.run_sweep(spec.loads(text), folder, progress=False)
+    return types.SimpleNamespace(folder=folder, runs=sweepnet.load(folder))
+
+
+@pytest.fixture(scope="module")
+def disk(tmp_path_factory):
+    """The ``disk`` sweep (see the module docstring): its finished results ``folder`` and its
+    runs table ``runs`` (32 rows). Read them, do not write. Apart from ``line``, so that a run
+    of the disk's tests alone (tests/test_mutants.py) trains only this one."""
+    return _sweep(tmp_path_factory, "disk", DISK_SPEC)
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory):
+    """The ``line`` sweep: ``folder`` and ``runs`` (128 rows), as ``disk``."""
+    return _sweep(tmp_path_factory, "line", LINE_SPEC)
+
+
+@pytest.fixture(scope="module")
+def science(disk, line):
+    """Both sweeps: folders ``disk`` and ``line``, runs tables ``disk_runs`` and ``line_runs``."""
+    return types.SimpleNamespace(disk=disk.folder, disk_runs=disk.runs, line=line.folder,
+                                 line_runs=line.runs)
 
 
 def forward(params, x: np.ndarray, activation: str) -> np.ndarray:
@@ -111,8 +124,8 @@ def cells(runs: pd.DataFrame, column: str, keys=("width", "depth")) -> dict:
 # ----------------------------------------------------------------------------- disk
 
 
-def test_disk_separates_from_width_3_and_never_below(science):
-    runs = science.disk_runs
+def test_disk_separates_from_width_3_and_never_below(disk):
+    runs = disk.runs
     assert len(runs) == 32 and not runs["diverged"].any()
     assert cells(runs, "separated") == {(w, d): float(w >= 3) for w in (1, 2, 3, 4) for d in (1, 2)}
     wide, narrow = runs[runs["width"] >= 3], runs[runs["width"] <= 2]
@@ -123,8 +136,8 @@ def test_disk_separates_from_width_3_and_never_below(science):
     assert narrow["test_acc"].max() < 0.99
 
 
-def test_disk_certificates_hold_from_width_3_only(science):
-    runs = science.disk_runs
+def test_disk_certificates_hold_from_width_3_only(disk):
+    runs = disk.runs
     cert = runs["certified"].astype(bool)
     assert (cert == (runs["width"] >= 3)).all()
     assert (runs.loc[cert, "worst_margin"] > 0).all()
@@ -145,16 +158,16 @@ def _disk_regions() -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(parts, 1), np.concatenate(labels)
 
 
-def test_certificates_agree_with_a_dense_grid(science):
+def test_certificates_agree_with_a_dense_grid(disk):
     """Each disk network's worst margin against the smallest margin over a dense polar grid
     of both class regions, computed apart from the engine: the certificate never claims more
     room than the grid finds, finds as little as the grid (it searched for the worst point:
     within 1e-4 of the grid on every network when tuned), and certifies exactly the networks
     that are right on the whole grid."""
-    runs = science.disk_runs
+    runs = disk.runs
     x, y = _disk_regions()
     sign = 2 * y - 1
-    params_of = results.load_params_many(science.disk, runs)
+    params_of = results.load_params_many(disk.folder, runs)
     for _, row in runs.iterrows():
         grid_min = (sign * forward(params_of[row["run_id"]], x, "tanh")).min()
         worst, tol = row["worst_margin"], 1e-3 * max(1.0, abs(grid_min))
@@ -234,9 +247,9 @@ def test_minwidth_is_3_for_the_disk_and_2_for_the_interval(science):
         (1, 3.0, "most seeds separate"), (2, 3.0, "most seeds separate")}
 
 
-def test_report_states_the_numbers(science):
-    runs = science.disk_runs
-    summary = dict(report.summary_lines(science.disk, runs))
+def test_report_states_the_numbers(disk):
+    runs = disk.runs
+    summary = dict(report.summary_lines(disk.folder, runs))
     assert summary["networks"] == "32"
     assert summary["separated"] == "16 (50.0%)" and summary["diverged"] == "0"
     assert summary["swept axes"] == "width (4), depth (2)" and summary["seeds"] == "4"
@@ -249,8 +262,8 @@ def test_report_states_the_numbers(science):
 
 
 @pytest.mark.slow  # the page inspects two networks and draws the explorer: 13 s of compiles
-def test_report_page_carries_the_numbers(science):
-    page = report.build_report(science.disk)
+def test_report_page_carries_the_numbers(disk):
+    page = report.build_report(disk.folder)
     assert "<td>separated</td><td>16 (50.0%)</td>" in page
     assert "best network of width 2 (the widest where most seeds fail)" in page
     assert "best network of width 3 (the narrowest where most seeds separate)" in page
@@ -272,7 +285,7 @@ def test_query_counts_what_separated(science):
     assert s[("science-line", 2)] > 16  # of 32: tanh and softplus, 2 depths, 8 seeds
 
 
-def test_cli_query_prints_the_shares(science, capsys):
+def test_cli_query_prints_the_shares(disk, capsys):
     sql = "select width, count(*) filter (where separated) as s from runs group by 1 order by 1"
-    assert cli.main(["query", science.disk, sql, "--format", "csv"]) == 0
+    assert cli.main(["query", disk.folder, sql, "--format", "csv"]) == 0
     assert capsys.readouterr().out == "width,s\n1,0\n2,0\n3,8\n4,8\n"

@@ -29,6 +29,8 @@ RINGS = [("hopf_link", {}, 3), ("unlinked_rings", {}, 3)]
 
 
 def _data(name, params, d, n_test=8192):
+    """The split (16 train points, ``n_test`` test points) and the program's data of a dataset.
+    The tests share these sizes: a dataset's draw is a compiled program for each."""
     split = data_lib.make_split(name, params, 16, n_test)
     static = Static("mlp", d, 1, 2, 1, "tanh", "adam", 1, 1, 0, 16, n_test)
     return split, make_data(static, *split, probe=sep.make_probe(name, params, d))
@@ -70,13 +72,14 @@ def _channel(x, direction, s):
 
 @pytest.mark.parametrize("name,params,d", SHELLS + RINGS)
 def test_regions_hold_the_generated_points_and_the_probe(name, params, d):
-    split = data_lib.make_split(name, params, 4096, 16)
-    probe = sep.make_probe(name, params, d)
+    split, data = _data(name, params, d)  # 8208 points: the planted tests' draw
+    probe = data.probe
     assert bool(probe.known) and probe.x.shape == (2, d, sep.probe_size(d))
-    x = jnp.asarray(split.x_train.T)
+    x = jnp.asarray(np.concatenate([split.x_train, split.x_test]).T)
+    y = np.concatenate([split.y_train, split.y_test])
     for c in (0, 1):
         region = (probe.centre[c], probe.basis[c], probe.radius[c], probe.thick[c])
-        pts = x[:, split.y_train == c]
+        pts = x[:, y == c]
         np.testing.assert_allclose(sep.project(pts, *region), pts, atol=1e-5)
         np.testing.assert_allclose(sep.project(probe.x[c], *region), probe.x[c], atol=1e-5)
         # the probe reaches the region's edges (inner and outer boundary, or the tube surface)
@@ -128,14 +131,14 @@ def _planted(name, d, rng, n):
     )
 
 
-@pytest.mark.parametrize(
-    "name,params,d",
-    [
-        p if p[0] == "disk_annulus" else pytest.param(*p, marks=pytest.mark.slow)
-        for p in SHELLS + RINGS
-    ],
-)
-def test_certificate_catches_a_planted_thin_channel(name, params, d):
+# these programs run once, for properties with room to spare at any compiler optimisation:
+# compiled at XLA's lowest CPU optimisation level, they compile in about half the time
+QUICK_COMPILE = {"xla_backend_optimization_level": 0}
+
+
+def _planted_case(name, params, d):
+    """``(f, args)``: ``f(*args)`` gives ``(acc, metrics)`` of the clean separator (first) and of
+    8 flawed ones: accuracy on the random test points and the separation metrics."""
     split, data = _data(name, params, d)
     x_test = jnp.asarray(split.x_test.T)
     flawed, wheres = _planted(name, d, np.random.default_rng(7), 8)
@@ -146,7 +149,34 @@ def test_certificate_catches_a_planted_thin_channel(name, params, d):
         return acc, sep.metrics(f, data.probe, data.x_test, data.y_test)
 
     strength = jnp.concatenate([jnp.zeros(1), jnp.ones(len(wheres))])  # first: the clean one
-    acc, out = jax.jit(jax.vmap(one))(jnp.concatenate([wheres[:1], wheres]), strength)
+    return jax.vmap(one), (jnp.concatenate([wheres[:1], wheres]), strength)
+
+
+def _planted_outputs(cases) -> dict:
+    """``{(name, d): (acc, metrics)}`` of ``cases`` (``(name, params, d)``), side by side in one
+    compiled program: one compile however many datasets."""
+    fns = {(name, d): _planted_case(name, params, d) for name, params, d in cases}
+    every = lambda args: {k: fn(*args[k]) for k, (fn, _) in fns.items()}
+    args = {k: a for k, (_, a) in fns.items()}
+    return jax.device_get(jax.jit(every, compiler_options=QUICK_COMPILE)(args))
+
+
+PLANTED = [p if p[0] == "disk_annulus" else pytest.param(*p, marks=pytest.mark.slow)
+           for p in SHELLS + RINGS]
+
+
+@pytest.fixture(scope="module")
+def planted_slow():
+    """The slow tier's datasets' planted flaws, in one program (see ``_planted_outputs``)."""
+    return _planted_outputs([p for p in SHELLS + RINGS if p[0] != "disk_annulus"])
+
+
+@pytest.mark.parametrize("name,params,d", PLANTED)
+def test_certificate_catches_a_planted_thin_channel(name, params, d, request):
+    if name == "disk_annulus":  # the quick tier's dataset: a program of its own
+        acc, out = _planted_outputs([(name, params, d)])[name, d]
+    else:
+        acc, out = request.getfixturevalue("planted_slow")[name, d]
     assert bool(out["certified"][0]) and float(out["worst_margin"][0]) > 0
     assert float(acc[1:].min()) >= 0.999  # random probe points barely see the flaws...
     assert not bool(out["certified"][1:].any())  # ...the certificate sees every one
@@ -224,7 +254,7 @@ def test_results_carry_the_separation_columns(tiny_results):
 
 
 def test_witness_is_a_real_misclassified_point_of_its_region():
-    _, data = _data("disk_annulus", {}, 2, n_test=256)
+    _, data = _data("disk_annulus", {}, 2)
     flawed, wheres = _planted("disk_annulus", 2, np.random.default_rng(3), 1)
     f = lambda x: flawed(x, wheres[0])
     margin, point, label = jax.jit(lambda: sep.witness(f, data.probe))()
