@@ -50,6 +50,7 @@ def test_science_of_the_tiny_sweep(tiny_results):
     assert len(sweepnet.load_curves(tiny_results)) == 8 * 3
 
 
+@pytest.mark.slow  # calibrates the machine model on a cold cache: 15-25 s
 def test_plan_prints_buckets_and_estimates(spec_file, capsys):
     assert main(["plan", spec_file]) == 0
     out = capsys.readouterr().out
