@@ -188,42 +188,33 @@ def family(cfg: Mapping[str, Any]) -> Static:
     except that activations the fused CPU kernel lacks (elu, gelu, ...) get a program of their
     own, so that they do not take the kernel from the rest of the grid. (This depends on the
     kernel's source, never on whether this machine built it.)"""
-    # the same for every run that differs only in per-network values: asked once per kind
     own = cfg["activation"] in KERNEL_ACTIVATIONS
-    key = tuple(sorted((k, v) for k, v in cfg.items() if k not in PER_NETWORK))
-    width = cfg["width"] if cfg["arch"] == "resnet" else None  # a resnet's width is checked
-    try:
-        return _family(key, own, width)
-    except TypeError:  # an unhashable value (never from a spec): not cached
-        return static_of(cfg, 0, 0, ("" if own else "other",))
+    return static_by_kind(cfg, depth=0, activations=("" if own else "other",))
 
 
 PER_NETWORK = ("width", "depth", "activation", "learning_rate", "init_scale", "seed")
 
 
-@functools.lru_cache(maxsize=1024)
-def _family(key: tuple, own: bool, width: int | None) -> Static:
-    cfg = dict(key)
-    cfg.update(width=width or 0, depth=0, activation="")
-    return static_of(cfg, 0, 0, ("" if own else "other",))
-
-
-def _cached_static(cfg: Mapping[str, Any]) -> Static:
-    """``static_of(cfg, 0)``, computed once per kind of run (the shards' order asks it of
-    every run of the grid)."""
-    keep = ("depth", "activation")
+def static_by_kind(cfg: Mapping[str, Any], depth: int | None = None,
+                   activations: tuple[str, ...] | None = None) -> Static:
+    """``static_of(cfg, 0, depth, activations)``, computed once per kind of run: runs that
+    differ only in per-network values (:data:`PER_NETWORK`) share it, except the depth and
+    activation it takes from ``cfg`` when not given (a grid of a million runs asks it of every
+    run, in every plan)."""
+    keep = {"depth"} if depth is None else set()
+    keep |= {"activation"} if activations is None else set()
     key = tuple(sorted((k, v) for k, v in cfg.items() if k not in PER_NETWORK or k in keep))
+    width = cfg["width"] if cfg["arch"] == "resnet" else None  # a resnet's width is checked
     try:
-        return _static_at_zero(key, cfg["width"] if cfg["arch"] == "resnet" else None)
+        return _static_of_kind(key, width, depth, activations)
     except TypeError:  # an unhashable value (never from a spec): not cached
-        return static_of(cfg, 0)
+        return static_of(cfg, 0, depth, activations)
 
 
 @functools.lru_cache(maxsize=1024)
-def _static_at_zero(key: tuple, width: int | None) -> Static:
-    cfg = dict(key)
-    cfg["width"] = width or 0
-    return static_of(cfg, 0)
+def _static_of_kind(key: tuple, width: int | None, depth: int | None,
+                    activations: tuple[str, ...] | None) -> Static:
+    return static_of({**dict(key), "width": width or 0}, 0, depth, activations)
 
 
 def shard_runs(runs: Sequence[Run], grid: Sequence[Run], index: int, count: int) -> list[Run]:
@@ -234,7 +225,7 @@ def shard_runs(runs: Sequence[Run], grid: Sequence[Run], index: int, count: int)
     split the grid into disjoint, balanced parts.
     """
     fam: dict[Static, int] = {}
-    of = {r.run_id: _cached_static(r.config) for r in grid}  # static_of(r.config, 0)
+    of = {r.run_id: static_by_kind(r.config) for r in grid}  # static_of(r.config, 0)
     for r in grid:
         fam.setdefault(of[r.run_id], len(fam))
     order = sorted(grid, key=lambda r: (fam[of[r.run_id]], r.config["width"], r.index))
