@@ -48,8 +48,9 @@ def layer_of(rel: str) -> str:
     """``engine/plan.py`` -> ``engine``; ``cli.py`` -> ``cli``; the package's own
     ``__init__.py`` and ``__main__.py`` -> ``""`` (the public face, above every layer)."""
     head = rel.split(os.sep)[0]
-    return head[:-3] if head.endswith(".py") and head not in ("__init__.py", "__main__.py") \
-        else "" if head.endswith(".py") else head
+    if head in ("__init__.py", "__main__.py"):
+        return ""
+    return head.removesuffix(".py")
 
 
 def imported(tree: ast.Module) -> list[tuple[ast.stmt, str]]:
