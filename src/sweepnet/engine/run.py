@@ -307,7 +307,8 @@ def train_bucket(bucket: Bucket, m, writer: Writer, stats: dict, cache: bool, re
         except KernelReady:
             on_xla = len(written)
             print(f"sweepnet: the fused CPU kernel is built and measured faster here: the "
-                  f"{len(bucket.todo) - len(written)} networks left in bucket {bucket.index} "
+                  f"{sum(r.run_id not in written for r in bucket.todo)} networks left in bucket "
+                  f"{bucket.index} "
                   "train with it", file=sys.stderr, flush=True)
             how = plan_lib.FUSED
         except OutOfMemory:
