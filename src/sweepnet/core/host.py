@@ -1,5 +1,6 @@
-"""This machine and this build: sweepnet's version, its cache folder, and fingerprints of the
-CPU and jaxlib that compiled code (kernels, programs) is valid for.
+"""This machine and this build: sweepnet's version, its cache folder, fingerprints of the
+CPU and jaxlib that compiled code (kernels, programs) is valid for, and the new files that
+sweepnet writes (with the umask's mode, so that a group can share a folder).
 
 The bottom of the package: it imports nothing of sweepnet, so every module may use it.
 """
@@ -11,6 +12,7 @@ import hashlib
 import importlib.metadata
 import os
 import platform
+import secrets
 
 __version__ = "0.6.0"
 
@@ -31,6 +33,20 @@ def cache_root() -> str:
     """``$SWEEPNET_CACHE``, else ``~/.cache/sweepnet``: where sweepnet keeps its caches."""
     return os.environ.get("SWEEPNET_CACHE") or os.path.join(
         os.path.expanduser("~"), ".cache", "sweepnet")
+
+
+def new_file(folder: str, prefix: str, suffix: str = "") -> str:
+    """Create an empty file ``folder/<prefix><random><suffix>`` that nobody else has, and
+    return its path: a temporary file to fill and rename onto its real name. Its mode is the
+    umask's (0644, 0664), not ``tempfile.mkstemp``'s 0600, so that a results folder or cache on
+    a shared disk stays readable by the group."""
+    while True:
+        path = os.path.join(folder, f"{prefix}{secrets.token_hex(4)}{suffix}")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return path
+        except FileExistsError:
+            continue
 
 
 def jaxlib_version() -> str:

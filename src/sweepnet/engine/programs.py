@@ -13,7 +13,8 @@ shardings of the arguments, the devices, the JAX and sweepnet versions, ``XLA_FL
 hash of sweepnet's own source files (so an edited checkout never loads a stale program).
 A program that cannot be stored or loaded is simply compiled.
 
-Files: ``$SWEEPNET_CACHE/programs/<key>.pkl`` (else ``~/.cache/sweepnet/programs``).
+Files: ``$SWEEPNET_CACHE/programs/<key>.pkl`` (else ``~/.cache/sweepnet/programs``), and XLA's
+in ``xla/`` beside it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import hashlib
 import json
 import os
 import pickle
-import tempfile
 import threading
 from collections.abc import Sequence
 
@@ -41,19 +41,23 @@ from sweepnet.core.host import (
     cache_root,
     host_cpu,
     jaxlib_version,
+    new_file,
 )
 from sweepnet.train.step import Static, make_train
 
 MEMORY_SHARE = 0.6  # of an accelerator's memory a call may use (XLA needs room of its own)
 
 
+def xla_cache() -> str:
+    """``xla/`` of the cache folder (``$SWEEPNET_CACHE``, else ``~/.cache/sweepnet``): JAX's
+    persistent compilation cache, thousands of ``jit_*`` files beside ``programs/``."""
+    return os.path.join(cache_root(), "xla")
+
+
 def enable_compilation_cache(path: str | None = None) -> str:
-    """Turn on JAX's persistent compilation cache (re-runs skip most compile time)."""
-    path = (
-        path
-        or os.environ.get("SWEEPNET_CACHE")
-        or os.path.join(os.path.expanduser("~"), ".cache", "sweepnet", "xla")
-    )
+    """Turn on JAX's persistent compilation cache in ``path`` (default :func:`xla_cache`):
+    re-runs skip most compile time."""
+    path = path or xla_cache()
     os.makedirs(path, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
@@ -233,11 +237,11 @@ def _store(path: str, compiled) -> None:
         return
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+        tmp = new_file(os.path.dirname(path), ".tmp-")  # the umask's mode: a group's cache
     except OSError:  # a read-only or unusable cache folder: run without the cache
         return
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             f.write(data)
         os.replace(tmp, path)  # atomic: concurrent shards may store the same program
     except OSError:

@@ -30,12 +30,11 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import jax
 
-from sweepnet.core.host import cache_root, host_cpu, jaxlib_version
+from sweepnet.core.host import cache_root, host_cpu, jaxlib_version, new_file
 from sweepnet.kernel import ops
 
 FOLDER = os.path.dirname(os.path.abspath(__file__))
@@ -159,8 +158,7 @@ def _compile(path: str) -> str | None:
     """Compile the kernel into ``path`` (atomically); the error, or None. The headers are found
     beside :data:`SOURCE` (quoted includes)."""
     cxx = compiler()
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".so", dir=os.path.dirname(path))
-    os.close(fd)
+    tmp = new_file(os.path.dirname(path), ".tmp-", ".so")  # the umask's mode: a group's cache
     cmd = [*cxx, *flags(), "-I", jax.ffi.include_dir(), SOURCE, "-o", tmp]
     _say(f"building the fused CPU gradient kernel for -march={march()} (once per machine; "
          "this can take minutes)")

@@ -22,7 +22,6 @@ import contextlib
 import fcntl
 import json
 import os
-import secrets
 import shutil
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import pyarrow.parquet as pq
 import tomllib
 
 from sweepnet.core.errors import SweepnetError
+from sweepnet.core.host import new_file
 from sweepnet.sweep.spec import (
     STORED_KEYS,
     Spec,
@@ -91,13 +91,7 @@ def atomic_write(path: str, write: Callable[[str], Any]) -> None:
     synced too (so the rename survives a crash). A reader sees the old file or the new one,
     never part of either; a killed writer leaves only a ``.tmp-`` file."""
     d, base = os.path.split(path)
-    while True:
-        tmp = os.path.join(d, f".tmp-{base}.{secrets.token_hex(4)}")
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            break
-        except FileExistsError:
-            continue
+    tmp = new_file(d, f".tmp-{base}.")
     try:
         write(tmp)
         with open(tmp, "rb") as f:
