@@ -4,7 +4,10 @@ import os
 import sys
 
 os.environ.setdefault("SWEEPNET_HOST_DEVICES", "2")  # before sweepnet/jax import: 2 devices
-os.environ.setdefault("SWEEPNET_CACHE", os.path.join(os.path.dirname(__file__), ".xla-cache"))
+# the tests' own caches (programs, XLA's, calibration), whatever SWEEPNET_CACHE a user exported:
+# the suite neither fills a user's cache nor trusts what it holds
+os.environ["SWEEPNET_CACHE"] = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                            ".xla-cache")
 # no background kernel build landing mid-suite (it would change the gradient between two runs
 # of one test); tests that need the kernel build it in the foreground (test_fused's fixture)
 os.environ.setdefault("SWEEPNET_KERNEL_BUILD", "0")

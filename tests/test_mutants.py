@@ -10,8 +10,9 @@ because a node id is wrong or a test fails anyway.
 The tree is copied once per test process (``tree``) and each mutant is written into it and
 taken out again, the mutated file's compiled ``.pyc`` deleted both times (Python checks a
 ``.pyc`` by the source's size and mtime in whole seconds: ``&`` for ``|`` in the same second
-would load the stale one). The subprocesses share the session's ``SWEEPNET_CACHE``: a mutant
-has its own program keys (they hash the source), the unmutated copy the session's.
+would load the stale one). The copy's ``tests/.xla-cache`` is a link to the session's cache
+(``SWEEPNET_CACHE``), so the subprocesses share it: a mutant has its own program keys (they
+hash the source), the unmutated copy the session's.
 """
 
 import contextlib
@@ -23,6 +24,8 @@ import subprocess
 import sys
 
 import pytest
+
+from sweepnet.engine import programs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COPY = ("src", "tests", "analysis", "sweeps", "pyproject.toml")
@@ -158,6 +161,8 @@ def _copy(dest) -> str:
             shutil.copytree(src, dst, ignore=IGNORE)
         else:
             shutil.copy2(src, dst)
+    # the copy's conftest points SWEEPNET_CACHE at its own tests/.xla-cache: this session's
+    os.symlink(os.environ["SWEEPNET_CACHE"], os.path.join(dest, "tests", ".xla-cache"))
     return str(dest)
 
 
@@ -191,13 +196,13 @@ def _mutated(tree: str, mutant: Mutant):
 
 
 def _pytest(tree: str, tests) -> subprocess.CompletedProcess:
-    # SWEEPNET_CACHE (set by conftest) comes along: the copy shares this tree's XLA programs,
-    # and a mutated program has another key. XLA's cache is on from the start (a sweep turns
-    # it on, in the same folder), so that the programs the tests compile before any sweep,
-    # and a model's op-by-op calls, load too
-    cache = os.environ["SWEEPNET_CACHE"]
+    # the copy's cache is this session's (a link, see _copy): it shares this tree's XLA
+    # programs, and a mutated program has another key. XLA's cache is on from the start (a
+    # sweep turns it on, in the same folder), so that the programs the tests compile before any
+    # sweep, and a model's op-by-op calls, load too
     env = {**os.environ, "PYTHONPATH": os.path.join(tree, "src"),
-           "JAX_COMPILATION_CACHE_DIR": cache, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+           "JAX_COMPILATION_CACHE_DIR": programs.xla_cache(),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
     return subprocess.run([sys.executable, "-m", "pytest", *PYTEST, *tests], cwd=tree,
                           env=env, capture_output=True, text=True, timeout=1200)
