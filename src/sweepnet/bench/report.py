@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from sweepnet.core.words import plural
+
 
 def gradient_line(g: dict) -> str:
     """One line on the default gradient timed against each forced (``suite``'s ``forced_gradients``
@@ -18,10 +20,11 @@ def format_rerun(result: dict) -> str:
     """A few lines on :func:`~sweepnet.bench.workers.rerun`'s result."""
     c, w = result["cold"], result["warm"]
     return "\n".join([
-        f"{result['spec']}: {c['networks']} networks",
-        f"  cold run (empty caches): {c['wall_s']:.0f} s wall, {c['compiles']} compiles, "
-        f"{c['compile_s']:.1f} s compiling",
-        f"  warm re-run (new results folder): {w['wall_s']:.0f} s wall, {w['compiles']} programs "
+        f"{result['spec']}: {plural(c['networks'], 'network')}",
+        f"  cold run (empty caches): {c['wall_s']:.0f} s wall, "
+        f"{plural(c['compiles'], 'compile')}, {c['compile_s']:.1f} s compiling",
+        f"  warm re-run (new results folder): {w['wall_s']:.0f} s wall, "
+        f"{plural(w['compiles'], 'program')} "
         f"({w['loaded']} loaded from the program cache), {w['compile_s']:.1f} s compiling = "
         f"{result['warm_compile_share']:.1%} of the cold compile time"])
 
@@ -33,7 +36,8 @@ def format_table(result: dict) -> str:
         f"sweepnet bench ({'quick' if result['quick'] else 'full'}): disk_annulus, tanh, adam, "
         f"full batch {result['batch']}, {result['steps']} steps, eval every "
         f"{result['eval_every']} on {result['n_test']} probe points",
-        f"{result['backend']}, {result['devices']} devices, {result['cpus']} cpus, jax "
+        f"{result['backend']}, {plural(result['devices'], 'device')}, "
+        f"{plural(result['cpus'], 'cpu')}, jax "
         f"{result['jax']}; load average {result['load_before']:.1f} before, "
         f"{result['load_after']:.1f} after",
         f"machine bound: matmul {b['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s, tanh "

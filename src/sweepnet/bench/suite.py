@@ -54,6 +54,7 @@ from sweepnet.bench.workloads import (
     min_seconds,
     workload_ops,
 )
+from sweepnet.core.words import plural
 from sweepnet.kernel import build as kernel_build
 from sweepnet.kernel import choice, verdict
 
@@ -88,7 +89,7 @@ def run(quick: bool = False, shapes=None, sizes=None, progress=None,
     kernel = kernel_build.library(start=False) if cpu else None
     bound = machine_bound(0.1 if quick else 0.5)
     say(f"bound: {bound['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s matmul, "
-        f"{bound['tanh_per_s'] / 1e9:.2f} Gtanh/s over {bound['devices']} devices")
+        f"{bound['tanh_per_s'] / 1e9:.2f} Gtanh/s over {plural(bound['devices'], 'device')}")
     workloads = []
     for k, (width, depth) in enumerate(shapes):
         sizes = own.get((width, depth)) or given or (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+from sweepnet.core.words import plural
 from sweepnet.sweep.models import n_params
 from sweepnet.train.step import TEST_BLOCK, Static
 
@@ -101,8 +102,10 @@ def describe(plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
     ``build_s`` seconds: XLA's gradient trains until then, slowed ``contention`` times by the
     build beside it (the build takes one of the CPU's cores), and ``kernel_plan`` (the plan
     with the kernel) the rest, with a second compile; its warm re-run is all kernel."""
-    lines = [f"sweep {plan.spec.name!r}: {len(plan.runs)} networks in {len(plan.buckets)} "
-             f"buckets ({len(plan.buckets)} compiles) on {plan.n_devices} device(s)"]
+    n = len(plan.buckets)
+    lines = [f"sweep {plan.spec.name!r}: {plural(len(plan.runs), 'network')} in "
+             f"{plural(n, 'bucket')} ({plural(n, 'compile')}) on "
+             f"{plural(plan.n_devices, 'device')}"]
     lines.append(f"{'bucket':>6} {'nets':>6} {'widths':>9} {'depths':>9} {'activations':>24} "
                  f"{'steps':>6} {'chunk':>6} {'calls':>5} {'mem/call':>9}")
     span = lambda v: f"{min(v)}-{max(v)}" if len(set(v)) > 1 else str(v[0])
@@ -117,9 +120,9 @@ def describe(plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
                  f"{'' if padded else ' (XLA only: the fused CPU kernel computes real shapes)'}"
                  f"; peak memory per call "
                  f"~{peak / 2**20:.0f} MB (limit {plan.max_memory / 2**20:.0f} MB)")
-    n = len(plan.buckets)
     cold = estimate_seconds(plan, flops_per_s, compile_s, step_s, overhead_s, padded)
-    text = f"estimated time {cold:.0f} s from empty caches ({n} compiles ~{compile_s:.1f} s each)"
+    text = (f"estimated time {cold:.0f} s from empty caches ({plural(n, 'compile')} "
+            f"~{compile_s:.1f} s each)")
     if kernel_plan is not None:
         xla = estimate_seconds(plan, flops_per_s, 0.0, step_s, 0.0, padded=True)
         kernel = estimate_seconds(kernel_plan, flops_per_s, 0.0, step_s, 0.0, padded=False)
@@ -127,8 +130,8 @@ def describe(plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
         if first <= build_s:
             cold = first + overhead_s
             text = (f"estimated time {cold:.0f} s for this first run from empty caches, with "
-                    f"XLA's gradient, beside the CPU kernel's build in the background ({n} "
-                    f"compiles ~{compile_s:.1f} s each)")
+                    f"XLA's gradient, beside the CPU kernel's build in the background "
+                    f"({plural(n, 'compile')} ~{compile_s:.1f} s each)")
         else:  # XLA trains the share it gets through while the kernel builds
             done = max(0.0, build_s / contention - compile_s * n) / xla
             cold = build_s + (1 - done) * kernel + compile_s * n + overhead_s

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from sweepnet.core.errors import SweepnetError
 from sweepnet.core.host import __version__
+from sweepnet.core.words import plural
 from sweepnet.engine import distributed, programs
 from sweepnet.engine import plan as plan_lib
 from sweepnet.engine.plan import Bucket, Run
@@ -120,9 +121,10 @@ class Summary:
         cached = f", {self.loaded} from cache" if self.loaded else ""
         build = f", {self.build_s:.1f} s building the CPU kernel" if self.build_s else ""
         return (
-            f"trained {self.trained} networks ({self.skipped} already done, {self.total} "
-            f"in grid) in {self.wall_s:.1f} s: {self.buckets} buckets, {self.compiles} "
-            f"compiles ({self.compile_s:.1f} s{cached}){build}, {significant(rate)} networks/s"
+            f"trained {plural(self.trained, 'network')} ({self.skipped} already done, "
+            f"{self.total} in grid) in {self.wall_s:.1f} s: {plural(self.buckets, 'bucket')}, "
+            f"{plural(self.compiles, 'compile')} ({self.compile_s:.1f} s{cached}){build}, "
+            f"{significant(rate)} networks/s"
         )
 
 
@@ -306,10 +308,10 @@ def train_bucket(bucket: Bucket, m, writer: Writer, stats: dict, cache: bool, re
             return bucket, on_xla
         except KernelReady:
             on_xla = len(written)
+            left = sum(r.run_id not in written for r in bucket.todo)
             print(f"sweepnet: the fused CPU kernel is built and measured faster here: the "
-                  f"{sum(r.run_id not in written for r in bucket.todo)} networks left in bucket "
-                  f"{bucket.index} "
-                  "train with it", file=sys.stderr, flush=True)
+                  f"{plural(left, 'network')} left in bucket {bucket.index} "
+                  f"train{'s' if left == 1 else ''} with it", file=sys.stderr, flush=True)
             how = plan_lib.FUSED
         except OutOfMemory:
             if bucket.chunk <= n_dev:

@@ -22,6 +22,7 @@ import altair as alt
 import pandas as pd
 
 from sweepnet.core.errors import SweepnetError
+from sweepnet.core.words import plural
 from sweepnet.store import results
 from sweepnet.views import network as inspect_lib
 from sweepnet.views.betti import betti
@@ -102,7 +103,7 @@ def with_progress(chart: alt.TopLevelMixin, done: int, total: int) -> alt.TopLev
     text = t.text if isinstance(t, alt.Title) else (t if isinstance(t, str) else "")
     sub = t.subtitle if isinstance(t, alt.Title) and t.subtitle is not alt.Undefined else []
     sub = [sub] if isinstance(sub, str) else list(sub)
-    note = f"unfinished sweep: {done} of {total} networks trained"
+    note = f"unfinished sweep: {done} of {plural(total, 'network')} trained"
     return chart.properties(title=alt.Title(text, subtitle=[note, *sub]))
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from sweepnet.core.errors import SweepnetError
+from sweepnet.core.words import plural
 from sweepnet.views.drawing import CLASS_COLORS, pooled_note, require_rows, row_facet, title
 from sweepnet.views.drawing import facet as _facet
 from sweepnet.views.drawing import field as _field
@@ -132,7 +133,7 @@ def minwidth(
             "Minimal width that separates",
             subtitle=[
                 "smallest tested width at which more than half of the seeds separate",
-                f"{len(df)} networks, widths {', '.join(map(str, widths))}{fixed}"
+                f"{plural(len(df), 'network')}, widths {', '.join(map(str, widths))}{fixed}"
                 + (
                     pooled_note(df, (f["x"], "width", f["column"], _field(df, row, "--row")))
                     if row

@@ -10,6 +10,7 @@ import altair as alt
 import pandas as pd
 
 from sweepnet.core.errors import SweepnetError
+from sweepnet.core.words import plural
 from sweepnet.views.drawing import (
     chance,
     ordinal_sort,
@@ -202,7 +203,7 @@ def phase(
     if facet:
         chart = chart.facet(**facet)
     n_pending = int(agg["pending"].sum())
-    head = f"{len(df)} networks"
+    head = plural(len(df), "network")
     if n_pending:
         head = f"{len(df)} of {len(df) + n_pending} trained; grey cells: pending"
     if fixed:

@@ -20,6 +20,7 @@ import tomllib
 import vl_convert as vlc
 
 from sweepnet.core.errors import SweepnetError
+from sweepnet.core.words import plural
 from sweepnet.measure import topology
 from sweepnet.store import results
 from sweepnet.views import charts
@@ -164,8 +165,8 @@ def build_report(root: str) -> str:
     done, total = charts.progress(root, runs)
     if done < total:
         blocks.append(
-            f'<p class="unfinished">Unfinished sweep: {done} of {total} networks trained. '
-            "Cells without a trained network are grey; re-run the spec to finish it.</p>\n"
+            f'<p class="unfinished">Unfinished sweep: {done} of {plural(total, "network")} '
+            "trained. Cells without a trained network are grey; re-run the spec to finish it.</p>\n"
         )
     table, info = explore_table(root, runs, curves, pending)
     add(
