@@ -3,7 +3,7 @@
 The package is a stack of layers, lowest first. A module imports from its own layer and
 the layers above it in this list, never from one below it (``tests/test_imports.py``):
 
-    core      errors, the host machine, its devices
+    core      errors, the host machine, its devices, words (plurals)
     sweep     what a sweep is: the spec, the datasets, the models, the optimizers
     kernel    the fused CPU gradient: C++ built on this machine, called through XLA's FFI
     train     one network's training step and its separation certificate
@@ -25,17 +25,37 @@ The public API is what this module exports (``__all__``):
   exits with 2).
 """
 
+import importlib
+
 from sweepnet.core.devices import configure_host_devices
 
 configure_host_devices()  # must precede the first `import jax` (see sweepnet.core.devices)
 
 from sweepnet.core.errors import SweepnetError  # noqa: E402
 from sweepnet.core.host import __version__  # noqa: E402
-from sweepnet.engine.plan import make_plan  # noqa: E402
-from sweepnet.engine.run import run_sweep  # noqa: E402
-from sweepnet.store.results import load, load_curves, load_params  # noqa: E402
-from sweepnet.sweep.spec import Spec  # noqa: E402
-from sweepnet.sweep.spec import load as load_spec  # noqa: E402
+
+# The rest of the public API is imported on first use (PEP 562), so that importing sweepnet
+# imports no JAX: `sweepnet --version` and `--help` answer at once (tests/test_cli_help.py).
+_LAZY = {"make_plan": ("sweepnet.engine.plan", "make_plan"),
+         "run_sweep": ("sweepnet.engine.run", "run_sweep"),
+         "load": ("sweepnet.store.results", "load"),
+         "load_curves": ("sweepnet.store.results", "load_curves"),
+         "load_params": ("sweepnet.store.results", "load_params"),
+         "Spec": ("sweepnet.sweep.spec", "Spec"),
+         "load_spec": ("sweepnet.sweep.spec", "load")}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sweepnet' has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    value = globals()[name] = getattr(importlib.import_module(module), attr)
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = ["Spec", "SweepnetError", "__version__", "load", "load_curves", "load_params",
            "load_spec", "make_plan", "run_sweep"]
