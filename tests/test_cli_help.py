@@ -4,11 +4,14 @@ one rule for default output paths, and queries and charts over several folders."
 import json
 import os
 import shutil
+import subprocess
+import sys
+import tomllib
 
 import pytest
 
 import sweepnet
-from conftest import TINY_SPEC
+from conftest import TINY_SPEC, sweepnet_command
 from sweepnet.cli import main, parser
 from sweepnet.store import results
 from sweepnet.views import charts
@@ -31,6 +34,37 @@ def test_version_and_a_real_description(capsys):
     assert "phase diagram" in text and "examples:" in text
     assert "Parses arguments" not in text  # the module docstring is not the description
     assert "writes into that folder" in text  # the rule for default outputs
+
+
+# calls the console script's entry point (pyproject's [project.scripts]) with ARGV[1:], then
+# prints whether JAX was imported
+ENTRY = """import importlib, sys
+module, name = sys.argv[1].split(":")
+try:
+    getattr(importlib.import_module(module), name)(sys.argv[2:])
+except SystemExit as e:
+    assert e.code == 0, e.code
+print("jax" in sys.modules)
+"""
+
+
+def test_version_and_help_import_no_jax():
+    """`sweepnet --version` answers without importing JAX (0.1 s, not 1.5 s), both as the
+    console script and as `python -m sweepnet`; `--help` too."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+        entry = tomllib.load(f)["project"]["scripts"]["sweepnet"]
+    for args in (["--version"], ["--help"], ["run", "--help"]):
+        proc = subprocess.run([sys.executable, "-c", ENTRY, entry, *args], capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.splitlines()[-1] == "False", args
+    proc = subprocess.run([sys.executable, "-X", "importtime", *sweepnet_command("--version")[1:]],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout == f"sweepnet {sweepnet.__version__}\n"
+    imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()]
+    assert "sweepnet.cli" in imported
+    assert not [m for m in imported if m.split(".")[0] in ("jax", "jaxlib")]
 
 
 def test_every_command_and_option_has_help_and_an_example():
