@@ -6,9 +6,9 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 
 import pytest
+import tomllib
 
 import sweepnet
 from conftest import TINY_SPEC, sweepnet_command

@@ -85,10 +85,28 @@ def test_chunk_respects_max_memory():
     assert chunk * cost_lib.bytes_per_network(static) <= budget
 
 
+def test_counts_of_one_are_singular():
+    """"1 bucket", never "1 buckets": the run's summary and the plan's text."""
+    summary = engine.Summary(total=1, skipped=0, trained=1, buckets=1, compiles=1,
+                             compile_s=0.5, wall_s=2.0)
+    assert str(summary).startswith("trained 1 network (0 already done, 1 in grid) in 2.0 s: "
+                                   "1 bucket, 1 compile (0.5 s), ")
+    many = engine.Summary(total=4, skipped=0, trained=4, buckets=2, compiles=2, compile_s=0.5,
+                          wall_s=2.0)
+    assert str(many).startswith("trained 4 networks (0 already done, 4 in grid) in 2.0 s: "
+                                "2 buckets, 2 compiles (0.5 s), ")
+    one = spec.loads(TINY_SPEC.replace("width = [2, 3]", "width = 2")
+                     .replace("depth = [1, 2]", "depth = 1").replace("seeds = 2", "seeds = 1"))
+    text = cost_lib.describe(plan.make_plan(one, n_devices=1))
+    assert "'tiny': 1 network in 1 bucket (1 compile) on 1 device\n" in text
+    assert "from empty caches (1 compile ~" in text
+
+
 def test_describe_reports_the_plan():
     p = plan.make_plan(spec.loads(SPEC), n_devices=2)
     text = cost_lib.describe(p)
-    assert f"{len(p.runs)} networks in {len(p.buckets)} buckets" in text
+    assert len(p.buckets) == 1
+    assert f"{len(p.runs)} networks in 1 bucket (1 compile) on 2 devices" in text
     assert "padding waste" in text and "estimated time" in text
     assert 0.0 <= p.padding_waste < 1.0
 
