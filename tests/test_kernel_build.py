@@ -113,6 +113,24 @@ def test_a_library_that_does_not_load_is_recorded_and_removed(isolated, monkeypa
     assert choice.build_seconds() > 0
 
 
+def test_the_kernel_is_built_into_a_file_the_group_can_read(isolated, monkeypatch):
+    """A cache shared by a group: the compiler writes into a file of the umask's mode (GNU ld
+    keeps an existing output's mode: a 0600 temporary file made the kernel 0711)."""
+    mode = isolated / "mode"
+    body = f'while [ "$1" != "-o" ]; do shift; done; stat -c %a "$2" > "{mode}"; echo x > "$2"'
+    monkeypatch.setenv("CXX", _fake_compiler(isolated, body=body))
+    old = os.umask(0o002)
+    try:
+        assert build.build() is None  # no library, but the lock and the failure stay beside it
+    finally:
+        os.umask(old)
+    assert mode.read_text().strip() == "664"
+    base = build.kernel_path()[:-3]
+    assert {p: oct(os.stat(p).st_mode & 0o777) for p in (base + ".lock", base + ".failed")} == {
+        base + ".lock": "0o664", base + ".failed": "0o664"}
+    assert oct(os.stat(os.path.dirname(base)).st_mode & 0o777) == "0o775"
+
+
 def test_march_is_part_of_the_kernels_key(isolated, monkeypatch):
     monkeypatch.setenv("CXX", _fake_compiler(isolated))
     native = build.kernel_path()
