@@ -226,7 +226,7 @@ def test_the_summary_gives_small_rates_and_keeps_the_build_apart():
     s = Summary(total=13, skipped=0, trained=13, buckets=1, compiles=1, compile_s=4.0,
                 wall_s=100.0, build_s=41.2)
     text = str(s)
-    assert "0.13 networks/s" in text and "compiles (4.0 s)" in text
+    assert "0.13 networks/s" in text and "1 bucket, 1 compile (4.0 s)" in text
     assert "41.2 s building the CPU kernel" in text
     assert "building" not in str(Summary(13, 0, 13, 1, 1, 4.0, 100.0))
     assert [engine.significant(x) for x in (0.013, 0.13, 4.21, 57.4, 1234.5, 0.0)] == [
