@@ -165,28 +165,38 @@ def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
     lanes past them are padding and are dropped.
     """
     n = len(runs)
-    steps_to_fit = out.steps_to_fit[:n]
-    rows = []
-    for i, r in enumerate(runs):
-        c = r.config
-        diverged = bool(out.diverged[i])
-        rows.append({
-            "run_id": r.run_id, "sweep": spec.name, "grid_index": r.index, **c,
-            "in_dim": static.in_dim, "n_classes": max(2, static.n_out),
-            "n_params": n_params(c["arch"], static.in_dim, c["width"], c["depth"], static.n_out),
-            "train_loss": float(out.train_loss[i]), "train_acc": float(out.train_acc[i]),
-            "test_acc": float(out.test_acc[i]),
-            "separated": (not diverged) and float(out.test_acc[i]) >= spec.separation,
-            "steps_to_fit": int(steps_to_fit[i]) if steps_to_fit[i] >= 0 else None,
-            "diverged": diverged,
-            # separation metrics (train.separation); certified is null without known topology
-            "margin": float(out.margin[i]), "worst_margin": float(out.worst_margin[i]),
-            "certified": bool(out.certified[i]) if c["dataset"] in KNOWN else None,
-            "max_grad": float(out.max_grad[i]), **provenance,
-        })
-    runs_df = pd.DataFrame(rows)
-    runs_df["steps_to_fit"] = runs_df["steps_to_fit"].astype("Int64")
-    runs_df["certified"] = runs_df["certified"].astype("boolean")
+    configs = [r.config for r in runs]
+    keys = list(configs[0]) if n else []
+    if any(list(c) != keys for c in configs):
+        raise ValueError("to_frames: one call's runs share their configuration's keys")
+    cols: dict[str, Any] = {"run_id": [r.run_id for r in runs], "sweep": [spec.name] * n,
+                            "grid_index": [r.index for r in runs]}
+    cols.update({k: [c[k] for c in configs] for k in keys})
+    sizes = {(c["arch"], c["width"], c["depth"]) for c in configs}
+    count = {a: n_params(a[0], static.in_dim, a[1], a[2], static.n_out) for a in sizes}
+    diverged = np.asarray(out.diverged[:n], bool)
+    test_acc = np.asarray(out.test_acc[:n], np.float64)
+    steps_to_fit = np.asarray(out.steps_to_fit[:n])
+    known = bool(n) and configs[0]["dataset"] in KNOWN  # one call: one dataset
+    cols.update({
+        "in_dim": [static.in_dim] * n, "n_classes": [max(2, static.n_out)] * n,
+        "n_params": [count[(c["arch"], c["width"], c["depth"])] for c in configs],
+        "train_loss": np.asarray(out.train_loss[:n], np.float64),
+        "train_acc": np.asarray(out.train_acc[:n], np.float64),
+        "test_acc": test_acc,
+        "separated": ~diverged & (test_acc >= spec.separation),
+        "steps_to_fit": pd.array(np.where(steps_to_fit >= 0, steps_to_fit, 0), "Int64"),
+        "diverged": diverged,
+        # separation metrics (train.separation); certified is null without known topology
+        "margin": np.asarray(out.margin[:n], np.float64),
+        "worst_margin": np.asarray(out.worst_margin[:n], np.float64),
+        "certified": pd.array(np.asarray(out.certified[:n], bool), "boolean") if known
+        else pd.array([None] * n, "boolean"),
+        "max_grad": np.asarray(out.max_grad[:n], np.float64),
+        **{k: [v] * n for k, v in provenance.items()},
+    })
+    cols["steps_to_fit"][steps_to_fit < 0] = pd.NA
+    runs_df = pd.DataFrame(cols)
     steps = static.eval_steps
     curves_df = pd.DataFrame({
         "run_id": np.repeat([r.run_id for r in runs], len(steps)),
