@@ -1,6 +1,7 @@
 """What makes a million-network grid fast to plan and write keeps every id and number: run ids
 from a seed template, run keys shared along seeds, and a call's table built as columns."""
 
+import os
 import random
 
 import numpy as np
@@ -86,3 +87,16 @@ def test_a_calls_table_holds_each_networks_values(dataset):
     assert (df["part"] == "p0").all() and (df["bucket"] == 1).all()
     assert list(df.columns[:3]) == ["run_id", "sweep", "grid_index"]
     assert len(curves) == 3 * len(static.eval_steps) and params["w"].shape == (3, 2, 3)
+
+
+def test_a_folders_grid_table_is_its_specs_grid_row_by_row(tmp_path):
+    s = spec.loads(GRID)
+    root = str(tmp_path / "r")
+    os.makedirs(os.path.join(root, "runs"))
+    with open(os.path.join(root, "spec.toml"), "w") as f:
+        f.write(s.to_toml())
+    rows = pd.DataFrame([{"run_id": spec.run_id(c), "sweep": s.name, "grid_index": i, **c}
+                         for i, c in enumerate(s.grid())])  # the definition, a dict a run
+    got = tables.grid(root)
+    pd.testing.assert_frame_equal(got, rows)
+    assert tables.grid_ids(root) == list(rows["run_id"])
