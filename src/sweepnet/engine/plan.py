@@ -37,7 +37,7 @@ from sweepnet.engine import cost
 from sweepnet.kernel.ops import ACTIVATIONS as KERNEL_ACTIVATIONS
 from sweepnet.sweep import data as data_lib
 from sweepnet.sweep.models import n_params
-from sweepnet.sweep.spec import Spec, run_id
+from sweepnet.sweep.spec import Spec, seeded_ids
 from sweepnet.train.step import Static
 
 DEFAULT_MAX_MEMORY = 2 * 2**30
@@ -49,6 +49,10 @@ INTERIM_CALLS = 16  # while the kernel builds, XLA's calls are this many times s
 XLA, FUSED, PENDING = "xla", "fused", "pending"  # gradients; PENDING: XLA's until the kernel
 
 
+# the configuration keys a bucket's networks may differ in (and a run's seed)
+PER_NETWORK = ("width", "depth", "activation", "learning_rate", "init_scale", "seed")
+
+
 @dataclasses.dataclass(frozen=True)
 class Run:
     """One network to train: its place in the grid, stable id, and flat configuration."""
@@ -56,13 +60,22 @@ class Run:
     index: int
     run_id: str
     config: Mapping[str, Any]
-    # the data group, computed once (a grid of a million runs asks it several times a plan)
-    key: tuple = dataclasses.field(init=False, repr=False, compare=False)
+    # Computed once (a grid of a million runs asks them several times a plan), and shared by
+    # the runs of one configuration that differ only in seed (:func:`expand`):
+    # the data group (:meth:`data_key`), and the configuration without its per-network values
+    # (:data:`PER_NETWORK`), which with the activation decides the run's family (:func:`family`).
+    key: tuple = dataclasses.field(default=None, repr=False, compare=False)
+    kind: tuple = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         c = self.config
-        object.__setattr__(self, "key", (c["dataset"], tuple(sorted(self.data_params().items())),
-                                         c["n_train"], c["n_test"], c["noise"], c["data_seed"]))
+        if self.key is None:
+            object.__setattr__(self, "key", (
+                c["dataset"], tuple(sorted(self.data_params().items())),
+                c["n_train"], c["n_test"], c["noise"], c["data_seed"]))
+        if self.kind is None:
+            object.__setattr__(self, "kind", tuple(sorted(
+                (k, v) for k, v in c.items() if k not in PER_NETWORK)))
 
     def data_params(self) -> dict[str, Any]:
         return {k[5:]: v for k, v in self.config.items() if k.startswith("data_")
@@ -162,7 +175,19 @@ def dims(config: Mapping[str, Any]) -> tuple[int, int]:
 
 
 def expand(spec: Spec) -> list[Run]:
-    return [Run(i, run_id(cfg), cfg) for i, cfg in enumerate(spec.grid())]
+    """The runs of ``spec``'s grid, in grid order; the seeds of one configuration share its
+    data key and kind."""
+    runs: list[Run] = []
+    for base, seeds in spec.combos():
+        first = None
+        for seed, rid in zip(seeds, seeded_ids(base, seeds), strict=True):
+            cfg = {**base, "seed": seed}
+            if first is None:
+                first = Run(len(runs), rid, cfg)
+                runs.append(first)
+            else:
+                runs.append(Run(len(runs), rid, cfg, first.key, first.kind))
+    return runs
 
 
 def static_of(cfg: Mapping[str, Any], width: int, depth: int | None = None,
@@ -192,7 +217,19 @@ def family(cfg: Mapping[str, Any]) -> Static:
     return static_by_kind(cfg, depth=0, activations=("" if own else "other",))
 
 
-PER_NETWORK = ("width", "depth", "activation", "learning_rate", "init_scale", "seed")
+def family_of(run: Run) -> Static:
+    """:func:`family` of ``run.config``, cached by the run's kind."""
+    width = run.config["width"] if run.config["arch"] == "resnet" else None
+    try:
+        return _family_of_kind(run.kind, width, run.config["activation"] in KERNEL_ACTIVATIONS)
+    except TypeError:  # an unhashable value (never from a spec): not cached
+        return family(run.config)
+
+
+@functools.lru_cache(maxsize=1024)
+def _family_of_kind(kind: tuple, width: int | None, own: bool) -> Static:
+    return static_of({**dict(kind), "width": width or 0}, 0, 0, ("" if own else "other",))
+
 
 
 def static_by_kind(cfg: Mapping[str, Any], depth: int | None = None,
@@ -262,7 +299,7 @@ def make_plan(spec: Spec, n_devices: int = 1, max_memory: int | None = None,
     mine = {r.run_id for r in shard_runs(grid, grid, index, count)} if count > 1 else None
     families: dict[Static, list[Run]] = defaultdict(list)
     for r in grid:
-        families[family(r.config)].append(r)
+        families[family_of(r)].append(r)
     done = set(done)
     buckets: list[Bucket] = []
     for fam, members in families.items():

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from sweepnet.core.errors import SweepnetError
-from sweepnet.store.folder import part_files, require_results_dir, topology_path
-from sweepnet.store.tables import TOPOLOGY_COLUMNS, grid
+from sweepnet.store.folder import part_files, require_results_dir, stored_spec, topology_path
+from sweepnet.store.tables import TOPOLOGY_COLUMNS, grid_ids
 
 
 def labels(names: Sequence[str]) -> list[str]:
@@ -52,8 +53,9 @@ def connect(roots: str | Sequence[str], all_runs: bool = False) -> duckdb.DuckDB
     roots = [roots] if isinstance(roots, str) else list(roots)
     for root in roots:
         require_results_dir(root)
-    grids = [grid(root) for root in roots]
-    names = labels([g["sweep"].iloc[0] for g in grids])
+    grids = [pa.table({"run_id": ids, "grid_index": pa.array(range(len(ids)), pa.int64())})
+             for ids in map(grid_ids, roots)]
+    names = labels([stored_spec(root).name for root in roots])
     several = len(roots) > 1
     con = duckdb.connect()
     runs, curves, topology = [], [], []
@@ -61,7 +63,7 @@ def connect(roots: str | Sequence[str], all_runs: bool = False) -> duckdb.DuckDB
         if os.path.exists(topo := topology_path(root)):
             label = f"{_sql_text(name)} AS sweep, " if several else ""
             topology.append(f"SELECT {label}t.* FROM read_parquet({_sql_text(topo)}) t")
-        con.register(f"_grid{i}", g[["run_id", "grid_index"]])
+        con.register(f"_grid{i}", g)
         if source := _read(root, "runs"):
             join, flag = ("LEFT JOIN", ", g.run_id IS NOT NULL AS in_spec") if all_runs else (
                 "JOIN", "")

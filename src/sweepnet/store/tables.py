@@ -28,7 +28,7 @@ from sweepnet.store.folder import (
     write_text,
 )
 from sweepnet.sweep.models import n_params
-from sweepnet.sweep.spec import run_id
+from sweepnet.sweep.spec import seeded_ids
 from sweepnet.train.separation import KNOWN
 
 # DIR/topology.parquet: one row per (run, layer, class); b2 is null for 1-D and 2-D data
@@ -49,14 +49,32 @@ def _read_parts(paths: Iterable[str]) -> pd.DataFrame:
 def grid(root: str) -> pd.DataFrame:
     """Every run the folder's current spec holds, done or not: ``run_id``, ``sweep``,
     ``grid_index`` and the configuration columns of ``runs`` (``dataset``, ``data_<param>``,
-    ``width``, ``depth``, ``activation``, ..., ``seed``), in grid order."""
+    ``width``, ``depth``, ``activation``, ..., ``seed``), in grid order (a parameter of another
+    dataset is NaN). Built as columns: a million runs take seconds, not a minute."""
+    spec, combos = _combos(root)
+    counts = [len(seeds) for _, seeds in combos]
+    keys = list(dict.fromkeys(k for base, _ in combos for k in [*base, "seed"]))
+    cols: dict[str, list] = {"run_id": grid_ids(root, combos), "sweep": [spec.name] * sum(counts),
+                             "grid_index": list(range(sum(counts)))}
+    for k in keys:
+        col = cols[k] = []
+        for (base, seeds), n in zip(combos, counts, strict=True):
+            col.extend(seeds if k == "seed" else [base.get(k, np.nan)] * n)
+    return pd.DataFrame(cols)
+
+
+def grid_ids(root: str, combos: list | None = None) -> list[str]:
+    """The run ids of the folder's current spec, in grid order (``grid(root)["run_id"]``)."""
+    combos = _combos(root)[1] if combos is None else combos
+    return [i for base, seeds in combos for i in seeded_ids(base, seeds)]
+
+
+def _combos(root: str) -> tuple[Any, list]:
     spec = stored_spec(root)
     try:
-        configs = spec.grid()
+        return spec, spec.combos()
     except (KeyError, TypeError) as e:
         raise SweepnetError(f"{spec.source}: unreadable stored spec ({e!r})") from None
-    return pd.DataFrame([{"run_id": run_id(c), "sweep": spec.name, "grid_index": i, **c}
-                         for i, c in enumerate(configs)])
 
 
 def done_ids(root: str) -> set[str]:
@@ -78,8 +96,8 @@ def progress(root: str) -> tuple[int, int]:
     reports say "done of total trained". Runs on disk that the spec no longer holds do not
     count.
     """
-    ids = grid(root)["run_id"]
-    return int(ids.isin(done_ids(root)).sum()), len(ids)
+    ids = grid_ids(root)
+    return len(done_ids(root).intersection(ids)), len(ids)
 
 
 def pending(root: str) -> pd.DataFrame:
@@ -103,7 +121,8 @@ def load(root: str, all_runs: bool = False) -> pd.DataFrame:
     require_results_dir(root)
     df = _read_parts(part_files(root, "runs"))
     if len(df):
-        index = grid(root).set_index("run_id")["grid_index"]
+        ids = grid_ids(root)
+        index = pd.Series(np.arange(len(ids)), index=pd.Index(ids))
         df["grid_index"] = df["run_id"].map(index).astype("Int64")
         if all_runs:
             df["in_spec"] = df["grid_index"].notna()
@@ -122,7 +141,7 @@ def load_curves(root: str, all_runs: bool = False) -> pd.DataFrame:
     require_results_dir(root)
     df = _read_parts(part_files(root, "curves"))
     if len(df) and not all_runs:
-        df = df[df["run_id"].isin(grid(root)["run_id"])].reset_index(drop=True)
+        df = df[df["run_id"].isin(grid_ids(root))].reset_index(drop=True)
     return df
 
 
@@ -165,28 +184,38 @@ def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
     lanes past them are padding and are dropped.
     """
     n = len(runs)
-    steps_to_fit = out.steps_to_fit[:n]
-    rows = []
-    for i, r in enumerate(runs):
-        c = r.config
-        diverged = bool(out.diverged[i])
-        rows.append({
-            "run_id": r.run_id, "sweep": spec.name, "grid_index": r.index, **c,
-            "in_dim": static.in_dim, "n_classes": max(2, static.n_out),
-            "n_params": n_params(c["arch"], static.in_dim, c["width"], c["depth"], static.n_out),
-            "train_loss": float(out.train_loss[i]), "train_acc": float(out.train_acc[i]),
-            "test_acc": float(out.test_acc[i]),
-            "separated": (not diverged) and float(out.test_acc[i]) >= spec.separation,
-            "steps_to_fit": int(steps_to_fit[i]) if steps_to_fit[i] >= 0 else None,
-            "diverged": diverged,
-            # separation metrics (train.separation); certified is null without known topology
-            "margin": float(out.margin[i]), "worst_margin": float(out.worst_margin[i]),
-            "certified": bool(out.certified[i]) if c["dataset"] in KNOWN else None,
-            "max_grad": float(out.max_grad[i]), **provenance,
-        })
-    runs_df = pd.DataFrame(rows)
-    runs_df["steps_to_fit"] = runs_df["steps_to_fit"].astype("Int64")
-    runs_df["certified"] = runs_df["certified"].astype("boolean")
+    configs = [r.config for r in runs]
+    keys = list(configs[0]) if n else []
+    if any(list(c) != keys for c in configs):
+        raise ValueError("to_frames: one call's runs share their configuration's keys")
+    cols: dict[str, Any] = {"run_id": [r.run_id for r in runs], "sweep": [spec.name] * n,
+                            "grid_index": [r.index for r in runs]}
+    cols.update({k: [c[k] for c in configs] for k in keys})
+    sizes = {(c["arch"], c["width"], c["depth"]) for c in configs}
+    count = {a: n_params(a[0], static.in_dim, a[1], a[2], static.n_out) for a in sizes}
+    diverged = np.asarray(out.diverged[:n], bool)
+    test_acc = np.asarray(out.test_acc[:n], np.float64)
+    steps_to_fit = np.asarray(out.steps_to_fit[:n])
+    known = bool(n) and configs[0]["dataset"] in KNOWN  # one call: one dataset
+    cols.update({
+        "in_dim": [static.in_dim] * n, "n_classes": [max(2, static.n_out)] * n,
+        "n_params": [count[(c["arch"], c["width"], c["depth"])] for c in configs],
+        "train_loss": np.asarray(out.train_loss[:n], np.float64),
+        "train_acc": np.asarray(out.train_acc[:n], np.float64),
+        "test_acc": test_acc,
+        "separated": ~diverged & (test_acc >= spec.separation),
+        "steps_to_fit": pd.array(np.where(steps_to_fit >= 0, steps_to_fit, 0), "Int64"),
+        "diverged": diverged,
+        # separation metrics (train.separation); certified is null without known topology
+        "margin": np.asarray(out.margin[:n], np.float64),
+        "worst_margin": np.asarray(out.worst_margin[:n], np.float64),
+        "certified": pd.array(np.asarray(out.certified[:n], bool), "boolean") if known
+        else pd.array([None] * n, "boolean"),
+        "max_grad": np.asarray(out.max_grad[:n], np.float64),
+        **{k: [v] * n for k, v in provenance.items()},
+    })
+    cols["steps_to_fit"][steps_to_fit < 0] = pd.NA
+    runs_df = pd.DataFrame(cols)
     steps = static.eval_steps
     curves_df = pd.DataFrame({
         "run_id": np.repeat([r.run_id for r in runs], len(steps)),

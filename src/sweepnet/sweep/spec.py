@@ -110,6 +110,10 @@ class Spec:
 
     def grid(self) -> list[dict[str, Any]]:
         """All run configurations: flat dicts with ``CONFIG_KEYS`` and ``data_<param>``."""
+        return [{**base, "seed": seed} for base, seeds in self.combos() for seed in seeds]
+
+    def combos(self) -> list[tuple[dict[str, Any], list[Any]]]:
+        """The grid as ``(configuration without its seed, seeds)`` pairs, in grid order."""
         d, m, t = self.tree["data"], self.tree["model"], self.tree["train"]
         common = {**{k: d[k] for k in ("n_train", "n_test", "noise", "data_seed")},
                   **{k: m[k] for k in ("arch", "width", "depth", "activation", "init_scale")},
@@ -123,9 +127,7 @@ class Spec:
             names = list(daxes) + list(axes)
             for combo in itertools.product(*daxes.values(), *axes.values()):
                 cfg = dict(zip(names, combo, strict=True))
-                for seed in seeds:
-                    run = {"dataset": ds, **cfg, "eval_every": t["eval_every"], "seed": seed}
-                    runs.append(run)
+                runs.append(({"dataset": ds, **cfg, "eval_every": t["eval_every"]}, seeds))
         return runs
 
 
@@ -177,6 +179,22 @@ def run_id(config: Mapping[str, Any]) -> str:
     """Stable 16-hex-digit hash of a run configuration (order of keys does not matter)."""
     blob = json.dumps({k: config[k] for k in sorted(config)}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+SEED_MARK = -7_364_921_850_123_457  # stands for the seed in a configuration's JSON template
+
+
+def seeded_ids(base: Mapping[str, Any], seeds: Sequence[Any]) -> list[str]:
+    """``[run_id({**base, "seed": s}) for s in seeds]``, fast: integer seeds go into one JSON
+    text of ``base`` with the seed cut out (a million ids: about 1 s instead of 10 s)."""
+    blob = json.dumps({k: v for k, v in sorted({**base, "seed": SEED_MARK}.items())},
+                      sort_keys=True, default=str)
+    parts = blob.split(f'"seed": {SEED_MARK}')
+    if len(parts) != 2:
+        return [run_id({**base, "seed": s}) for s in seeds]
+    head, tail = parts[0] + '"seed": ', parts[1]
+    return [hashlib.sha256(f"{head}{s}{tail}".encode()).hexdigest()[:16] if type(s) is int
+            else run_id({**base, "seed": s}) for s in seeds]
 
 
 def _check_value(where: str, key: Key, value: Any) -> Any:
