@@ -11,6 +11,7 @@ import functools
 from collections.abc import Sequence
 
 from sweepnet.sweep.models import n_params
+from sweepnet.sweep.spec import settings
 from sweepnet.train.step import TEST_BLOCK, Static
 
 # Machine model for choosing buckets: fixed constants (never measured), so that a run's padded
@@ -103,6 +104,7 @@ def describe(plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
     with the kernel) the rest, with a second compile; its warm re-run is all kernel."""
     lines = [f"sweep {plan.spec.name!r}: {len(plan.runs)} networks in {len(plan.buckets)} "
              f"buckets ({len(plan.buckets)} compiles) on {plan.n_devices} device(s)"]
+    lines += [f"  {settings(plan.spec, section)}" for section in ("data", "train")]
     lines.append(f"{'bucket':>6} {'nets':>6} {'widths':>9} {'depths':>9} {'activations':>24} "
                  f"{'steps':>6} {'chunk':>6} {'calls':>5} {'mem/call':>9}")
     span = lambda v: f"{min(v)}-{max(v)}" if len(set(v)) > 1 else str(v[0])

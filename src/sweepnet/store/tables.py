@@ -27,6 +27,7 @@ from sweepnet.store.folder import (
     topology_scales_path,
     write_text,
 )
+from sweepnet.sweep.data import sizes
 from sweepnet.sweep.models import n_params
 from sweepnet.sweep.spec import run_id
 from sweepnet.train.separation import KNOWN
@@ -49,14 +50,34 @@ def _read_parts(paths: Iterable[str]) -> pd.DataFrame:
 def grid(root: str) -> pd.DataFrame:
     """Every run the folder's current spec holds, done or not: ``run_id``, ``sweep``,
     ``grid_index`` and the configuration columns of ``runs`` (``dataset``, ``data_<param>``,
-    ``width``, ``depth``, ``activation``, ..., ``seed``), in grid order."""
+    ``width``, ``depth``, ``activation``, ..., ``seed``), in grid order. ``n_train`` and
+    ``n_test`` are the sizes used, as in ``runs``."""
     spec = stored_spec(root)
     try:
         configs = spec.grid()
     except (KeyError, TypeError) as e:
         raise SweepnetError(f"{spec.source}: unreadable stored spec ({e!r})") from None
-    return pd.DataFrame([{"run_id": run_id(c), "sweep": spec.name, "grid_index": i, **c}
-                         for i, c in enumerate(configs)])
+    used: dict[tuple, tuple[int, int]] = {}
+    rows = []
+    for i, c in enumerate(configs):
+        row = {"run_id": run_id(c), "sweep": spec.name, "grid_index": i, **c}
+        if c["dataset"] == "file":  # as the runs table records them (see to_frames)
+            row["n_train"], row["n_test"] = _sizes_used(c, used)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _sizes_used(config: Mapping[str, Any], cache: dict) -> tuple[int, int]:
+    """The train and probe sizes a ``file`` run uses (:func:`sizes`), or the spec's where the
+    file cannot tell now (moved, or changed since)."""
+    key = (config["data_path"], config.get("data_label", "label"), config["n_train"],
+           config["n_test"])
+    if key not in cache:
+        try:
+            cache[key] = sizes("file", {"path": key[0], "label": key[1]}, *key[2:])
+        except SweepnetError:
+            cache[key] = key[2:]
+    return cache[key]
 
 
 def done_ids(root: str) -> set[str]:
@@ -172,6 +193,8 @@ def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
         diverged = bool(out.diverged[i])
         rows.append({
             "run_id": r.run_id, "sweep": spec.name, "grid_index": r.index, **c,
+            # the sizes trained and probed on (a file may hold fewer points than n_test asks)
+            "n_train": static.n_train, "n_test": static.n_test,
             "in_dim": static.in_dim, "n_classes": max(2, static.n_out),
             "n_params": n_params(c["arch"], static.in_dim, c["width"], c["depth"], static.n_out),
             "train_loss": float(out.train_loss[i]), "train_acc": float(out.train_acc[i]),
