@@ -1,8 +1,8 @@
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from sweepnet.core.errors import SweepnetError
 from sweepnet.sweep import spec
