@@ -238,6 +238,9 @@ def test_dataset_from_a_file_and_errors(tmp_path):
     ).to_csv(path, index=False)
     spec = charts.dataset("file", n=3, params={"path": str(path)}).to_dict()
     assert len(_datasets(spec)[0]) == 3
+    for n in (4, 2000):  # as many points as the file holds, or all of them (titled so)
+        spec = charts.dataset("file", n=n, params={"path": str(path)}).to_dict()
+        assert len(_datasets(spec)[0]) == 4 and spec["title"]["text"] == "file: 4 points"
     with pytest.raises(SweepnetError, match="path"):
         charts.dataset("file")
     with pytest.raises(SweepnetError, match="unknown dataset 'nope'"):

@@ -8,6 +8,7 @@ import pytest
 import sweepnet
 from conftest import TINY_SPEC
 from sweepnet.cli import main
+from sweepnet.store import results
 
 
 @pytest.fixture
@@ -95,3 +96,60 @@ def test_datasets_draws_with_parameters(tmp_path, capsys):
         assert main(["datasets", *bad, "--out", out]) == 2
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and key in err
+
+
+FILE_SPEC = """
+name = "mine"
+[data]
+dataset = "file"
+n_train = 30
+[data.file]
+path = "pts.csv"
+[model]
+width = 2
+depth = 1
+[train]
+steps = 20
+eval_every = 10
+seeds = 2
+"""
+
+
+def test_a_file_sweep_from_another_folder_records_the_sizes_it_used(tmp_path, monkeypatch,
+                                                                     capsys):
+    """A spec beside its 50-point file (n_train 30, n_test the default 8192) runs from another
+    folder: the probe is the 20 points left, the runs table (and the grid) say so, one warning
+    names the file; the spec from its own folder, and the stored spec from a third, resume."""
+    (tmp_path / "x").mkdir()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "x" / "pts.csv").write_text("a,b,label\n" + "\n".join(
+        f"{i / 50},{(i * 7 % 50) / 50},{int(i > 25)}" for i in range(50)))
+    (tmp_path / "x" / "spec.toml").write_text(FILE_SPEC)
+    out = str(tmp_path / "res")
+    monkeypatch.chdir(tmp_path / "a")
+    assert main(["run", "../x/spec.toml", "--out", out, "--quiet"]) == 0
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("sweepnet: warning:")]
+    assert len(warnings) == 1 and str(tmp_path / "x" / "pts.csv") in warnings[0], err
+    assert "leaves 20 for the test probe, not data.n_test = 8192" in warnings[0]
+    df = sweepnet.load(out)
+    assert (df["n_train"] == 30).all() and (df["n_test"] == 20).all()
+    assert ((df["test_acc"] * 20).round(4) % 1 == 0).all()  # probed on 20 points
+    assert (results.grid(out)["n_test"] == 20).all()
+    monkeypatch.chdir(tmp_path / "x")
+    assert main(["run", "spec.toml", "--out", out, "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "trained 0 networks (2 already done" in captured.out
+    assert "spec changed" not in captured.err
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", os.path.join(out, "spec.toml"), "--out", out, "--quiet"]) == 0
+    assert "trained 0 networks (2 already done" in capsys.readouterr().out
+
+
+def test_query_errors_keep_duckdbs_hints(tiny_results, capsys):
+    for sql, hint in (("select * from run", 'Did you mean "runs"?'),
+                      ("select widht from runs", 'Candidate bindings: "width"')):
+        assert main(["query", tiny_results, sql]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and err.startswith("sweepnet: error: SQL error: "), err
+        assert hint in err and "LINE 1" not in err, err

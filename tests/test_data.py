@@ -128,7 +128,8 @@ def test_a_files_noise_is_the_eager_jitter_bit_for_bit(tmp_path):
 def test_bad_data_files(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b,label\n1,2,x\n3,oops,y\n")
-    with pytest.raises(SweepnetError, match="bad.csv"):
+    with pytest.raises(SweepnetError, match=r"bad.csv: b: feature columns must be numeric "
+                       r"\(found 'oops'\)"):
         data.read_points(str(bad))
     with pytest.raises(SweepnetError, match="no label column"):
         data.read_points(str(bad), label="klass")

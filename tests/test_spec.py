@@ -1,4 +1,8 @@
+import re
+from pathlib import Path
+
 import pytest
+import tomllib
 
 from sweepnet.core.errors import SweepnetError
 from sweepnet.sweep import spec
@@ -108,3 +112,94 @@ def test_shipped_sweeps_validate():
         assert spec.load(p).grid()
     olah = spec.load("sweeps/olah.toml")
     assert len(olah.grid()) == 8 * 8 * 4 * 16
+
+
+FILE_SPEC = """
+name = "mine"
+[data]
+dataset = "file"
+n_train = 30
+n_test = 100
+[data.file]
+path = "pts.csv"
+[model]
+width = [2, 3]
+depth = 1
+"""
+
+
+def _points(path, rows=50):
+    path.write_text("a,b,label\n" + "\n".join(f"{i / rows},{-i / rows},{i % 2}"
+                                                for i in range(rows)))
+
+
+def test_a_relative_data_path_is_relative_to_the_spec_folder(tmp_path, monkeypatch):
+    """The same spec loads alike from its own folder and from another one (the same
+    fingerprint, so a results folder resumes from either), storing the path absolute; a path
+    given by --set, or in a spec given as text, is relative to the working directory."""
+    (tmp_path / "x").mkdir()
+    (tmp_path / "a").mkdir()
+    _points(tmp_path / "x" / "pts.csv")
+    (tmp_path / "x" / "spec.toml").write_text(FILE_SPEC)
+    want = str(tmp_path / "x" / "pts.csv")
+    monkeypatch.chdir(tmp_path / "a")
+    away = spec.load("../x/spec.toml")
+    assert away.tree["data"]["file"]["path"] == want
+    assert f'path = "{want}"' in away.to_toml()
+    monkeypatch.chdir(tmp_path / "x")
+    home = spec.load("spec.toml")
+    assert home.fingerprint() == away.fingerprint()
+    assert [spec.run_id(c) for c in home.grid()] == [spec.run_id(c) for c in away.grid()]
+    _points(tmp_path / "a" / "other.csv")
+    monkeypatch.chdir(tmp_path / "a")
+    assert spec.load("../x/spec.toml", ["data.file.path=other.csv"]).tree["data"]["file"][
+        "path"] == str(tmp_path / "a" / "other.csv")
+    assert spec.loads(FILE_SPEC.replace("pts.csv", "other.csv")).tree["data"]["file"][
+        "path"] == "other.csv"
+    with pytest.raises(SweepnetError, match="no such file"):
+        spec.loads(FILE_SPEC)  # text: pts.csv is not in the working directory
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["data.n_train=50"], ["--set data.n_train: 50 but", "has only 50 points"]),
+    (["data.n_train=[10, 60]"], ["--set data.n_train: 60 but"]),
+    (["model.arch=resnet", "model.width=[1, 2]"], ["--set model.width", "below the input "
+                                                   "dimension 2 of file"]),
+])
+def test_values_the_data_rule_out_name_set(tmp_path, overrides, words):
+    _points(tmp_path / "pts.csv")
+    path = tmp_path / "spec.toml"
+    path.write_text(FILE_SPEC)
+    with pytest.raises(SweepnetError) as e:
+        spec.load(str(path), overrides)
+    for w in words:
+        assert w in str(e.value), (w, str(e.value))
+    path.write_text(FILE_SPEC.replace("n_train = 30", "n_train = 50"))
+    with pytest.raises(SweepnetError, match=f"^{path}: data.n_train: 50 but"):
+        spec.load(str(path))  # from the file: the file is named
+
+
+def test_docs_show_every_default_and_a_file_spec_that_works(tmp_path, monkeypatch):
+    """docs/specs.md: the table of keys gives every key's default as the schema has it, and
+    the `file` example (its CSV rows repeated to the spec's n_train + n_test) loads from
+    another folder."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "specs.md").read_text()
+    rows = dict(re.findall(r"^\| `([\w.]+)` \| ([^|]+) \|", text, re.MULTILINE))
+    for section, keys in spec.SCHEMA.items():
+        for name, key in keys.items():
+            dotted = f"{section}.{name}" if section else name
+            want = "required" if key.default is None else (
+                f"`{spec.dumps_toml({'v': key.default})[4:-1]}`" if isinstance(key.default, str)
+                else repr(key.default))
+            assert rows.get(dotted, "").strip() == want, (dotted, rows.get(dotted), want)
+    own = text.split("### Your own data", 1)[1]
+    csv = re.search(r"```csv\n(.*?)```", own, re.DOTALL)[1].splitlines()
+    toml = re.search(r"```toml\n(.*?)```", own, re.DOTALL)[1]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mine.toml").write_text(toml)
+    n = sum(tomllib.loads(toml)["data"][k] for k in ("n_train", "n_test"))
+    body = (csv[1:] * n)[:n]
+    (tmp_path / "data" / "points.csv").write_text("\n".join([csv[0], *body]) + "\n")
+    monkeypatch.chdir(tmp_path)
+    loaded = spec.load("data/mine.toml")
+    assert loaded.tree["data"]["file"]["path"] == str(tmp_path / "data" / "points.csv")

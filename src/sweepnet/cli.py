@@ -56,7 +56,7 @@ def cmd_run(a):
 def cmd_plan(a):
     from sweepnet.engine import cost, machine, plan, programs
     from sweepnet.kernel import choice
-    from sweepnet.sweep import spec
+    from sweepnet.sweep import data, spec
 
     s = spec.load(a.spec, a.set)
     m = programs.mesh()
@@ -68,7 +68,7 @@ def cmd_plan(a):
     p = plan.make_plan(s, n, memory, platform=where, fused=kernel)
     # recorded runs, else a short measurement (said on stderr), cached per machine
     t = machine.throughput(refresh=a.calibrate, results=a.results, say=_say)
-    notes, later = [], None
+    notes, later = data.short_files(r.config for r in p.runs), None  # files short of points
     if where == "cpu" and not kernel and choice.will_build() and any(
             choice.covers(b.static) for b in p.buckets):
         # a first run trains with XLA's gradient while the kernel builds, then switches to it

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from sweepnet.core.words import plural
 from sweepnet.sweep.models import n_params
+from sweepnet.sweep.spec import settings
 from sweepnet.train.step import TEST_BLOCK, Static
 
 # Machine model for choosing buckets: fixed constants (never measured), so that a run's padded
@@ -106,6 +107,7 @@ def describe(plan, flops_per_s: float = DEFAULT_FLOPS_PER_S,
     lines = [f"sweep {plan.spec.name!r}: {plural(len(plan.runs), 'network')} in "
              f"{plural(n, 'bucket')} ({plural(n, 'compile')}) on "
              f"{plural(plan.n_devices, 'device')}"]
+    lines += [f"  {settings(plan.spec, section)}" for section in ("data", "train")]
     lines.append(f"{'bucket':>6} {'nets':>6} {'widths':>9} {'depths':>9} {'activations':>24} "
                  f"{'steps':>6} {'chunk':>6} {'calls':>5} {'mem/call':>9}")
     span = lambda v: f"{min(v)}-{max(v)}" if len(set(v)) > 1 else str(v[0])

@@ -94,10 +94,21 @@ def query(roots: str | Sequence[str], sql: str, all_runs: bool = False) -> pd.Da
     try:
         return con.execute(sql).df()
     except duckdb.Error as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SweepnetError(f"SQL error: {first}") from None
+        raise SweepnetError(f"SQL error: {sql_message(e)}") from None
     finally:
         con.close()
+
+
+def sql_message(e: Exception) -> str:
+    """DuckDB's error on one line, with its hints (``Did you mean "runs"?``, ``Candidate
+    bindings: "width"``) and without the echo of the query under it (``LINE 1: ...``)."""
+    lines = []
+    for line in str(e).strip().splitlines():
+        if line.startswith("LINE "):
+            break
+        if line.strip():
+            lines.append(line.strip())
+    return "; ".join(lines) or type(e).__name__
 
 
 def format_frame(df: pd.DataFrame, fmt: str) -> str:

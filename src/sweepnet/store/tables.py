@@ -27,6 +27,7 @@ from sweepnet.store.folder import (
     topology_scales_path,
     write_text,
 )
+from sweepnet.sweep.data import sizes
 from sweepnet.sweep.models import n_params
 from sweepnet.sweep.spec import seeded_ids
 from sweepnet.train.separation import KNOWN
@@ -50,16 +51,21 @@ def grid(root: str) -> pd.DataFrame:
     """Every run the folder's current spec holds, done or not: ``run_id``, ``sweep``,
     ``grid_index`` and the configuration columns of ``runs`` (``dataset``, ``data_<param>``,
     ``width``, ``depth``, ``activation``, ..., ``seed``), in grid order (a parameter of another
-    dataset is NaN). Built as columns: a million runs take seconds, not a minute."""
+    dataset is NaN). ``n_train`` and ``n_test`` are the sizes used, as in ``runs``. Built as
+    columns: a million runs take seconds, not a minute."""
     spec, combos = _combos(root)
     counts = [len(seeds) for _, seeds in combos]
     keys = list(dict.fromkeys(k for base, _ in combos for k in [*base, "seed"]))
     cols: dict[str, list] = {"run_id": grid_ids(root, combos), "sweep": [spec.name] * sum(counts),
                              "grid_index": list(range(sum(counts)))}
+    used: dict[tuple, tuple[int, int]] = {}
     for k in keys:
         col = cols[k] = []
         for (base, seeds), n in zip(combos, counts, strict=True):
-            col.extend(seeds if k == "seed" else [base.get(k, np.nan)] * n)
+            if k in ("n_train", "n_test") and base["dataset"] == "file":  # as to_frames does
+                col.extend([_sizes_used(base, used)[k == "n_test"]] * n)
+            else:
+                col.extend(seeds if k == "seed" else [base.get(k, np.nan)] * n)
     return pd.DataFrame(cols)
 
 
@@ -75,6 +81,19 @@ def _combos(root: str) -> tuple[Any, list]:
         return spec, spec.combos()
     except (KeyError, TypeError) as e:
         raise SweepnetError(f"{spec.source}: unreadable stored spec ({e!r})") from None
+
+
+def _sizes_used(config: Mapping[str, Any], cache: dict) -> tuple[int, int]:
+    """The train and probe sizes a ``file`` run uses (:func:`sizes`), or the spec's where the
+    file cannot tell now (moved, or changed since)."""
+    key = (config["data_path"], config.get("data_label", "label"), config["n_train"],
+           config["n_test"])
+    if key not in cache:
+        try:
+            cache[key] = sizes("file", {"path": key[0], "label": key[1]}, *key[2:])
+        except SweepnetError:
+            cache[key] = key[2:]
+    return cache[key]
 
 
 def done_ids(root: str) -> set[str]:
@@ -191,6 +210,8 @@ def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
     cols: dict[str, Any] = {"run_id": [r.run_id for r in runs], "sweep": [spec.name] * n,
                             "grid_index": [r.index for r in runs]}
     cols.update({k: [c[k] for c in configs] for k in keys})
+    # the sizes trained and probed on (a file may hold fewer points than n_test asks)
+    cols["n_train"], cols["n_test"] = [static.n_train] * n, [static.n_test] * n
     sizes = {(c["arch"], c["width"], c["depth"]) for c in configs}
     count = {a: n_params(a[0], static.in_dim, a[1], a[2], static.n_out) for a in sizes}
     diverged = np.asarray(out.diverged[:n], bool)

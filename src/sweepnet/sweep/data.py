@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -258,7 +258,14 @@ def _read_points(path: str, label: str, stamp: int) -> tuple[np.ndarray, np.ndar
             df = pd.read_csv(path) if ext == ".csv" else pd.read_parquet(path)
             if label not in df.columns:
                 raise SweepnetError(f"{path}: no label column {label!r} (columns: {list(df)})")
-            x, raw = df.drop(columns=[label]).to_numpy(), df[label].to_numpy()
+            features = df.drop(columns=[label])
+            for name in features.columns:  # name the column (a word in it, say) at fault
+                if not (pd.api.types.is_numeric_dtype(features[name])
+                        or pd.api.types.is_bool_dtype(features[name])):
+                    word = next((v for v in features[name] if _not_a_number(v)), None)
+                    found = f" (found {word!r})" if word is not None else ""
+                    raise SweepnetError(f"{path}: {name}: feature columns must be numeric{found}")
+            x, raw = features.to_numpy(), df[label].to_numpy()
         else:
             raise SweepnetError(f"{path}: data file must be .npz, .csv or .parquet")
     except SweepnetError:
@@ -278,6 +285,14 @@ def _read_points(path: str, label: str, stamp: int) -> tuple[np.ndarray, np.ndar
     y = y.astype(np.int32)
     x.flags.writeable = y.flags.writeable = False
     return x, y
+
+
+def _not_a_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return True
+    return False
 
 
 def _file_info(params):
@@ -376,6 +391,27 @@ def sizes(name: str, params: Mapping[str, Any], n_train: int, n_test: int) -> tu
     return n_train, min(n_test, rows - n_train)
 
 
+def short_files(configs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """One line for each data file that holds fewer points than the run configurations
+    ``configs`` (flat, as ``Spec.grid`` gives them) ask for: the probe is what the training
+    set leaves, and the runs table records that size (:func:`sizes`)."""
+    asked: dict[tuple[str, str], set[tuple[int, int]]] = {}
+    for c in configs:
+        if c["dataset"] == "file":
+            asked.setdefault((c["data_path"], c.get("data_label", "label")), set()).add(
+                (c["n_train"], c["n_test"]))
+    lines = []
+    for (path, label), pairs in asked.items():
+        rows = len(read_points(path, label)[1])
+        short = sorted(p for p in pairs if p[0] + p[1] > rows)
+        if short:
+            probes = "; ".join(f"data.n_train = {a} leaves {rows - a} for the test probe, not "
+                               f"data.n_test = {b}" for a, b in short)
+            lines.append(f"{path} holds {rows} points: {probes} (the runs table records the "
+                         "sizes used)")
+    return lines
+
+
 def make_split(name: str, params: Mapping[str, Any], n_train: int, n_test: int,
                noise: float = 0.0, data_seed: int = 0) -> Split:
     """Draw the train set and the dense test probe of one dataset configuration.
@@ -453,4 +489,5 @@ def extent(name: str, params: Mapping[str, Any]) -> float:
     return ds.extent * 1.15 if ds.extent else 0.0
 
 
-__all__ = ["DATASETS", "Dataset", "Param", "Split", "betti", "make_split", "read_points"]
+__all__ = ["DATASETS", "Dataset", "Param", "Split", "betti", "make_split", "read_points",
+           "short_files", "sizes"]

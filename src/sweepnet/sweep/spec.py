@@ -21,7 +21,7 @@ from typing import Any
 import tomllib
 
 from sweepnet.core.errors import SweepnetError
-from sweepnet.sweep.data import DATASETS
+from sweepnet.sweep.data import DATASETS, read_points
 from sweepnet.sweep.models import ACTIVATIONS, ARCHS
 from sweepnet.sweep.optimizers import OPTIMIZERS
 
@@ -129,6 +129,18 @@ class Spec:
                 cfg = dict(zip(names, combo, strict=True))
                 runs.append(({"dataset": ds, **cfg, "eval_every": t["eval_every"]}, seeds))
         return runs
+
+
+def settings(spec: Spec, section: str) -> str:
+    """``"[train] optimizer "adam" (default), steps 600, ..."``: every key of ``section`` with
+    its value in ``spec``, those left at their default marked (what ``sweepnet plan`` shows)."""
+    given = spec.tree[section]
+    words = []
+    for name, key in SCHEMA[section].items():
+        value = given[name]
+        mark = " (default)" if key.default is not None and value == key.default else ""
+        words.append(f"{name} {_toml_value(value)}{mark}")
+    return f"[{section}] " + ", ".join(words)
 
 
 # How a results folder may grow (``results.Store.open``). Every key of a spec is one of:
@@ -394,8 +406,51 @@ def load(path: str, overrides: Sequence[str] = ()) -> Spec:
         raise SweepnetError(f"{path}: invalid TOML: {e}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise SweepnetError(f"{path}: cannot read spec ({e})") from None
-    return validate(apply_overrides(raw, overrides), source=path,
-                    overridden=overridden_keys(overrides))
+    # a data file's relative path is relative to the spec's folder, one given by --set to the
+    # working directory; resolved, the spec (and the results folder's copy) works from anywhere
+    raw = apply_overrides(_resolve_data_path(raw, os.path.dirname(os.path.abspath(path))),
+                          overrides)
+    raw = _resolve_data_path(raw, os.getcwd())
+    where = _Origin(path, overridden_keys(overrides))
+    spec = validate(raw, source=path, overridden=where.overridden)
+    check_data_fits(spec, where)
+    return spec
+
+
+def _resolve_data_path(raw: dict[str, Any], folder: str) -> dict[str, Any]:
+    """``raw`` with a relative ``data.file.path`` made absolute against ``folder`` (anything
+    else as given: :func:`validate` judges it)."""
+    table = raw.get("data", {}).get("file") if isinstance(raw.get("data"), dict) else None
+    path = table.get("path") if isinstance(table, dict) else None
+    if not isinstance(path, str) or not path:
+        return raw
+    raw = copy.deepcopy(raw)
+    raw["data"]["file"]["path"] = os.path.normpath(os.path.join(folder, os.path.expanduser(path)))
+    return raw
+
+
+def check_data_fits(spec: Spec, where: _Origin | None = None) -> None:
+    """Refuse values that the data rule out, naming the key and where it came from (a spec
+    file or ``--set``): a ``file`` must hold more points than ``data.n_train``, and a
+    ``resnet``'s width may not be below its dataset's input dimension."""
+    where = where or _Origin(spec.source)
+    d, m = spec.tree["data"], spec.tree["model"]
+    datasets = _as_list(d["dataset"])
+    if "file" in datasets:
+        path, label = d["file"]["path"], d["file"]["label"]
+        rows = len(read_points(path, label)[1])
+        if (n := max(_as_list(d["n_train"]))) >= rows:
+            raise SweepnetError(f"{where('data.n_train')}: {n} but {path} has only {rows} "
+                                "points (some must be left for the test probe)")
+    if "resnet" in _as_list(m["arch"]):
+        width = min(_as_list(m["width"]))
+        for ds in datasets:
+            params = d.get(ds, {})
+            for combo in itertools.product(*map(_as_list, params.values())):
+                in_dim = DATASETS[ds].dim(dict(zip(params, combo, strict=True)))
+                if width < in_dim:
+                    raise SweepnetError(f"{where('model.width')}: a resnet's state width "
+                                        f"{width} is below the input dimension {in_dim} of {ds}")
 
 
 def loads(text: str, overrides: Sequence[str] = (), source: str = "spec") -> Spec:

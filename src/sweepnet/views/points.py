@@ -33,10 +33,12 @@ def dataset(
     p.update(params or {})
     if name == "file" and not p.get("path"):
         raise SweepnetError("dataset 'file' needs a path parameter (it draws the user's points)")
-    if name == "file":  # a file holds what it holds: draw all but the one probe point
-        n = min(n, len(data_lib.read_points(p["path"], p.get("label", "label"))[1]) - 1)
-    split = data_lib.make_split(name, p, n, 1, 0.0, seed)
-    x, y = split.x_train, split.y_train
+    rows = data_lib.read_points(p["path"], p.get("label", "label")) if name == "file" else None
+    if rows is not None and n >= len(rows[1]):  # a file holds what it holds: all of it
+        x, y = rows
+    else:  # (a file's n points: a training set of its shuffle, as a sweep draws it)
+        split = data_lib.make_split(name, p, n, 1, 0.0, seed)
+        x, y = split.x_train, split.y_train
     desc = ", ".join(f"{k}={_fmt(v)}" for k, v in p.items()) or "no parameters"
     title = alt.Title(f"{name}: {len(x)} points", subtitle=desc, anchor="start")
     return points_chart(x, y, title=title)
