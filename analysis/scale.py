@@ -32,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SPEC = """\
 name = "scale-{n}"
-description = "{n} networks: widths 2-5 x depths 1-2 x tanh/relu x {seeds} seeds (analysis/scale.py)."
+description = "{n} networks: widths 2-5 x depths 1-2 x tanh/relu x {seeds} seeds."
 
 [data]
 dataset = "disk_annulus"
