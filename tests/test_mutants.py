@@ -51,8 +51,8 @@ MUTANTS = [
     Mutant(
         "separated uses > instead of >= (every phase diagram goes blank)",
         "src/sweepnet/store/tables.py",
-        '"separated": (not diverged) and float(out.test_acc[i]) >= spec.separation,',
-        '"separated": (not diverged) and float(out.test_acc[i]) > spec.separation,',
+        '"separated": ~diverged & (test_acc >= spec.separation),',
+        '"separated": ~diverged & (test_acc > spec.separation),',
         # one hand-made call output, then the trained disk sweep
         ("tests/test_separation.py::test_to_frames_reads_separated_steps_to_fit_and_certified_"
          "from_the_call",

@@ -217,7 +217,7 @@ def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
     diverged = np.asarray(out.diverged[:n], bool)
     test_acc = np.asarray(out.test_acc[:n], np.float64)
     steps_to_fit = np.asarray(out.steps_to_fit[:n])
-    known = bool(n) and configs[0]["dataset"] in KNOWN  # one call: one dataset
+    known = np.asarray([c["dataset"] in KNOWN for c in configs], bool)
     cols.update({
         "in_dim": [static.in_dim] * n, "n_classes": [max(2, static.n_out)] * n,
         "n_params": [count[(c["arch"], c["width"], c["depth"])] for c in configs],
@@ -230,12 +230,12 @@ def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
         # separation metrics (train.separation); certified is null without known topology
         "margin": np.asarray(out.margin[:n], np.float64),
         "worst_margin": np.asarray(out.worst_margin[:n], np.float64),
-        "certified": pd.array(np.asarray(out.certified[:n], bool), "boolean") if known
-        else pd.array([None] * n, "boolean"),
+        "certified": pd.array(np.asarray(out.certified[:n], bool), "boolean"),
         "max_grad": np.asarray(out.max_grad[:n], np.float64),
         **{k: [v] * n for k, v in provenance.items()},
     })
     cols["steps_to_fit"][steps_to_fit < 0] = pd.NA
+    cols["certified"][~known] = pd.NA
     runs_df = pd.DataFrame(cols)
     steps = static.eval_steps
     curves_df = pd.DataFrame({
