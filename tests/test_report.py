@@ -315,3 +315,69 @@ def test_the_report_holds_a_sample_not_every_network(tiny_results, tmp_path):
     assert len(small) < len(full)
     assert "at most 1 of its seeds (4 in all)" in small and "all its seeds." in full
     assert "'showing ' + format(datum.shown" in small
+
+
+@pytest.fixture(scope="module")
+def many_seeds(tmp_path_factory):
+    """The tiny grid with 256 seeds a cell (1,024 networks) and its report with a sample of 8
+    seeds a cell: large enough that the linked view shows a sample, not every seed."""
+    from sweepnet.engine import run as engine
+    from sweepnet.sweep import spec
+
+    from conftest import TINY_SPEC
+
+    out = tmp_path_factory.mktemp("many") / "results"
+    engine.run_sweep(spec.loads(TINY_SPEC.replace("seeds = 2", "seeds = 256")), str(out),
+                     progress=False)
+    page = out / "report.html"
+    report.write_report(str(out), str(page), sample=8)
+    return str(out), page
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None or sync_playwright is None, reason="no chromium/playwright")
+def test_clicking_a_cell_of_a_large_report_shows_its_sample_and_counts(many_seeds):
+    root, written = many_seeds
+    runs = sweepnet.load(root)
+    with sync_playwright() as p:
+        browser, page, errors = _browser_page(p)
+        page.goto(f"file://{written}")
+        page.wait_for_function(
+            "[...document.querySelectorAll('.chart')].every(d => d.dataset.rendered)",
+            timeout=120_000,
+        )
+        view = "sweepnetViews['chart-explore']"
+        texts = lambda: page.evaluate(
+            "[...document.querySelectorAll('#chart-explore g.mark-text text')]"
+            ".map(t => t.textContent).join('|')"
+        )
+        phase = page.locator('#chart-explore g.mark-rect path[aria-label^="width: "]')
+        assert phase.count() == 4
+        box = phase.first.bounding_box()
+        assert box["width"] > 100  # cells sized to the page, not 32 px
+        before = page.evaluate(f"{view}.data('cell_store')[0].values[0]")
+        w0, d0 = (int(part.split("=")[1]) for part in before.split(" · "))
+        page.locator(
+            f'#chart-explore g.mark-rect path[aria-label^="width: {5 - w0}; depth: {3 - d0};"]'
+        ).click(force=True)
+        page.wait_for_function(f"{view}.data('cell_store')[0].values[0] !== '{before}'")
+        page.wait_for_timeout(300)
+        shown = texts()
+        assert f"cell: width={5 - w0} · depth={3 - d0} (showing 8 of 256 seeds" in shown
+        mine = runs[(runs["width"] == 5 - w0) & (runs["depth"] == 3 - d0)]
+        # the sample holds the cell's extremes: its best and worst test accuracy
+        for acc in (mine["test_acc"].max(), mine["test_acc"].min()):
+            assert f"{acc:.4f}" in shown
+        # one decision-boundary panel a sampled seed, headed "seed S: accuracy"
+        heads = page.evaluate(
+            "[...document.querySelectorAll('#chart-explore text')]"
+            ".filter(t => /^seed \\d+: /.test(t.textContent)).length")
+        assert heads == 8
+        # the tooltip's counts cover every network, with the interval
+        page.locator(
+            f'#chart-explore g.mark-rect path[aria-label^="width: {5 - w0}; depth: {3 - d0};"]'
+        ).hover(force=True)
+        label = phase.nth(0).get_attribute("aria-label")
+        assert "seeds trained: 256" in label and "95% CI" in label
+        assert errors == []
+        browser.close()
