@@ -2,6 +2,7 @@
 
 import json
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -365,3 +366,27 @@ def test_phase_cells_fill_the_page_and_say_none_where_no_seed_fit():
     assert spec["width"]["step"] >= 100
     wide = charts.phase(synthetic_runs(n_configs_w=16, depths=(1,), seeds=1)).to_dict()
     assert 16 * 2 * wide["spec"]["width"]["step"] <= 1350
+
+
+def test_curve_quantiles_of_large_groups_come_from_a_histogram_within_a_bin():
+    """Past EXACT_MAX seeds a group, the curves' quartiles are counted in bins (memory bounded
+    by the grid, not the seeds): within a bin's width of the exact ones."""
+    rng = np.random.default_rng(1)
+    n = 3000
+    runs = pd.DataFrame({"run_id": [f"r{i}" for i in range(n)], "width": rng.integers(2, 4, n)})
+    steps = np.array([0, 10])
+    curves = pd.DataFrame({"run_id": np.repeat(runs["run_id"], 2), "step": np.tile(steps, n),
+                           "train_loss": rng.lognormal(size=2 * n)})
+    curves.loc[5, "train_loss"] = np.nan  # a diverged network: left out, as pandas does
+    con = duckdb.connect()
+    con.register("runs", runs)
+    con.register("curves", curves)
+    got = cells.curve_quantiles(con, ["width"], ["train_loss"], [0, 10], exact_max=100)
+    exact = cells.curve_quantiles(con, ["width"], ["train_loss"], [0, 10], exact_max=10**6)
+    merged = curves.merge(runs, on="run_id").groupby(["width", "step"])["train_loss"]
+    np.testing.assert_allclose(exact["median"], merged.median().to_numpy(), rtol=1e-9)
+    width = (curves["train_loss"].max() - curves["train_loss"].min()) / cells.BINS
+    for c in ("median", "lo", "hi"):
+        assert np.abs(got[c] - exact[c]).max() <= 2 * width
+        assert not np.allclose(got[c], exact[c], rtol=1e-12, atol=0)  # binned, not exact
+    pd.testing.assert_series_equal(got["n"], exact["n"])

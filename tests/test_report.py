@@ -9,10 +9,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import binomtest
 
 import sweepnet
+from conftest import TINY_SPEC
 from sweepnet.core.errors import SweepnetError
 from sweepnet.core.stats import share_interval
+from sweepnet.engine import run as engine
+from sweepnet.sweep import spec
 from sweepnet.views import cells, charts, explore, report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -194,8 +198,6 @@ def test_explore_tables_cells_count_every_network_and_seeds_hold_the_sample(
 
 
 def test_share_interval_is_clopper_pearson():
-    from scipy.stats import binomtest
-
     k = np.array([0, 1, 7, 20, 20, 512])
     n = np.array([20, 20, 20, 20, 1024, 1024])
     lo, hi = share_interval(k, n)
@@ -321,11 +323,6 @@ def test_the_report_holds_a_sample_not_every_network(tiny_results, tmp_path):
 def many_seeds(tmp_path_factory):
     """The tiny grid with 256 seeds a cell (1,024 networks) and its report with a sample of 8
     seeds a cell: large enough that the linked view shows a sample, not every seed."""
-    from sweepnet.engine import run as engine
-    from sweepnet.sweep import spec
-
-    from conftest import TINY_SPEC
-
     out = tmp_path_factory.mktemp("many") / "results"
     engine.run_sweep(spec.loads(TINY_SPEC.replace("seeds = 2", "seeds = 256")), str(out),
                      progress=False)

@@ -221,28 +221,82 @@ def curves_of(
         con.unregister("_wanted")
 
 
+EXACT_MAX = 1024  # seeds a group and step up to which curve quantiles are exact
+BINS = 2048  # histogram bins of a larger group's curve quantiles (error <= range / BINS)
+
+
 def curve_quantiles(
     con: duckdb.DuckDBPyConnection, keys: Sequence[str], metrics: Sequence[str],
-    steps: Sequence[int],
+    steps: Sequence[int], exact_max: int = EXACT_MAX, bins: int = BINS,
 ) -> pd.DataFrame:
     """Median, quartiles, mean and count across seeds of each metric, per group of ``keys``
     (fields of the runs table) and eval step in ``steps``: long format, one row per group,
-    metric and step (the columns of :func:`sweepnet.views.curves.curves_table`)."""
+    metric and step (the columns of :func:`sweepnet.views.curves.curves_table`).
+
+    Exact quantiles hold every value of a group in memory, so they are exact only where no
+    group and step has more than ``exact_max`` seeds. Past that they come from a histogram of
+    ``bins`` bins between the step's minimum and maximum (over all groups), counted in SQL:
+    memory bounded by the grid, whatever the seeds, and each quantile within (max - min) /
+    ``bins`` of the exact one. Means and counts are exact; NaN and infinite values are left
+    out."""
     wanted = ", ".join(str(int(s)) for s in steps) or "NULL"  # a list: no join to hold
     group = [f"r.{q(k)}" for k in keys]
-    selects = []
+    frames = []
     for m in metrics:
         v = f"c.{q(m)}"
-        selects.append(
-            f"SELECT {', '.join([*group, ''])}'{m}' AS metric, c.step, median({v}) AS median, "
-            f"quantile_cont({v}, 0.25) AS lo, quantile_cont({v}, 0.75) AS hi, "
-            f"avg({v}) AS mean, count({v}) AS n FROM curves c JOIN runs r USING (run_id) "
-            f"WHERE c.step IN ({wanted}) GROUP BY ALL"
-        )
-    df = con.execute(" UNION ALL ".join(selects)).df()
+        # finite values only (NaN is above +inf in DuckDB; an isnan() here would cost a plan
+        # that holds the whole join in memory)
+        finite = f"{v} > '-infinity'::DOUBLE AND {v} < 'infinity'::DOUBLE"
+        source = f"FROM curves c JOIN runs r USING (run_id) WHERE c.step IN ({wanted}) AND {finite}"
+        head = f"SELECT {', '.join([*group, ''])}'{m}' AS metric, c.step"
+        bounds = con.execute(f"{head}, min({v}) AS vmin, max({v}) AS vmax, avg({v}) AS mean, "
+                             f"count({v}) AS n {source} GROUP BY ALL").df()
+        if not len(bounds) or bounds["n"].max() <= exact_max:
+            exact = con.execute(f"{head}, median({v}) AS median, quantile_cont({v}, 0.25) AS "
+                                f"lo, quantile_cont({v}, 0.75) AS hi {source} GROUP BY ALL").df()
+            frames.append(bounds.merge(exact, on=[*keys, "metric", "step"], how="left"))
+            continue
+        # one range a step, across groups, written into the query: no join to hold
+        span = bounds.groupby("step").agg(a=("vmin", "min"), b=("vmax", "max"))
+        lo = " ".join(f"WHEN {int(t)} THEN {float(r.a)!r}" for t, r in span.iterrows())
+        width = " ".join(f"WHEN {int(t)} THEN {max(float(r.b - r.a), 1e-300) / bins!r}"
+                         for t, r in span.iterrows())
+        reader = con.sql(
+            f"{head}, least(floor(({v} - CASE c.step {lo} END) / CASE c.step {width} END), "
+            f"{bins - 1})::BIGINT AS bin, count(*) AS k {source} GROUP BY ALL"
+        ).to_arrow_reader(65536)  # up to groups x steps x bins rows: read in batches
+        bounds = bounds.reset_index(names="g")
+        counts = np.zeros((len(bounds), bins), np.int64)
+        for batch in reader:
+            hist = batch.to_pandas().merge(bounds[[*keys, "step", "g"]], on=[*keys, "step"])
+            np.add.at(counts, (hist["g"].to_numpy(), hist["bin"].to_numpy(np.int64)),
+                      hist["k"].to_numpy())
+        a = bounds["step"].map(span["a"]).to_numpy()
+        b = bounds["step"].map(span["b"]).to_numpy()
+        for name, frac in (("lo", 0.25), ("median", 0.5), ("hi", 0.75)):
+            bounds[name] = np.clip(_binned_quantile(counts, a, b, frac), bounds["vmin"],
+                                   bounds["vmax"])
+        frames.append(bounds.drop(columns="g"))
+    df = pd.concat(frames, ignore_index=True).drop(columns=["vmin", "vmax"])
+    df = df[[*keys, "metric", "step", "median", "lo", "hi", "mean", "n"]]
     return df.sort_values([*keys, "metric", "step"]).reset_index(drop=True)
 
 
-__all__ = ["DUCKDB_MEMORY", "METRICS", "SAMPLE", "cell_stats", "columns", "configurations",
-           "connect", "curve_quantiles", "curves_of", "eval_steps", "has_curves", "q", "sample",
-           "threshold_hits"]
+def _binned_quantile(counts: np.ndarray, vmin: np.ndarray, vmax: np.ndarray,
+                     frac: float) -> np.ndarray:
+    """The ``frac`` quantile (``quantile_cont``'s rank ``(n - 1) * frac``) of each row of
+    ``counts (groups, bins)``, a histogram of equal bins from ``vmin`` to ``vmax``: the values
+    of a bin taken as spread evenly across it."""
+    n = counts.sum(axis=1)
+    rank = (n - 1) * frac + 0.5  # the middle of the rank-th value's share of its bin
+    cum = np.cumsum(counts, axis=1)
+    b = np.minimum((cum <= rank[:, None]).sum(axis=1), counts.shape[1] - 1)
+    before = np.take_along_axis(cum, b[:, None], axis=1)[:, 0] - counts[np.arange(len(b)), b]
+    inside = (rank - before) / np.maximum(counts[np.arange(len(b)), b], 1)
+    width = (vmax - vmin) / counts.shape[1]
+    return np.clip(vmin + (b + inside) * width, vmin, vmax)
+
+
+__all__ = ["BINS", "DUCKDB_MEMORY", "EXACT_MAX", "METRICS", "SAMPLE", "cell_stats", "columns",
+           "configurations", "connect", "curve_quantiles", "curves_of", "eval_steps",
+           "has_curves", "q", "sample", "threshold_hits"]
