@@ -2,14 +2,16 @@
 
 import json
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 import sweepnet
 from sweepnet.core.errors import SweepnetError
+from sweepnet.core.stats import share_interval
 from sweepnet.sweep.data import DATASETS
-from sweepnet.views import charts
+from sweepnet.views import cells, charts
 
 
 def _datasets(spec: dict) -> list[list[dict]]:
@@ -328,3 +330,66 @@ def test_curves_row_none_pools_the_other_axes(tiny_results):
     assert f["row"] is None and set(agg["n"]) == {4}  # 2 depths x 2 seeds pooled per width
     spec = charts.curves(runs, curves, column=None, row="none").to_dict()
     assert spec["title"]["subtitle"].endswith("pooled over depth, activation")
+
+
+def test_sql_tables_equal_the_pandas_tables(tiny_results):
+    """`sweepnet chart` aggregates in DuckDB (views/cells.py); its tables are those the
+    builders make from the runs table in pandas."""
+    runs, curves = sweepnet.load(tiny_results), sweepnet.load_curves(tiny_results)
+    con = cells.connect(tiny_results)
+    configs = cells.configurations(con)
+    assert len(configs) == 4 and configs["n"].eq(2).all()  # one row a configuration
+    sql = charts.phase_cells(con, configs, column=None)
+    ref = charts.phase_table(runs, column=None)
+    for c in ("width", "depth", "n", "separated", "value", "test_acc", "steps_to_fit"):
+        np.testing.assert_allclose(sql[c].astype("float64"), ref[c].astype("float64"))
+    lo, hi = share_interval(ref["separated"], ref["n"])
+    np.testing.assert_allclose(sql["sep_lo"], lo) and np.testing.assert_allclose(sql["sep_hi"], hi)
+    got = charts.curves_cells(con, configs)
+    want, _ = charts.curves_table(runs, curves)
+    assert len(got) == len(want)
+    for c in ("median", "lo", "hi", "mean", "n"):
+        np.testing.assert_allclose(got[c].astype("float64"), want[c].astype("float64"),
+                                   rtol=1e-6)
+    weighted, _ = charts.minwidth_table(configs, weight="n")
+    plain, _ = charts.minwidth_table(runs)
+    pd.testing.assert_frame_equal(weighted, plain)
+
+
+def test_phase_cells_fill_the_page_and_say_none_where_no_seed_fit():
+    df = synthetic_runs(n_configs_w=4, depths=(1, 2), acts=("tanh",), seeds=4)
+    df.loc[df["width"] == 1, "steps_to_fit"] = pd.NA  # no seed of width 1 fit
+    spec = charts.phase(df).to_dict()
+    (table,) = _datasets(spec)
+    fit = {(r["width"], r["depth"]): r["fit"] for r in table}
+    assert fit[(1, 1)] == "none" and fit[(4, 1)] == "125"
+    tips = {t.get("title"): t for t in next(_find(spec, "tooltip"))}
+    assert tips["median steps_to_fit"]["field"] == "fit"  # text: "none", never NaN
+    # 4 cells across the page: wide cells (were 36 px), and as many facets still fit
+    assert spec["width"]["step"] >= 100
+    wide = charts.phase(synthetic_runs(n_configs_w=16, depths=(1,), seeds=1)).to_dict()
+    assert 16 * 2 * wide["spec"]["width"]["step"] <= 1350
+
+
+def test_curve_quantiles_of_large_groups_come_from_a_histogram_within_a_bin():
+    """Past EXACT_MAX seeds a group, the curves' quartiles are counted in bins (memory bounded
+    by the grid, not the seeds): within a bin's width of the exact ones."""
+    rng = np.random.default_rng(1)
+    n = 3000
+    runs = pd.DataFrame({"run_id": [f"r{i}" for i in range(n)], "width": rng.integers(2, 4, n)})
+    steps = np.array([0, 10])
+    curves = pd.DataFrame({"run_id": np.repeat(runs["run_id"], 2), "step": np.tile(steps, n),
+                           "train_loss": rng.lognormal(size=2 * n)})
+    curves.loc[5, "train_loss"] = np.nan  # a diverged network: left out, as pandas does
+    con = duckdb.connect()
+    con.register("runs", runs)
+    con.register("curves", curves)
+    got = cells.curve_quantiles(con, ["width"], ["train_loss"], [0, 10], exact_max=100)
+    exact = cells.curve_quantiles(con, ["width"], ["train_loss"], [0, 10], exact_max=10**6)
+    merged = curves.merge(runs, on="run_id").groupby(["width", "step"])["train_loss"]
+    np.testing.assert_allclose(exact["median"], merged.median().to_numpy(), rtol=1e-9)
+    width = (curves["train_loss"].max() - curves["train_loss"].min()) / cells.BINS
+    for c in ("median", "lo", "hi"):
+        assert np.abs(got[c] - exact[c]).max() <= 2 * width
+        assert not np.allclose(got[c], exact[c], rtol=1e-12, atol=0)  # binned, not exact
+    pd.testing.assert_series_equal(got["n"], exact["n"])

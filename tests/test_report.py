@@ -5,13 +5,19 @@ import re
 import shutil
 import subprocess
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import binomtest
 
 import sweepnet
+from conftest import TINY_SPEC
 from sweepnet.core.errors import SweepnetError
-from sweepnet.views import charts, explore, report
+from sweepnet.core.stats import share_interval
+from sweepnet.engine import run as engine
+from sweepnet.sweep import spec
+from sweepnet.views import cells, charts, explore, report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 try:
@@ -156,26 +162,87 @@ def _unfinished(tiny_results, tmp_path):
     return str(root)
 
 
-def test_explore_table_one_row_per_network_with_grid_and_curve(tiny_results, tmp_path):
+def test_explore_tables_cells_count_every_network_and_seeds_hold_the_sample(
+    tiny_results, tmp_path
+):
     runs = sweepnet.load(tiny_results)
-    curves = sweepnet.load_curves(tiny_results)
-    table, info = explore.explore_table(tiny_results, runs, curves, max_steps=2, res=6)
-    assert len(table) == len(runs) and (table["done"] == 1).all()
+    con = cells.connect(tiny_results)
+    table, seeds, info = explore.explore_table(tiny_results, con, max_steps=2, res=6)
     assert info["column"] is None  # one activation: no facet
-    assert table["cell"].nunique() == 4 and table.groupby("cell").size().eq(2).all()
-    assert table["grid"].str.fullmatch(r"[0-9]{36}").all()
-    assert table["steps"].map(len).eq(2).all() and table["acc"].map(len).eq(2).all()
+    assert len(table) == 4 and table["n"].eq(2).all() and table["shown"].eq(2).all()
+    assert len(seeds) == len(runs) and seeds["cell"].nunique() == 4  # 2 a cell: all shown
+    assert seeds["grid"].str.fullmatch(r"[0-9]{36}").all()
+    assert seeds["steps"].map(len).eq(2).all() and seeds["acc"].map(len).eq(2).all()
+    # the slider's counts: hits[i] seeds of the cell reach t_i = lo + i * step
+    assert table["hits"].map(len).eq(info["count"]).all()
+    for _, c in table.iterrows():
+        mine = runs[runs["width"].eq(c["width"]) & runs["depth"].eq(c["depth"])]["test_acc"]
+        for i in (0, 250, info["count"] - 1):
+            t = round(info["lo"] + i * explore.THRESHOLD_STEP, 3)
+            assert c["hits"][i] == int((mine >= t).sum())
+        lo, hi = share_interval(np.asarray(c["hits"]), 2)
+        assert c["hits_lo"] == [int(v) for v in np.rint(lo * 1000)]
+        assert c["hits_hi"] == [int(v) for v in np.rint(hi * 1000)]
     # the grid is the stored network's: its digits follow decision_cells' p(class 1)
     from sweepnet.measure import network as measured
 
-    row, params = sweepnet.load_params(tiny_results, table["run_id"].iloc[0])
-    x, _ = measured.training_points(row)
-    cells = measured.decision_cells(row, params, measured.half_side(row, x), res=6)
-    digits = [int(c) for c in table["grid"].iloc[0]]
-    np.testing.assert_allclose(digits, np.clip(np.rint(cells["p"] * 9), 0, 9))
+    for k in (0, len(seeds) - 1):  # the narrowest and the widest, shallowest and deepest
+        row, params = sweepnet.load_params(tiny_results, seeds["run_id"].iloc[k])
+        x, _ = measured.training_points(row)
+        got = measured.decision_cells(row, params, measured.half_side(row, x), res=6)
+        digits = [int(c) for c in seeds["grid"].iloc[k]]
+        np.testing.assert_allclose(digits, np.clip(np.rint(got["p"] * 9), 0, 9))
     pending = charts.pending(_unfinished(tiny_results, tmp_path), runs)
-    table, _ = explore.explore_table(tiny_results, runs, curves, pending)
-    assert (table["done"] == 0).sum() == 8 and table.loc[table["done"] == 0, "grid"].isna().all()
+    table, seeds, _ = explore.explore_table(tiny_results, con, pending)
+    assert table["todo"].sum() == 8 and len(seeds) == len(runs)
+
+
+def test_share_interval_is_clopper_pearson():
+    k = np.array([0, 1, 7, 20, 20, 512])
+    n = np.array([20, 20, 20, 20, 1024, 1024])
+    lo, hi = share_interval(k, n)
+    for a, b, kk, nn in zip(lo, hi, k, n, strict=True):
+        ci = binomtest(int(kk), int(nn)).proportion_ci(0.95, method="exact")
+        assert a == pytest.approx(ci.low, abs=1e-12) and b == pytest.approx(ci.high, abs=1e-12)
+    assert lo[0] == 0 and hi[3] == 1
+    assert np.isnan(share_interval(0, 0)[0])  # no seed: no share
+
+
+def _synthetic(n_big=300, n_small=5):
+    """A runs view in DuckDB of two cells: width 2 with ``n_big`` seeds, width 3 with
+    ``n_small``; one seed of width 2 never fits."""
+    rng = np.random.default_rng(0)
+    w = [2] * n_big + [3] * n_small
+    seed = list(range(n_big)) + list(range(n_small))
+    fit = pd.array(rng.integers(10, 500, len(w)), dtype="Int64")
+    fit[7] = pd.NA
+    runs = pd.DataFrame({"run_id": [f"r{i:04d}" for i in range(len(w))], "width": w,
+                         "seed": seed, "test_acc": rng.random(len(w)),
+                         "train_loss": rng.random(len(w)), "steps_to_fit": fit})
+    con = duckdb.connect()
+    con.register("runs", runs)
+    return con, runs
+
+
+def test_the_sample_is_bounded_deterministic_and_keeps_the_extremes():
+    con, runs = _synthetic()
+    s = cells.sample(con, ["width"], 16)
+    big, small = s[s["width"] == 2], s[s["width"] == 3]
+    assert len(big) == 16 and big["shown"].eq(16).all() and big["cell_n"].eq(300).all()
+    assert len(small) == 5 and small["cell_n"].eq(5).all()  # few: all of them
+    every = runs[runs["width"] == 2]
+    ids = set(big["run_id"])
+    for field, pick in (("test_acc", "idxmax"), ("test_acc", "idxmin"),
+                        ("train_loss", "idxmin"), ("train_loss", "idxmax"),
+                        ("steps_to_fit", "idxmin"), ("steps_to_fit", "idxmax")):
+        assert every.loc[getattr(every[field].astype("float64"), pick)(), "run_id"] in ids
+    # the rest spread evenly over the seeds, not the first few
+    assert big["seed"].max() > 250 and big["seed"].min() < 40
+    assert big["seed"].is_monotonic_increasing and not big["run_id"].duplicated().any()
+    pd.testing.assert_frame_equal(s, cells.sample(con, ["width"], 16))  # deterministic
+    assert len(cells.sample(con, ["width"], 3).query("width == 2")) == 3
+    with pytest.raises(SweepnetError, match="--sample 0"):
+        cells.sample(con, ["width"], 0)
 
 
 @pytest.mark.slow
@@ -242,16 +309,72 @@ def test_clicking_a_phase_cell_shows_its_seeds_in_chromium(tiny_results, written
         browser.close()
 
 
-def test_explore_table_stays_small_per_network(tiny_results):
-    """The olah.toml report holds 4,096 networks in this table: at about 1 kB a network it
-    stays near 4 MB, so the page (with the Vega scripts, ~1 MB) stays under 10 MB."""
-    from sweepnet.views.drawing import values
+def test_the_report_holds_a_sample_not_every_network(tiny_results, tmp_path):
+    """The page's size does not grow with the networks: the linked view's table holds at most
+    ``sample`` seeds a cell, and the page says how many it shows of how many."""
+    small = report.build_report(tiny_results, sample=1)
+    full = report.build_report(tiny_results, sample=64)
+    assert len(small) < len(full)
+    assert "at most 1 of its seeds (4 in all)" in small and "all its seeds." in full
+    assert "'showing ' + format(datum.shown" in small
 
-    runs = sweepnet.load(tiny_results)
-    curves = sweepnet.load_curves(tiny_results)
-    # as many eval steps as olah.toml (31): the table keeps 16 of them
-    many = pd.concat([curves.assign(step=curves["step"] + k) for k in range(0, 31 * 60, 60)])
-    table, _ = explore.explore_table(tiny_results, runs, many)
-    assert table["steps"].map(len).eq(explore.EXPLORE_STEPS).all()
-    per_network = len(json.dumps(values(table), separators=(",", ":"))) / len(table)
-    assert per_network < 1100
+
+@pytest.fixture(scope="module")
+def many_seeds(tmp_path_factory):
+    """The tiny grid with 256 seeds a cell (1,024 networks) and its report with a sample of 8
+    seeds a cell: large enough that the linked view shows a sample, not every seed."""
+    out = tmp_path_factory.mktemp("many") / "results"
+    engine.run_sweep(spec.loads(TINY_SPEC.replace("seeds = 2", "seeds = 256")), str(out),
+                     progress=False)
+    page = out / "report.html"
+    report.write_report(str(out), str(page), sample=8)
+    return str(out), page
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None or sync_playwright is None, reason="no chromium/playwright")
+def test_clicking_a_cell_of_a_large_report_shows_its_sample_and_counts(many_seeds):
+    root, written = many_seeds
+    runs = sweepnet.load(root)
+    with sync_playwright() as p:
+        browser, page, errors = _browser_page(p)
+        page.goto(f"file://{written}")
+        page.wait_for_function(
+            "[...document.querySelectorAll('.chart')].every(d => d.dataset.rendered)",
+            timeout=120_000,
+        )
+        view = "sweepnetViews['chart-explore']"
+        texts = lambda: page.evaluate(
+            "[...document.querySelectorAll('#chart-explore g.mark-text text')]"
+            ".map(t => t.textContent).join('|')"
+        )
+        phase = page.locator('#chart-explore g.mark-rect path[aria-label^="width: "]')
+        assert phase.count() == 4
+        box = phase.first.bounding_box()
+        assert box["width"] > 100  # cells sized to the page, not 32 px
+        before = page.evaluate(f"{view}.data('cell_store')[0].values[0]")
+        w0, d0 = (int(part.split("=")[1]) for part in before.split(" · "))
+        page.locator(
+            f'#chart-explore g.mark-rect path[aria-label^="width: {5 - w0}; depth: {3 - d0};"]'
+        ).click(force=True)
+        page.wait_for_function(f"{view}.data('cell_store')[0].values[0] !== '{before}'")
+        page.wait_for_timeout(300)
+        shown = texts()
+        assert f"cell: width={5 - w0} · depth={3 - d0} (showing 8 of 256 seeds" in shown
+        mine = runs[(runs["width"] == 5 - w0) & (runs["depth"] == 3 - d0)]
+        # the sample holds the cell's extremes: its best and worst test accuracy
+        for acc in (mine["test_acc"].max(), mine["test_acc"].min()):
+            assert f"{acc:.4f}" in shown
+        # one decision-boundary panel a sampled seed, headed "seed S: accuracy"
+        heads = page.evaluate(
+            "[...document.querySelectorAll('#chart-explore text')]"
+            ".filter(t => /^seed \\d+: /.test(t.textContent)).length")
+        assert heads == 8
+        # the tooltip's counts cover every network, with the interval
+        page.locator(
+            f'#chart-explore g.mark-rect path[aria-label^="width: {5 - w0}; depth: {3 - d0};"]'
+        ).hover(force=True)
+        label = phase.nth(0).get_attribute("aria-label")
+        assert "seeds trained: 256" in label and "95% CI" in label
+        assert errors == []
+        browser.close()

@@ -180,7 +180,7 @@ def cmd_report(a):
     from sweepnet.views import report
 
     out = a.out or os.path.join(a.dir, "report.html")
-    report.write_report(a.dir, out)
+    report.write_report(a.dir, out, sample=a.sample)
     print(f"wrote {out}")
 
 
@@ -384,6 +384,9 @@ def parser() -> argparse.ArgumentParser:
   sweepnet report results/olah --out olah.html""")
     rp.add_argument("dir", help="results folder, e.g. results/quick")
     rp.add_argument("--out", metavar="FILE", help="FILE.html (default DIR/report.html)")
+    rp.add_argument("--sample", type=int, default=64, metavar="N",
+                    help="seeds of a clicked cell the page shows at most, its extremes among "
+                    "them (default 64; the phase diagram counts every network)")
     rp.set_defaults(fn=cmd_report)
 
     b = _sub(sub, "bench", "throughput against per-network baselines", """\

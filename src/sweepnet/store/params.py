@@ -16,7 +16,7 @@ from flax.traverse_util import unflatten_dict
 
 from sweepnet.core.errors import SweepnetError
 from sweepnet.store.folder import part_path
-from sweepnet.store.tables import load
+from sweepnet.store.tables import run_row
 from sweepnet.sweep.models import unpad
 
 
@@ -30,18 +30,17 @@ def _read(path: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 
 
 def _tree(arrays: dict[str, np.ndarray], i: int, row: pd.Series) -> Any:
-    flat = {tuple(k.split("/")): a[i] for k, a in arrays.items()}
+    # a copy, not a view: a view would keep the whole part's arrays alive
+    flat = {tuple(k.split("/")): np.array(a[i]) for k, a in arrays.items()}
     return unpad(unflatten_dict(flat), int(row["width"]), int(row["in_dim"]), int(row["depth"]))
 
 
 def load_params(root: str, run_id: str) -> tuple[pd.Series, Any]:
     """The runs row of ``run_id`` and its final parameters, unpadded to the real width and
     depth (kernels ``(out, in)``: ``W @ h``, see :mod:`sweepnet.sweep.models`)."""
-    runs = load(root, all_runs=True)
-    match = runs[runs["run_id"] == run_id] if len(runs) else runs
-    if not len(match):
+    row = run_row(root, run_id)
+    if row is None:
         raise SweepnetError(f"{root}: no run with id {run_id!r}")
-    row = match.iloc[0]
     path = part_path(root, "params", row["part"])
     ids, arrays = _read(path)
     try:

@@ -51,8 +51,23 @@ def grid(root: str) -> pd.DataFrame:
     """Every run the folder's current spec holds, done or not: ``run_id``, ``sweep``,
     ``grid_index`` and the configuration columns of ``runs`` (``dataset``, ``data_<param>``,
     ``width``, ``depth``, ``activation``, ..., ``seed``), in grid order (a parameter of another
-    dataset is NaN). ``n_train`` and ``n_test`` are the sizes used, as in ``runs``. Built as
-    columns: a million runs take seconds, not a minute."""
+    dataset is NaN). ``n_train`` and ``n_test`` are the sizes used, as in ``runs``.
+
+    Built as columns (a million runs take seconds, not a minute), once per spec in a process
+    (a report asks for it several times): a copy of the cached table."""
+    spec = stored_spec(root)
+    key = (os.path.abspath(spec.source), json.dumps(spec.tree, sort_keys=True, default=str))
+    if key not in _GRIDS:
+        while len(_GRIDS) >= 2:  # a comparison reads two folders; older grids go
+            _GRIDS.pop(next(iter(_GRIDS)))
+        _GRIDS[key] = _grid(root)
+    return _GRIDS[key].copy()
+
+
+_GRIDS: dict[tuple[str, str], pd.DataFrame] = {}
+
+
+def _grid(root: str) -> pd.DataFrame:
     spec, combos = _combos(root)
     counts = [len(seeds) for _, seeds in combos]
     keys = list(dict.fromkeys(k for base, _ in combos for k in [*base, "seed"]))
@@ -94,6 +109,26 @@ def _sizes_used(config: Mapping[str, Any], cache: dict) -> tuple[int, int]:
         except SweepnetError:
             cache[key] = key[2:]
     return cache[key]
+
+
+def run_row(root: str, run_id: str) -> pd.Series | None:
+    """The runs row of ``run_id`` (any run on disk, in the current spec or not) as
+    :func:`load` types it, or None: each part's ``run_id`` column is scanned, and only the
+    part that holds the run is read whole, so finding one network does not load them all."""
+    require_results_dir(root)
+    for p in part_files(root, "runs"):
+        try:
+            ids = pq.read_table(p, columns=["run_id"]).column(0).to_pylist()
+            if run_id not in ids:
+                continue
+            df = pq.read_table(p).to_pandas()
+        except Exception as e:
+            raise SweepnetError(f"{p}: unreadable part ({type(e).__name__})") from None
+        row = df.iloc[ids.index(run_id)].copy()
+        if "steps_to_fit" in row and pd.isna(row["steps_to_fit"]):
+            row["steps_to_fit"] = pd.NA
+        return row
+    return None
 
 
 def done_ids(root: str) -> set[str]:

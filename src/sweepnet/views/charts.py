@@ -1,9 +1,11 @@
 """Altair charts of a results folder: phase diagrams, curves, minimal width, decision boundaries.
 
 Every builder is a pure function of DataFrames that returns an Altair chart; :func:`save`
-writes it. Builders aggregate in pandas first and hand Altair only the aggregated table, as
-inline values, so Altair's row limit never applies: the chart holds one row per drawn mark,
-never one per run or per curve point.
+writes it. Builders hand Altair only an aggregated table, as inline values, so Altair's row
+limit never applies: the chart holds one row per drawn mark, never one per run or per curve
+point. Reading a results folder (:func:`from_results`), the phase, curves and minwidth tables
+are aggregated in SQL (:mod:`~sweepnet.views.cells`) and the builders get a table of one row
+per configuration in place of the runs table, so memory does not grow with the networks.
 
 This module is the charts' front door: ``from_results(dir, kind, **options)`` reads a results
 folder and calls the builder of ``kind`` (what ``sweepnet chart`` calls), and every builder is
@@ -24,12 +26,13 @@ import pandas as pd
 from sweepnet.core.errors import SweepnetError
 from sweepnet.core.words import plural
 from sweepnet.store import results
+from sweepnet.views import cells as cells_lib
 from sweepnet.views import network as inspect_lib
 from sweepnet.views.betti import betti
-from sweepnet.views.curves import curves, curves_table
+from sweepnet.views.curves import curves, curves_cells, curves_table
 from sweepnet.views.drawing import boundary, chance, require_rows, save, swept_axes, to_html
 from sweepnet.views.minwidth import minwidth, minwidth_table
-from sweepnet.views.phase import PENDING_GREY, compare_phase, phase, phase_table
+from sweepnet.views.phase import PENDING_GREY, compare_phase, phase, phase_cells, phase_table
 from sweepnet.views.points import dataset, points_chart
 
 KINDS = ("phase", "curves", "minwidth", "boundary")
@@ -57,17 +60,36 @@ def from_results(root: str, kind: str = "phase", **options: Any) -> alt.TopLevel
             f"--{extra[0]} is not an option of the {kind} chart "
             f"(it takes {', '.join('--' + o for o in sorted(allowed[kind]))})"
         )
-    runs = results.load(root)
-    require_rows(runs, root)
-    if kind == "phase":
-        return phase(runs, separation=separation(root), pending=pending(root, runs), **options)
-    if kind == "curves":
-        chart = curves(runs, results.load_curves(root), **options)
-    elif kind == "minwidth":
-        chart = minwidth(runs, **options)
-    else:
+    if kind == "boundary":  # one network per configuration, from the runs table
+        runs = results.load(root)
+        require_rows(runs, root)
         chart = inspect_lib.boundary_grid(root, runs, **options)
-    return with_progress(chart, *progress(root, runs))
+        return with_progress(chart, *progress(root, runs))
+    # the other kinds aggregate in SQL: the networks stay in DuckDB, never all in pandas
+    con = cells_lib.connect(root)
+    try:
+        configs = cells_lib.configurations(con)
+        require_rows(configs, root)
+        if kind == "phase":
+            todo = pending(root)
+            agg = phase_cells(con, configs, **{**_phase_defaults, **options}, pending=todo)
+            return phase(configs, separation=separation(root), pending=todo, cells=agg,
+                         **options)
+        if kind == "curves":
+            chart = curves(configs, None, **options, table=curves_cells(con, configs, **{
+                **_curves_defaults, **{k: v for k, v in options.items() if k != "metric"}},
+                metrics=("train_loss", options.get("metric", "test_acc"))))
+        else:
+            chart = minwidth(configs, **options, weight="n")
+    finally:
+        con.close()
+    return with_progress(chart, *progress(root))
+
+
+# the builders' defaults, which the SQL tables behind them must share
+_phase_defaults = {"x": "width", "y": "depth", "metric": "separated", "column": "activation",
+                   "row": None}
+_curves_defaults = {"color": "width", "column": "depth", "row": None}
 
 
 # ----------------------------------------------------------------------------- progress
@@ -115,6 +137,7 @@ __all__ = [
     "chance",
     "compare_phase",
     "curves",
+    "curves_cells",
     "curves_table",
     "dataset",
     "from_results",
@@ -122,6 +145,7 @@ __all__ = [
     "minwidth_table",
     "pending",
     "phase",
+    "phase_cells",
     "phase_table",
     "points_chart",
     "progress",

@@ -6,11 +6,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import altair as alt
+import duckdb
 import numpy as np
 import pandas as pd
 
 from sweepnet.core.errors import SweepnetError
-from sweepnet.views.drawing import CLASS_COLORS, pooled_note, require_rows, row_facet, title
+from sweepnet.views import cells as cells_lib
+from sweepnet.views.drawing import (
+    CLASS_COLORS,
+    label,
+    pooled_note,
+    require_rows,
+    row_facet,
+    swept_axes,
+    title,
+)
 from sweepnet.views.drawing import facet as _facet
 from sweepnet.views.drawing import field as _field
 from sweepnet.views.drawing import fmt as _fmt
@@ -67,6 +77,38 @@ def curves_table(
     return agg, {"color": color, "column": column, "row": row_key, "row_title": row_title}
 
 
+def curves_cells(
+    con: duckdb.DuckDBPyConnection,
+    configs: pd.DataFrame,
+    color: str | None = "width",
+    column: str | None = "depth",
+    row: str | None = None,
+    metrics: Sequence[str] = ("train_loss", "test_acc"),
+    max_steps: int = 200,
+) -> pd.DataFrame:
+    """:func:`curves_table` aggregated in SQL over the folder behind ``con``
+    (:func:`sweepnet.views.cells.connect`): the same rows, without reading the curves into
+    pandas. ``configs`` (:func:`sweepnet.views.cells.configurations`) names the axes."""
+    require_rows(configs, "curves")
+    if not cells_lib.has_curves(con):
+        raise SweepnetError("no curves stored in this results folder")
+    pool = row is not None and str(row).lower() == "none"
+    color = _field(configs, color, "--color")
+    column = _field(configs, column, "--column")
+    row = _field(configs, row, "--row")
+    known = [c for c in cells_lib.columns(con, "curves") if c not in ("run_id", "step", "sweep")]
+    for m in metrics:
+        if m not in known:
+            raise SweepnetError(f"--metric {m!r}: curves have {', '.join(known)}")
+    fields = [row] if row else [] if pool else swept_axes(configs, exclude=(color, column))
+    keys = list(dict.fromkeys(k for k in (color, column, *fields) if k))
+    agg = cells_lib.curve_quantiles(con, keys, metrics, cells_lib.eval_steps(con, max_steps))
+    if fields:
+        agg["_row"] = label(agg, fields)
+        agg = agg.drop(columns=[f for f in fields if f not in (color, column)])
+    return agg
+
+
 def curves(
     runs: pd.DataFrame,
     curves_df: pd.DataFrame,
@@ -74,17 +116,28 @@ def curves(
     column: str | None = "depth",
     row: str | None = None,
     metric: str = "test_acc",
+    table: pd.DataFrame | None = None,
 ) -> alt.TopLevelMixin:
     """Training loss and ``metric`` (an accuracy) against step: a line per group (the median
     across seeds) over a band from the 25th to the 75th percentile. ``runs`` is the runs table and
-    ``curves_df`` the curves table ``(run_id, step, train_loss, train_acc, test_acc)``."""
+    ``curves_df`` the curves table ``(run_id, step, train_loss, train_acc, test_acc)``; or
+    ``runs`` one row per configuration (:func:`sweepnet.views.cells.configurations`) and
+    ``table`` the aggregate already made (:func:`curves_cells`), ``curves_df`` unused."""
     metrics = ("train_loss", metric)
     fixed = ""
     col_f = _field(runs, column, "--column")
     if col_f and runs[col_f].nunique() <= 1:  # one value: no facet, say it instead
         fixed = f"; {title(col_f)} {_fmt(runs[col_f].iloc[0])}"
         column = "none"
-    agg, f = curves_table(runs, curves_df, color, column, row, metrics)
+    if table is None:
+        agg, f = curves_table(runs, curves_df, color, column, row, metrics)
+    else:
+        agg = table
+        pool = row is not None and str(row).lower() == "none"
+        f = {"color": _field(runs, color, "--color"), "column": _field(runs, column, "--column")}
+        row_f = _field(runs, row, "--row")
+        fields = [row_f] if row_f else [] if pool else swept_axes(runs, exclude=tuple(f.values()))
+        f["row"], f["row_title"] = ("_row", " · ".join(fields)) if fields else (None, "")
     n_colors = agg[f["color"]].nunique() if f["color"] else 1
     titles = {
         "train_loss": "train loss",

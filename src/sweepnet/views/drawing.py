@@ -198,6 +198,21 @@ def chance(df: pd.DataFrame) -> float:
     return 1.0 / max(k, 2)
 
 
+PAGE_WIDTH = 1350  # px: the report's page (1,400 px at most, less its margins)
+
+
+def cell_size(n_x: int, n_y: int, columns: int = 1, row_labels: bool = False,
+              width: int = PAGE_WIDTH) -> tuple[int, int]:
+    """Width and height (px) of a phase diagram's cell so that ``columns`` facets of ``n_x``
+    cells fill ``width`` (less the axes, the legend and the row headers): between 30 and 110
+    px wide, two thirds as high (at least 24 px), and never so tall that ``n_y`` rows pass
+    700 px."""
+    room = width - 160 - (160 if row_labels else 0) - 70 * max(columns, 1)
+    w = int(max(30, min(110, room // max(n_x * max(columns, 1), 1))))
+    h = int(max(24, min(w * 2 // 3, 700 // max(n_y, 1))))
+    return w, h
+
+
 def representatives(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """One run per group of ``keys``: the seed with the median test accuracy (ties: lower seed)."""
 
@@ -324,8 +339,10 @@ def save(chart: alt.TopLevelMixin, path: str, scale: float = 2.0) -> None:
 __all__ = [
     "CLASS_COLORS",
     "CONFIG_COLUMNS",
+    "PAGE_WIDTH",
     "boundary",
     "boundary_fill",
+    "cell_size",
     "facet",
     "field",
     "fmt",

@@ -25,9 +25,13 @@ def minwidth_table(
     column: str | None = "activation",
     row: str | None = None,
     majority: float = 0.5,
+    weight: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The smallest width whose share of separated seeds exceeds ``majority``, per ``x`` value
-    (and facet). ``found`` is False where no tested width makes it; ``minwidth`` is then NaN."""
+    (and facet). ``found`` is False where no tested width makes it; ``minwidth`` is then NaN.
+
+    ``weight``: a column of seed counts when ``df`` is aggregated already, one row per
+    configuration whose ``metric`` is its mean (:func:`sweepnet.views.cells.configurations`)."""
     require_rows(df, "minwidth")
     x = _field(df, x, "--x")
     metric = _field(df, metric, "--metric") or "separated"
@@ -39,12 +43,14 @@ def minwidth_table(
         )
     df, row_key, row_title = row_facet(df, row, used=(x, "width", column))
     keys = [k for k in (x, column, row_key) if k]
-    share = (
-        df.assign(_v=df[metric].astype("float64"))
-        .groupby([*keys, "width"], sort=True)["_v"]
-        .agg(["mean", "size"])
-        .reset_index()
+    w = df[weight].astype("float64") if weight else 1.0
+    sums = (
+        df.assign(_v=df[metric].astype("float64") * w, _w=w)
+        .groupby([*keys, "width"], sort=True)[["_v", "_w"]]
+        .sum()
     )
+    share = pd.DataFrame({"mean": sums["_v"] / sums["_w"], "size": sums["_w"].astype("int64")})
+    share = share.reset_index()
     ok = share[share["mean"] > majority]
     best = ok.groupby(keys)["width"].min().rename("minwidth")
     tested = share.groupby(keys).agg(max_width=("width", "max"), n=("size", "sum"))
@@ -66,17 +72,20 @@ def minwidth(
     metric: str = "separated",
     column: str | None = "activation",
     row: str | None = None,
+    weight: str | None = None,
 ) -> alt.TopLevelMixin:
     """Smallest width at which most (> 50 %) seeds separate, against ``x`` (depth or a data
     parameter such as ``data_dim``). Only tested widths are on the axis. Where the narrowest
     tested width already separates, the truth is "at most that width", drawn as a downward
-    triangle at "<= w"; where no tested width gets there, an upward triangle sits at "none"."""
+    triangle at "<= w"; where no tested width gets there, an upward triangle sits at "none".
+    ``weight``: see :func:`minwidth_table`."""
     col_f = _field(df, column, "--column")
     fixed = ""
     if col_f and df[col_f].nunique() <= 1:  # one value: no facet, say it instead
         fixed = f"; {title(col_f)} {_fmt(df[col_f].iloc[0])}"
         column = "none"
-    table, f = minwidth_table(df, x, metric, column, row)
+    table, f = minwidth_table(df, x, metric, column, row, weight=weight)
+    networks = int(df[weight].sum()) if weight else len(df)
     widths = sorted(int(w) for w in df["width"].unique())
     lo, top = widths[0], widths[-1]
     at_most = f"at most width {lo} (the narrowest tested)"
@@ -133,7 +142,7 @@ def minwidth(
             "Minimal width that separates",
             subtitle=[
                 "smallest tested width at which more than half of the seeds separate",
-                f"{plural(len(df), 'network')}, widths {', '.join(map(str, widths))}{fixed}"
+                f"{plural(networks, 'network')}, widths {', '.join(map(str, widths))}{fixed}"
                 + (
                     pooled_note(df, (f["x"], "width", f["column"], _field(df, row, "--row")))
                     if row

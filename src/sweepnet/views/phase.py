@@ -7,12 +7,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import altair as alt
+import duckdb
 import pandas as pd
 
 from sweepnet.core.errors import SweepnetError
 from sweepnet.core.words import plural
+from sweepnet.views import cells as cells_lib
 from sweepnet.views.drawing import (
+    cell_size,
     chance,
+    label,
     ordinal_sort,
     pooled_note,
     require_rows,
@@ -83,6 +87,48 @@ def phase_table(
     return agg
 
 
+def phase_cells(
+    con: duckdb.DuckDBPyConnection,
+    configs: pd.DataFrame,
+    x: str = "width",
+    y: str = "depth",
+    metric: str = "separated",
+    column: str | None = "activation",
+    row: str | None = None,
+    pending: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """:func:`phase_table` aggregated in SQL over the folder behind ``con``
+    (:func:`sweepnet.views.cells.connect`), never holding its networks in pandas: the same
+    columns, plus ``sep_lo``/``sep_hi`` (the exact 95% interval of the share separated).
+    ``configs`` (:func:`sweepnet.views.cells.configurations`) names the axes."""
+    require_rows(configs, "phase")
+    x, y = _field(configs, x, "--x"), _field(configs, y, "--y")
+    metric = _field(configs, metric, "--metric") or "separated"
+    column = _field(configs, column, "--column")
+    row = _field(configs, row, "--row")
+    if not pd.api.types.is_numeric_dtype(configs[metric]) and configs[metric].dtype != bool:
+        raise SweepnetError(f"--metric {metric!r}: not a numeric or boolean column")
+    fields = [row] if row else swept_axes(configs, exclude=(x, y, column))
+    keys = list(dict.fromkeys(k for k in (x, y, column, *fields) if k))
+    agg = cells_lib.cell_stats(con, keys, metric).assign(pending=0)
+    if pending is not None and len(pending):
+        todo = pending.groupby(keys, dropna=False).size().rename("pending").reset_index()
+        agg = agg.drop(columns="pending").merge(todo, on=keys, how="outer")
+        for c in ("n", "pending", "separated"):
+            agg[c] = agg[c].fillna(0).astype("int64")
+    if fields:
+        agg["_row"] = label(agg, fields)
+    agg = agg.sort_values(keys, kind="stable").reset_index(drop=True)
+    return agg.drop(columns=[f for f in fields if f not in (x, y, column)])
+
+
+def fit_text(median: float, n_fit: int, n: int) -> str:
+    """A tooltip's "median steps to fit": ``"none"`` where no seed fit (not NaN)."""
+    if n == 0:
+        return ""
+    return "none" if not n_fit or pd.isna(median) else f"{median:.0f}"
+
+
 def phase(
     df: pd.DataFrame,
     x: str = "width",
@@ -92,6 +138,7 @@ def phase(
     row: str | None = None,
     separation: float | None = None,
     pending: pd.DataFrame | None = None,
+    cells: pd.DataFrame | None = None,
 ) -> alt.TopLevelMixin:
     """Phase diagram: ``x`` × ``y`` cells coloured by the share of seeds with ``metric``.
 
@@ -101,6 +148,9 @@ def phase(
     on a fixed 0..1 colour scale; an accuracy runs from chance (1 / classes) to 1.
     ``separation``: the test accuracy that counts as separated, stated in the subtitle.
     ``pending``: configurations not trained yet (one row each); their cells are grey.
+    ``cells``: the per-cell table, aggregated already (:func:`phase_cells`); ``df`` is then
+    one row per configuration with its seeds in ``n`` (:func:`sweepnet.views.cells.
+    configurations`), which names the axes and counts the networks.
     """
     x_f, y_f = _field(df, x, "--x"), _field(df, y, "--y")
     metric_f = _field(df, metric, "--metric") or "separated"
@@ -110,7 +160,9 @@ def phase(
     if col_f and everything[col_f].nunique() <= 1:  # one value: no facet, say it instead
         fixed.append(f"{title(col_f)} {_fmt(everything[col_f].iloc[0])}")
         col_f = None
-    agg = phase_table(df, x_f, y_f, metric_f, col_f, row_f, pending)
+    agg = cells if cells is not None else phase_table(df, x_f, y_f, metric_f, col_f, row_f,
+                                                      pending)
+    networks = int(df["n"].sum()) if cells is not None else len(df)
     row_title = " · ".join(
         title(f) for f in ([row_f] if row_f else swept_axes(everything, exclude=(x_f, y_f, col_f)))
     )
@@ -141,7 +193,14 @@ def phase(
         # what the colour reads: never null (Vega-Lite drops a mark whose colour is null), the
         # pending cells' -1 is overridden by grey
         fill=agg["value"].fillna(-1.0),
+        fit=[fit_text(m, f, n) for m, f, n in zip(
+            agg["steps_to_fit"], agg["n_fit"] if "n_fit" in agg else agg["n"], agg["n"],
+            strict=True)],
     )
+    if "sep_lo" in agg:
+        agg = agg.assign(sep_ci=[
+            "" if n == 0 else f"[{a:.3f}, {b:.3f}]"
+            for n, a, b in zip(agg["n"], agg["sep_lo"], agg["sep_hi"], strict=True)])
     base = alt.Chart(_values(agg)).encode(
         x=alt.X(
             f"{x_f}:O", title=title(x_f), sort=ordinal_sort(agg[x_f]), axis=alt.Axis(labelAngle=0)
@@ -155,8 +214,10 @@ def phase(
         alt.Tooltip("n:Q", title="n (seeds)"),
         alt.Tooltip("separated:Q", title="separated"),
         alt.Tooltip("test_acc:Q", title="mean test_acc", format=".4f"),
-        alt.Tooltip("steps_to_fit:Q", title="median steps_to_fit", format=".0f"),
+        alt.Tooltip("fit:N", title="median steps_to_fit"),
     ]
+    if "sep_ci" in agg:
+        tooltip.insert(5, alt.Tooltip("sep_ci:N", title="share separated, 95% CI"))
     if pending is not None and len(pending):
         tooltip.append(alt.Tooltip("pending:Q", title="seeds pending"))
     if col_f:
@@ -188,7 +249,9 @@ def phase(
         size=alt.condition("datum.n == 0", alt.value(8), alt.value(11)),
         tooltip=tooltip,
     )
-    chart = (rect + text).properties(width=alt.Step(36), height=alt.Step(30))
+    w, h = cell_size(agg[x_f].nunique(), agg[y_f].nunique(),
+                     agg[col_f].nunique() if col_f else 1, "_row" in agg.columns)
+    chart = (rect + text).properties(width=alt.Step(w), height=alt.Step(h))
     facet = {}
     if col_f:
         facet["column"] = alt.Column(
@@ -203,9 +266,9 @@ def phase(
     if facet:
         chart = chart.facet(**facet)
     n_pending = int(agg["pending"].sum())
-    head = plural(len(df), "network")
+    head = plural(networks, "network")
     if n_pending:
-        head = f"{len(df)} of {len(df) + n_pending} trained; grey cells: pending"
+        head = f"{networks:,} of {networks + n_pending:,} trained; grey cells: pending"
     if fixed:
         head += "; " + ", ".join(fixed)
     if row_f:

@@ -13,8 +13,10 @@ import functools
 import html
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
+import duckdb
 import pandas as pd
 import tomllib
 import vl_convert as vlc
@@ -23,8 +25,9 @@ from sweepnet.core.errors import SweepnetError
 from sweepnet.core.words import plural
 from sweepnet.measure import topology
 from sweepnet.store import results
-from sweepnet.views import charts
+from sweepnet.views import cells, charts
 from sweepnet.views import network as inspect_lib
+from sweepnet.views.curves import curves_cells
 from sweepnet.views.drawing import swept_axes, vl_version
 from sweepnet.views.explore import explore, explore_table
 
@@ -78,49 +81,82 @@ def pick_networks(runs: pd.DataFrame, limit: int = 3) -> list[tuple[str, pd.Seri
     ok = runs[~runs["diverged"]] if "diverged" in runs else runs
     if not len(ok):
         return []
-    best = lambda df: df.sort_values(["test_acc", "train_loss"], ascending=[False, True]).iloc[0]
-    share = ok.groupby("width")["separated"].mean()
-    widths = sorted(ok["width"].unique())
+    cfg = [c for c in ("width", "depth", "activation", "dataset") if c in ok.columns]
+    shares = ok.groupby(cfg)["separated"].agg(["mean", "size"]).reset_index()
+
+    def best(w: int) -> pd.Series:
+        at = ok[ok["width"] == w]
+        return at.sort_values(["test_acc", "train_loss"], ascending=[False, True]).iloc[0]
+
+    return choose_networks(shares, best, limit)
+
+
+def choose_networks(
+    shares: pd.DataFrame, best: Callable[[int], pd.Series], limit: int = 3
+) -> list[tuple[str, pd.Series]]:
+    """:func:`pick_networks` from the share of seeds separated of each configuration
+    (``shares``: ``width``, ``mean``, ``size``; diverged seeds left out) and ``best(width)``,
+    the best run of a width."""
+    size = shares["size"].astype("float64")
+    share = (shares["mean"] * size).groupby(shares["width"]).sum() / size.groupby(
+        shares["width"]).sum()
+    widths = sorted(shares["width"].unique())
     # the narrowest width at which most seeds of some configuration separate
-    by_cfg = ok.groupby(
-        [c for c in ("width", "depth", "activation", "dataset") if c in ok.columns]
-    )["separated"].mean()
-    good = sorted({k[0] for k, v in by_cfg.items() if v > 0.5})
+    good = sorted(set(shares.loc[shares["mean"] > 0.5, "width"]))
     picks: list[tuple[str, pd.Series]] = []
     if good:
         w = good[0]
         below = [x for x in widths if x < w]
         if below:
-            r = best(ok[ok["width"] == below[-1]])
-            picks.append(
-                (f"best network of width {below[-1]} (the widest where most seeds fail)", r)
-            )
-        r = best(ok[ok["width"] == w])
-        picks.append((f"best network of width {w} (the narrowest where most seeds separate)", r))
+            picks.append((f"best network of width {below[-1]} (the widest where most seeds "
+                          "fail)", best(below[-1])))
+        picks.append((f"best network of width {w} (the narrowest where most seeds separate)",
+                      best(w)))
     else:
         for w in dict.fromkeys([widths[0], widths[-1]]):
-            picks.append(
-                (
-                    f"best network of width {w} (share separated {share[w]:.2f})",
-                    best(ok[ok["width"] == w]),
-                )
-            )
+            picks.append((f"best network of width {w} (share separated {share[w]:.2f})",
+                          best(w)))
     return picks[:limit]
 
 
-def summary_lines(root: str, runs: pd.DataFrame) -> list[tuple[str, str]]:
+def _picks(con: duckdb.DuckDBPyConnection) -> list[tuple[str, pd.Series]]:
+    """:func:`pick_networks` in SQL: a share per configuration and one run a width."""
+    cols = cells.columns(con)
+    cfg = ", ".join(c for c in ("width", "depth", "activation", "dataset") if c in cols)
+    ok = "NOT diverged" if "diverged" in cols else "true"
+    shares = con.execute(f"SELECT {cfg}, avg(separated::DOUBLE) AS mean, count(*) AS size "
+                         f"FROM runs WHERE {ok} GROUP BY ALL").df()
+    if not len(shares):
+        return []
+
+    def best(w: int) -> pd.Series:
+        return con.execute(f"SELECT * FROM runs WHERE {ok} AND width = ? ORDER BY test_acc "
+                           "DESC, train_loss ASC, grid_index LIMIT 1", [int(w)]).df().iloc[0]
+
+    return choose_networks(shares, best)
+
+
+def summary_lines(root: str, con: duckdb.DuckDBPyConnection,
+                  configs: pd.DataFrame) -> list[tuple[str, str]]:
+    """The report's summary table: networks, separated, diverged, axes, seeds, versions."""
     manifest = results.read_manifest(root)
-    done, total = charts.progress(root, runs)
+    done, total = charts.progress(root)
+    n, sep, div, seeds = con.execute(
+        "SELECT count(*), sum(separated::INTEGER), sum(diverged::INTEGER), "
+        "count(DISTINCT seed) FROM runs").fetchone()
     rows = [
-        ("networks", f"{len(runs)}" if done >= total else f"{done} of {total} trained"),
-        ("separated", f"{int(runs['separated'].sum())} ({runs['separated'].mean():.1%})"),
-        ("diverged", f"{int(runs['diverged'].sum())}"),
-        ("swept axes", ", ".join(f"{a} ({runs[a].nunique()})" for a in swept_axes(runs)) or "none"),
-        ("seeds", f"{runs['seed'].nunique()}"),
+        ("networks", f"{n}" if done >= total else f"{done} of {total} trained"),
+        ("separated", f"{int(sep)} ({sep / n:.1%})"),
+        ("diverged", f"{int(div)}"),
+        ("swept axes", ", ".join(f"{a} ({configs[a].nunique()})" for a in swept_axes(configs))
+         or "none"),
+        ("seeds", f"{seeds}"),
     ]
+    cols = cells.columns(con)
     for key in ("sweepnet_version", "jax_version", "backend", "n_devices"):
-        if key in runs.columns:
-            rows.append((key.replace("_", " "), ", ".join(map(str, runs[key].unique()))))
+        if key in cols:
+            found = con.execute(f"SELECT DISTINCT {cells.q(key)} FROM runs").fetchall()
+            rows.append((key.replace("_", " "), ", ".join(str(v[0]) for v in found)))
     if manifest.get("updated"):
         rows.append(("last updated", str(manifest["updated"])))
     return rows
@@ -144,14 +180,26 @@ def _bundle(vl_version: str | None) -> str:
     return vlc.javascript_bundle(vl_version=vl_version)
 
 
-def build_report(root: str) -> str:
-    """The report page of the results folder ``root`` as an HTML string."""
-    runs = results.load(root)
-    if not len(runs):
+def build_report(root: str, sample: int = cells.SAMPLE) -> str:
+    """The report page of the results folder ``root`` as an HTML string.
+
+    Every section is aggregated in SQL over all networks; the linked view of a clicked cell
+    shows at most ``sample`` of its seeds. The page's size is the grid's, not the sweep's.
+    """
+    results.require_results_dir(root)
+    con = cells.connect(root)
+    try:
+        return _page(root, con, sample)
+    finally:
+        con.close()
+
+
+def _page(root: str, con: duckdb.DuckDBPyConnection, sample: int) -> str:
+    configs = cells.configurations(con)
+    if not len(configs):
         raise SweepnetError(f"{root}: no finished runs to report on")
     spec_text = results.stored_spec_text(root)
-    name = str(runs["sweep"].iloc[0])
-    curves = results.load_curves(root)
+    name = str(configs["sweep"].iloc[0])
     blocks: list[str] = []
     n = 0
 
@@ -161,26 +209,35 @@ def build_report(root: str) -> str:
         blocks.append(f"<h2>{html.escape(title)}</h2>\n" + block)
         n += 1
 
-    pending = charts.pending(root, runs)
-    done, total = charts.progress(root, runs)
+    pending = charts.pending(root)
+    done, total = charts.progress(root)
     if done < total:
         blocks.append(
             f'<p class="unfinished">Unfinished sweep: {done} of {plural(total, "network")} '
             "trained. Cells without a trained network are grey; re-run the spec to finish it.</p>\n"
         )
-    table, info = explore_table(root, runs, curves, pending)
+    table, seeds, info = explore_table(root, con, pending, sample=sample,
+                                       separation=charts.separation(root))
+    shown = int(table["shown"].sum())
     add(
         "Explore: phase diagram and the seeds of a cell",
-        explore(table, info, charts.separation(root), charts.chance(runs)),
+        explore(table, seeds, info),
         "Click a cell of the phase diagram: the views below it show that cell's seeds. The "
         "slider moves the threshold t of 'share of seeds with test accuracy >= t'; the menu "
-        "switches what colours the cells. Hover for numbers.",
+        "switches what colours the cells. Hover for numbers and 95% intervals. The cells "
+        f"count all {info['networks']:,} networks; the views of a cell show "
+        + ("all its seeds." if shown == info["networks"] else
+           f"at most {sample} of its seeds ({shown:,} in all): its extremes and an even "
+           "spread in seed order."),
         name="explore",
     )
-    if runs["width"].nunique() > 1:
-        add("Minimal width", charts.with_progress(charts.minwidth(runs), done, total))
-    if len(curves):
-        summary = charts.curves(runs, curves, color="width", column="activation", row="none")
+    if configs["width"].nunique() > 1:
+        add("Minimal width", charts.with_progress(charts.minwidth(configs, weight="n"), done,
+                                                  total))
+    if cells.has_curves(con):
+        table = curves_cells(con, configs, color="width", column="activation", row="none")
+        summary = charts.curves(configs, None, color="width", column="activation", row="none",
+                                table=table)
         add(
             "Training curves",
             charts.with_progress(summary, done, total),
@@ -188,14 +245,17 @@ def build_report(root: str) -> str:
             "for single seeds).",
         )
     if os.path.exists(results.topology_path(root)):  # after `sweepnet topology`
-        topo = topology.load(root).merge(runs[["run_id", "activation", "width", "depth"]],
-                                         on="run_id")
+        topo = topology.load(root)
+        con.register("_topo_ids", topo[["run_id"]].drop_duplicates())
+        axes = con.execute("SELECT run_id, activation, width, depth FROM runs WHERE run_id IN "
+                           "(SELECT run_id FROM _topo_ids)").df()
+        topo = topo.merge(axes, on="run_id")
         if len(topo):
             add("Topology through the layers", charts.betti(topo),
                 "Mean Betti numbers of each class at the input (layer 0), after each hidden "
                 "layer and at the logits (Naitzat et al. 2020: kNN graph, hop distance, "
                 f"Vietoris-Rips at one scale; {topology.summary(topo)}).")
-    for label, row in pick_networks(runs):
+    for label, row in _picks(con):
         add(
             f"Network {row['run_id']}: {label}",
             inspect_lib.inspect(root, row["run_id"]),
@@ -203,7 +263,7 @@ def build_report(root: str) -> str:
         )
     summary = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
-        for k, v in summary_lines(root, runs)
+        for k, v in summary_lines(root, con, configs)
     )
     bundle = _bundle(vl_version())
     desc = ""
@@ -232,11 +292,12 @@ def build_report(root: str) -> str:
 """
 
 
-def write_report(root: str, out_html: str) -> None:
-    """Write the report page of ``root`` to ``out_html`` (works offline)."""
+def write_report(root: str, out_html: str, sample: int = cells.SAMPLE) -> None:
+    """Write the report page of ``root`` to ``out_html`` (works offline); ``sample``: seeds a
+    cell's linked view shows at most (:func:`build_report`)."""
     if not out_html.lower().endswith((".html", ".htm")):
         raise SweepnetError(f"{out_html}: a report is an HTML page; name it .html")
-    page = build_report(root)
+    page = build_report(root, sample)
     try:
         d = os.path.dirname(out_html)
         if d:
@@ -249,4 +310,4 @@ def write_report(root: str, out_html: str) -> None:
         raise SweepnetError(f"{out_html}: cannot write ({e.strerror})") from None
 
 
-__all__ = ["build_report", "pick_networks", "write_report"]
+__all__ = ["build_report", "choose_networks", "pick_networks", "summary_lines", "write_report"]
