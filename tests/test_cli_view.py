@@ -3,7 +3,9 @@ report, and their errors (exit code 2 and one line on stderr)."""
 
 import json
 
+import pandas as pd
 import pytest
+from scipy.stats import binomtest
 
 import sweepnet
 from sweepnet.cli import main
@@ -60,6 +62,35 @@ def test_query_curves_view_and_empty_result(tiny_results, capsys):
     assert code == 0 and out.strip().splitlines()[1] == "24,60"  # 8 runs × 3 eval points
     code, out, _ = run(capsys, "query", tiny_results, "select * from runs where width > 99")
     assert code == 0 and out.strip() == "(no rows)"
+
+
+@pytest.mark.parametrize("threshold", [0.1, 0.5, 0.9])
+def test_query_cells_view_gives_each_cell_its_interval_and_verdict(tiny_results, capsys,
+                                                                   threshold):
+    """A row per (width, depth) cell: its seeds, how many separated, the exact 95% interval
+    (scipy's binomtest) and the verdict: above / below where the interval clears the
+    threshold, else boundary."""
+    code, out, _ = run(capsys, "query", tiny_results, "select * from cells", "--format", "json",
+                       "--threshold", str(threshold))
+    assert code == 0
+    cells = pd.DataFrame(json.loads(out))
+    runs = sweepnet.load(tiny_results)
+    expect = runs.groupby(["width", "depth"])["separated"].agg(["size", "sum"]).reset_index()
+    assert list(cells.columns) == ["dataset", "width", "depth", "n", "separated", "share", "low",
+                                   "high", "verdict"]
+    got = cells.merge(expect, on=["width", "depth"])
+    assert len(got) == len(expect) == 4
+    for _, c in got.iterrows():
+        assert (c["n"], c["separated"]) == (c["size"], c["sum"])
+        ci = binomtest(int(c["sum"]), int(c["size"])).proportion_ci(0.95, method="exact")
+        assert c["low"] == pytest.approx(ci.low) and c["high"] == pytest.approx(ci.high)
+        verdict = ("above" if ci.low > threshold else "below" if ci.high < threshold
+                   else "boundary")
+        assert c["verdict"] == verdict
+    if threshold == 0.9:  # 0 of 2 seeds: the interval 0-0.84 lies below 0.9
+        assert set(cells.loc[cells["separated"] == 0, "verdict"]) <= {"below"}
+    fails(capsys, "query", tiny_results, "select * from cells", "--confidence", "1.5",
+          match="--confidence")
 
 
 def test_query_errors(tiny_results, not_results, tmp_path, capsys):

@@ -96,7 +96,8 @@ def _say(message: str) -> None:
 def cmd_query(a):
     from sweepnet.store import query
 
-    df = query.query(a.dir, a.sql, all_runs=a.all)
+    df = query.query(a.dir, a.sql, all_runs=a.all, threshold=a.threshold,
+                     confidence=a.confidence)
     sys.stdout.write(query.format_frame(df, a.format).rstrip("\n") + "\n")
 
 
@@ -298,21 +299,29 @@ def parser() -> argparse.ArgumentParser:
                     "(default results/)")
     pl.set_defaults(fn=cmd_plan)
 
-    q = _sub(sub, "query", "SQL over results (views: runs, curves, topology)", """\
+    q = _sub(sub, "query", "SQL over results (views: runs, curves, cells, topology)", """\
   sweepnet query results/quick "select width, depth, avg(separated::int) as share
                                 from runs group by all order by all"
+  sweepnet query results/quick "select width, depth, n, share, low, high, verdict from cells"
   sweepnet query results/quick "select * from curves where step = 0" --format csv
   sweepnet query results/a results/b "select sweep, avg(test_acc) from runs group by sweep"
 """, description="DuckDB SQL over one or more results folders. The views are `runs` (one row "
              "per network) and `curves` (one row per network and eval step). Over several "
-             "folders they hold all of them, with a `sweep` column naming each. `topology` holds "
-             "the Betti numbers `sweepnet topology` measured.")
+             "folders they hold all of them, with a `sweep` column naming each. `cells` has one "
+             "row per cell (a configuration, all its seeds): n, separated, share, its exact "
+             "(Clopper-Pearson) interval low-high, and a verdict at --threshold: above, below or "
+             "boundary (undecided). `topology` holds the Betti numbers `sweepnet topology` "
+             "measured.")
     q.add_argument("dir", nargs="+", metavar="DIR", help="results folder(s), e.g. results/quick")
     q.add_argument("sql", metavar="SQL", help="the query, e.g. \"select count(*) from runs\"")
     q.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="output format (default table)")
     q.add_argument("--all", action="store_true",
                    help="also the runs a changed spec no longer holds (column in_spec)")
+    q.add_argument("--threshold", type=float, default=0.5,
+                   help="the share the cells view's verdict is about (default 0.5)")
+    q.add_argument("--confidence", type=float, default=0.95,
+                   help="the cells view's interval level (default 0.95)")
     q.set_defaults(fn=cmd_query)
 
     c = _sub(sub, "chart", "phase diagram and other charts of a results folder", """\

@@ -15,8 +15,10 @@ from collections.abc import Sequence
 import duckdb
 import pandas as pd
 import pyarrow as pa
+from duckdb import sqltypes
 
 from sweepnet.core.errors import SweepnetError
+from sweepnet.core.stats import share_interval
 from sweepnet.store.folder import part_files, require_results_dir, stored_spec, topology_path
 from sweepnet.store.tables import TOPOLOGY_COLUMNS, grid_ids
 
@@ -47,9 +49,11 @@ def _read(root: str, view: str) -> str:
 _TOPOLOGY_TYPES = [(c, "VARCHAR" if c == "run_id" else "BIGINT") for c in TOPOLOGY_COLUMNS]
 
 
-def connect(roots: str | Sequence[str], all_runs: bool = False) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with views ``runs``, ``curves`` and ``topology`` over
-    the folders."""
+def connect(roots: str | Sequence[str], all_runs: bool = False, threshold: float = 0.5,
+            confidence: float = 0.95) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with views ``runs``, ``curves``, ``cells`` and
+    ``topology`` over the folders (``cells``: its verdicts at ``threshold`` and
+    ``confidence``)."""
     roots = [roots] if isinstance(roots, str) else list(roots)
     for root in roots:
         require_results_dir(root)
@@ -80,6 +84,7 @@ def connect(roots: str | Sequence[str], all_runs: bool = False) -> duckdb.DuckDB
             con.execute(f"CREATE VIEW {view} AS " + " UNION ALL BY NAME ".join(selects))
         else:  # an empty sweep still answers queries (with no rows)
             con.execute(f"CREATE VIEW {view} AS SELECT NULL::VARCHAR AS run_id WHERE false")
+    cell_view(con, roots, several, threshold, confidence)
     if topology:
         con.execute("CREATE VIEW topology AS " + " UNION ALL BY NAME ".join(topology))
     else:  # typed and empty until `sweepnet topology` measured a folder
@@ -88,9 +93,53 @@ def connect(roots: str | Sequence[str], all_runs: bool = False) -> duckdb.DuckDB
     return con
 
 
-def query(roots: str | Sequence[str], sql: str, all_runs: bool = False) -> pd.DataFrame:
+def cell_view(con: duckdb.DuckDBPyConnection, roots: Sequence[str], several: bool,
+              threshold: float, confidence: float) -> None:
+    """The view ``cells``: a row per cell (a configuration, every seed of it) of ``runs``: its
+    swept configuration columns (and ``dataset``), ``n`` seeds, ``separated`` of them,
+    ``share``, the exact (Clopper-Pearson) interval ``low``-``high`` at ``confidence``, and
+    ``verdict``: ``above`` or ``below`` where the interval lies wholly above or below
+    ``threshold``, else ``boundary`` (undecided: more seeds would tell)."""
+    if not 0 < confidence < 1 or not 0 <= threshold <= 1:
+        raise SweepnetError(f"--confidence {confidence} / --threshold {threshold}: need "
+                            "0 < confidence < 1 and 0 <= threshold <= 1")
+    bases = [base for root in roots for base, _ in stored_spec(root).combos()]
+    values: dict[str, set] = {}
+    for base in bases:
+        for k, v in base.items():
+            values.setdefault(k, set()).add(repr(v))
+    # the swept axes (and the dataset): a constant of every run says nothing of a cell
+    keys = (["sweep"] if several else []) + [
+        k for k, v in values.items() if k == "dataset" or len(v) > 1
+        or sum(k in b for b in bases) < len(bases)]
+    present = {r[0] for r in con.execute("DESCRIBE runs").fetchall()}
+    keys = [k for k in keys if k in present]
+    if "separated" not in present:  # an empty sweep: a typed, empty view
+        con.execute("CREATE VIEW cells AS SELECT NULL::BIGINT AS n WHERE false")
+        return
+
+    def bound(k, n, upper):
+        lo, hi = share_interval(k.to_numpy(), n.to_numpy(), confidence)
+        return pa.array(hi if upper.to_numpy()[0] else lo, pa.float64())
+
+    con.create_function("share_bound", bound, [sqltypes.BIGINT, sqltypes.BIGINT,
+                                               sqltypes.BOOLEAN], sqltypes.DOUBLE,
+                        type="arrow", side_effects=False)
+    cols = ", ".join(f'"{k}"' for k in keys)
+    con.execute(f"""CREATE VIEW cells AS
+        WITH c AS (SELECT {cols}{', ' if cols else ''}count(*) AS n,
+                          count_if(separated)::BIGINT AS separated FROM runs GROUP BY ALL),
+             b AS (SELECT *, separated / n AS share, share_bound(separated, n, false) AS low,
+                          share_bound(separated, n, true) AS high FROM c)
+        SELECT *, CASE WHEN low > {threshold} THEN 'above' WHEN high < {threshold} THEN 'below'
+                       ELSE 'boundary' END AS verdict
+        FROM b ORDER BY ALL""")
+
+
+def query(roots: str | Sequence[str], sql: str, all_runs: bool = False, threshold: float = 0.5,
+          confidence: float = 0.95) -> pd.DataFrame:
     """Run ``sql`` against the results in ``roots`` (one folder or several); a DataFrame."""
-    con = connect(roots, all_runs)
+    con = connect(roots, all_runs, threshold, confidence)
     try:
         return con.execute(sql).df()
     except duckdb.Error as e:
