@@ -393,3 +393,32 @@ def test_curve_quantiles_of_large_groups_come_from_a_histogram_within_a_bin():
         assert np.abs(got[c] - exact[c]).max() <= 2 * width
         assert not np.allclose(got[c], exact[c], rtol=1e-12, atol=0)  # binned, not exact
     pd.testing.assert_series_equal(got["n"], exact["n"])
+
+
+def test_minwidth_gives_an_interval_where_the_seeds_leave_it_undecided():
+    """Width 1: 0 of 16 seeds; width 2: 7 of 16 (the interval 0.20-0.70 holds one half);
+    width 3: 16 of 16. The estimate is 3, and width 2 cannot be ruled out: 2-3, undecided.
+    Where width 2 has 0 of 16 too, the answer 3 is decided."""
+    rows = []
+    for depth, hits in ((1, (0, 7, 16)), (2, (0, 0, 16))):
+        for w, k in zip((1, 2, 3), hits, strict=True):
+            rows += [dict(width=w, depth=depth, activation="tanh", seed=s, separated=s < k)
+                     for s in range(16)]
+    t, _ = charts.minwidth_table(pd.DataFrame(rows), column=None)
+    t = t.set_index("depth")
+    assert t.loc[1, ["minwidth", "minwidth_low", "minwidth_high"]].tolist() == [3, 2, 3]
+    assert not t.loc[1, "decided"]
+    assert t.loc[2, ["minwidth", "minwidth_low", "minwidth_high"]].tolist() == [3, 3, 3]
+    assert t.loc[2, "decided"]
+    chart = charts.minwidth(pd.DataFrame(rows), column=None).to_dict()
+    assert "2-3 at 95%" in json.dumps(chart)  # the undecided row's tooltip and bar
+
+
+def test_phase_marks_the_cells_its_seeds_leave_undecided(tiny_results):
+    """Two seeds a cell decide nothing at 95% (0 of 2: 0-0.84; 2 of 2: 0.16-1): every cell
+    is outlined dashed, and the subtitle says what the outline means."""
+    spec = charts.from_results(tiny_results, "phase").to_dict()
+    text = json.dumps(spec)
+    assert "dashed: undecided" in text and '"strokeDash": [3, 2]' in text
+    rows = [r for v in spec["datasets"].values() for r in v if "undecided" in r]
+    assert rows and all(r["undecided"] for r in rows if r["n"] > 0)

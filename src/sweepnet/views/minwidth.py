@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from sweepnet.core.errors import SweepnetError
+from sweepnet.core.stats import share_interval
 from sweepnet.core.words import plural
 from sweepnet.views.drawing import CLASS_COLORS, pooled_note, require_rows, row_facet, title
 from sweepnet.views.drawing import facet as _facet
@@ -29,6 +30,11 @@ def minwidth_table(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The smallest width whose share of separated seeds exceeds ``majority``, per ``x`` value
     (and facet). ``found`` is False where no tested width makes it; ``minwidth`` is then NaN.
+
+    Where the metric is a share of seeds, each width's exact 95% interval bounds the answer:
+    ``minwidth_low`` is the smallest width whose interval reaches above ``majority`` (the
+    smallest it could be), ``minwidth_high`` the smallest whose interval lies wholly above it
+    (NaN where none does), and ``decided`` says the two agree (or no width could reach it).
 
     ``weight``: a column of seed counts when ``df`` is aggregated already, one row per
     configuration whose ``metric`` is its mean (:func:`sweepnet.views.cells.configurations`)."""
@@ -57,6 +63,18 @@ def minwidth_table(
     table = tested.join(best).reset_index()
     table["found"] = table["minwidth"].notna()
     table["minwidth"] = table["minwidth"].astype("float64")
+    hits = sums["_v"].to_numpy()
+    if np.allclose(hits, np.round(hits)):  # a share of seeds: its interval bounds the width
+        low, high = share_interval(np.round(hits), share["size"].to_numpy())
+        share["maybe"], share["surely"] = high > majority, low > majority
+        for name, flag in (("minwidth_low", "maybe"), ("minwidth_high", "surely")):
+            first = share[share[flag]].groupby(keys)["width"].min().rename(name)
+            table = table.drop(columns=name, errors="ignore").merge(
+                first.reset_index(), on=keys, how="left")
+            table[name] = table[name].astype("float64")
+        # decided: every width below the estimate is surely below, and the estimate surely above
+        table["decided"] = (table["minwidth_low"] == table["minwidth_high"]) | (
+            table["minwidth_low"].isna() & table["minwidth_high"].isna())
     return table, {
         "x": x,
         "column": column,
@@ -95,6 +113,14 @@ def minwidth(
         y=table["minwidth"].where(table["found"], top + 1),
         status=np.where(~table["found"], none, np.where(table["minwidth"] <= lo, at_most, found)),
     )
+    bounded = "decided" in table
+    if bounded:  # the 95% interval of an undecided answer, drawn as a bar
+        table = table.assign(y_low=table["minwidth_low"].fillna(top + 1),
+                             y_high=table["minwidth_high"].fillna(top + 1))
+        table["between"] = [
+            "decided at 95%" if d else
+            f"{_fmt(a)}-{_fmt(b) if b <= top else 'none'} at 95%"
+            for d, a, b in zip(table["decided"], table["y_low"], table["y_high"], strict=True)]
     x_f = f["x"]
     x_type = "O" if table[x_f].nunique() <= 12 else "Q"
     base = alt.Chart(_values(table)).encode(
@@ -116,6 +142,7 @@ def minwidth(
         alt.Tooltip("minwidth:Q", title="min width"),
         alt.Tooltip("max_width:Q", title="widest tested"),
         alt.Tooltip("n:Q", title="runs"),
+        *([alt.Tooltip("between:N", title="interval")] if bounded else []),
     ]
     domain = [found, at_most, none]
     line = base.transform_filter("datum.found").mark_line(color=CLASS_COLORS[0])
@@ -135,13 +162,21 @@ def minwidth(
         ),
         tooltip=tips,
     )
-    chart = (line + points).properties(width=220, height=180)
+    layers = [line, points]
+    if bounded:
+        bars = base.transform_filter("!datum.decided").mark_rule(
+            color=CLASS_COLORS[0], strokeWidth=2, opacity=0.45).encode(
+            y="y_low:Q", y2="y_high:Q", tooltip=tips)
+        layers.insert(0, bars)
+    chart = alt.layer(*layers).properties(width=220, height=180)
     chart = _facet(chart, f["column"], f["row"], f["row_title"])
     return chart.properties(
         title=alt.Title(
             "Minimal width that separates",
             subtitle=[
-                "smallest tested width at which more than half of the seeds separate",
+                "smallest tested width at which more than half of the seeds separate"
+                + ("; a bar: the 95% interval where the seeds leave it undecided"
+                   if bounded and not table["decided"].all() else ""),
                 f"{plural(networks, 'network')}, widths {', '.join(map(str, widths))}{fixed}"
                 + (
                     pooled_note(df, (f["x"], "width", f["column"], _field(df, row, "--row")))

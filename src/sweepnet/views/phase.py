@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import altair as alt
 import duckdb
+import numpy as np
 import pandas as pd
 
 from sweepnet.core.errors import SweepnetError
@@ -201,6 +202,11 @@ def phase(
         agg = agg.assign(sep_ci=[
             "" if n == 0 else f"[{a:.3f}, {b:.3f}]"
             for n, a, b in zip(agg["n"], agg["sep_lo"], agg["sep_hi"], strict=True)])
+        # a cell whose interval holds one half: more seeds would tell whether most separate
+        agg["undecided"] = (agg["n"] > 0) & (agg["sep_lo"] <= 0.5) & (agg["sep_hi"] >= 0.5)
+        agg["verdict"] = np.where(agg["n"] == 0, "", np.where(
+            agg["undecided"], "undecided", np.where(agg["sep_lo"] > 0.5, "most separate",
+                                                    "most do not")))
     base = alt.Chart(_values(agg)).encode(
         x=alt.X(
             f"{x_f}:O", title=title(x_f), sort=ordinal_sort(agg[x_f]), axis=alt.Axis(labelAngle=0)
@@ -218,6 +224,7 @@ def phase(
     ]
     if "sep_ci" in agg:
         tooltip.insert(5, alt.Tooltip("sep_ci:N", title="share separated, 95% CI"))
+        tooltip.insert(6, alt.Tooltip("verdict:N", title="at one half"))
     if pending is not None and len(pending):
         tooltip.append(alt.Tooltip("pending:Q", title="seeds pending"))
     if col_f:
@@ -251,7 +258,13 @@ def phase(
     )
     w, h = cell_size(agg[x_f].nunique(), agg[y_f].nunique(),
                      agg[col_f].nunique() if col_f else 1, "_row" in agg.columns)
-    chart = (rect + text).properties(width=alt.Step(w), height=alt.Step(h))
+    layers = [rect, text]
+    marked = metric_f == "separated" and "undecided" in agg and bool(agg["undecided"].any())
+    if marked:  # a dashed outline on the cells whose seeds leave "most separate" undecided
+        layers.append(base.transform_filter("datum.undecided").mark_rect(
+            fill=None, stroke="black", strokeWidth=1.5, strokeDash=[3, 2]).encode(
+            tooltip=tooltip))
+    chart = alt.layer(*layers).properties(width=alt.Step(w), height=alt.Step(h))
     facet = {}
     if col_f:
         facet["column"] = alt.Column(
@@ -276,6 +289,9 @@ def phase(
     subtitle = [head]
     if separation is not None:
         subtitle.append(f"separated: test accuracy >= {separation:g} (train.separation)")
+    if marked:
+        subtitle.append("dashed: undecided, the share's exact 95% interval holds one half "
+                        "(more seeds would tell)")
     return chart.properties(title=alt.Title(f"Phase diagram: {m_title}", subtitle=subtitle))
 
 
