@@ -1,0 +1,408 @@
+"""The adaptive boundary search: which cells of a grid to train next, and how many seeds.
+
+A sweep's grid is a set of *rows* (everything but width: data, depth, activation ...) times
+the widths. The question is where along width a row starts to separate: the smallest width
+whose share of separated seeds is above a threshold. A full grid answers it by training every
+seed of every cell; :class:`Search` answers it with the cells and seeds that can change it.
+
+- Seeds come in planned looks (:class:`sweepnet.core.stats.SequentialRule`): a cell decided
+  at a look ("above" or "below" the threshold at that look's confidence) gets no more seeds.
+- Along width a row is taken to be monotone (wider separates at least as often), so a cell
+  decided "below" makes every narrower cell "below", and one decided "above" every wider cell
+  "above": those are *inferred*, never trained, and the table says from which cell. A row's
+  search narrows the gap between its widest "below" and narrowest "above" cell until every
+  cell in the gap is decided or undecided with every seed ("boundary").
+- A row starts from a neighbouring row's boundary (rows that differ in one coordinate by one
+  step: depth 3 and depth 4, or two activations next to each other in the spec): first a few
+  *pilot* rows search from the middle, then each other row brackets its neighbour's boundary
+  width. Rows are near each other in the phase diagram, so this saves most of a bisection.
+- A sparse check for rows that are not monotone: once a row's boundary is found, its widest
+  cell gets one look. If that look does not contradict the row (its share is at least the
+  threshold) it stands; otherwise the cell goes on to its verdict, and if it is not "above"
+  the row is flagged ``monotone = False`` and every cell of it is trained to its verdict.
+
+The state is plain data, the outcomes: ``{(row, width): (n, k)}``, seeds trained and seeds
+separated, always a cell's *first* seeds. :meth:`Search.next_round` is a pure function of
+them, so a run killed and resumed (or replayed offline) makes the same choices. Pure Python
+and numpy: no JAX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sweepnet.core.errors import SweepnetError
+from sweepnet.core.stats import SequentialRule
+
+Cell = tuple[Hashable, int]
+"""A grid cell: ``(row, width)``; ``row`` is a tuple of coordinate values (see ``axes``)."""
+
+STARTS = ("neighbours", "middle")
+
+
+@dataclass(frozen=True)
+class RowState:
+    """What a row's outcomes say, by position ``i`` along its widths (``W`` of them).
+
+    ``lo``: the widest position decided "below" (-1 if none); ``hi``: the narrowest decided
+    "above" (``W`` if none); ``monotone``: no decided cell contradicts the order and the check
+    did not fail; ``targets``: ``{i: seeds to have in total}`` for this round (empty: done).
+    """
+
+    n: np.ndarray  # (W,) seeds trained
+    k: np.ndarray  # (W,) seeds separated
+    own: np.ndarray  # (W,) the cell's own verdict from its counts
+    lo: int
+    hi: int
+    monotone: bool
+    targets: dict[int, int]
+
+    @property
+    def started(self) -> bool:
+        return bool(self.n.sum() > 0)
+
+
+class Search:
+    """The boundary search over a grid of cells (see the module docstring).
+
+    ``cells``: ``(row, width)`` pairs, rows as tuples of coordinate values (named by ``axes``
+    in messages), in the order a user reads them; each row's widths are the widths it has.
+    ``looks``, ``threshold``, ``confidence``, ``spending``, ``max_seeds``: the sequential rule
+    (:meth:`SequentialRule.plan`; ``max_seeds``, from ``train.seeds``, is the last look).
+    ``start``: ``"neighbours"`` (pilot rows search from the middle, the others start from a
+    neighbour's boundary) or ``"middle"`` (every row bisects from the middle at once: fewer
+    rounds, more networks). ``check``: the sparse monotonicity check at the widest width.
+
+    Driving it (the engine, or :func:`replay` offline)::
+
+        search = Search(cells, looks=(8, 16), max_seeds=16)
+        while targets := search.next_round(outcomes):   # {cell: seeds to have in total}
+            ...train each cell's seeds n .. target-1, add them to outcomes[cell] = (n, k)
+        table = search.verdicts(outcomes)                # one dict a cell
+    """
+
+    def __init__(
+        self,
+        cells: Iterable[Cell],
+        looks: Sequence[int] = (8, 16, 32),
+        threshold: float = 0.5,
+        confidence: float = 0.95,
+        spending: str | Sequence[float] = "equal",
+        max_seeds: int | None = None,
+        axes: Sequence[str] = (),
+        start: str = "neighbours",
+        check: bool = True,
+    ):
+        if start not in STARTS:
+            raise SweepnetError(f'search.start: one of {", ".join(STARTS)}; got "{start}"')
+        self.rule = SequentialRule.plan(looks, threshold, confidence, spending, max_seeds)
+        self._table = _Table(self.rule)
+        self.axes = tuple(axes)
+        self.start, self.check = start, bool(check)
+        widths: dict[Hashable, set[int]] = {}
+        for row, width in cells:
+            widths.setdefault(_as_row(row), set()).add(int(width))
+        if not widths:
+            raise SweepnetError("search: the grid has no cells")
+        self.rows: tuple[tuple, ...] = tuple(widths)
+        self.widths: dict[tuple, tuple[int, ...]] = {r: tuple(sorted(w)) for r, w in widths.items()}
+        self.cells: tuple[Cell, ...] = tuple((r, w) for r in self.rows for w in self.widths[r])
+        self.neighbours = _neighbours(self.rows)
+        self.pilots = (
+            frozenset(self.rows) if start == "middle" else _pilots(self.rows, self.neighbours)
+        )
+
+    # -- the policy -----------------------------------------------------------------------------
+
+    def next_round(self, outcomes: Mapping[Cell, tuple[int, int]]) -> dict[Cell, int]:
+        """``{cell: seeds it should have in total}`` for the cells to train now (only those
+        that need more); empty when the search is done. A pure function of ``outcomes``."""
+        states = self.states(outcomes)
+        out = {}
+        for row in self.rows:
+            for i, total in sorted(states[row].targets.items()):
+                out[(row, self.widths[row][i])] = int(total)
+        return out
+
+    def states(self, outcomes: Mapping[Cell, tuple[int, int]]) -> dict[tuple, RowState]:
+        """Every row's :class:`RowState` (started rows first, so that a row waiting for a
+        neighbour sees whether that neighbour is done)."""
+        states: dict[tuple, RowState] = {}
+        waiting = []
+        for row in self.rows:
+            n, k = self._counts(row, outcomes)
+            if n.sum() == 0 and row not in self.pilots:
+                waiting.append((row, n, k))
+            else:
+                states[row] = self._state(row, n, k, guess=None)
+        for row, n, k in waiting:  # start from the first neighbour with an "above" width
+            ready = [r for r in self.neighbours[row] if r in states and _ready(states[r])]
+            guess = self._guess(row, ready[0], states[ready[0]]) if ready else None
+            states[row] = self._state(row, n, k, guess=guess, wait=not ready)
+        return {row: states[row] for row in self.rows}
+
+    def _counts(self, row, outcomes) -> tuple[np.ndarray, np.ndarray]:
+        nk = [outcomes.get((row, w), (0, 0)) for w in self.widths[row]]
+        n = np.array([int(a) for a, _ in nk], dtype=np.int64)
+        k = np.array([int(b) for _, b in nk], dtype=np.int64)
+        if np.any(k < 0) or np.any(k > n):
+            raise ValueError(f"search: outcomes of row {row} need 0 <= k <= n")
+        return n, k
+
+    def _guess(self, row, other, state: RowState) -> int:
+        """Position in ``row`` of the neighbour's narrowest "above" width (W if it has none)."""
+        widths = self.widths[row]
+        if state.hi >= len(self.widths[other]):
+            return len(widths)
+        return int(np.searchsorted(widths, self.widths[other][state.hi]))
+
+    def _state(self, row, n, k, guess: int | None, wait: bool = False) -> RowState:
+        rule = self.rule
+        W = len(n)
+        own, _, _ = self._table(k, n)
+        final = (own != "boundary") | (n >= rule.max_seeds)
+        below, above = np.flatnonzero(own == "below"), np.flatnonzero(own == "above")
+        lo = int(below.max()) if below.size else -1
+        hi = int(above.min()) if above.size else W
+        targets: dict[int, int] = {}
+        more = rule.next_seeds(n)
+
+        def go(i):
+            targets[i] = int(more[i])
+
+        monotone = lo < hi and not self._suspect(n, k, own, final, lo, hi)
+        if not monotone:  # every cell to its verdict: no inference in this row
+            for i in np.flatnonzero(~final):
+                go(int(i))
+        elif wait:
+            pass
+        elif not n.any():  # a row's first probes
+            if guess is None:
+                go((W - 1) // 2)
+            else:
+                for i in {guess - 1, guess} & set(range(W)):
+                    go(i)
+        else:
+            gap = range(lo + 1, hi)
+            running = [i for i in gap if n[i] > 0 and not final[i]]
+            for i in running:
+                go(i)
+            untested = [i for i in gap if n[i] == 0]
+            if not running and untested:
+                for i in _probes(lo, hi, W, [i for i in gap if n[i] > 0], untested):
+                    go(i)
+            if self.check and hi < W - 1:
+                c = W - 1  # the sparse check: the widest cell, one look unless it disagrees
+                if n[c] == 0 or (not final[c] and k[c] < rule.threshold * n[c]):
+                    go(c)
+        return RowState(n, k, own, lo, hi, monotone, targets)
+
+    def _suspect(self, n, k, own, final, lo, hi) -> bool:
+        """A cell beyond the row's boundary that ended undecided with its share on the wrong
+        side of the threshold (the check did not pass): the row may not be monotone, so
+        nothing in it is inferred. (A decided contradiction, ``lo > hi``, is caught before.)"""
+        t = self.rule.threshold
+        return any(
+            final[i] and own[i] == "boundary" and n[i] > 0
+            and ((i > hi and k[i] < t * n[i]) or (i < lo and k[i] > t * n[i]))
+            for i in range(len(n))
+        )
+
+    # -- what it found --------------------------------------------------------------------------
+
+    def verdicts(self, outcomes: Mapping[Cell, tuple[int, int]]) -> list[dict[str, Any]]:
+        """One dict a cell (in ``self.cells`` order): the row's coordinates (by ``axes``, else
+        ``row``), ``width``, ``n``, ``k``, ``share`` (NaN untrained), ``low``, ``high``,
+        ``verdict`` and ``inferred_from`` ("" where the cell's own seeds decide), ``monotone``.
+
+        An inferred cell's interval is its own narrowed by monotonicity: below a "below" cell
+        ``high`` is at most that cell's; above an "above" cell ``low`` is at least that cell's.
+        """
+        out = []
+        states = self.states(outcomes)
+        for row in self.rows:
+            st = states[row]
+            _, low, high = self._table(st.k, st.n)
+            W = len(st.n)
+            for i, w in enumerate(self.widths[row]):
+                verdict, source, lo_i, hi_i = st.own[i], "", float(low[i]), float(high[i])
+                if verdict == "boundary" and st.monotone and i < st.lo:
+                    verdict, source = "below", self.describe(row, st.lo, st)
+                    hi_i = min(hi_i, float(high[st.lo]))
+                elif verdict == "boundary" and st.monotone and st.hi < i < W:
+                    verdict, source = "above", self.describe(row, st.hi, st)
+                    lo_i = max(lo_i, float(low[st.hi]))
+                n, k = int(st.n[i]), int(st.k[i])
+                out.append({
+                    **self._coords(row),
+                    "width": w,
+                    "n": n,
+                    "k": k,
+                    "share": k / n if n else float("nan"),
+                    "low": lo_i,
+                    "high": hi_i,
+                    "verdict": str(verdict),
+                    "inferred_from": source,
+                    "monotone": st.monotone,
+                })
+        return out
+
+    def boundaries(self, outcomes: Mapping[Cell, tuple[int, int]]) -> list[dict[str, Any]]:
+        """Per row, the minimal width above the threshold as an interval of tested widths.
+
+        ``low``: the narrowest width not "below"; ``high``: the narrowest "above" (None: no
+        tested width is above, the boundary may lie beyond the widest); ``decided``: ``low ==
+        high``, or no width above and every width below (then both are None)."""
+        table = self.verdicts(outcomes)
+        out = []
+        for row in self.rows:
+            cells = [c for c in table if self._row_of(c) == row]
+            out.append({**self._coords(row), **minimal_width(
+                [c["width"] for c in cells], [c["verdict"] for c in cells]),
+                "monotone": cells[0]["monotone"]})
+        return out
+
+    def describe(self, row, i: int, state: RowState) -> str:
+        """``width 2 at depth 3, activation tanh (0/8)``: the cell an inference comes from."""
+        where = ", ".join(f"{a} {v}" for a, v in zip(self.axes, row)) if self.axes else str(row)
+        return f"width {self.widths[row][i]} at {where} ({state.k[i]}/{state.n[i]})"
+
+    def _coords(self, row) -> dict[str, Any]:
+        return dict(zip(self.axes, row)) if self.axes else {"row": row}
+
+    def _row_of(self, cell: dict) -> tuple:
+        return tuple(cell[a] for a in self.axes) if self.axes else cell["row"]
+
+    # -- what it may cost -----------------------------------------------------------------------
+
+    def estimate(self) -> tuple[int, int]:
+        """(fewest, most) networks the search can train. Fewest: every cell's seeds agree at
+        the first look and every row's boundary sits where the search finds it soonest (one
+        boundary width for the whole grid, the best one); most: the full grid (every row
+        found not monotone and every cell undecided to the last look)."""
+        most = len(self.cells) * self.rule.max_seeds
+        widths = sorted({w for ws in self.widths.values() for w in ws})
+        fewest = most
+        for edge in [*widths, widths[-1] + 1]:
+            outcomes, _ = replay(self, lambda cell, n, e=edge: n if cell[1] >= e else 0)
+            fewest = min(fewest, sum(n for n, _ in outcomes.values()))
+        return fewest, most
+
+
+def minimal_width(widths: Sequence[int], verdicts: Sequence[str]) -> dict[str, Any]:
+    """The minimal width above the threshold from one row's verdicts (widths increasing):
+    ``{"low", "high", "decided"}`` as in :meth:`Search.boundaries`."""
+    not_below = [w for w, v in zip(widths, verdicts) if v != "below"]
+    above = [w for w, v in zip(widths, verdicts) if v == "above"]
+    low = not_below[0] if not_below else None
+    high = above[0] if above else None
+    return {"low": low, "high": high, "decided": low == high}
+
+
+def replay(
+    search: Search,
+    separated: Callable[[Cell, int], int],
+    max_rounds: int = 1000,
+) -> tuple[dict[Cell, tuple[int, int]], list[dict[Cell, int]]]:
+    """Drive ``search`` to the end offline. ``separated(cell, n)``: how many of the cell's
+    first ``n`` seeds separate (nested in ``n``). Returns the final outcomes and each round's
+    targets (the first round first)."""
+    outcomes: dict[Cell, tuple[int, int]] = {}
+    rounds = []
+    for _ in range(max_rounds):
+        targets = search.next_round(outcomes)
+        if not targets:
+            return outcomes, rounds
+        rounds.append(targets)
+        for cell, total in targets.items():
+            outcomes[cell] = (total, int(separated(cell, total)))
+    raise RuntimeError(f"search: not done after {max_rounds} rounds")
+
+
+class _Table:
+    """The rule's verdict and interval for every (k, n) up to its last look, computed once:
+    a search asks for the same few counts thousands of times."""
+
+    def __init__(self, rule: SequentialRule):
+        self.rule = rule
+        m = rule.max_seeds
+        n, k = np.meshgrid(np.arange(m + 1), np.arange(m + 1), indexing="ij")
+        k = np.minimum(k, n)
+        self.verdict = rule.verdict(k, n)
+        self.low, self.high = rule.interval(k, n)
+
+    def __call__(self, k: np.ndarray, n: np.ndarray):
+        """(verdict, low, high) arrays for counts ``k`` of ``n`` (shape ``(W,)``)."""
+        if n.size and n.max() > self.rule.max_seeds:  # more seeds than planned: compute
+            return (self.rule.verdict(k, n), *self.rule.interval(k, n))
+        return self.verdict[n, k], self.low[n, k], self.high[n, k]
+
+
+def _as_row(row) -> tuple:
+    return row if isinstance(row, tuple) else (row,)
+
+
+def _neighbours(rows: Sequence[tuple]) -> dict[tuple, list[tuple]]:
+    """Rows that differ in one coordinate, by one step of that coordinate's order (the order
+    its values first appear in ``rows``), in ``rows`` order."""
+    order = [{} for _ in rows[0]]
+    for row in rows:
+        for a, v in enumerate(row):
+            order[a].setdefault(v, len(order[a]))
+    out = {}
+    for row in rows:
+        out[row] = [
+            other for other in rows
+            if len(other) == len(row)
+            and sum(x != y for x, y in zip(row, other)) == 1
+            and all(abs(order[a][x] - order[a][y]) == 1
+                    for a, (x, y) in enumerate(zip(row, other)) if x != y)
+        ]
+    return out
+
+
+def _pilots(rows: Sequence[tuple], neighbours: Mapping[tuple, list[tuple]]) -> frozenset:
+    """A small set of rows that every row is or neighbours (greedy, in ``rows`` order: the
+    first row not yet covered brings in whichever of itself and its neighbours covers most)."""
+    covered: set = set()
+    pilots = set()
+    for row in rows:
+        if row in covered:
+            continue
+        best = max([row, *neighbours[row]],
+                   key=lambda r: len({r, *neighbours[r]} - covered))
+        pilots.add(best)
+        covered |= {best, *neighbours[best]}
+    return frozenset(pilots)
+
+
+def _ready(state: RowState) -> bool:
+    """A row others may start from: it has a width decided "above" (its boundary is at or
+    below it), or its search is done (it has none)."""
+    return state.started and not state.targets
+
+
+def _probes(lo: int, hi: int, width_count: int, tried: Sequence[int],
+            untested: Sequence[int]) -> list[int]:
+    """The next untested positions in the gap ``(lo, hi)`` (``lo = -1``, ``hi = W``: no
+    decided cell on that side). Next to each undecided cell in the gap (the boundary is near
+    it); else, with a decided cell on one side only, next to it (the row came from there);
+    else the middle of the gap."""
+    out = set()
+    for t in tried:
+        below = [i for i in untested if i < t]
+        above = [i for i in untested if i > t]
+        if below:
+            out.add(below[-1])
+        if above:
+            out.add(above[0])
+    if tried:
+        return sorted(out)
+    if (lo < 0) != (hi >= width_count):  # one side decided: step from it
+        return [untested[-1]] if lo < 0 else [untested[0]]
+    mid = (lo + hi) // 2
+    return [mid] if mid in untested else [untested[len(untested) // 2]]
