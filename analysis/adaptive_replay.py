@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.join(ROOT, "src"))
 
 import sweepnet  # noqa: E402
 from sweepnet.core.stats import SequentialRule, clopper_pearson  # noqa: E402
-from sweepnet.engine.search import Search, minimal_width, replay  # noqa: E402
+from sweepnet.engine.search import Search, minimal_width  # noqa: E402
 
 AXES = ("activation", "depth")
 THRESHOLD, CONFIDENCE = 0.5, 0.95
@@ -125,21 +125,24 @@ def full_grid(runs: pd.DataFrame, seeds: int) -> pd.DataFrame:
 
 
 def run_policy(kwargs: dict, cells: list, data: dict, seeds: int):
+    """The search on the full grid's outcomes: it takes each cell's first seeds as it asks."""
     search = Search(cells, max_seeds=seeds, axes=AXES, threshold=THRESHOLD,
                     confidence=CONFIDENCE, **kwargs)
+    outcomes = {c: list(sep) for c, (sep, _) in data.items()}
     t0 = time.perf_counter()
-    outcomes, rounds = replay(search, lambda c, n: int(data[c][0][:n].sum()))
+    counts, rounds, missing = search.replay(outcomes)
     elapsed = time.perf_counter() - t0
-    nets = sum(n for n, _ in outcomes.values())
-    charged = sum(float(data[c][1][:n].sum()) for c, (n, _) in outcomes.items())
-    return search, outcomes, rounds, nets, charged, elapsed
+    assert not missing, "the full grid holds every seed the search can ask for"
+    nets = sum(n for n, _ in counts.values())
+    charged = sum(float(data[c][1][:n].sum()) for c, (n, _) in counts.items())
+    return search, outcomes, counts, rounds, nets, charged, elapsed
 
 
-def compare(search: Search, outcomes: dict, full: pd.DataFrame) -> pd.DataFrame:
+def compare(search: Search, outcomes: dict, counts: dict, full: pd.DataFrame) -> pd.DataFrame:
     b = pd.DataFrame(search.boundaries(outcomes))
-    nets = pd.Series({r: sum(outcomes.get((r, w), (0, 0))[0] for w in search.widths[r])
+    nets = pd.Series({r: sum(counts.get((r, w), (0, 0))[0] for w in search.widths[r])
                       for r in search.rows})
-    b["networks"] = [int(nets[(a, d)]) for a, d in zip(b["activation"], b["depth"])]
+    b["networks"] = [int(nets[(a, d)]) for a, d in zip(b["activation"], b["depth"], strict=True)]
     m = full.merge(b, on=list(AXES))
 
     def holds(r):
@@ -185,13 +188,14 @@ def main(argv=None) -> int:
 
     results = []
     for name, kw in VARIANTS:
-        search, outcomes, rounds, nets, charged, elapsed = run_policy(kw, cells, data, seeds)
-        m = compare(search, outcomes, full)
+        search, outcomes, counts, rounds, nets, charged, elapsed = run_policy(
+            kw, cells, data, seeds)
+        m = compare(search, outcomes, counts, full)
         spread = []
         for s in range(N_ORDERS if name == POLICY[0] else 0):
             d2 = cells_of(runs, np.random.default_rng(s))
-            s2, o2, _, n2, c2, _ = run_policy(kw, cells, d2, seeds)
-            m2 = compare(s2, o2, full)
+            s2, o2, k2, _, n2, c2, _ = run_policy(kw, cells, d2, seeds)
+            m2 = compare(s2, o2, k2, full)
             spread.append((n2 * steps / total, c2 / total, int(m2["ok"].sum())))
         results.append(dict(name=name, kw=kw, search=search, outcomes=outcomes, rounds=rounds,
                             nets=nets, charged=charged, m=m, spread=spread, elapsed=elapsed))
@@ -212,9 +216,11 @@ def main(argv=None) -> int:
         "",
         f"- Looks at {', '.join(map(str, rule.looks))} seeds, error rate split "
         f"{' + '.join(f'{a:g}' for a in rule.alphas)} = {rule.alpha:g} (threshold "
-        f"{THRESHOLD:g}); decided counts per look (below if k <= , above if k >= ): "
-        + "; ".join(f"n={n}: {b}, {a}" for n, (b, a) in zip(rule.looks, rule.cutoffs()))
-        + ". The last look decides exactly as a single 95% look at 16 seeds does.",
+        f"{THRESHOLD:g}). A look at n seeds decides 'below' at k <= the first number and "
+        "'above' at k >= the second: "
+        + "; ".join(f"n = {n}: {b}, {a}"
+                    for n, (b, a) in zip(rule.looks, rule.cutoffs(), strict=True))
+        + ". The last look decides exactly as one 95% look at 16 seeds does.",
         f"- Pilot rows (search from the middle width): {len(pol['search'].pilots)} of "
         f"{len(pol['search'].rows)}: "
         + ", ".join(f"{a} d{d}" for a, d in sorted(pol["search"].pilots)) + "; the others start "
@@ -271,7 +277,8 @@ def main(argv=None) -> int:
             f"| {r['activation']} | {r['depth']} | {fmt_w(r['full_w'])} | {r['full_k']} | {iv} "
             f"| {'yes' if r['full_decided'] else 'no'} | {fmt_interval(r['low'], r['high'])} | "
             f"{'yes' if r['decided'] else 'no'} | {r['networks']} | "
-            f"{'yes' if r['ok'] else '**no**'}{'' if r['monotone'] else ' (flagged not monotone)'} |"
+            f"{'yes' if r['ok'] else '**no**'}"
+            f"{'' if r['monotone'] else ' (flagged not monotone)'} |"
         )
     dec = m[m["full_decided"]]
     lines += [

@@ -101,7 +101,7 @@ class SequentialRule:
 
     def __post_init__(self):
         looks = tuple(int(n) for n in self.looks)
-        if not looks or looks[0] < 1 or any(b <= a for a, b in zip(looks, looks[1:])):
+        if not looks or looks[0] < 1 or any(b <= a for a, b in zip(looks, looks[1:], strict=False)):
             raise SweepnetError(f"looks: need increasing seed counts >= 1, got {list(self.looks)}")
         if len(self.alphas) != len(looks) or not all(0 < a < 1 for a in self.alphas):
             raise SweepnetError(f"looks: one error rate in (0, 1) a look, got {list(self.alphas)}")
@@ -122,7 +122,9 @@ class SequentialRule:
         """The rule for ``looks`` (cut at ``max_seeds``, which becomes the last look) with
         ``1 - confidence`` split over them by ``spending`` (see :func:`spend`)."""
         if not 0.0 < confidence < 1.0:
-            raise SweepnetError(f"confidence: must be between 0 and 1 (exclusive), got {confidence}")
+            raise SweepnetError(
+                f"confidence: must be between 0 and 1 (exclusive), got {confidence}"
+            )
         seeds = sorted({int(n) for n in looks})
         if max_seeds is not None:
             if max_seeds < 1:

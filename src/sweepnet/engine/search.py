@@ -21,15 +21,20 @@ seed of every cell; :class:`Search` answers it with the cells and seeds that can
   threshold) it stands; otherwise the cell goes on to its verdict, and if it is not "above"
   the row is flagged ``monotone = False`` and every cell of it is trained to its verdict.
 
-The state is plain data, the outcomes: ``{(row, width): (n, k)}``, seeds trained and seeds
-separated, always a cell's *first* seeds. :meth:`Search.next_round` is a pure function of
-them, so a run killed and resumed (or replayed offline) makes the same choices. Pure Python
-and numpy: no JAX.
+The state is plain data, the outcomes: ``{(row, width): [separated, ...]}``, one entry a
+seed in seed order (``None`` or a short list: not trained yet). Every method replays the
+search from the start on them: round 1 is what an empty grid asks for; a round whose seeds
+are all there is taken (a look at ``n`` seeds uses a cell's *first* ``n``), and the first
+round that is not is what :meth:`Search.next_round` asks for. So the choices are a pure
+function of the networks' outcomes, which depend only on each network's configuration and
+seed: a run killed at any moment and resumed, a grid trained in full and replayed offline,
+and a run whose maximum seeds grew (a new rule, replayed on the same seeds) all make the
+choices an uninterrupted search on those seeds makes. Pure Python and numpy: no JAX.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +45,10 @@ from sweepnet.core.stats import SequentialRule
 
 Cell = tuple[Hashable, int]
 """A grid cell: ``(row, width)``; ``row`` is a tuple of coordinate values (see ``axes``)."""
+Outcomes = Mapping[Cell, Sequence["bool | None"]]
+"""Per cell, whether each seed separated, in seed order (``None``: not trained yet)."""
+Counts = dict[Cell, tuple[int, int]]
+"""Per cell, ``(n, k)``: the first ``n`` seeds the search used, ``k`` of them separated."""
 
 STARTS = ("neighbours", "middle")
 
@@ -77,11 +86,11 @@ class Search:
     neighbour's boundary) or ``"middle"`` (every row bisects from the middle at once: fewer
     rounds, more networks). ``check``: the sparse monotonicity check at the widest width.
 
-    Driving it (the engine, or :func:`replay` offline)::
+    Driving it (the engine; offline, pass a finished grid's outcomes)::
 
         search = Search(cells, looks=(8, 16), max_seeds=16)
         while targets := search.next_round(outcomes):   # {cell: seeds to have in total}
-            ...train each cell's seeds n .. target-1, add them to outcomes[cell] = (n, k)
+            ...train each cell's first `total` seeds, record outcomes[cell][seed]
         table = search.verdicts(outcomes)                # one dict a cell
     """
 
@@ -105,7 +114,10 @@ class Search:
         self.start, self.check = start, bool(check)
         widths: dict[Hashable, set[int]] = {}
         for row, width in cells:
-            widths.setdefault(_as_row(row), set()).add(int(width))
+            row = _as_row(row)
+            if self.axes and len(row) != len(self.axes):
+                raise SweepnetError(f"search: row {row} has {len(row)} values for axes {self.axes}")
+            widths.setdefault(row, set()).add(int(width))
         if not widths:
             raise SweepnetError("search: the grid has no cells")
         self.rows: tuple[tuple, ...] = tuple(widths)
@@ -118,41 +130,65 @@ class Search:
 
     # -- the policy -----------------------------------------------------------------------------
 
-    def next_round(self, outcomes: Mapping[Cell, tuple[int, int]]) -> dict[Cell, int]:
-        """``{cell: seeds it should have in total}`` for the cells to train now (only those
-        that need more); empty when the search is done. A pure function of ``outcomes``."""
-        states = self.states(outcomes)
+    def next_round(self, outcomes: Outcomes) -> dict[Cell, int]:
+        """``{cell: seeds it should have in total}``: the cells of the first round whose seeds
+        are not all in ``outcomes`` (a cell's seeds ``0 .. total-1``); empty when the search is
+        done. A pure function of ``outcomes``."""
+        return self.replay(outcomes)[2]
+
+    def counts(self, outcomes: Outcomes) -> Counts:
+        """``{cell: (n, k)}`` for the cells the search has used so far (seeds in ``outcomes``
+        beyond what it asked for are not counted)."""
+        return self.replay(outcomes)[0]
+
+    def replay(self, outcomes: Outcomes) -> tuple[Counts, list[dict[Cell, int]], dict[Cell, int]]:
+        """The search from the start on ``outcomes``: the counts it used, every round's targets
+        (the last one possibly unfinished), and what is missing of the last round."""
+        counts: Counts = {}
+        rounds: list[dict[Cell, int]] = []
+        while targets := self._step(counts):  # every target is a later look: this ends
+            rounds.append(targets)
+            missing = {}
+            for cell, total in targets.items():
+                seeds = _known(outcomes.get(cell, ()), cell)
+                if len(seeds) >= total:
+                    counts[cell] = (total, int(sum(seeds[:total])))
+                else:
+                    missing[cell] = total
+            if missing:
+                return counts, rounds, missing
+        return counts, rounds, {}
+
+    def _step(self, counts: Counts) -> dict[Cell, int]:
+        """The round after ``counts``: ``{cell: seeds in total}`` for cells that need more."""
+        states = self._states(counts)
         out = {}
         for row in self.rows:
             for i, total in sorted(states[row].targets.items()):
                 out[(row, self.widths[row][i])] = int(total)
         return out
 
-    def states(self, outcomes: Mapping[Cell, tuple[int, int]]) -> dict[tuple, RowState]:
+    def _states(self, counts: Counts) -> dict[tuple, RowState]:
         """Every row's :class:`RowState` (started rows first, so that a row waiting for a
         neighbour sees whether that neighbour is done)."""
         states: dict[tuple, RowState] = {}
         waiting = []
         for row in self.rows:
-            n, k = self._counts(row, outcomes)
+            n, k = self._counts(row, counts)
             if n.sum() == 0 and row not in self.pilots:
                 waiting.append((row, n, k))
             else:
                 states[row] = self._state(row, n, k, guess=None)
-        for row, n, k in waiting:  # start from the first neighbour with an "above" width
+        for row, n, k in waiting:  # start from the first neighbour whose search is done
             ready = [r for r in self.neighbours[row] if r in states and _ready(states[r])]
             guess = self._guess(row, ready[0], states[ready[0]]) if ready else None
             states[row] = self._state(row, n, k, guess=guess, wait=not ready)
         return {row: states[row] for row in self.rows}
 
-    def _counts(self, row, outcomes) -> tuple[np.ndarray, np.ndarray]:
-        nk = [outcomes.get((row, w), (0, 0)) for w in self.widths[row]]
-        n = np.array([int(a) for a, _ in nk], dtype=np.int64)
-        k = np.array([int(b) for _, b in nk], dtype=np.int64)
-        if np.any(k < 0) or np.any(k > n):
-            raise ValueError(f"search: outcomes of row {row} need 0 <= k <= n")
-        return n, k
-
+    def _counts(self, row, counts: Counts) -> tuple[np.ndarray, np.ndarray]:
+        nk = [counts.get((row, w), (0, 0)) for w in self.widths[row]]
+        return (np.array([a for a, _ in nk], dtype=np.int64),
+                np.array([b for _, b in nk], dtype=np.int64))
     def _guess(self, row, other, state: RowState) -> int:
         """Position in ``row`` of the neighbour's narrowest "above" width (W if it has none)."""
         widths = self.widths[row]
@@ -214,7 +250,7 @@ class Search:
 
     # -- what it found --------------------------------------------------------------------------
 
-    def verdicts(self, outcomes: Mapping[Cell, tuple[int, int]]) -> list[dict[str, Any]]:
+    def verdicts(self, outcomes: Outcomes) -> list[dict[str, Any]]:
         """One dict a cell (in ``self.cells`` order): the row's coordinates (by ``axes``, else
         ``row``), ``width``, ``n``, ``k``, ``share`` (NaN untrained), ``low``, ``high``,
         ``verdict`` and ``inferred_from`` ("" where the cell's own seeds decide), ``monotone``.
@@ -223,7 +259,7 @@ class Search:
         ``high`` is at most that cell's; above an "above" cell ``low`` is at least that cell's.
         """
         out = []
-        states = self.states(outcomes)
+        states = self._states(self.counts(outcomes))
         for row in self.rows:
             st = states[row]
             _, low, high = self._table(st.k, st.n)
@@ -251,7 +287,7 @@ class Search:
                 })
         return out
 
-    def boundaries(self, outcomes: Mapping[Cell, tuple[int, int]]) -> list[dict[str, Any]]:
+    def boundaries(self, outcomes: Outcomes) -> list[dict[str, Any]]:
         """Per row, the minimal width above the threshold as an interval of tested widths.
 
         ``low``: the narrowest width not "below"; ``high``: the narrowest "above" (None: no
@@ -268,11 +304,11 @@ class Search:
 
     def describe(self, row, i: int, state: RowState) -> str:
         """``width 2 at depth 3, activation tanh (0/8)``: the cell an inference comes from."""
-        where = ", ".join(f"{a} {v}" for a, v in zip(self.axes, row)) if self.axes else str(row)
+        where = ", ".join(f"{a} {v}" for a, v in self._coords(row).items())
         return f"width {self.widths[row][i]} at {where} ({state.k[i]}/{state.n[i]})"
 
     def _coords(self, row) -> dict[str, Any]:
-        return dict(zip(self.axes, row)) if self.axes else {"row": row}
+        return dict(zip(self.axes, row, strict=True)) if self.axes else {"row": row}
 
     def _row_of(self, cell: dict) -> tuple:
         return tuple(cell[a] for a in self.axes) if self.axes else cell["row"]
@@ -284,43 +320,36 @@ class Search:
         the first look and every row's boundary sits where the search finds it soonest (one
         boundary width for the whole grid, the best one); most: the full grid (every row
         found not monotone and every cell undecided to the last look)."""
-        most = len(self.cells) * self.rule.max_seeds
+        m = self.rule.max_seeds
+        most = len(self.cells) * m
         widths = sorted({w for ws in self.widths.values() for w in ws})
         fewest = most
         for edge in [*widths, widths[-1] + 1]:
-            outcomes, _ = replay(self, lambda cell, n, e=edge: n if cell[1] >= e else 0)
-            fewest = min(fewest, sum(n for n, _ in outcomes.values()))
+            steps = {c: [c[1] >= edge] * m for c in self.cells}
+            fewest = min(fewest, sum(n for n, _ in self.counts(steps).values()))
         return fewest, most
 
 
 def minimal_width(widths: Sequence[int], verdicts: Sequence[str]) -> dict[str, Any]:
     """The minimal width above the threshold from one row's verdicts (widths increasing):
     ``{"low", "high", "decided"}`` as in :meth:`Search.boundaries`."""
-    not_below = [w for w, v in zip(widths, verdicts) if v != "below"]
-    above = [w for w, v in zip(widths, verdicts) if v == "above"]
+    not_below = [w for w, v in zip(widths, verdicts, strict=True) if v != "below"]
+    above = [w for w, v in zip(widths, verdicts, strict=True) if v == "above"]
     low = not_below[0] if not_below else None
     high = above[0] if above else None
     return {"low": low, "high": high, "decided": low == high}
 
 
-def replay(
-    search: Search,
-    separated: Callable[[Cell, int], int],
-    max_rounds: int = 1000,
-) -> tuple[dict[Cell, tuple[int, int]], list[dict[Cell, int]]]:
-    """Drive ``search`` to the end offline. ``separated(cell, n)``: how many of the cell's
-    first ``n`` seeds separate (nested in ``n``). Returns the final outcomes and each round's
-    targets (the first round first)."""
-    outcomes: dict[Cell, tuple[int, int]] = {}
-    rounds = []
-    for _ in range(max_rounds):
-        targets = search.next_round(outcomes)
-        if not targets:
-            return outcomes, rounds
-        rounds.append(targets)
-        for cell, total in targets.items():
-            outcomes[cell] = (total, int(separated(cell, total)))
-    raise RuntimeError(f"search: not done after {max_rounds} rounds")
+def _known(seeds: Sequence, cell: Cell) -> list[bool]:
+    """The leading trained seeds of a cell (up to its first ``None``), as bools."""
+    out = []
+    for x in seeds:
+        if x is None:
+            break
+        if x not in (True, False):  # 0, 1, numpy bools compare equal
+            raise ValueError(f"search: outcome of {cell} must be True, False or None, got {x!r}")
+        out.append(bool(x))
+    return out
 
 
 class _Table:
@@ -358,9 +387,9 @@ def _neighbours(rows: Sequence[tuple]) -> dict[tuple, list[tuple]]:
         out[row] = [
             other for other in rows
             if len(other) == len(row)
-            and sum(x != y for x, y in zip(row, other)) == 1
+            and sum(x != y for x, y in zip(row, other, strict=True)) == 1
             and all(abs(order[a][x] - order[a][y]) == 1
-                    for a, (x, y) in enumerate(zip(row, other)) if x != y)
+                    for a, (x, y) in enumerate(zip(row, other, strict=True)) if x != y)
         ]
     return out
 
