@@ -54,6 +54,24 @@ STARTS = ("neighbours", "middle")
 
 
 @dataclass(frozen=True)
+class Progress:
+    """The search replayed on some outcomes (:meth:`Search.replay`).
+
+    ``counts``: ``{cell: (n, k)}`` used so far; ``rounds``: per row, its rounds' targets in
+    order (the last one maybe unfinished); ``missing``: what the rows' current rounds still
+    need (:meth:`Search.next_round`); ``states``: per row, its :class:`RowState` after the
+    counts; ``depth``: the longest chain of rounds (a leader's then its row's), the number of
+    times an engine that refills slots at once must wait for a round to finish.
+    """
+
+    counts: dict
+    rounds: dict
+    missing: dict
+    states: dict
+    depth: int
+
+
+@dataclass(frozen=True)
 class RowState:
     """What a row's outcomes say, by position ``i`` along its widths (``W`` of them).
 
@@ -69,10 +87,6 @@ class RowState:
     hi: int
     monotone: bool
     targets: dict[int, int]
-
-    @property
-    def started(self) -> bool:
-        return bool(self.n.sum() > 0)
 
 
 class Search:
@@ -127,68 +141,72 @@ class Search:
         self.pilots = (
             frozenset(self.rows) if start == "middle" else _pilots(self.rows, self.neighbours)
         )
+        # each other row starts from one fixed neighbour, the first pilot among its neighbours,
+        # so that its choices depend only on its own and its leader's outcomes
+        self.leaders: dict[tuple, tuple] = {
+            row: next(r for r in self.neighbours[row] if r in self.pilots)
+            for row in self.rows if row not in self.pilots
+        }
 
     # -- the policy -----------------------------------------------------------------------------
 
     def next_round(self, outcomes: Outcomes) -> dict[Cell, int]:
-        """``{cell: seeds it should have in total}``: the cells of the first round whose seeds
+        """``{cell: seeds it should have in total}``: each row's current round, where its seeds
         are not all in ``outcomes`` (a cell's seeds ``0 .. total-1``); empty when the search is
-        done. A pure function of ``outcomes``."""
-        return self.replay(outcomes)[2]
+        done. A pure function of ``outcomes``; rows move on independently (a row waits only
+        for its leader), so an engine may ask again whenever it has free slots."""
+        return self.replay(outcomes).missing
 
     def counts(self, outcomes: Outcomes) -> Counts:
         """``{cell: (n, k)}`` for the cells the search has used so far (seeds in ``outcomes``
         beyond what it asked for are not counted)."""
-        return self.replay(outcomes)[0]
+        return self.replay(outcomes).counts
 
-    def replay(self, outcomes: Outcomes) -> tuple[Counts, list[dict[Cell, int]], dict[Cell, int]]:
-        """The search from the start on ``outcomes``: the counts it used, every round's targets
-        (the last one possibly unfinished), and what is missing of the last round."""
+    def replay(self, outcomes: Outcomes) -> Progress:
+        """The search from the start on ``outcomes``, row by row: pilots first, then each other
+        row once its leader is done, starting from the leader's boundary. A row's round whose
+        seeds are all there is taken; the first that is not is what the row still needs."""
         counts: Counts = {}
-        rounds: list[dict[Cell, int]] = []
-        while targets := self._step(counts):  # every target is a later look: this ends
-            rounds.append(targets)
-            missing = {}
-            for cell, total in targets.items():
-                seeds = _known(outcomes.get(cell, ()), cell)
-                if len(seeds) >= total:
-                    counts[cell] = (total, int(sum(seeds[:total])))
-                else:
-                    missing[cell] = total
-            if missing:
-                return counts, rounds, missing
-        return counts, rounds, {}
-
-    def _step(self, counts: Counts) -> dict[Cell, int]:
-        """The round after ``counts``: ``{cell: seeds in total}`` for cells that need more."""
-        states = self._states(counts)
-        out = {}
-        for row in self.rows:
-            for i, total in sorted(states[row].targets.items()):
-                out[(row, self.widths[row][i])] = int(total)
-        return out
-
-    def _states(self, counts: Counts) -> dict[tuple, RowState]:
-        """Every row's :class:`RowState` (started rows first, so that a row waiting for a
-        neighbour sees whether that neighbour is done)."""
+        rounds: dict[tuple, list[dict[Cell, int]]] = {}
+        missing: dict[Cell, int] = {}
         states: dict[tuple, RowState] = {}
-        waiting = []
-        for row in self.rows:
-            n, k = self._counts(row, counts)
-            if n.sum() == 0 and row not in self.pilots:
-                waiting.append((row, n, k))
+        done: set = set()
+        for row in sorted(self.rows, key=lambda r: r not in self.pilots):  # stable: pilots first
+            W = len(self.widths[row])
+            n, k = np.zeros(W, dtype=np.int64), np.zeros(W, dtype=np.int64)
+            rounds[row] = []
+            lead = self.leaders.get(row)
+            if lead is not None and lead not in done:  # waits for its leader
+                states[row] = self._state(n, k, guess=None, wait=True)
+                continue
+            guess = None if lead is None else self._guess(row, lead, states[lead])
+            while targets := self._state(n, k, guess).targets:  # each a later look: this ends
+                rounds[row].append(
+                    {(row, self.widths[row][i]): t for i, t in sorted(targets.items())})
+                short = False
+                for i, total in sorted(targets.items()):
+                    cell = (row, self.widths[row][i])
+                    seeds = _known(outcomes.get(cell, ()), cell)
+                    if len(seeds) >= total:
+                        n[i], k[i] = total, sum(seeds[:total])
+                        counts[cell] = (total, int(k[i]))
+                    else:
+                        missing[cell], short = total, True
+                if short:
+                    break
             else:
-                states[row] = self._state(row, n, k, guess=None)
-        for row, n, k in waiting:  # start from the first neighbour whose search is done
-            ready = [r for r in self.neighbours[row] if r in states and _ready(states[r])]
-            guess = self._guess(row, ready[0], states[ready[0]]) if ready else None
-            states[row] = self._state(row, n, k, guess=guess, wait=not ready)
-        return {row: states[row] for row in self.rows}
+                done.add(row)
+            states[row] = self._state(n, k, guess)
+        order = {cell: i for i, cell in enumerate(self.cells)}
+        return Progress(
+            counts=dict(sorted(counts.items(), key=lambda c: order[c[0]])),
+            rounds={row: rounds[row] for row in self.rows},
+            missing=dict(sorted(missing.items(), key=lambda c: order[c[0]])),
+            states={row: states[row] for row in self.rows},
+            depth=max(len(rounds[r]) + (len(rounds[self.leaders[r]]) if r in self.leaders else 0)
+                      for r in self.rows),
+        )
 
-    def _counts(self, row, counts: Counts) -> tuple[np.ndarray, np.ndarray]:
-        nk = [counts.get((row, w), (0, 0)) for w in self.widths[row]]
-        return (np.array([a for a, _ in nk], dtype=np.int64),
-                np.array([b for _, b in nk], dtype=np.int64))
     def _guess(self, row, other, state: RowState) -> int:
         """Position in ``row`` of the neighbour's narrowest "above" width (W if it has none)."""
         widths = self.widths[row]
@@ -196,7 +214,9 @@ class Search:
             return len(widths)
         return int(np.searchsorted(widths, self.widths[other][state.hi]))
 
-    def _state(self, row, n, k, guess: int | None, wait: bool = False) -> RowState:
+    def _state(self, n, k, guess: int | None, wait: bool = False) -> RowState:
+        """A row's state after the counts ``n``, ``k`` (by width position) and what it trains
+        next: ``guess`` is where its leader's boundary is (None: a pilot, from the middle)."""
         rule = self.rule
         W = len(n)
         own, _, _ = self._table(k, n)
@@ -259,7 +279,7 @@ class Search:
         ``high`` is at most that cell's; above an "above" cell ``low`` is at least that cell's.
         """
         out = []
-        states = self._states(self.counts(outcomes))
+        states = self.replay(outcomes).states
         for row in self.rows:
             st = states[row]
             _, low, high = self._table(st.k, st.n)
@@ -407,12 +427,6 @@ def _pilots(rows: Sequence[tuple], neighbours: Mapping[tuple, list[tuple]]) -> f
         pilots.add(best)
         covered |= {best, *neighbours[best]}
     return frozenset(pilots)
-
-
-def _ready(state: RowState) -> bool:
-    """A row others may start from: it has a width decided "above" (its boundary is at or
-    below it), or its search is done (it has none)."""
-    return state.started and not state.targets
 
 
 def _probes(lo: int, hi: int, width_count: int, tried: Sequence[int],
