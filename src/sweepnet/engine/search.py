@@ -13,19 +13,23 @@ seed of every cell; :class:`Search` answers it with the cells and seeds that can
   search narrows the gap between its widest "below" and narrowest "above" cell until every
   cell in the gap is decided or undecided with every seed ("boundary").
 - A row starts from a neighbouring row's boundary (rows that differ in one coordinate by one
-  step: depth 3 and depth 4, or two activations next to each other in the spec): first a few
-  *pilot* rows search from the middle, then each other row brackets its neighbour's boundary
-  width. Rows are near each other in the phase diagram, so this saves most of a bisection.
-- A sparse check for rows that are not monotone: once a row's boundary is found, its widest
-  cell gets one look. If that look does not contradict the row (its share is at least the
-  threshold) it stands; otherwise the cell goes on to its verdict, and if it is not "above"
-  the row is flagged ``monotone = False`` and every cell of it is trained to its verdict.
+  step: depth 3 and depth 4, or two activations next to each other in the spec). A few
+  *pilot* rows, chosen so that every row is one or neighbours one, search from the middle
+  width; every other row waits for its *leader* (the first pilot among its neighbours) to
+  finish, then first trains the two widths around the leader's narrowest "above" width.
+  Neighbouring rows have near boundaries, so this saves most of a bisection.
+- A sparse check for rows that are not monotone: once a row has a width decided "above", its
+  widest cell gets one look. If that look does not contradict the row (its share is at least
+  the threshold) it stands; otherwise the cell goes on to its verdict, and if that ends
+  "below", or undecided with a share under the threshold, the row is flagged ``monotone =
+  False``: every cell of it is trained to its own verdict and nothing in it is inferred.
 
 The state is plain data, the outcomes: ``{(row, width): [separated, ...]}``, one entry a
-seed in seed order (``None`` or a short list: not trained yet). Every method replays the
-search from the start on them: round 1 is what an empty grid asks for; a round whose seeds
-are all there is taken (a look at ``n`` seeds uses a cell's *first* ``n``), and the first
-round that is not is what :meth:`Search.next_round` asks for. So the choices are a pure
+seed in seed order (position in the spec's seed list; ``None`` or a short list: not trained
+yet). Every method replays the search from the start on them, row by row: a row's first
+round is what it asks for with no outcomes; a round whose seeds are all there is taken (a look
+at ``n`` seeds uses a cell's *first* ``n``), and the first that is not is what
+:meth:`Search.next_round` asks of that row. So the choices are a pure
 function of the networks' outcomes, which depend only on each network's configuration and
 seed: a run killed at any moment and resumed, a grid trained in full and replayed offline,
 and a run whose maximum seeds grew (a new rule, replayed on the same seeds) all make the
