@@ -239,8 +239,10 @@ def main(argv=None) -> int:
         + ". The last look decides exactly as one 95% look at 16 seeds does.",
         f"- Pilot rows (search from the middle width): {len(pol['search'].pilots)} of "
         f"{len(pol['search'].rows)}: "
-        + ", ".join(f"{a} d{d}" for a, d in sorted(pol["search"].pilots)) + "; the others start "
-        "from a neighbour's narrowest width decided above.",
+        + ", ".join(f"{a} d{d}" for a, d in sorted(pol["search"].pilots)) + ". Each other row "
+        "waits for its leader (the first pilot among its neighbours: depth +-1, or the "
+        "activation next to it in the spec) to finish, then trains the two widths around the "
+        "leader's narrowest width decided above.",
         f"- Rounds (an engine trains what `next_round` asks, then asks again): "
         f"{len(pol['rounds'])}; cells asked per call {[len(r) for r in pol['rounds']]}, "
         f"networks per call {[sum(r.values()) for r in pol['rounds']]} (a cell's total seeds; "

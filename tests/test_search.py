@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as sps
 
 from sweepnet.core.errors import SweepnetError
-from sweepnet.core.stats import SequentialRule, clopper_pearson, spend
+from sweepnet.core.stats import SequentialRule, clopper_pearson, spend, verdict
 from sweepnet.engine.search import Search, minimal_width
 
 WIDTHS = (1, 2, 3, 4, 5, 6, 7, 8)
@@ -58,6 +58,9 @@ def test_clopper_pearson_exact_values_and_edges():
     assert (lo, hi) == pytest.approx((sps.beta.ppf(0.025, 13, 4), sps.beta.ppf(0.975, 14, 3)))
     with pytest.raises(SweepnetError, match="confidence"):
         clopper_pearson(1, 2, 1.5)
+    # one look (a fixed grid): 13 of 16 is above a half at 95%, 12 of 16 is not; no seeds: no
+    assert list(verdict([13, 12, 3, 4, 0], [16, 16, 16, 16, 0])) == [
+        "above", "boundary", "below", "boundary", "boundary"]
 
 
 def test_spending_and_rule_plan():

@@ -43,6 +43,17 @@ def clopper_pearson(k, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndar
     return low.astype(np.float64), high.astype(np.float64)
 
 
+def verdict(k, n, threshold: float = 0.5, confidence: float = 0.95) -> np.ndarray:
+    """One look at each cell's seeds (a fixed grid: the ``cells`` view): ``"above"`` where the
+    interval of ``k`` of ``n`` lies wholly above ``threshold``, ``"below"`` wholly below, else
+    ``"boundary"`` (``n = 0`` included). Object array of the broadcast shape."""
+    low, high = clopper_pearson(k, n, confidence)
+    out = np.full(low.shape, "boundary", dtype=object)
+    out[low > threshold] = "above"
+    out[high < threshold] = "below"
+    return out
+
+
 def spend(n_looks: int, alpha: float, spending: str | Sequence[float] = "equal") -> tuple:
     """The error rate each look may spend: ``alpha`` split over ``n_looks`` looks.
 
@@ -113,7 +124,7 @@ class SequentialRule:
     @classmethod
     def plan(
         cls,
-        looks: Sequence[int] = (8, 16, 32),
+        looks: Sequence[int] = (7, 16, 32),
         threshold: float = 0.5,
         confidence: float = 0.95,
         spending: str | Sequence[float] = "equal",
@@ -172,7 +183,7 @@ class SequentialRule:
         out = np.full(low.shape, "boundary", dtype=object)
         out[reached & (low > self.threshold)] = "above"
         out[reached & (high < self.threshold)] = "below"
-        return out
+        return out  # as verdict() at each look's confidence, and undecided before the first
 
     def decided(self, k, n) -> np.ndarray:
         """True where a cell needs no more seeds: decided, or at the last look."""

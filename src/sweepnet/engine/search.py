@@ -115,7 +115,7 @@ class Search:
     def __init__(
         self,
         cells: Iterable[Cell],
-        looks: Sequence[int] = (8, 16, 32),
+        looks: Sequence[int] = (7, 16, 32),
         threshold: float = 0.5,
         confidence: float = 0.95,
         spending: str | Sequence[float] = "equal",
