@@ -3,12 +3,13 @@
 The package is a stack of layers, lowest first. A module imports from its own layer and
 the layers above it in this list, never from one below it (``tests/test_imports.py``):
 
-    core      errors, the host machine, its devices, words (plurals)
+    core      errors, the host machine, its devices, words (plurals), stats (error bars)
     sweep     what a sweep is: the spec, the datasets, the models, the optimizers
     kernel    the fused CPU gradient: C++ built on this machine, called through XLA's FFI
     train     one network's training step and its separation certificate
     store     the results folder: every path in it, its writer and its readers
-    engine    the plan and its execution: buckets, calls, compiled programs, many hosts
+    engine    the plan and its execution: buckets, calls, compiled programs, many hosts,
+              the adaptive search
     measure   the numbers of one trained network: forward passes, grids, topology
     views     what a user looks at: charts, pictures, the report, explore, animate
     bench     benchmarks against per-network baselines and the machine's limits

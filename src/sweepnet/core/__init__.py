@@ -1,1 +1,1 @@
-"""The ground floor: errors, the host machine and its devices."""
+"""The ground floor: errors, the host machine and its devices, the statistics of a share."""
