@@ -330,9 +330,8 @@ _register("naitzat_d3", naitzat_d3, "Naitzat D-III: nine ball/shell/shell nests 
           thickness=Param(0.05, float, 0.0, 0.2, doc="thickness of each shell"))
 _register("balls", balls, "components disks (balls), `holes` of them annuli, in a square",
           lambda p: int(p["dim"]),
-          components=Param(4, int, 1, 27, static=True, doc="class 1's components (disks)"),
-          holes=Param(1, int, 0, 27, static=True,
-                      doc="how many of the components are annuli (shells in 3-D)"),
+          components=Param(4, int, 1, 27, doc="class 1's components (disks; 9 at most in 2-D)"),
+          holes=Param(1, int, 0, 27, doc="how many of the components are annuli (shells in 3-D)"),
           dim=Param(2, int, 2, 3, static=True, doc="dimension (2 or 3)"),
           layout=Param(0, int, 0, 2**31 - 1, static=True, doc="seed of the disks' places"))
 _register("file", None, "the user's own points from .npz, .csv or .parquet",

@@ -51,19 +51,16 @@ BALL_TRIES = 32  # rejection candidates per outer point; all fail with p < 0.45^
 
 
 @functools.lru_cache(maxsize=64)
-def balls_layout(components: int, dim: int, layout: int) -> np.ndarray:
-    """Centres ``(components, dim)`` of ``balls``' components: a permutation of the grid's
-    cells drawn from ``layout`` (and ``dim``), each cell's centre jittered by up to
-    ``BALL_JITTER``; the first ``components`` cells. A layout's centres do not move as
-    ``components`` grows: component ``i`` is the same disk in every configuration."""
+def balls_layout(dim: int, layout: int) -> np.ndarray:
+    """Centres ``(3 ** dim, dim)`` of ``balls``' components, component ``i`` in row ``i``: the
+    grid's cells in an order drawn from ``layout`` (and ``dim``), each cell's centre jittered
+    by up to ``BALL_JITTER``. A configuration of ``c`` components takes the first ``c`` rows,
+    so a layout's components stay where they are as ``components`` grows."""
     rng = np.random.default_rng((layout, dim))
     cells = np.stack(np.meshgrid(*[np.array([-2 / 3, 0.0, 2 / 3])] * dim, indexing="ij"),
                      -1).reshape(-1, dim)
     cells = cells[rng.permutation(len(cells))]
-    centres = cells + rng.uniform(-BALL_JITTER, BALL_JITTER, cells.shape)
-    if components > len(cells):
-        raise ValueError(f"balls: {components} components do not fit {len(cells)} cells")
-    return centres[:components].astype(np.float32)
+    return (cells + rng.uniform(-BALL_JITTER, BALL_JITTER, cells.shape)).astype(np.float32)
 
 
 def balls_problem(components: int, holes: int, dim: int) -> tuple[str, str] | None:
@@ -82,36 +79,40 @@ def balls(key, n, components=4, holes=1, dim=2, layout=0):
     square (cube), with a gap of ``BALL_GAP`` between the classes. The disks' places come from
     ``layout`` (:func:`balls_layout`). Each component gets an equal share of class 1's points
     and each core ``CORE_SHARE`` of class 0's; all uniform by area (volume) within their part.
+
+    ``components`` and ``holes`` may be traced (one program draws every count; the spec
+    checks ``holes <= components <= 3 ** dim``, which this clips to); ``dim`` and ``layout``
+    are static.
     """
-    problem = balls_problem(components, holes, dim)
-    if problem:
-        raise ValueError(f"balls: {problem[0]}: {problem[1]}")
-    where = balls_layout(components, dim, layout)
-    centres = jnp.asarray(where)
+    cells = balls_layout(dim, layout)
+    centres = jnp.asarray(cells)
+    components = jnp.clip(jnp.asarray(components).astype(jnp.int32), 1, len(cells))
+    holes = jnp.clip(jnp.asarray(holes).astype(jnp.int32), 0, components)
     y = class_labels(n, 2)
     k_comp, k_dir, k_rad, k_core, k_box = jax.random.split(key, 5)
     # class 1: a component, then a point of its disk or ring
     comp = jax.random.randint(k_comp, (n,), 0, components)
-    inner = jnp.where(comp < holes, BALL_RING, 0.0)
+    ring = comp < holes
     k_disk, k_ring = jax.random.split(k_rad)
-    r = jnp.where(comp < holes, uniform_radius(k_ring, (n,), BALL_RING, BALL_R, dim),
+    r = jnp.where(ring, uniform_radius(k_ring, (n,), BALL_RING, BALL_R, dim),
                   uniform_radius(k_disk, (n,), 0.0, BALL_R, dim))
-    r = jnp.maximum(r, inner)  # float round-off never puts a ring point in its hole
-    u = unit_vectors(k_dir, n, dim)
-    ones = centres[comp] + u * r[:, None]
+    r = jnp.maximum(r, jnp.where(ring, BALL_RING, 0.0))  # round-off never fills a hole
+    ones = centres[comp] + unit_vectors(k_dir, n, dim) * r[:, None]
     # class 0: a core (CORE_SHARE each) or the square outside every component's gap
     k_pick, k_cr = jax.random.split(k_core)
     pick = jnp.floor(jax.random.uniform(k_pick, (n,)) / CORE_SHARE).astype(jnp.int32)
-    in_core = pick < holes
-    core = (centres[jnp.minimum(pick, max(holes - 1, 0))]
+    core = (centres[jnp.minimum(pick, len(cells) - 1)]
             + unit_vectors(jax.random.fold_in(k_dir, 1), n, dim)
             * uniform_radius(k_cr, (n,), 0.0, BALL_CORE, dim)[:, None])
     cand = jax.random.uniform(k_box, (n, BALL_TRIES, dim), minval=-1.0, maxval=1.0)
-    near = functools.reduce(jnp.minimum, [jnp.sum((cand - c) ** 2, -1) for c in where])
-    ok = near >= (BALL_R + BALL_GAP) ** 2  # (a loop over components: no (n, tries, c, dim))
+    # a loop over the cells: no (n, tries, cells, dim) array
+    near = functools.reduce(jnp.minimum, [
+        jnp.where(i < components, jnp.sum((cand - c[None, None]) ** 2, -1), jnp.inf)
+        for i, c in enumerate(cells)])
+    ok = near >= (BALL_R + BALL_GAP) ** 2
     outer = cand[jnp.arange(n), jnp.argmax(ok, axis=1)]
     outer = jnp.where(ok.any(axis=1)[:, None], outer, -0.99)  # a corner is always outside
-    zeros = jnp.where(in_core[:, None], core, outer)
+    zeros = jnp.where((pick < holes)[:, None], core, outer)
     return jnp.where(y[:, None] == 1, ones, zeros), y
 
 
