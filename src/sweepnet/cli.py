@@ -68,7 +68,7 @@ def cmd_plan(a):
     p = plan.make_plan(s, n, memory, platform=where, fused=kernel)
     # recorded runs, else a short measurement (said on stderr), cached per machine
     t = machine.throughput(refresh=a.calibrate, results=a.results, say=_say)
-    notes, later = data.short_files(r.config for r in p.runs), None  # files short of points
+    notes, later = data.file_warnings(r.config for r in p.runs), None  # short, far from scale
     if where == "cpu" and not kernel and choice.will_build() and any(
             choice.covers(b.static) for b in p.buckets):
         # a first run trains with XLA's gradient while the kernel builds, then switches to it

@@ -27,7 +27,8 @@ DEFAULT_COMPILE_S = 10.0
 # An activation and its derivative at one unit, in FLOP-equivalents (a transcendental one is a
 # rational or exp/log approximation of a dozen or more multiply-adds, and a division)
 ACTIVATION_FLOPS = {"tanh": 20, "sigmoid": 20, "softplus": 30, "elu": 20, "gelu": 30,
-                    "silu": 20, "sin": 20, "relu": 2, "leaky_relu": 3, "linear": 0}
+                    "silu": 20, "sin": 20, "relu": 2, "leaky_relu": 3, "leaky_relu_0.2": 3,
+                    "linear": 0}
 
 
 def step_flops(static: Static, width: int | None = None, depth: int | None = None,

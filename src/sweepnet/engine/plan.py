@@ -37,7 +37,7 @@ from sweepnet.engine import cost
 from sweepnet.kernel.ops import ACTIVATIONS as KERNEL_ACTIVATIONS
 from sweepnet.sweep import data as data_lib
 from sweepnet.sweep.models import n_params
-from sweepnet.sweep.spec import Spec, seeded_ids
+from sweepnet.sweep.spec import DEFAULTS, Spec, seeded_ids
 from sweepnet.train.step import Static
 
 DEFAULT_MAX_MEMORY = 2 * 2**30
@@ -205,7 +205,9 @@ def static_of(cfg: Mapping[str, Any], width: int, depth: int | None = None,
                   activations=activations or (cfg["activation"],),
                   optimizer=cfg["optimizer"], steps=cfg["steps"],
                   eval_every=cfg["eval_every"], batch_size=cfg["batch_size"],
-                  n_train=n_train, n_test=n_test)
+                  n_train=n_train, n_test=n_test,
+                  lr_decay=cfg.get("lr_decay", DEFAULTS["lr_decay"]),
+                  lr_decay_every=cfg.get("lr_decay_every", DEFAULTS["lr_decay_every"]))
 
 
 def family(cfg: Mapping[str, Any]) -> Static:

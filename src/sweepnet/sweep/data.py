@@ -22,6 +22,8 @@ import pandas as pd
 
 from sweepnet.core.errors import SweepnetError
 from sweepnet.core.host import DRAW_COMPILER_OPTIONS
+from sweepnet.sweep.shapes import (balls, balls_betti, balls_problem, class_labels,
+                                   uniform_radius, unit_vectors)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,30 +58,13 @@ class Split(NamedTuple):
     y_test: np.ndarray  # (n_test,) int32
 
 
-def _class_labels(n: int, k: int) -> jax.Array:
-    """Balanced labels ``(n,)``: 0,1,..,k-1,0,1,.. so every class has n//k or n//k+1 points."""
-    return (jnp.arange(n) % k).astype(jnp.int32)
-
-
-def _uniform_radius(key, shape, r0, r1, dim):
-    """Radius for points uniform by volume in the shell ``r0 <= r < r1`` of ``dim`` dims."""
-    u = jax.random.uniform(key, shape)
-    return (u * (r1**dim - r0**dim) + r0**dim) ** (1.0 / dim)
-
-
-def _unit_vectors(key, n, dim):
-    """``(n, dim)`` directions uniform on the sphere."""
-    v = jax.random.normal(key, (n, dim))
-    return v / jnp.linalg.norm(v, axis=1, keepdims=True)
-
-
 def _ball_vs_shell(key, n, dim, inner, gap, outer):
     """Class 1: ``|x| < inner``; class 0: ``gap < |x| < outer`` (uniform by volume)."""
     k_dir, k_rad = jax.random.split(key)
-    y = _class_labels(n, 2)
-    u = _unit_vectors(k_dir, n, dim)
-    r_in = _uniform_radius(k_rad, (n,), 0.0, inner, dim)
-    r_out = _uniform_radius(jax.random.fold_in(k_rad, 1), (n,), gap, outer, dim)
+    y = class_labels(n, 2)
+    u = unit_vectors(k_dir, n, dim)
+    r_in = uniform_radius(k_rad, (n,), 0.0, inner, dim)
+    r_out = uniform_radius(jax.random.fold_in(k_rad, 1), (n,), gap, outer, dim)
     r = jnp.where(y == 1, r_in, r_out)
     return u * r[:, None], y
 
@@ -101,7 +86,7 @@ def nested_spheres(key, n, dim=3, inner=1 / 3, gap=2 / 3, outer=1.0):
 
 def two_spirals(key, n, turns=1.0):
     """Two interleaved spirals; arm length grows with ``turns``. Class 1 is arm 0 rotated by pi."""
-    y = _class_labels(n, 2)
+    y = class_labels(n, 2)
     t = jnp.sqrt(jax.random.uniform(key, (n,), minval=0.0025, maxval=1.0))  # even density
     theta = 2 * jnp.pi * turns * t + jnp.pi * y
     x = jnp.stack([t * jnp.cos(theta), t * jnp.sin(theta)], axis=1)
@@ -110,7 +95,7 @@ def two_spirals(key, n, turns=1.0):
 
 def xor(key, n, margin=0.0):
     """Uniform in [-1, 1]^2 with ``|x_i| > margin``; class 1 where x0 * x1 > 0."""
-    y = _class_labels(n, 2)
+    y = class_labels(n, 2)
     k_mag, k_sign = jax.random.split(key)
     mag = jax.random.uniform(k_mag, (n, 2), minval=margin, maxval=1.0)
     s0 = jnp.where(jax.random.bernoulli(k_sign, 0.5, (n,)), 1.0, -1.0)
@@ -120,7 +105,7 @@ def xor(key, n, margin=0.0):
 
 def gaussians(key, n, classes=2, spread=0.6, std=0.25):
     """``classes`` isotropic blobs of ``std`` with centres on a circle of radius ``spread``."""
-    y = _class_labels(n, classes)
+    y = class_labels(n, classes)
     angle = 2 * jnp.pi * y / classes
     centre = spread * jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=1)
     return centre + std * jax.random.normal(key, (n, 2)), y
@@ -128,7 +113,7 @@ def gaussians(key, n, classes=2, spread=0.6, std=0.25):
 
 def moons(key, n, std=0.1):
     """Two interleaving half circles (as in scikit-learn), scaled into [-1, 1]^2."""
-    y = _class_labels(n, 2)
+    y = class_labels(n, 2)
     k_t, k_eps = jax.random.split(key)
     t = jnp.pi * jax.random.uniform(k_t, (n,))
     upper = jnp.stack([jnp.cos(t), jnp.sin(t)], axis=1)
@@ -143,12 +128,12 @@ def _ring_points(key, n, centre, axis_a, axis_b, radius, tube):
     phi = 2 * jnp.pi * jax.random.uniform(k_phi, (n,))
     core = centre[None, :] + radius * (jnp.cos(phi)[:, None] * axis_a[None, :]
                                      + jnp.sin(phi)[:, None] * axis_b[None, :])
-    off = _unit_vectors(k_dir, n, 3) * _uniform_radius(k_r, (n,), 0.0, tube, 3)[:, None]
+    off = unit_vectors(k_dir, n, 3) * uniform_radius(k_r, (n,), 0.0, tube, 3)[:, None]
     return core + off
 
 
 def _two_rings(key, n, tube, shift):
-    y = _class_labels(n, 2)
+    y = class_labels(n, 2)
     k0, k1 = jax.random.split(key)
     e = jnp.eye(3)
     ring_a = _ring_points(k0, n, jnp.zeros(3), e[0], e[1], 0.5, tube)
@@ -180,10 +165,10 @@ _TRIES = 16  # rejection candidates per point (fixed shape); all 16 fail with p 
 def naitzat_d1(key, n, radius=0.12, hole=0.2):
     """D-I in [-1, 1]^2: class 1 = nine disks of ``radius`` on a 3x3 grid of spacing 2/3;
     class 0 = the square minus nine holes of radius ``hole`` around them (uniform by area)."""
-    y = _class_labels(n, 2)
+    y = class_labels(n, 2)
     k_cell, k_dir, k_rad, k_box = jax.random.split(key, 4)
     centre = jnp.asarray(_GRID)[jax.random.randint(k_cell, (n,), 0, 9)] * (2 / 3)
-    disks = centre + _unit_vectors(k_dir, n, 2) * _uniform_radius(k_rad, (n,), 0.0, radius,
+    disks = centre + unit_vectors(k_dir, n, 2) * uniform_radius(k_rad, (n,), 0.0, radius,
                                                                  2)[:, None]
     cand = jax.random.uniform(k_box, (n, _TRIES, 2), minval=-1.0, maxval=1.0)
     nearest = jnp.clip(jnp.round(cand * 1.5), -1, 1) / 1.5  # the hole centre of each cell
@@ -201,7 +186,7 @@ def naitzat_d2(key, n, tube=0.1):
     the xz plane (0.25 right), so each class is nine solid tori, each linked with one of the
     other class.
     """
-    y = _class_labels(n, 2)
+    y = class_labels(n, 2)
     k_cell, k0, k1 = jax.random.split(key, 3)
     e = jnp.eye(3)
     centre = jnp.concatenate([2 * jnp.asarray(_GRID)[jax.random.randint(k_cell, (n,), 0, 9)],
@@ -217,17 +202,17 @@ def naitzat_d3(key, n, thickness=0.05):
     1/2.5. Each unit: class 1 = a ball of radius 0.08 (a sixth of its points) and the shell
     0.65 < r < 0.65 + ``thickness`` (five sixths: a sphere needs more points than a ball)
     around a class-0 shell 0.35 < r < 0.35 + ``thickness``; all uniform by volume."""
-    y = _class_labels(n, 2)
+    y = class_labels(n, 2)
     k_cell, k_dir, k_rad, k_part = jax.random.split(key, 4)
     centre = jnp.concatenate([2 * jnp.asarray(_GRID)[jax.random.randint(k_cell, (n,), 0, 9)],
                               jnp.zeros((n, 1))], axis=1)
     k_ball, k_outer, k_mid = jax.random.split(k_rad, 3)
-    ball = _uniform_radius(k_ball, (n,), 0.0, 0.08, 3)
-    outer = _uniform_radius(k_outer, (n,), 0.65, 0.65 + thickness, 3)
-    middle = _uniform_radius(k_mid, (n,), 0.35, 0.35 + thickness, 3)
+    ball = uniform_radius(k_ball, (n,), 0.0, 0.08, 3)
+    outer = uniform_radius(k_outer, (n,), 0.65, 0.65 + thickness, 3)
+    middle = uniform_radius(k_mid, (n,), 0.35, 0.35 + thickness, 3)
     in_ball = jax.random.uniform(k_part, (n,)) < 1 / 6
     r = jnp.where(y == 1, jnp.where(in_ball, ball, outer), middle)
-    return (centre + _unit_vectors(k_dir, n, 3) * r[:, None]) / 2.5, y
+    return (centre + unit_vectors(k_dir, n, 3) * r[:, None]) / 2.5, y
 
 
 def read_points(path: str, label: str = "label") -> tuple[np.ndarray, np.ndarray]:
@@ -343,6 +328,12 @@ _register("naitzat_d2", naitzat_d2, "Naitzat D-II: nine pairs of linked solid to
 _register("naitzat_d3", naitzat_d3, "Naitzat D-III: nine ball/shell/shell nests in 3-D",
           lambda p: 3,
           thickness=Param(0.05, float, 0.0, 0.2, doc="thickness of each shell"))
+_register("balls", balls, "components disks (balls), `holes` of them annuli, in a square",
+          lambda p: int(p["dim"]),
+          components=Param(4, int, 1, 27, doc="class 1's components (disks; 9 at most in 2-D)"),
+          holes=Param(1, int, 0, 27, doc="how many of the components are annuli (shells in 3-D)"),
+          dim=Param(2, int, 2, 3, static=True, doc="dimension (2 or 3)"),
+          layout=Param(0, int, 0, 2**31 - 1, static=True, doc="seed of the disks' places"))
 _register("file", None, "the user's own points from .npz, .csv or .parquet",
           lambda p: _file_info(p)[0], lambda p: _file_info(p)[1], extent=0.0,
           path=Param(None, str, static=True, doc="path to the data file"),
@@ -373,6 +364,18 @@ def betti(name: str, params: Mapping[str, Any]) -> dict[int, tuple[int, int, int
         return {0: (9, 9, 0), 1: (9, 9, 0)} if 0 < p["tube"] < 0.25 else None
     if name == "naitzat_d3":
         return {1: (18, 0, 9), 0: (9, 0, 9)} if 0 < p["thickness"] < 0.25 else None
+    if name == "balls" and problem(name, p) is None:
+        return balls_betti(int(p["components"]), int(p["holes"]), int(p["dim"]))
+    return None
+
+
+def problem(name: str, params: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(parameter, why)`` where parameters that are each in range do not make a dataset
+    together (``balls``: holes <= components), else None. A spec's grid leaves such a
+    combination out, and refuses a value that is in none of its combinations."""
+    if name == "balls":
+        p = {**default_params(name), **params}
+        return balls_problem(int(p["components"]), int(p["holes"]), int(p["dim"]))
     return None
 
 
@@ -391,16 +394,42 @@ def sizes(name: str, params: Mapping[str, Any], n_train: int, n_test: int) -> tu
     return n_train, min(n_test, rows - n_train)
 
 
-def short_files(configs: Iterable[Mapping[str, Any]]) -> list[str]:
-    """One line for each data file that holds fewer points than the run configurations
-    ``configs`` (flat, as ``Spec.grid`` gives them) ask for: the probe is what the training
-    set leaves, and the runs table records that size (:func:`sizes`)."""
+def standardized(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both point sets ``(n, dim)`` less the training points' mean, over their standard
+    deviation, feature by feature (a constant feature is only centred)."""
+    mean = x_train.mean(0, dtype=np.float64)
+    std = x_train.std(0, dtype=np.float64)
+    std = np.where(std > 0, std, 1.0)
+    return tuple(((x - mean) / std).astype(np.float32) for x in (x_train, x_test))
+
+
+# A file's features are far from unit scale past these: tanh saturates in the first layer
+FAR_MAX, FAR_STD = 10.0, 0.1
+
+
+def file_warnings(configs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """One line for each data file that the run configurations ``configs`` (flat, as
+    ``Spec.grid`` gives them) use unwisely: one that holds fewer points than they ask for (the
+    probe is what the training set leaves, and the runs table records that size:
+    :func:`sizes`), and one whose features are far from unit scale (largest ``|x|`` over
+    ``FAR_MAX`` or a feature's standard deviation under ``FAR_STD``) where it is not
+    standardized (``data.standardize``)."""
     asked: dict[tuple[str, str], set[tuple[int, int]]] = {}
+    raw: set[tuple[str, str]] = set()
     for c in configs:
         if c["dataset"] == "file":
-            asked.setdefault((c["data_path"], c.get("data_label", "label")), set()).add(
-                (c["n_train"], c["n_test"]))
+            file = (c["data_path"], c.get("data_label", "label"))
+            asked.setdefault(file, set()).add((c["n_train"], c["n_test"]))
+            if not c.get("data_standardize", False):
+                raw.add(file)
     lines = []
+    for path, label in sorted(raw):
+        x = read_points(path, label)[0]
+        top, spread = float(np.abs(x).max()), float(x.std(0, dtype=np.float64).min())
+        if top > FAR_MAX or spread < FAR_STD:
+            lines.append(f"{path}: features far from unit scale (largest |x| {top:.3g}, "
+                         f"smallest standard deviation {spread:.3g}): tanh saturates in the "
+                         "first layer; set data.standardize = true to rescale them")
     for (path, label), pairs in asked.items():
         rows = len(read_points(path, label)[1])
         short = sorted(p for p in pairs if p[0] + p[1] > rows)
@@ -412,13 +441,21 @@ def short_files(configs: Iterable[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+short_files = file_warnings  # its name before it also judged scale (engine.run calls it)
+
+
 def make_split(name: str, params: Mapping[str, Any], n_train: int, n_test: int,
                noise: float = 0.0, data_seed: int = 0) -> Split:
     """Draw the train set and the dense test probe of one dataset configuration.
 
     Train and test come from independent subkeys of ``data_seed``; ``noise`` adds isotropic
-    Gaussian jitter of that standard deviation to the points of both.
+    Gaussian jitter of that standard deviation to the points of both. A ``standardize`` entry
+    of ``params`` (a spec's ``data.standardize``, run column ``data_standardize``) that is true
+    rescales every feature to zero mean and unit variance over the training points, test
+    points alike, before the noise (which is then in those units).
     """
+    params = dict(params)
+    scale = bool(params.pop("standardize", False))
     params = {**default_params(name), **params}  # missing and given defaults: one program
     if name == "file":
         k_train, _, k_noise = _keys(data_seed)
@@ -435,6 +472,8 @@ def make_split(name: str, params: Mapping[str, Any], n_train: int, n_test: int,
         dynamic = {k: np.float32(v) for k, v in params.items() if not spec[k].static}
         xtr, ytr, xte, yte, *jitter = _split_program(name, n_train, n_test, static, noise > 0)(
             np.int32(data_seed), dynamic)
+    if scale:
+        xtr, xte = standardized(np.asarray(xtr), np.asarray(xte))
     if noise > 0:  # in numpy: inside a program XLA fuses it into a multiply-add (1 ulp off)
         xtr, xte = (np.asarray(p) + np.float32(noise) * np.asarray(j)
                     for p, j in zip((xtr, xte), jitter, strict=True))
@@ -489,5 +528,5 @@ def extent(name: str, params: Mapping[str, Any]) -> float:
     return ds.extent * 1.15 if ds.extent else 0.0
 
 
-__all__ = ["DATASETS", "Dataset", "Param", "Split", "betti", "make_split", "read_points",
-           "short_files", "sizes"]
+__all__ = ["DATASETS", "Dataset", "Param", "Split", "betti", "file_warnings", "make_split",
+           "problem", "read_points", "short_files", "sizes", "standardized"]

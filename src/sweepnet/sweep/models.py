@@ -28,6 +28,9 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "softplus": jax.nn.softplus,
     "relu": jax.nn.relu,
     "leaky_relu": lambda x: jax.nn.leaky_relu(x, 0.01),
+    # TensorFlow's default slope, which Naitzat et al. trained with (the fused CPU kernel
+    # lacks it: such networks train with XLA's gradient, in a program of their own)
+    "leaky_relu_0.2": lambda x: jax.nn.leaky_relu(x, 0.2),
     "elu": jax.nn.elu,
     "gelu": jax.nn.gelu,
     "silu": jax.nn.silu,

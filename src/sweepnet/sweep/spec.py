@@ -3,6 +3,12 @@
 Any list value is a sweep axis and the grid is the Cartesian product of the axes. The
 dataset parameters live in ``[data.<dataset>]`` and apply only to that dataset, so a sweep
 over several datasets is the union of one product per dataset.
+
+A run's id is a hash of its configuration (:func:`run_id`), so a key added to the schema must
+leave every existing spec's ids as they were. Such a key is *optional* (:data:`OPTIONAL`):
+it enters the resolved spec only when given at a value other than its default, and a run's
+configuration only where its value is not the default. A spec without it resolves to the
+same tree (so the same fingerprint and stored ``spec.toml``) and the same run ids as before.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import tomllib
 
 from sweepnet.core.errors import SweepnetError
 from sweepnet.sweep.data import DATASETS, read_points
+from sweepnet.sweep.data import problem as data_problem
 from sweepnet.sweep.models import ACTIVATIONS, ARCHS
 from sweepnet.sweep.optimizers import OPTIMIZERS
 
@@ -37,6 +44,7 @@ class Key:
     choices: Sequence[str] | None = None
     sweep: bool = True  # may be a list (a sweep axis)
     doc: str = ""
+    optional: bool = False  # in the tree and a run's configuration only when not the default
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -59,6 +67,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "n_test": Key(int, 8192, 1, 10_000_000, doc="points in the dense held-out probe"),
         "noise": Key(float, 0.0, 0.0, None, doc="std of Gaussian jitter added to the points"),
         "data_seed": Key(int, 0, 0, 2**31 - 1, doc="seed of the data draw"),
+        "standardize": Key(bool, False, optional=True,
+                           doc="rescale a file's features to zero mean, unit variance"),
     },
     "model": {
         "arch": Key(str, "mlp", choices=tuple(ARCHS), doc="architecture"),
@@ -70,6 +80,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "train": {
         "optimizer": Key(str, "adam", choices=tuple(OPTIMIZERS), doc="optax optimizer"),
         "learning_rate": Key(float, 0.01, 0.0, None, doc="step size"),
+        "lr_decay": Key(float, 1.0, 0.0, 1.0, optional=True,
+                        doc="the step size is multiplied by this every lr_decay_every steps"),
+        "lr_decay_every": Key(int, 1000, 1, 10_000_000, optional=True,
+                              doc="steps between two decays of the step size"),
         "steps": Key(int, 1000, 1, 10_000_000, doc="optimizer steps"),
         "batch_size": Key(int, 0, 0, 1_000_000, doc="minibatch size, 0 = full batch"),
         "seeds": Key(int, 4, 0, 2**31 - 1, doc="n → seeds 0..n-1, or a list of seeds"),
@@ -83,6 +97,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
 CONFIG_KEYS = ("dataset", "n_train", "n_test", "noise", "data_seed", "arch", "width", "depth",
                "activation", "init_scale", "optimizer", "learning_rate", "steps", "batch_size",
                "eval_every", "seed")
+# Keys added since, by dotted key: the column a run's configuration holds them in, where (and
+# only where) the value is not the default (the module's docstring says why). The column
+# follows the others; data.standardize is one of a `file` run's only.
+OPTIONAL = {"data.standardize": "data_standardize", "train.lr_decay": "lr_decay",
+            "train.lr_decay_every": "lr_decay_every"}
+
+DEFAULTS = {col: SCHEMA[dotted.split(".")[0]][dotted.split(".")[1]].default
+            for dotted, col in OPTIONAL.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +131,8 @@ class Spec:
         return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:16]
 
     def grid(self) -> list[dict[str, Any]]:
-        """All run configurations: flat dicts with ``CONFIG_KEYS`` and ``data_<param>``."""
+        """All run configurations: flat dicts with ``CONFIG_KEYS`` and ``data_<param>``, and
+        the columns of :data:`OPTIONAL` keys not at their default."""
         return [{**base, "seed": seed} for base, seeds in self.combos() for seed in seeds]
 
     def combos(self) -> list[tuple[dict[str, Any], list[Any]]]:
@@ -119,14 +142,22 @@ class Spec:
                   **{k: m[k] for k in ("arch", "width", "depth", "activation", "init_scale")},
                   **{k: t[k] for k in ("optimizer", "learning_rate", "steps", "batch_size")}}
         axes = {k: _as_list(v) for k, v in common.items()}
+        given = leaves(self.tree)
+        extra = {col: _as_list(given[k]) for k, col in OPTIONAL.items()
+                 if k in given and k.startswith("train.")}
         seeds = t["seeds"] if isinstance(t["seeds"], list) else list(range(t["seeds"]))
         runs = []
         for ds in _as_list(d["dataset"]):
             dparams = d.get(ds, {})
             daxes = {f"data_{k}": _as_list(v) for k, v in sorted(dparams.items())}
-            names = list(daxes) + list(axes)
-            for combo in itertools.product(*daxes.values(), *axes.values()):
+            if ds == "file" and "standardize" in d:  # a generated dataset is at unit scale
+                daxes["data_standardize"] = _as_list(d["standardize"])
+            names = list(daxes) + list(axes) + list(extra)
+            for combo in itertools.product(*daxes.values(), *axes.values(), *extra.values()):
                 cfg = dict(zip(names, combo, strict=True))
+                if data_problem(ds, {k[5:]: cfg[k] for k in daxes}):
+                    continue  # parameters that make no dataset together (balls: holes > components)
+                cfg = {k: v for k, v in cfg.items() if k not in DEFAULTS or v != DEFAULTS[k]}
                 runs.append(({"dataset": ds, **cfg, "eval_every": t["eval_every"]}, seeds))
         return runs
 
@@ -137,9 +168,9 @@ def settings(spec: Spec, section: str) -> str:
     given = spec.tree[section]
     words = []
     for name, key in SCHEMA[section].items():
-        value = given[name]
-        mark = " (default)" if key.default is not None and value == key.default else ""
-        words.append(f"{name} {_toml_value(value)}{mark}")
+        now = given.get(name, key.default)
+        mark = " (default)" if key.default is not None and now == key.default else ""
+        words.append(f"{name} {_toml_value(now)}{mark}")
     return f"[{section}] " + ", ".join(words)
 
 
@@ -173,6 +204,8 @@ def changed_keys(old: Spec, new: Spec) -> list[str]:
 def in_run_id(dotted: str) -> bool:
     """Whether a spec key's value is part of every run's configuration (and so of its id)."""
     section, _, rest = dotted.partition(".")
+    if dotted in OPTIONAL:
+        return True
     if section == "data":  # data.<dataset>.<param> becomes column data_<param>
         return rest in CONFIG_KEYS or "." in rest
     return section in ("model", "train") and (rest in CONFIG_KEYS or rest == "seeds")
@@ -285,9 +318,12 @@ def validate(raw: Mapping[str, Any], source: str = "spec",
             if name not in given:
                 if key.default is None:
                     raise SweepnetError(f"{source}: {dotted}: required key is missing")
-                out[name] = copy.deepcopy(key.default)
+                if not key.optional:
+                    out[name] = copy.deepcopy(key.default)
                 continue
             out[name] = _check(where(dotted), key, given[name])
+            if key.optional and out[name] == key.default and not isinstance(out[name], list):
+                del out[name]  # as if not given: the same tree, fingerprint and run ids
     if not _NAME.match(tree["name"]):
         raise SweepnetError(f"{where('name')}: use letters, digits, '_', '-', '.' "
                             f"(got {tree['name']!r})")
@@ -307,6 +343,11 @@ def validate(raw: Mapping[str, Any], source: str = "spec",
         if name not in datasets:
             raise SweepnetError(f"{where(f'data.{name}')}: [data.{name}] given but {name!r} is "
                                 "not in data.dataset")
+    if 0.0 in _as_list(tree["train"].get("lr_decay", 1.0)):
+        raise SweepnetError(f"{where('train.lr_decay')}: must be above 0 (1.0: no decay)")
+    if True in _as_list(tree["data"].get("standardize", False)) and "file" not in datasets:
+        raise SweepnetError(f"{where('data.standardize')}: rescales a file dataset's features, "
+                            "and data.dataset has no 'file' (the others are drawn at unit scale)")
     for ds in datasets:
         params = DATASETS[ds].params
         given = raw.get("data", {}).get(ds, {})
@@ -324,12 +365,27 @@ def validate(raw: Mapping[str, Any], source: str = "spec",
                 out[pname] = p.default
                 continue
             out[pname] = _check(where(dotted), Key(p.kind, p.default, p.lo, p.hi), given[pname])
+        _check_together(ds, out, where)
         if ds == "file":
             if isinstance(out["path"], list):
                 raise SweepnetError(f"{where('data.file.path')}: one file per sweep")
             if not os.path.isfile(out["path"]):
                 raise SweepnetError(f"{where('data.file.path')}: no such file {out['path']!r}")
     return Spec(tree, source)
+
+
+def _check_together(ds: str, params: Mapping[str, Any], where: _Origin) -> None:
+    """Refuse a value of a dataset parameter that makes no dataset with any of the other
+    parameters' values (``balls``: holes > components); the grid skips such combinations."""
+    names = list(params)
+    combos = [dict(zip(names, c, strict=True))
+              for c in itertools.product(*(_as_list(params[k]) for k in names))]
+    fine = [c for c in combos if data_problem(ds, c) is None]
+    for c in combos:
+        if (trouble := data_problem(ds, c)) is not None:
+            key, why = trouble
+            if not any(f[key] == c[key] for f in fine):
+                raise SweepnetError(f"{where(f'data.{ds}.{key}')}: {why}")
 
 
 def dataset_params(name: str, overrides: Sequence[str] = (), source: str = "--set"
@@ -348,6 +404,8 @@ def dataset_params(name: str, overrides: Sequence[str] = (), source: str = "--se
                                 f"{suggest(key, known)} (known: {', '.join(known) or 'none'})")
         params[key] = _check(f"{source} {key}", Key(p.kind, p.default, p.lo, p.hi, sweep=False),
                              value)
+    if (trouble := data_problem(name, params)) is not None:
+        raise SweepnetError(f"{source} {trouble[0]}: {trouble[1]}")
     if name == "file" and not (params["path"] and os.path.isfile(params["path"])):
         raise SweepnetError(f"{source} path: dataset 'file' needs path=FILE of an existing file")
     return params

@@ -20,7 +20,7 @@ from jax.flatten_util import ravel_pytree
 from sweepnet.kernel import choice as fused_choice
 from sweepnet.kernel import ops as fused_ops
 from sweepnet.sweep.models import build
-from sweepnet.sweep.optimizers import OPTIMIZERS
+from sweepnet.sweep import optimizers
 from sweepnet.train import separation
 
 TEST_BLOCK = 2048  # probe points evaluated at once; bounds eval memory per network
@@ -46,6 +46,8 @@ class Static:
     batch_size: int  # 0 = full batch
     n_train: int
     n_test: int
+    lr_decay: float = 1.0  # the step size is multiplied by this every lr_decay_every steps
+    lr_decay_every: int = 1000
 
     def __post_init__(self):
         if isinstance(self.activations, str):
@@ -196,7 +198,8 @@ def make_train(static: Static, fused: bool = False, capture: bool = False):
         which = hyper.activation if len(static.activations) > 1 else None
         apply = lambda p, x: model.apply(unravel(p), x, hyper.width, hyper.init_scale,
                                          real_depth=hyper.depth, which=which)
-        tx = OPTIMIZERS[static.optimizer](hyper.learning_rate)
+        tx = optimizers.make(static.optimizer, hyper.learning_rate, static.lr_decay,
+                             static.lr_decay_every)
         if fused:  # the kernel's view of this network: real width, depth and activation
             net = fused_ops.Net.of(static, hyper.width, hyper.depth, hyper.activation)
 
