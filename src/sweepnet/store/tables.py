@@ -199,11 +199,11 @@ def save_topology(root: str, table: pd.DataFrame, scales: Mapping[str, Any]) -> 
     write_text(topology_scales_path(root), json.dumps(scales, indent=1))
 
 
-def region_columns(packed, n: int) -> dict[str, pd.arrays.IntegerArray]:
+def region_columns(static, packed, n: int) -> dict[str, pd.arrays.IntegerArray]:
     """The decision-region columns (``train.regions.COLUMNS``, Int64) of a call's first ``n``
     lanes from their bit-packed grids ``packed (lanes, GRID**2 / 8)``; null where the program
-    had no grid (``packed`` None or of width 0)."""
-    if packed is None or np.asarray(packed).shape[-1] == 0:
+    ``static`` has no grid (``regions.applies``) or ``packed`` is None."""
+    if packed is None or not regions.applies(static.in_dim, static.n_out):
         return {c: pd.array([None] * n, "Int64") for c in regions.COLUMNS}
     numbers = regions.region_numbers(regions.unpack(np.asarray(packed)[:n]))
     return {c: pd.array(numbers[c], "Int64") for c in regions.COLUMNS}
@@ -250,7 +250,7 @@ def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
         **{k: [v] * n for k, v in provenance.items()},
     })
     cols["steps_to_fit"][steps_to_fit < 0] = pd.NA
-    cols.update(region_columns(getattr(out, "region", None), n))
+    cols.update(region_columns(static, getattr(out, "region", None), n))
     runs_df = pd.DataFrame(cols)
     steps = static.eval_steps
     curves_df = pd.DataFrame({

@@ -139,7 +139,7 @@ class Output(NamedTuple):
     certified: jax.Array  # () bool, worst_margin > 0
     max_grad: jax.Array  # () largest input-gradient norm of the margin over the probes
     # the final network's class (logit > 0) on the region grid (train.regions), bit-packed:
-    # (GRID**2 / 8,) uint8, or (0,) where the program gets no grid
+    # (GRID**2 / 8,) uint8; a dummy (1,) where the program gets no grid (not 2-D binary)
     region: Any = None
 
 
@@ -283,9 +283,13 @@ def make_train(static: Static, fused: bool = False, capture: bool = False):
             trained.margin_and_grad = lambda x, y: fused_ops.margin_and_grad(
                 unravel(carry[0]), x, y, net)
         sep = separation.metrics(trained, data.probe, data.x_test, data.y_test)
-        _, cells = lax.scan(lambda _, x: (None, forward(carry[0], x)[0] > 0), None, data.grid)
-        n_cells = regions.GRID**2 if data.grid.shape[0] else 0
-        region = jnp.packbits(cells.reshape(-1)[:n_cells])
+        # no grid: one dummy byte (a zero-size output breaks lax.map's batching); the store
+        # knows from the program's shape (regions.applies) that it is no grid
+        region = jnp.zeros((1,), jnp.uint8)
+        if data.grid.shape[0]:
+            _, cells = lax.scan(lambda _, x: (None, forward(carry[0], x)[0] > 0), None,
+                                data.grid)
+            region = jnp.packbits(cells.reshape(-1)[: regions.GRID**2])
         out = Output(unravel(carry[0]), loss[-1], train_acc[-1], test_acc[-1],
                      steps_to_fit.astype(jnp.int32), diverged, loss, train_acc, test_acc,
                      sep["margin"], sep["worst_margin"], sep["certified"], sep["max_grad"],
