@@ -110,10 +110,11 @@ def theorem_checks(root: str, finer: int = FINER, wider: tuple[int, ...] = WIDER
 
     Columns: those of the view (``theorem``, ``run_id``, ``width``, ``depth``, ``activation``,
     the region numbers, ``holds``), then for violations only (else null) ``finer_holds`` (on a
-    ``finer`` times finer grid), ``wider_at`` (the first factor of ``wider`` whose box, with as
-    many cells as the finer grid, makes it hold; null if none does), and ``cause``: ``mismatch`` (the stored numbers are not those of
-    the stored network on the same grid: a bug), ``resolution``, ``box`` (connected outside
-    the box) or ``unexplained`` (a bug, or a hypothesis the view cannot check, such
+    ``finer`` times finer grid), ``wider_at`` (the first factor of ``wider`` whose box makes it
+    hold, its cells growing outwards from the finer grid's; null if none does), and ``cause``:
+    ``mismatch`` (the stored numbers are not those of the stored network on the same grid: a
+    bug), ``resolution``, ``box`` (connected outside the box) or ``unexplained`` (a bug, or a
+    hypothesis the view cannot check, such
     as full-rank weights: see docs/results.md).
     """
     checks = query.query(root, "SELECT * FROM theorems ORDER BY theorem, run_id")
