@@ -1,6 +1,7 @@
 """A results folder written by sweepnet 0.5.4 (``tests/data/results-0.5.4``: 8 networks, XLA's
 gradient) still loads, grows and charts, and this version trains its networks to the same
-numbers."""
+numbers. Columns added since (the decision region's, ``ADDED``) are null on the old rows; every
+old column keeps its values."""
 
 import os
 import shutil
@@ -14,9 +15,11 @@ from conftest import PROVENANCE
 from sweepnet.engine import run as engine
 from sweepnet.store import results
 from sweepnet.sweep import spec
+from sweepnet.train import regions
 from sweepnet.views import charts
 
 OLD = os.path.join(os.path.dirname(__file__), "data", "results-0.5.4")
+ADDED = set(regions.COLUMNS)  # runs columns since 0.5.4 (0.7.0: the decision region's)
 
 
 @pytest.fixture
@@ -41,8 +44,11 @@ def test_a_0_5_4_folder_loads_grows_and_charts(old):
     after = sweepnet.load(old)
     assert len(after) == 12 and after["run_id"].is_unique
     kept = after[after["run_id"].isin(before["run_id"])]
+    assert set(after.columns) - set(before.columns) == ADDED
+    assert kept[list(ADDED)].isna().all().all()  # the old runs were not measured
+    assert after.loc[~after["run_id"].isin(before["run_id"]), list(ADDED)].notna().all().all()
     # the old rows, untouched (grid_index: a run's place in the grown grid)
-    pd.testing.assert_frame_equal(_table(kept).drop(columns="grid_index"),
+    pd.testing.assert_frame_equal(_table(kept[list(before.columns)]).drop(columns="grid_index"),
                                   _table(before).drop(columns="grid_index"))
     assert results.progress(old) == (12, 12)
     spec_dict = charts.from_results(old, "phase").to_dict()
@@ -56,6 +62,8 @@ def test_this_version_trains_0_5_4s_networks_to_the_same_numbers(old, tmp_path):
     fresh = str(tmp_path / "fresh")
     engine.run_sweep(s, fresh, progress=False)
     a, b = _table(sweepnet.load(old)), _table(sweepnet.load(fresh))
+    assert set(b.columns) - set(a.columns) == ADDED
+    b = b[list(a.columns)]
     assert list(a.index) == list(b.index) and list(a.columns) == list(b.columns)
     for c in a.columns:
         if pd.api.types.is_float_dtype(a[c]):

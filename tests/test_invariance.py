@@ -16,6 +16,7 @@ from sweepnet.engine import run as engine
 from sweepnet.kernel import build, ops
 from sweepnet.sweep import models, spec
 from sweepnet.sweep.optimizers import OPTIMIZERS
+from sweepnet.train import regions
 from sweepnet.train.step import Hyper, make_data, make_train
 
 ACTS = sorted(models.ACTIVATIONS)
@@ -146,6 +147,9 @@ def test_padded_mixed_sharded_chunked_run_equals_the_network_trained_alone(swept
     _, stored = sweepnet.load_params(out, row["run_id"])
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
                  stored, alone.params)
+    # its decision region: the padded network's grid is the one trained alone's
+    own = regions.region_numbers(regions.unpack(np.asarray(alone.region)[None]))
+    assert {c: int(row[c]) for c in regions.COLUMNS} == {c: int(v[0]) for c, v in own.items()}
 
 
 @pytest.mark.parametrize("swept", GRADIENTS, indirect=True)

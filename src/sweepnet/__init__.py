@@ -6,11 +6,11 @@ the layers above it in this list, never from one below it (``tests/test_imports.
     core      errors, the host machine, its devices, words (plurals), stats (error bars)
     sweep     what a sweep is: the spec, the datasets, the models, the optimizers
     kernel    the fused CPU gradient: C++ built on this machine, called through XLA's FFI
-    train     one network's training step and its separation certificate
+    train     one network's training step, its separation certificate, its decision region
     store     the results folder: every path in it, its writer and its readers
     engine    the plan and its execution: buckets, calls, compiled programs, many hosts,
               the adaptive search
-    measure   the numbers of one trained network: forward passes, grids, topology
+    measure   the numbers of one trained network: forward passes, grids, topology, regions
     views     what a user looks at: charts, pictures, the report, explore, animate
     bench     benchmarks against per-network baselines and the machine's limits
     cli       the command line

@@ -1,10 +1,13 @@
-"""SQL over results folders with DuckDB: the views ``runs``, ``curves`` and ``topology``.
+"""SQL over results folders with DuckDB: the views ``runs``, ``curves``, ``topology`` and
+``theorems``.
 
 Over one folder the views hold the runs its current spec holds (``all_runs``: every run on
 disk, with a column ``in_spec``). Over several folders they are the union of each folder's
 views, and ``sweep`` (in both views) names the folder's sweep, made unique where two folders
 share a name (``quick``, ``quick-2``). ``topology`` holds each folder's
-``topology.parquet`` (``sweepnet topology``); typed and empty until measured.
+``topology.parquet`` (``sweepnet topology``); typed and empty until measured. ``theorems``
+has one row per (narrow-network theorem, run it applies to), with ``holds`` (see
+:data:`THEOREMS_SQL`; empty for runs without the decision-region columns).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sweepnet.core.errors import SweepnetError
 from sweepnet.core.stats import share_interval
 from sweepnet.store.folder import part_files, require_results_dir, stored_spec, topology_path
 from sweepnet.store.tables import TOPOLOGY_COLUMNS, grid_ids
+from sweepnet.train import regions
 
 
 def labels(names: Sequence[str]) -> list[str]:
@@ -44,6 +48,34 @@ def _read(root: str, view: str) -> str:
     if not files:
         return ""
     return f"read_parquet([{', '.join(map(_sql_text, files))}], union_by_name = true)"
+
+
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(map(_sql_text, names))
+
+
+# A network a theorem applies to: a binary mlp on 2-D data (its region measured), finite, every
+# hidden layer at most as wide as the input. The activation lists: sweepnet.train.regions. A
+# `leaky_relu...` variant of another slope is leaky ReLU too.
+_NARROW = ("region_b0 IS NOT NULL AND arch = 'mlp' AND width <= in_dim AND NOT diverged")
+_LEAKY = "activation LIKE 'leaky_relu%'"
+_REGION_COLUMNS = ("region_b0, region_b1, region_bounded, region0_b0")
+THEOREMS_SQL = f"""
+SELECT 'unbounded' AS theorem, sweep, run_id, dataset, width, depth, activation,
+       {_REGION_COLUMNS}, region_bounded = 0 AND region_b1 = 0 AS holds
+FROM runs WHERE {_NARROW}
+  AND (activation IN ({_names(regions.UNBOUNDED_ACTIVATIONS)}) OR {_LEAKY})
+UNION ALL
+SELECT 'connected' AS theorem, sweep, run_id, dataset, width, depth, activation,
+       {_REGION_COLUMNS}, region_b0 <= 1 AND region0_b0 <= 1 AS holds
+FROM runs WHERE {_NARROW}
+  AND (activation IN ({_names(regions.CONNECTED_ACTIVATIONS)}) OR {_LEAKY}
+       OR (depth = 1 AND activation IN ({_names(regions.CONNECTED_ONE_LAYER)})))
+"""
+_THEOREMS_TYPES = [("theorem", "VARCHAR"), ("sweep", "VARCHAR"), ("run_id", "VARCHAR"),
+                   ("dataset", "VARCHAR"), ("width", "BIGINT"), ("depth", "BIGINT"),
+                   ("activation", "VARCHAR"), *[(c, "BIGINT") for c in regions.COLUMNS],
+                   ("holds", "BOOLEAN")]
 
 
 _TOPOLOGY_TYPES = [(c, "VARCHAR" if c == "run_id" else "BIGINT") for c in TOPOLOGY_COLUMNS]
@@ -90,6 +122,12 @@ def connect(roots: str | Sequence[str], all_runs: bool = False, threshold: float
     else:  # typed and empty until `sweepnet topology` measured a folder
         cols = ", ".join(f"NULL::{t} AS \"{c}\"" for c, t in _TOPOLOGY_TYPES)
         con.execute(f"CREATE VIEW topology AS SELECT {cols} WHERE false")
+    have = set(con.execute("SELECT * FROM runs LIMIT 0").df().columns)
+    if have.issuperset({*regions.COLUMNS, "arch", "in_dim", "diverged", "sweep", "dataset"}):
+        con.execute("CREATE VIEW theorems AS " + THEOREMS_SQL)
+    else:  # runs of versions before the decision-region columns: no row applies
+        cols = ", ".join(f"NULL::{t} AS \"{c}\"" for c, t in _THEOREMS_TYPES)
+        con.execute(f"CREATE VIEW theorems AS SELECT {cols} WHERE false")
     return con
 
 

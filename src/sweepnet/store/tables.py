@@ -30,6 +30,7 @@ from sweepnet.store.folder import (
 from sweepnet.sweep.data import sizes
 from sweepnet.sweep.models import n_params
 from sweepnet.sweep.spec import seeded_ids
+from sweepnet.train import regions
 from sweepnet.train.separation import KNOWN
 
 # DIR/topology.parquet: one row per (run, layer, class); b2 is null for 1-D and 2-D data
@@ -185,6 +186,9 @@ def load(root: str, all_runs: bool = False) -> pd.DataFrame:
         df = df.sort_values("grid_index", kind="stable", na_position="last")
         df = df.reset_index(drop=True)
         df["steps_to_fit"] = df["steps_to_fit"].astype("Int64")
+        for c in regions.COLUMNS:  # null for runs of older versions (parts without them)
+            if c in df:
+                df[c] = df[c].astype("Int64")
         if "certified" in df:
             df["certified"] = df["certified"].astype("boolean")
     return df
@@ -230,6 +234,16 @@ def save_topology(root: str, table: pd.DataFrame, scales: Mapping[str, Any]) -> 
     write_text(topology_scales_path(root), json.dumps(scales, indent=1))
 
 
+def region_columns(static, packed, n: int) -> dict[str, pd.arrays.IntegerArray]:
+    """The decision-region columns (``train.regions.COLUMNS``, Int64) of a call's first ``n``
+    lanes from their bit-packed grids ``packed (lanes, GRID**2 / 8)``; null where the program
+    ``static`` has no grid (``regions.applies``) or ``packed`` is None."""
+    if packed is None or not regions.applies(static.in_dim, static.n_out):
+        return {c: pd.array([None] * n, "Int64") for c in regions.COLUMNS}
+    numbers = regions.region_numbers(regions.unpack(np.asarray(packed)[:n]))
+    return {c: pd.array(numbers[c], "Int64") for c in regions.COLUMNS}
+
+
 def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
               ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
     """Turn one call's output (numpy, leading axis >= len(runs)) into runs/curves/params.
@@ -271,6 +285,7 @@ def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
     })
     cols["steps_to_fit"][steps_to_fit < 0] = pd.NA
     cols["certified"][~known] = pd.NA
+    cols.update(region_columns(static, getattr(out, "region", None), n))
     runs_df = pd.DataFrame(cols)
     steps = static.eval_steps
     curves_df = pd.DataFrame({

@@ -21,7 +21,7 @@ from sweepnet.kernel import choice as fused_choice
 from sweepnet.kernel import ops as fused_ops
 from sweepnet.sweep.models import build
 from sweepnet.sweep import optimizers
-from sweepnet.train import separation
+from sweepnet.train import regions, separation
 
 TEST_BLOCK = 2048  # probe points evaluated at once; bounds eval memory per network
 
@@ -92,6 +92,9 @@ class Data:
     # present, a dummy with known=False where the topology is unknown, so every data group of a
     # bucket has the same pytree and shapes
     probe: Any = None
+    # cell centres of the decision-region grid (train.regions), laid out as the test probe:
+    # (n_grid_blocks, in_dim, block); no blocks where the program gets no grid (not 2-D binary)
+    grid: Any = None
 
 
 def make_data(static: Static, x_train, y_train, x_test, y_test, probe=None) -> Data:
@@ -106,10 +109,17 @@ def make_data(static: Static, x_train, y_train, x_test, y_test, probe=None) -> D
     pad = nb * block - len(x_test)
     xt = np.concatenate([x_test, np.zeros((pad, x_test.shape[1]), np.float32)])
     yt = np.concatenate([y_test, -np.ones(pad, np.int32)])
+    grid = np.zeros((0, static.in_dim, block), np.float32)
+    if regions.applies(static.in_dim, static.n_out):  # blocks of the test probe's size: the
+        # same peak memory as its evaluation (GRID**2 is a multiple of 8, for the bit packing)
+        g = regions.grid_points(*regions.grid_box(np.asarray(x_train)))
+        g = np.concatenate([g, np.zeros((2, -g.shape[1] % block), np.float32)], axis=1)
+        grid = g.reshape(2, -1, block).transpose(1, 0, 2)
     return Data(x_train=jnp.asarray(x_train.T, jnp.float32),
                 y_train=jnp.asarray(y_train, jnp.int32),
                 x_test=jnp.asarray(xt.reshape(nb, block, -1).transpose(0, 2, 1), jnp.float32),
-                y_test=jnp.asarray(yt.reshape(nb, block), jnp.int32), probe=probe)
+                y_test=jnp.asarray(yt.reshape(nb, block), jnp.int32), probe=probe,
+                grid=jnp.asarray(grid))
 
 
 class Output(NamedTuple):
@@ -130,6 +140,9 @@ class Output(NamedTuple):
     worst_margin: jax.Array  # () smallest margin over both class regions (NaN: unknown topology)
     certified: jax.Array  # () bool, worst_margin > 0
     max_grad: jax.Array  # () largest input-gradient norm of the margin over the probes
+    # the final network's class (logit > 0) on the region grid (train.regions), bit-packed:
+    # (GRID**2 / 8,) uint8; a dummy (1,) where the program gets no grid (not 2-D binary)
+    region: Any = None
 
 
 @jax.custom_vjp
@@ -273,9 +286,17 @@ def make_train(static: Static, fused: bool = False, capture: bool = False):
             trained.margin_and_grad = lambda x, y: fused_ops.margin_and_grad(
                 unravel(carry[0]), x, y, net)
         sep = separation.metrics(trained, data.probe, data.x_test, data.y_test)
+        # no grid: one dummy byte (a zero-size output breaks lax.map's batching); the store
+        # knows from the program's shape (regions.applies) that it is no grid
+        region = jnp.zeros((1,), jnp.uint8)
+        if data.grid.shape[0]:
+            _, cells = lax.scan(lambda _, x: (None, forward(carry[0], x)[0] > 0), None,
+                                data.grid)
+            region = jnp.packbits(cells.reshape(-1)[: regions.GRID**2])
         out = Output(unravel(carry[0]), loss[-1], train_acc[-1], test_acc[-1],
                      steps_to_fit.astype(jnp.int32), diverged, loss, train_acc, test_acc,
-                     sep["margin"], sep["worst_margin"], sep["certified"], sep["max_grad"])
+                     sep["margin"], sep["worst_margin"], sep["certified"], sep["max_grad"],
+                     region)
         return (out, jax.vmap(unravel)(snaps)) if capture else out
 
     return train
