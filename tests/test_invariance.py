@@ -114,7 +114,7 @@ def test_sweep_really_pads_shards_and_chunks(swept):
                  for v in json.load(f)["buckets"].values()}
     assert grads == {tuple(KERNEL_ACTS): gradient, others: "xla"}
     df = sweepnet.load(out)
-    assert len(df) == len(s.grid()) == 80
+    assert len(df) == len(s.grid()) == len(ACTS) * 4 * 2  # activations x (width, depth) x seeds
     assert set(df["n_devices"]) == {2}
     assert df.groupby("bucket")["part"].nunique().min() > 1, "one call a bucket"
 

@@ -22,8 +22,14 @@ import pandas as pd
 
 from sweepnet.core.errors import SweepnetError
 from sweepnet.core.host import DRAW_COMPILER_OPTIONS
-from sweepnet.sweep.shapes import (balls, balls_betti, balls_problem, class_labels,
-                                   uniform_radius, unit_vectors)
+from sweepnet.sweep.shapes import (
+    balls,
+    balls_betti,
+    balls_problem,
+    class_labels,
+    uniform_radius,
+    unit_vectors,
+)
 
 
 @dataclasses.dataclass(frozen=True)

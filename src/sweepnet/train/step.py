@@ -19,8 +19,8 @@ from jax.flatten_util import ravel_pytree
 
 from sweepnet.kernel import choice as fused_choice
 from sweepnet.kernel import ops as fused_ops
-from sweepnet.sweep.models import build
 from sweepnet.sweep import optimizers
+from sweepnet.sweep.models import build
 from sweepnet.train import regions, separation
 
 TEST_BLOCK = 2048  # probe points evaluated at once; bounds eval memory per network
