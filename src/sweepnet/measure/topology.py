@@ -51,7 +51,8 @@ KS = (6, 8, 10, 12, 14, 16, 20, 24, 30)  # candidate neighbour counts, cheapest 
 EPSILONS = (1, 2, 3)  # candidate scales in hops (cost grows fast with eps)
 CALIBRATION_SEEDS = (0, 1, 2)
 DEFAULT_POINTS = 1000  # points per class cloud
-POINTS = {"naitzat_d3": 3000}  # nine 2-spheres need more than 2,000 points to show b2 = 9
+POINTS = {"naitzat_d3": 3000,  # nine 2-spheres need more than 2,000 points to show b2 = 9
+          "balls": 2000}  # at 1,000 an annulus core joins the sparse outer region
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,9 +241,9 @@ def calibrate(name: str, params: Mapping[str, Any], n_points: int | None = None,
     """Choose ``k`` and ``eps`` for one data configuration.
 
     Candidates go cheapest first (eps, then k). The first run of three consecutive ``k`` that
-    all give the known Betti numbers on the first seed's input, and whose smallest ``k`` does
-    on every seed in ``seeds``, gives its middle ``k``: a setting inside a stable range, not
-    at its edge. Data of
+    all give the known Betti numbers on the first seed's input, and whose smallest and middle
+    ``k`` do on every seed in ``seeds``, gives its middle ``k``: a setting inside a stable
+    range, not at its edge. Data of
     unknown topology gets ``DEFAULT_SCALE``; known topology that no candidate recovers is an
     error (the sample is too small for the method). The built-in datasets at their default
     parameters and ``DEFAULT_POINTS`` take the stored result (``CALIBRATED``) unless
@@ -265,7 +266,8 @@ def calibrate(name: str, params: Mapping[str, Any], n_points: int | None = None,
     for eps in EPSILONS:
         for i, k in enumerate(KS[:-2]):
             if all(ok(Scale(kk, eps), [0]) for kk in KS[i : i + 3]) \
-                    and ok(Scale(k, eps), range(1, len(seeds))):
+                    and ok(Scale(k, eps), range(1, len(seeds))) \
+                    and ok(Scale(KS[i + 1], eps), range(1, len(seeds))):
                 return Scale(KS[i + 1], eps, "calibrated")
     raise SweepnetError(
         f"topology: no k in {KS} and eps in {EPSILONS} recovers the known Betti numbers of "
