@@ -55,9 +55,6 @@ def coordination_client():
     return distributed.global_state.client
 
 
-LONG_MS = 7 * 24 * 3600 * 1000  # a peer's whole share of the sweep may run this long
-
-
 def process_share(shard: tuple[int, int], process: int | None = None) -> tuple[int, int]:
     """A process's slice of the grid: shard ``I/N`` of a job array, then process ``p/P``.
 
@@ -159,19 +156,36 @@ def open_store(out: str, spec: Spec, fresh: bool, tag: str, shared: bool) -> res
     return results.Store.open(out, spec, fresh=False, tag=tag, shared=shared)
 
 
-def finish_manifest(store, full, shard, info, buckets) -> None:
-    """Record this share's outcome; process 0 gathers every process's and writes the status."""
+def wait_for_key(client, key: str) -> str:
+    """The value of ``key`` in the key-value store, once a peer has set it: polled, not a
+    blocking get, so that Ctrl-C or SIGTERM stops the wait at once (a lost peer ends this
+    process through :class:`PeerWatch`)."""
+    while True:
+        try:
+            return client.key_value_try_get(key)
+        except Exception:  # not set yet
+            time.sleep(POLL_S)
+
+
+POLL_S = 0.5  # how often process 0 looks for a peer's outcome
+
+
+def finish_manifest(store, full, shard, info, buckets, gather: bool = True) -> None:
+    """Record this share's outcome; process 0 gathers every process's (unless ``gather`` is
+    False: an interrupted sweep does not wait for its peers) and writes the status."""
     mine = share_tag(process_share(shard))
-    if jax.process_count() > 1:
+    if jax.process_count() > 1 and (gather or jax.process_index() != 0):
         client = coordination_client()
         if jax.process_index() != 0:
             client.key_value_set(f"sweepnet/done/{mine}", json.dumps({**info, "buckets": buckets}))
             return
         for p in range(1, jax.process_count()):
             peer = share_tag(process_share(shard, p))
-            got = json.loads(client.blocking_key_value_get(f"sweepnet/done/{peer}", LONG_MS))
+            got = json.loads(wait_for_key(client, f"sweepnet/done/{peer}"))
             store.update_manifest(buckets=got.pop("buckets"), shards={peer: got})
     ids = {r.run_id for r in full.runs}
-    # under the manifest lock: of two shards finishing at once, the later one sees both
-    status = lambda _: "complete" if len(store.done_ids() & ids) == len(ids) else "partial"
+    # under the manifest lock: of two shards finishing at once, the later one sees both (a
+    # share with runs pending is partial without a look at the parts)
+    status = "partial" if info["pending"] else (
+        lambda _: "complete" if len(store.done_ids() & ids) == len(ids) else "partial")
     store.update_manifest(shards={mine: info}, status=status)
