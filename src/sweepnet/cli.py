@@ -419,7 +419,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sweepnet: {e.message}", file=sys.stderr, flush=True)
         if argv is None:  # this process is the command: leave now, as XLA would first finish
             sys.stdout.flush()  # the calls in flight (the parts and manifest are synced)
-            os._exit(e.code)
+            from sweepnet.engine import distributed  # (imported already: the run raised this)
+
+            try:
+                distributed.leave()  # under --distributed: when every process has stopped
+            finally:
+                os._exit(e.code)
         return e.code
     except KeyboardInterrupt:
         print("sweepnet: interrupted (finished parts are kept; re-run to resume)", file=sys.stderr)

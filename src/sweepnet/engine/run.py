@@ -272,7 +272,7 @@ def sweep(spec: Spec, out: str | None, signals: stop.Signals, *, shard: tuple[in
             kept = len(mine_ids) - pending + writer.count
             info = {"status": e.name if kept < len(mine_ids) else "complete",
                     "pending": len(mine_ids) - kept, "wall_s": round(time.perf_counter() - t0, 3)}
-            # process 0 does not wait for its peers' outcomes (they record their own)
+            # process 0 records the outcomes its peers post within a second, and no more
             distributed.finish_manifest(store, full, shard, info, buckets, gather=False)
             raise Interrupted(e.signum, (
                 f"{e.message}: {kept} of {len(mine_ids)} networks are finished and kept "
