@@ -17,8 +17,9 @@ changes mid-run (the kernel became ready, a call ran out of memory) the engine m
 for what remains with this same function.
 
 Calls are sized per platform: on CPU each device's share is trained in cache-sized sub-batches
-(:func:`sub_batch`) and a call holds at most :data:`MAX_CHUNK_CPU` networks, so progress and a
-killed sweep lose little; on a GPU or TPU a call holds the device's whole share (up to
+(:func:`sub_batch`) and a call holds at most :data:`MAX_CHUNK_CPU` networks and :data:`CALL_S`
+seconds of work by the cost model (or one sub-batch per device), so progress and a killed or
+interrupted sweep lose little; on a GPU or TPU a call holds the device's whole share (up to
 :data:`MAX_CHUNK_ACCEL` networks, sized from its memory), with no sub-batching.
 """
 
