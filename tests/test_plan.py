@@ -1,4 +1,5 @@
 import sys
+import threading
 
 import jax
 import numpy as np
@@ -200,10 +201,12 @@ def _calls_into_the_plan(fn) -> set[tuple[str, str]]:
             found.add((caller.f_code.co_name, frame.f_code.co_name))
 
     sys.setprofile(watch)
+    threading.setprofile(watch)  # the engine dispatches its calls from threads of their own
     try:
         fn()
     finally:
         sys.setprofile(None)
+        threading.setprofile(None)
     return found
 
 
@@ -215,7 +218,7 @@ def test_the_run_loop_carries_the_plan_out_and_never_asks_it_anything(tmp_path, 
     room = 4 * cost_lib.bytes_per_network(plan.make_plan(s, 2).buckets[0].static)
     calls = _calls_into_the_plan(
         lambda: engine.run_sweep(s, str(tmp_path / "a"), progress=False, max_memory=room))
-    assert calls == {("run_sweep", "make_plan"), ("replan", "make_plan")}
+    assert calls == {("sweep", "make_plan"), ("replan", "make_plan")}
     # out of memory at the first call: the bucket is re-planned through make_plan, with a cap
     fail = iter([True])
     real = engine.dispatch
@@ -228,5 +231,5 @@ def test_the_run_loop_carries_the_plan_out_and_never_asks_it_anything(tmp_path, 
     monkeypatch.setattr(engine, "dispatch", oom_once)
     calls = _calls_into_the_plan(
         lambda: engine.run_sweep(s, str(tmp_path / "b"), progress=False, max_memory=room))
-    assert calls == {("run_sweep", "make_plan"), ("replan", "make_plan")}
+    assert calls == {("sweep", "make_plan"), ("replan", "make_plan")}
     assert results.read_manifest(str(tmp_path / "b"))["buckets"]["s0of1-b000"]["chunk"] == 2

@@ -29,7 +29,8 @@ from sweepnet import cli
 from sweepnet.engine import run as engine
 from sweepnet.store import query, results
 from sweepnet.sweep import data, spec
-from sweepnet.views import cells, charts, report
+from sweepnet.views import cells as cells_lib
+from sweepnet.views import charts, report
 
 COMMON = """
 [model]
@@ -249,8 +250,8 @@ def test_minwidth_is_3_for_the_disk_and_2_for_the_interval(science):
 
 def test_report_states_the_numbers(disk):
     runs = disk.runs
-    con = cells.connect(disk.folder)
-    summary = dict(report.summary_lines(disk.folder, con, cells.configurations(con)))
+    con = cells_lib.connect(disk.folder)
+    summary = dict(report.summary_lines(disk.folder, con, cells_lib.configurations(con)))
     con.close()
     assert summary["networks"] == "32"
     assert summary["separated"] == "16 (50.0%)" and summary["diverged"] == "0"

@@ -9,7 +9,7 @@ import re
 import sys
 import textwrap
 
-from sweepnet.core.errors import SweepnetError
+from sweepnet.core.errors import Interrupted, SweepnetError
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -427,6 +427,17 @@ def main(argv: list[str] | None = None) -> int:
     except SweepnetError as e:
         print(f"sweepnet: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:  # a sweep stopped by SIGINT or SIGTERM, its finished parts kept
+        print(f"sweepnet: {e.message}", file=sys.stderr, flush=True)
+        if argv is None:  # this process is the command: leave now, as XLA would first finish
+            sys.stdout.flush()  # the calls in flight (the parts and manifest are synced)
+            from sweepnet.engine import distributed  # (imported already: the run raised this)
+
+            try:
+                distributed.leave()  # under --distributed: when every process has stopped
+            finally:
+                os._exit(e.code)
+        return e.code
     except KeyboardInterrupt:
         print("sweepnet: interrupted (finished parts are kept; re-run to resume)", file=sys.stderr)
         return 130

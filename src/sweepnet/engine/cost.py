@@ -59,6 +59,18 @@ def _shape_flops(static: Static, width: int, depth: int, activation: str) -> flo
     return step_flops(static, width, depth, activation)  # cached: a grid has few shapes
 
 
+def network_seconds(static: Static, runs: Sequence, fused: bool = False) -> float:
+    """Seconds one device takes to train one network of ``runs`` (their mean) in program
+    ``static``, all its steps, by the fixed constants above: never measured, so that a plan cuts
+    its calls alike on every machine. ``fused``: the kernel computes each network at its real
+    shape; else XLA's gradient at the program's padded one."""
+    if fused:
+        flops = sum(run_step_flops(static, r) for r in runs) / max(1, len(runs))
+    else:
+        flops = step_flops(static)
+    return static.steps * (DEFAULT_STEP_S + flops / DEFAULT_FLOPS_PER_S)
+
+
 def bytes_per_network(static: Static) -> int:
     """Estimated peak bytes one network of a call needs on the device (float32)."""
     w, d = static.width, static.depth

@@ -20,6 +20,7 @@ import jax
 from jax._src import distributed
 
 from sweepnet.core.errors import SweepnetError
+from sweepnet.engine import stop
 from sweepnet.store import results
 from sweepnet.sweep.spec import Spec
 
@@ -53,9 +54,6 @@ def init_distributed(
 def coordination_client():
     """The coordination-service client of ``jax.distributed`` (key-value store, barriers)."""
     return distributed.global_state.client
-
-
-LONG_MS = 7 * 24 * 3600 * 1000  # a peer's whole share of the sweep may run this long
 
 
 def process_share(shard: tuple[int, int], process: int | None = None) -> tuple[int, int]:
@@ -140,6 +138,14 @@ class PeerWatch:
                     os._exit(2)  # jax's shutdown would wait for the lost process
 
 
+def leave() -> None:
+    """Leave a ``jax.distributed`` job before ``os._exit`` (skipped, the coordination service
+    would abort the peers when they shut down): its shutdown waits for every process, so it
+    runs in a thread that a second signal stops."""
+    if jax.process_count() > 1:
+        stop.in_thread(jax.distributed.shutdown)
+
+
 def open_store(out: str, spec: Spec, fresh: bool, tag: str, shared: bool) -> results.Store:
     """Open the results folder; under jax.distributed process 0 opens (and wipes) it first."""
     if jax.process_count() == 1:
@@ -159,19 +165,47 @@ def open_store(out: str, spec: Spec, fresh: bool, tag: str, shared: bool) -> res
     return results.Store.open(out, spec, fresh=False, tag=tag, shared=shared)
 
 
-def finish_manifest(store, full, shard, info, buckets) -> None:
-    """Record this share's outcome; process 0 gathers every process's and writes the status."""
+def wait_for_key(client, key: str, timeout: float | None = None) -> str | None:
+    """The value of ``key`` in the key-value store once a peer has set it (None after
+    ``timeout`` seconds): polled, not a blocking get, so that Ctrl-C or SIGTERM stops the wait
+    at once (a lost peer ends this process through :class:`PeerWatch`)."""
+    end = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            return client.key_value_try_get(key)
+        except Exception:  # not set yet
+            if end is not None and time.monotonic() > end:
+                return None
+            time.sleep(POLL_S)
+
+
+POLL_S = 0.05  # how often process 0 looks for a peer's outcome
+STOPPING_S = 1.0  # how long an interrupted process 0 waits for its peers' outcomes
+
+
+def finish_manifest(store, full, shard, info, buckets, gather: bool = True) -> None:
+    """Record this share's outcome; process 0 gathers every process's and writes the status.
+
+    ``gather=False`` (this process was interrupted): process 0 records the outcomes its peers
+    post within :data:`STOPPING_S` (a scheduler's SIGTERM reaches them all at once), and
+    no more."""
     mine = share_tag(process_share(shard))
     if jax.process_count() > 1:
         client = coordination_client()
         if jax.process_index() != 0:
             client.key_value_set(f"sweepnet/done/{mine}", json.dumps({**info, "buckets": buckets}))
             return
+        end = time.monotonic() + STOPPING_S
         for p in range(1, jax.process_count()):
             peer = share_tag(process_share(shard, p))
-            got = json.loads(client.blocking_key_value_get(f"sweepnet/done/{peer}", LONG_MS))
-            store.update_manifest(buckets=got.pop("buckets"), shards={peer: got})
+            left = None if gather else max(0.0, end - time.monotonic())
+            got = wait_for_key(client, f"sweepnet/done/{peer}", left)
+            if got is not None:
+                got = json.loads(got)
+                store.update_manifest(buckets=got.pop("buckets"), shards={peer: got})
     ids = {r.run_id for r in full.runs}
-    # under the manifest lock: of two shards finishing at once, the later one sees both
-    status = lambda _: "complete" if len(store.done_ids() & ids) == len(ids) else "partial"
+    # under the manifest lock: of two shards finishing at once, the later one sees both (a
+    # share with runs pending is partial without a look at the parts)
+    status = "partial" if info["pending"] else (
+        lambda _: "complete" if len(store.done_ids() & ids) == len(ids) else "partial")
     store.update_manifest(shards={mine: info}, status=status)

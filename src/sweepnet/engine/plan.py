@@ -17,8 +17,9 @@ changes mid-run (the kernel became ready, a call ran out of memory) the engine m
 for what remains with this same function.
 
 Calls are sized per platform: on CPU each device's share is trained in cache-sized sub-batches
-(:func:`sub_batch`) and a call holds at most :data:`MAX_CHUNK_CPU` networks, so progress and a
-killed sweep lose little; on a GPU or TPU a call holds the device's whole share (up to
+(:func:`sub_batch`) and a call holds at most :data:`MAX_CHUNK_CPU` networks and :data:`CALL_S`
+seconds of work by the cost model (or one sub-batch per device), so progress and a killed or
+interrupted sweep lose little; on a GPU or TPU a call holds the device's whole share (up to
 :data:`MAX_CHUNK_ACCEL` networks, sized from its memory), with no sub-batching.
 """
 
@@ -45,6 +46,11 @@ MAX_CHUNK_CPU = 1024  # networks a CPU call trains (a call is the unit of progre
 MAX_CHUNK_ACCEL = 2**18  # an accelerator wants tens of thousands of networks a call
 CACHE_BYTES = 2 * 2**20  # training activations one device keeps hot (about its L2 + some L3)
 INTERIM_CALLS = 16  # while the kernel builds, XLA's calls are this many times shorter
+# A CPU call lasts at most this long by the cost model (cost.network_seconds; on a 2-core CPU
+# XLA's calls took about as long, the kernel's a sixth), or holds one sub-batch per device:
+# Ctrl-C abandons the call in flight. Each call costs ~20 ms of CPU besides (olah.toml: 32
+# calls instead of 5 cost 1% or less)
+CALL_S = 5.0
 
 XLA, FUSED, PENDING = "xla", "fused", "pending"  # gradients; PENDING: XLA's until the kernel
 
@@ -325,7 +331,8 @@ def decide(bucket: Bucket, todo: Sequence[Run], how: str, n_devices: int, max_me
            platform: str, cap: int | None = None) -> None:
     """Fill in ``bucket``'s gradient, chunk, sub-batch and the calls that train ``todo``."""
     fused = how == FUSED
-    chunk = chunk_size(bucket.static, bucket.runs, n_devices, max_memory, platform, fused)
+    chunk = chunk_size(bucket.static, bucket.runs, n_devices, max_memory, platform, fused,
+                       CALL_S)
     if how == PENDING:
         chunk = interim_chunk(bucket.static, chunk, n_devices)
     if cap is not None:
@@ -363,11 +370,13 @@ def sub_batch(static: Static, fused: bool = False) -> int:
 
 
 def chunk_size(static: Static, runs: Sequence[Run], n_devices: int, max_memory: int,
-               platform: str = "cpu", fused: bool = False) -> int:
+               platform: str = "cpu", fused: bool = False, call_s: float | None = None) -> int:
     """Networks per call: fits ``max_memory`` (and :data:`MAX_CHUNK_CPU` on CPU,
     :data:`MAX_CHUNK_ACCEL` elsewhere), is a multiple of ``n_devices`` (so the network axis
     shards evenly), on CPU splits each device's share into equal sub-batches of at most
     ``sub_batch(static, fused)``, and divides the largest data group into calls of equal size.
+    ``call_s`` (CPU): a call takes at most that many seconds by the cost model
+    (:func:`~sweepnet.engine.cost.network_seconds`), or holds one sub-batch per device.
 
     Equal calls matter: a group of 4,096 (8, 4) networks with room for 2,040 a call was cut
     2,040 + 2,040 + 16, and the last call, padded to 2,040 lanes, trained 2,024 copies for
@@ -375,9 +384,12 @@ def chunk_size(static: Static, runs: Sequence[Run], n_devices: int, max_memory: 
     """
     largest = max(len(g) for g in groups(runs).values())
     cpu = platform == "cpu"
-    limit = min(max(1, int(max_memory // cost.bytes_per_network(static))),
-                MAX_CHUNK_CPU if cpu else MAX_CHUNK_ACCEL)
     sub = sub_batch(static, fused) if cpu else MAX_CHUNK_ACCEL  # no sub-batches off CPU
+    limit = MAX_CHUNK_CPU if cpu else MAX_CHUNK_ACCEL
+    if cpu and call_s is not None:  # whole sub-batches: smaller ones train slower a network
+        fit = int(call_s * n_devices / cost.network_seconds(static, runs, fused))
+        limit = min(limit, max(fit, n_devices * sub))
+    limit = min(max(1, int(max_memory // cost.bytes_per_network(static))), limit)
     calls = -(-largest // limit)
     while True:
         chunk = whole_lanes(-(-largest // calls), n_devices, sub)

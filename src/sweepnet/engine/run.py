@@ -7,6 +7,11 @@ bucket's calls early, and each gets a new plan for what remains from the same fu
 fused CPU kernel became ready while XLA's gradient trained (:class:`KernelReady`), or a call ran
 out of device memory (:class:`OutOfMemory`). The next call is dispatched before the previous
 one's results are written, so disk I/O overlaps compute.
+
+Ctrl-C or SIGTERM stops a sweep at once (:mod:`sweepnet.engine.stop`): every call that has
+finished is written, the manifest says the sweep is incomplete, and
+:class:`~sweepnet.core.errors.Interrupted` goes up to the caller; the calls still in flight are
+abandoned (their networks train on resume).
 """
 
 from __future__ import annotations
@@ -27,10 +32,10 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from sweepnet.core.errors import SweepnetError
+from sweepnet.core.errors import Interrupted, SweepnetError
 from sweepnet.core.host import __version__
 from sweepnet.core.words import plural
-from sweepnet.engine import distributed, programs
+from sweepnet.engine import distributed, programs, stop
 from sweepnet.engine import plan as plan_lib
 from sweepnet.engine.plan import Bucket, Run
 from sweepnet.kernel import choice as fused_lib
@@ -161,7 +166,20 @@ def run_sweep(
     on every call, so a killed and resumed sweep gives the uninterrupted sweep's table. Under
     ``jax.distributed`` every process trains its own round-robin share on its local devices and
     process 0 alone writes the manifest.
+
+    SIGINT (Ctrl-C) and SIGTERM raise :class:`~sweepnet.core.errors.Interrupted` (in the main
+    thread) once every finished call is written and the manifest says the sweep is incomplete;
+    the calls in flight are abandoned (a caller that exits should ``os._exit``: XLA would
+    finish them first).
     """
+    with stop.Signals() as signals:
+        return sweep(spec, out, signals, shard=shard, fresh=fresh, max_memory=max_memory,
+                     progress=progress, cache=cache)
+
+
+def sweep(spec: Spec, out: str | None, signals: stop.Signals, *, shard: tuple[int, int],
+          fresh: bool, max_memory: int | None, progress: bool, cache: bool) -> Summary:
+    """:func:`run_sweep`, with SIGINT and SIGTERM held by ``signals``."""
     t0 = time.perf_counter()
     out = out or default_out(spec)
     mine = distributed.process_share(shard)
@@ -218,38 +236,52 @@ def run_sweep(
                         {"status": "running"} for p in range(n_proc)},
             )
         bar = progress_bar(pending, progress)
-        writer = Writer(store, spec, provenance, tag, bar)
+        writer = Writer(store, spec, provenance, tag, bar, signals)
         stats = {"compiles": 0, "loaded": 0, "compile_s": 0.0, "retries": 0}
         buckets = {}
-        for bucket in todo:
-            tb, compiled, loaded = time.perf_counter(), stats["compile_s"], stats["loaded"]
-            last, on_xla = train_bucket(bucket, m, writer, stats, cache, replan)
-            switched = on_xla is not None
-            buckets[f"{tag}-b{bucket.index:03d}"] = {
-                "static": dataclasses.asdict(bucket.static),
-                "networks": len(bucket.todo),
-                "chunk": last.chunk,
-                # a bucket that switched to the kernel when it was ready: "xla+fused", and how
-                # many networks XLA's gradient trained
-                "gradient": "xla+fused" if switched else "fused" if last.fused else "xla",
-                **({"xla_networks": on_xla} if switched else {}),
-                "seconds": round(time.perf_counter() - tb, 3),
-                # `sweepnet plan` calibrates on these (machine.recorded_runs): the FLOPs of a
-                # network-step as this gradient computes them (the kernel: real shapes)
-                "compile_s": round(stats["compile_s"] - compiled, 3),
-                "loaded": stats["loaded"] > loaded,
-                "step_flops": bucket.step_flops[plan_lib.FUSED if last.fused else plan_lib.XLA],
+        try:
+            for bucket in todo:
+                tb, compiled, loaded = time.perf_counter(), stats["compile_s"], stats["loaded"]
+                last, on_xla = train_bucket(bucket, m, writer, stats, cache, replan)
+                switched = on_xla is not None
+                buckets[f"{tag}-b{bucket.index:03d}"] = {
+                    "static": dataclasses.asdict(bucket.static),
+                    "networks": len(bucket.todo),
+                    "chunk": last.chunk,
+                    # a bucket that switched to the kernel when it was ready: "xla+fused", and
+                    # how many networks XLA's gradient trained
+                    "gradient": "xla+fused" if switched else "fused" if last.fused else "xla",
+                    **({"xla_networks": on_xla} if switched else {}),
+                    "seconds": round(time.perf_counter() - tb, 3),
+                    # `sweepnet plan` calibrates on these (machine.recorded_runs): the FLOPs of
+                    # a network-step as this gradient computes them (the kernel: real shapes)
+                    "compile_s": round(stats["compile_s"] - compiled, 3),
+                    "loaded": stats["loaded"] > loaded,
+                    "step_flops": bucket.step_flops[
+                        plan_lib.FUSED if last.fused else plan_lib.XLA],
+                }
+                if pid == 0:
+                    with signals.shield():
+                        store.update_manifest(buckets=buckets)
+            bar.close()
+            finished = len(store.done_ids() & mine_ids)
+            info = {
+                "status": "complete" if finished == len(mine_ids) else "incomplete",
+                "pending": len(mine_ids) - finished,
+                "wall_s": round(time.perf_counter() - t0, 3),
             }
-            if pid == 0:
-                store.update_manifest(buckets=buckets)
-        bar.close()
-        finished = len(store.done_ids() & mine_ids)
-        info = {
-            "status": "complete" if finished == len(mine_ids) else "incomplete",
-            "pending": len(mine_ids) - finished,
-            "wall_s": round(time.perf_counter() - t0, 3),
-        }
-        distributed.finish_manifest(store, full, shard, info, buckets)
+            distributed.finish_manifest(store, full, shard, info, buckets)
+        except Interrupted as e:
+            bar.close()  # before the message, which must be the last line on the terminal
+            kept = len(mine_ids) - pending + writer.count
+            info = {"status": e.name if kept < len(mine_ids) else "complete",
+                    "pending": len(mine_ids) - kept, "wall_s": round(time.perf_counter() - t0, 3)}
+            # process 0 records the outcomes its peers post within a second, and no more
+            distributed.finish_manifest(store, full, shard, info, buckets, gather=False)
+            raise Interrupted(e.signum, (
+                f"{e.message}: {kept} of {len(mine_ids)} networks are finished and kept "
+                f"({writer.count} trained now); run the same command again to train the other "
+                f"{len(mine_ids) - kept}")) from None
         return Summary(
             total=len(full.runs),
             skipped=len(mine_ids) - pending,
@@ -340,24 +372,32 @@ def execute(bucket: Bucket, m, writer: Writer, written: set[str], stats: dict, c
     nets, repl = NamedSharding(m, P("nets")), NamedSharding(m, P())
     fn = programs.bucket_fn(bucket.static, m, bucket.fused, bucket.sub_batch)
     compiled, inflight, data = None, None, None
+
+    def launch(call: plan_lib.Call):
+        """Put ``call``'s inputs on the devices and dispatch it (compiling the program first)."""
+        nonlocal compiled, data
+        if call.first:
+            with compile_clock(stats):  # data and probe programs compile per shape
+                data = jax.device_put(load_group(bucket.static, call.data), repl)
+        seeds, hyper = jax.device_put(chunk_inputs(call.lanes, bucket.chunk, bucket.static), nets)
+        if compiled is None:
+            tc = time.perf_counter()
+            compiled, loaded = programs.compile_program(
+                fn, bucket.static, (seeds, hyper, data), cache=cache,
+                variant={"fused": bucket.fused})
+            stats["compiles"] += 1
+            stats["loaded"] += loaded
+            stats["compile_s"] += time.perf_counter() - tc
+        return dispatch(compiled, seeds, hyper, data)  # async dispatch
+
     try:
         for call in bucket.calls:
-            if call.first:
-                with compile_clock(stats):  # data and probe programs compile per shape
-                    data = jax.device_put(load_group(bucket.static, call.data), repl)
             if bucket.gradient == plan_lib.PENDING and fused_lib.ready(bucket.static):
                 raise KernelReady
-            seeds, hyper = jax.device_put(chunk_inputs(call.lanes, bucket.chunk, bucket.static),
-                                          nets)
-            if compiled is None:
-                tc = time.perf_counter()
-                compiled, loaded = programs.compile_program(
-                    fn, bucket.static, (seeds, hyper, data), cache=cache,
-                    variant={"fused": bucket.fused})
-                stats["compiles"] += 1
-                stats["loaded"] += loaded
-                stats["compile_s"] += time.perf_counter() - tc
-            result = dispatch(compiled, seeds, hyper, data)  # async dispatch
+            # in a thread of its own: XLA may hold the thread that dispatches a call (on a CPU,
+            # until the call before it is done; a cold compile, 10-15 s), and a signal must
+            # stop the wait at once
+            result = stop.in_thread(launch, call)
             if inflight is not None:
                 write_part(writer, bucket, *inflight, written)
             inflight = (call, result)
@@ -365,6 +405,12 @@ def execute(bucket: Bucket, m, writer: Writer, written: set[str], stats: dict, c
             write_part(writer, bucket, *inflight, written)
     except KernelReady:
         if inflight is not None:
+            write_part(writer, bucket, *inflight, written)
+        raise
+    except Interrupted:
+        # keep the call that has finished (the signal came as it was about to be written);
+        # the ones still computing are abandoned, their networks train on resume
+        if inflight is not None and stop.ready(inflight[1]):
             write_part(writer, bucket, *inflight, written)
         raise
     except jax.errors.JaxRuntimeError as e:
@@ -388,25 +434,31 @@ class Writer:
     provenance: dict
     tag: str
     bar: tqdm
+    signals: stop.Signals = dataclasses.field(default_factory=stop.Signals)
+    count: int = 0  # networks written by this sweep
 
 
 def write_part(writer: Writer, bucket: Bucket, call: plan_lib.Call, result, written: set[str]
                ) -> None:
-    """Write ``call``'s networks (on lanes ``call.where`` of ``result``) as one part."""
-    out = jax.tree.map(lambda a: np.asarray(a)[call.where], jax.device_get(result))
-    part = hashlib.sha256("".join(r.run_id for r in call.runs).encode()).hexdigest()[:12]
-    name = f"{writer.tag}-b{bucket.index:03d}-{part}"
-    frames = results.to_frames(
-        bucket.static,
-        call.runs,
-        out,
-        writer.spec,
-        {**writer.provenance, "bucket": bucket.index, "part": name,
-         "bucket_width": bucket.static.width, "bucket_depth": bucket.static.depth},
-    )
-    writer.store.write_part(name, *frames)
-    written.update(r.run_id for r in call.runs)
-    writer.bar.update(len(call.runs))
+    """Write ``call``'s networks (on lanes ``call.where`` of ``result``) as one part, once the
+    call is done (a signal stops the wait at once, and the write is finished first)."""
+    stop.wait(result)
+    with writer.signals.shield():
+        out = jax.tree.map(lambda a: np.asarray(a)[call.where], jax.device_get(result))
+        part = hashlib.sha256("".join(r.run_id for r in call.runs).encode()).hexdigest()[:12]
+        name = f"{writer.tag}-b{bucket.index:03d}-{part}"
+        frames = results.to_frames(
+            bucket.static,
+            call.runs,
+            out,
+            writer.spec,
+            {**writer.provenance, "bucket": bucket.index, "part": name,
+             "bucket_width": bucket.static.width, "bucket_depth": bucket.static.depth},
+        )
+        writer.store.write_part(name, *frames)
+        written.update(r.run_id for r in call.runs)
+        writer.count += len(call.runs)
+        writer.bar.update(len(call.runs))
 
 
 def progress_bar(total: int, enabled: bool) -> tqdm:
