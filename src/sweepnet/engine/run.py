@@ -192,7 +192,7 @@ def sweep(spec: Spec, out: str | None, signals: stop.Signals, *, shard: tuple[in
         max_memory = programs.device_memory(m)
     # Planning reads the user's data files, so a bad one is refused before `out` is touched.
     full = plan_lib.make_plan(spec, n_dev, max_memory, platform=where)
-    for line in data_lib.short_files(r.config for r in full.runs) if pid == 0 else ():
+    for line in data_lib.file_warnings(r.config for r in full.runs) if pid == 0 else ():
         warn(line)  # a file with fewer points than n_train + n_test: once, before training
     store = distributed.open_store(out, spec, fresh, tag, shared=shard[1] > 1)
     if cache:

@@ -447,7 +447,6 @@ def file_warnings(configs: Iterable[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-short_files = file_warnings  # its name before it also judged scale (engine.run calls it)
 
 
 def make_split(name: str, params: Mapping[str, Any], n_train: int, n_test: int,
@@ -535,4 +534,4 @@ def extent(name: str, params: Mapping[str, Any]) -> float:
 
 
 __all__ = ["DATASETS", "Dataset", "Param", "Split", "betti", "file_warnings", "make_split",
-           "problem", "read_points", "short_files", "sizes", "standardized"]
+           "problem", "read_points", "sizes", "standardized"]
