@@ -189,18 +189,19 @@ def _hand_networks(x: np.ndarray) -> dict[str, tuple[list, dict[int, list[tuple[
 
 @pytest.mark.parametrize("name", ["fold apart", "fold across", "logit apart", "logit across"])
 def test_every_layer_of_a_known_map_has_its_known_betti_numbers(name):
-    """layer_clouds and the pool worker's measurement (run_jobs) on networks written by hand:
+    """layer_clouds and the pool's measurement (betti_of_clouds) on networks written by hand:
     (b0, b1) of each class after each layer, the logit included, exactly."""
     x, y = _two_rings_and_one()
     layers, want = _hand_networks(x)[name]
     clouds = topology.layer_clouds(_row(2, 2), _tree(layers), x)
     assert [c.shape for c in clouds] == [(750, 2), (750, 2), (750, 2), (750, 1)]
     scale = topology.DEFAULT_SCALE
-    job = ("net", [(i, c, h[y == c]) for i, h in enumerate(clouds) for c in (0, 1)],
-           scale.k, scale.eps, 1)
+    which = [(i, c) for i in range(len(clouds)) for c in (0, 1)]
+    betti = topology.betti_of_clouds([(scale.k, scale.eps, 1, clouds[i][y == c])
+                                      for i, c in which], workers=1)
     got = {}
-    for r in topology.run_jobs([job], workers=1):
-        got.setdefault(r["layer"], []).append((r["b0"], r["b1"]))
+    for (i, _), b in zip(which, betti, strict=True):
+        got.setdefault(i, []).append(b[:2])
     assert got == want, name
 
 
