@@ -252,4 +252,5 @@ def project(
 
 
 __all__ = ["GRID_LINES", "GRID_SAMPLES", "data_params", "decision_cells", "decision_grids",
-           "forward", "forward_many", "grid_lines", "half_side", "lift", "project", "training_points"]
+           "forward", "forward_many", "grid_lines", "half_side", "lift", "project",
+           "training_points"]

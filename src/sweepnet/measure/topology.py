@@ -52,10 +52,11 @@ from sweepnet.sweep import data
 COLUMNS = results.TOPOLOGY_COLUMNS
 CHUNK_CLOUDS = 512  # clouds of a part: what a killed run loses at most
 BATCH_CLOUDS = 8  # clouds of one pool task
-# A whole cloud of a trained network's layer took, on average, this share of an input
-# cloud's time (a layer folds, piles up and flattens its cloud): 2-core Xeon, disk_annulus,
-# widths 2-8, depths 1-4, tanh and relu (analysis/topology_ab.py).
-LAYER_COST = 0.5
+# A cloud of a trained network's layer took, on average, this share of an input cloud's CPU
+# time (a layer folds, piles up and flattens its cloud): olah.toml's 256 shapes and
+# activations, one seed (0.013 s against 0.04 s; analysis/topology_ab.py --olah).
+LAYER_COST = 0.35
+COMPILE_SECONDS = 0.4  # a forward pass's compile, once per network shape
 KS = (6, 8, 10, 12, 14, 16, 20, 24, 30)  # candidate neighbour counts, cheapest first
 EPSILONS = (1, 2, 3)  # candidate scales in hops (cost grows fast with eps)
 CALIBRATION_SEEDS = (0, 1, 2)
@@ -322,7 +323,7 @@ def select_runs(root: str, where: str | None = None) -> pd.DataFrame:
     return runs.reset_index(drop=True)
 
 
-def _plan(root: str, runs: pd.DataFrame, n_points: int | None, k: int | None,
+def _plan(runs: pd.DataFrame, n_points: int | None, k: int | None,
           eps: int | None, stored: dict[str, Any], inputs: dict) -> list[Network]:
     """The networks of ``runs`` with their settings (calibrating new data configurations into
     ``stored``, drawing each configuration's points into ``inputs``)."""
@@ -465,7 +466,7 @@ def _measure(root: str, runs: pd.DataFrame, n_points: int | None, k: int | None,
              say: Callable[[str], None] | None) -> pd.DataFrame:
     stored = results.load_topology_scales(root)
     inputs: dict = {}
-    nets = _plan(root, runs, n_points, k, eps, stored, inputs)
+    nets = _plan(runs, n_points, k, eps, stored, inputs)
     finished = _finished(results.load_topology_parts(root), nets)
     todo = [net for net in nets if net.row["run_id"] not in finished]
 
@@ -484,7 +485,8 @@ def _measure(root: str, runs: pd.DataFrame, n_points: int | None, k: int | None,
     hidden = clouds - sum(int(net.row["n_classes"]) for net in todo)  # past the input
     if say:
         again = f" ({len(finished)} measured before, kept)" if finished else ""
-        seconds = per_cloud * LAYER_COST * hidden / workers
+        shapes = {(net.row["arch"], int(net.row["width"]), int(net.row["depth"])) for net in todo}
+        seconds = per_cloud * LAYER_COST * hidden / workers + COMPILE_SECONDS * len(shapes)
         say(f"topology: {clouds} clouds of {len(todo)} networks to measure{again}, about "
             f"{_duration(seconds)} on {workers} process{'es' if workers > 1 else ''}")
 
