@@ -4,6 +4,9 @@ identical Betti numbers.
     python analysis/topology_ab.py [--results DIR] [--where SQL] [--base main] [--workers 2]
     python analysis/topology_ab.py --olah [--olah-seeds 1]     # + olah.toml's full time
 
+With ``--workers 1`` each side runs in one process, and its CPU time (which other jobs on a
+shared machine move far less than the wall clock) is printed and compared too.
+
 Each side is a whole ``topology.measure`` call (load the networks, forward passes, the
 homology, the table written) in a fresh process, on its own copy of the results folder: the
 new one from this tree, the old one ``src/sweepnet/measure/topology.py`` as of ``--base``
@@ -133,10 +136,13 @@ def main(argv=None) -> int:
         r = got[which]
         print(f"  {which} ({a.base if which == 'old' else 'this tree'}): measure "
               f"{r['seconds']:.1f} s = {rows / r['seconds']:.1f} clouds/s; whole process "
-              f"{r['process_seconds']:.1f} s = {rows / r['process_seconds']:.1f} clouds/s")
+              f"{r['process_seconds']:.1f} s = {rows / r['process_seconds']:.1f} clouds/s"
+              + (f"; {r['cpu_seconds']:.1f} CPU s = {rows / r['cpu_seconds']:.1f} clouds per "
+                 "CPU s" if a.workers == 1 else ""))
     print(f"  speed-up {got['old']['seconds'] / got['new']['seconds']:.1f}x (measure), "
-          f"{got['old']['process_seconds'] / got['new']['process_seconds']:.1f}x (process); "
-          "b0, b1, b2 identical on every cloud")
+          f"{got['old']['process_seconds'] / got['new']['process_seconds']:.1f}x (process)"
+          + (f", {got['old']['cpu_seconds'] / got['new']['cpu_seconds']:.1f}x (CPU time)"
+             if a.workers == 1 else "") + "; b0, b1, b2 identical on every cloud")
     if a.olah:
         olah = os.path.join(work, "olah")
         _sweepnet("run", os.path.join(ROOT, "sweeps", "olah.toml"), "--out", olah, "--quiet",

@@ -101,14 +101,17 @@ def dominated_core(graph: sp.csr_matrix) -> sp.csr_matrix:
     bits = _bitsets(closed)  # (n, ceil(n / 64)): row v is N[v] among the kept vertices
     del closed
     deg = np.diff(g.indptr).astype(np.int64)  # among the kept vertices
+    # The first and last vertex of each N[u] (as first given): a dominator's cover v's.
+    first, last = _span(*_edges(g, np.arange(n)), n)
     alive = np.ones(n, bool)
     check = np.arange(n)
     while len(check) and alive.sum() > 3:
         v, u = _edges(g, check)
         u_ok = alive[u]
         v, u = v[u_ok], u[u_ok]
+        lo, hi = _span(v, u, n)  # of N[v] now
         rank = deg * n + np.arange(n)
-        up = rank[u] > rank[v]
+        up = (rank[u] > rank[v]) & (first[u] <= lo[v]) & (last[u] >= hi[v])
         v, u = v[up], u[up]
         dominated = np.zeros(n, bool)
         for s in range(0, len(v), 65536):  # bounded temporaries: 64k edges x n / 64 words
@@ -125,6 +128,18 @@ def dominated_core(graph: sp.csr_matrix) -> sp.csr_matrix:
         bits &= ~_bitsets(dominated[None, :])[0]
     keep = np.flatnonzero(alive)
     return g[keep][:, keep]
+
+
+def _span(v: np.ndarray, u: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The lowest and highest vertex of each closed neighbourhood ``N[v]``, ``(n,)`` each,
+    from the edges ``(v, u)`` (a vertex without edges: itself)."""
+    lo, hi = np.arange(n), np.arange(n)
+    if len(v):  # the edges come grouped by v (``_edges``)
+        starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
+        at = v[starts]
+        lo[at] = np.minimum(at, np.minimum.reduceat(u, starts))
+        hi[at] = np.maximum(at, np.maximum.reduceat(u, starts))
+    return lo, hi
 
 
 def _bitsets(rows: np.ndarray) -> np.ndarray:
