@@ -85,7 +85,9 @@ def run_side(which: str, base: str, folder: str, where: str | None, workers: int
     out = subprocess.run([sys.executable, __file__, "--side", which, "--base", base,
                           "--results", folder, "--workers", str(workers)]
                          + (["--where", where] if where else []),
-                         check=True, capture_output=True, text=True, env=_env(), cwd=ROOT)
+                         check=True, capture_output=True, text=True, cwd=ROOT,
+                         # each side compiles from scratch (no persistent cache of earlier runs)
+                         env={**_env(), "SWEEPNET_CACHE": tempfile.mkdtemp(prefix="xla-")})
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["process_seconds"] = time.perf_counter() - t
     return result

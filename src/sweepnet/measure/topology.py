@@ -44,6 +44,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from sweepnet.core.errors import SweepnetError
+from sweepnet.engine import programs
 from sweepnet.measure.homology import Cloud, betti_numbers, knn_graph, measure_clouds
 from sweepnet.measure.network import data_params, forward, forward_many
 from sweepnet.store import query, results
@@ -464,6 +465,7 @@ def measure(root: str, where: str | None = None, n_points: int | None = None,
 def _measure(root: str, runs: pd.DataFrame, n_points: int | None, k: int | None,
              eps: int | None, workers: int, measurer: Measurer, progress: bool,
              say: Callable[[str], None] | None) -> pd.DataFrame:
+    programs.enable_compilation_cache()  # a re-run, or a resumed run, skips the compiles
     stored = results.load_topology_scales(root)
     inputs: dict = {}
     nets = _plan(runs, n_points, k, eps, stored, inputs)
