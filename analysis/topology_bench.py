@@ -55,7 +55,8 @@ def main(argv=None) -> int:
     n_clouds = sum(len(j[1]) for j in work)
     load_before = os.getloadavg()[0]
     t = time.perf_counter()
-    rows = topology.run_jobs(work, a.workers)
+    clouds = [(k, eps, maxdim, x) for _, layers, k, eps, maxdim in work for _, _, x in layers]
+    rows = topology.betti_of_clouds(clouds, a.workers)
     wall = time.perf_counter() - t
     result = {
         "networks": a.networks, "layers": 8, "classes": 2, "points": 1000,

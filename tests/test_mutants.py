@@ -145,7 +145,7 @@ MUTANTS = [
     ),
     Mutant(
         "betti_numbers returns b1 = 0",
-        "src/sweepnet/measure/topology.py",
+        "src/sweepnet/measure/homology.py",
         "return b0, alive[1], alive[2] if maxdim >= 2 else 0",
         "return b0, 0, alive[2] if maxdim >= 2 else 0",
         ("tests/test_topology.py::test_betti_numbers_of_hand_made_clouds",),

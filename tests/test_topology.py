@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -189,18 +190,19 @@ def _hand_networks(x: np.ndarray) -> dict[str, tuple[list, dict[int, list[tuple[
 
 @pytest.mark.parametrize("name", ["fold apart", "fold across", "logit apart", "logit across"])
 def test_every_layer_of_a_known_map_has_its_known_betti_numbers(name):
-    """layer_clouds and the pool worker's measurement (run_jobs) on networks written by hand:
+    """layer_clouds and the pool's measurement (betti_of_clouds) on networks written by hand:
     (b0, b1) of each class after each layer, the logit included, exactly."""
     x, y = _two_rings_and_one()
     layers, want = _hand_networks(x)[name]
     clouds = topology.layer_clouds(_row(2, 2), _tree(layers), x)
     assert [c.shape for c in clouds] == [(750, 2), (750, 2), (750, 2), (750, 1)]
     scale = topology.DEFAULT_SCALE
-    job = ("net", [(i, c, h[y == c]) for i, h in enumerate(clouds) for c in (0, 1)],
-           scale.k, scale.eps, 1)
+    which = [(i, c) for i in range(len(clouds)) for c in (0, 1)]
+    betti = topology.betti_of_clouds([(scale.k, scale.eps, 1, clouds[i][y == c])
+                                      for i, c in which], workers=1)
     got = {}
-    for r in topology.run_jobs([job], workers=1):
-        got.setdefault(r["layer"], []).append((r["b0"], r["b1"]))
+    for (i, _), b in zip(which, betti, strict=True):
+        got.setdefault(i, []).append(b[:2])
     assert got == want, name
 
 
@@ -246,6 +248,7 @@ def test_cli_writes_the_table_and_the_query_view(measured, capsys):
     # input, two hidden layers, logit; two classes each
     assert sorted(df.groupby("run_id").size().unique()) == [8]
     assert set(df["layer"]) == {0, 1, 2, 3} and set(df["class"]) == {0, 1}
+    assert (df["kind"] == df["layer"].map({0: "input", 1: "hidden", 2: "hidden", 3: "logit"})).all()
     assert (df["n_points"] == 300).all() and df["b2"].isna().all()  # 2-D data: no b2
     inputs = df[df["layer"] == 0].drop_duplicates(["class", "b0", "b1"])
     assert sorted(zip(inputs["class"], inputs["b0"], inputs["b1"], strict=True)) == [
@@ -318,7 +321,7 @@ def test_measure_gives_each_layer_of_stored_known_maps_its_betti_numbers(measure
         {r: int(depth[r]) + 1 for r in nets}
 
 
-def test_cli_k_and_eps_override_and_rows_of_other_runs_stay(measured, tmp_path):
+def test_cli_k_and_eps_override_and_rows_of_other_runs_stay(measured, tmp_path, capsys):
     out = str(tmp_path / "results")
     shutil.copytree(measured, out)
     assert cli.main(["topology", out, "--points", "300", "--where", "depth = 1 AND width = 3",
@@ -327,6 +330,74 @@ def test_cli_k_and_eps_override_and_rows_of_other_runs_stay(measured, tmp_path):
     new = df[df["k"] == 7]
     assert len(new) and (new["eps"] == 1).all() and new["run_id"].nunique() == 2
     assert len(df) == len(new) + len(pd.read_parquet(os.path.join(measured, "topology.parquet")))
+    # before it starts: the clouds it will measure and a time; at the end: means by kind
+    captured = capsys.readouterr()
+    assert re.search(r"^topology: 12 clouds of 2 networks to measure, about \d+ (s|min) on 1 "
+                     r"process$", captured.err, re.M), captured.err
+    table = [line.split() for line in captured.out.splitlines()]
+    assert ["kind", "activation", "networks", "clouds", "b0", "b1"] in table
+    assert [r[:4] for r in table if r and r[0] in ("input", "hidden", "logit")] == [
+        ["input", "tanh", "2", "4"], ["hidden", "tanh", "2", "4"], ["logit", "tanh", "2", "4"]]
+    # layer 2 is the logit of a depth-1 network and a hidden layer of a depth-2 one
+    depth = results.load(out).set_index("run_id")["depth"]
+    two = df[df["layer"] == 2]
+    assert set(two["kind"]) == {"logit", "hidden"}
+    assert (two["kind"] == np.where(two["run_id"].map(depth) == 1, "logit", "hidden")).all()
+    got = query.query(out, "SELECT kind, count(DISTINCT run_id) AS n FROM topology "
+                           "WHERE layer = 2 GROUP BY kind ORDER BY kind")
+    assert got.values.tolist() == [["hidden", 4], ["logit", 2]]
+
+
+def test_a_table_written_before_kind_reads_with_kind(measured, tmp_path):
+    """0.6's topology.parquet has no ``kind``: the loader and the query view derive it."""
+    out = str(tmp_path / "results")
+    shutil.copytree(measured, out)
+    path = os.path.join(out, "topology.parquet")
+    now = pd.read_parquet(path)
+    now.drop(columns=["kind"]).to_parquet(path, index=False)
+    assert topology.load(out)["kind"].tolist() == now["kind"].tolist()
+    got = query.query(out, "SELECT run_id, layer, class, kind FROM topology")
+    want = now[["run_id", "layer", "class", "kind"]]
+    key = ["run_id", "layer", "class"]
+    assert got.sort_values(key, ignore_index=True)["kind"].tolist() == \
+        want.sort_values(key, ignore_index=True)["kind"].tolist()
+
+
+def test_a_killed_run_resumes_without_measuring_finished_networks(measured, tmp_path,
+                                                                   monkeypatch):
+    """Killed after two parts (one network a part here), a run measures only the networks
+    those parts lack, and its table equals one run's."""
+    once, killed = str(tmp_path / "once"), str(tmp_path / "killed")
+    for folder in (once, killed):  # the scale of 300 points is in topology.json already
+        shutil.copytree(measured, folder, ignore=shutil.ignore_patterns("topology.parquet"))
+    where = "depth = 2"  # 4 networks, 4 layers, 2 classes
+    topology.measure(once, where=where, n_points=300, workers=1)
+    monkeypatch.setattr(topology, "CHUNK_CLOUDS", 8)
+    save = results.save_topology_part
+
+    def killed_after_two(root, rows):
+        if len(results.topology_part_files(root)) == 2:
+            raise KeyboardInterrupt
+        return save(root, rows)
+
+    monkeypatch.setattr(results, "save_topology_part", killed_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        topology.measure(killed, where=where, n_points=300, workers=1)
+    assert not os.path.exists(os.path.join(killed, "topology.parquet"))
+    assert len(results.topology_part_files(killed)) == 2
+    monkeypatch.setattr(results, "save_topology_part", save)
+    clouds, lines = [], []
+    real = topology.measure_clouds
+    monkeypatch.setattr(topology, "measure_clouds", lambda jobs: clouds.extend(jobs) or real(jobs))
+    new = topology.measure(killed, where=where, n_points=300, workers=1, say=lines.append)
+    assert len(clouds) == 2 * 3 * 2  # two networks' hidden layers and logits, per class
+    assert lines[0].startswith("topology: 16 clouds of 2 networks to measure (2 measured "
+                               "before, kept), about ")
+    assert results.topology_part_files(killed) == []
+    key = ["run_id", "layer", "class"]
+    one = topology.load(once).sort_values(key, ignore_index=True)
+    pd.testing.assert_frame_equal(topology.load(killed).sort_values(key, ignore_index=True), one)
+    pd.testing.assert_frame_equal(new, one)
 
 
 def test_unmeasured_folder_has_an_empty_topology_view(tiny_results):

@@ -172,8 +172,13 @@ def cmd_topology(a):
     from sweepnet.store import results
 
     df = topology.measure(a.dir, a.where, n_points=a.points, k=a.k, eps=a.eps,
-                          workers=a.workers, progress=not a.quiet)
+                          workers=a.workers, progress=not a.quiet,
+                          say=lambda line: print(line, file=sys.stderr, flush=True))
+    activation = results.load(a.dir)[["run_id", "activation"]]
     print(topology.summary(df))
+    print("mean Betti numbers by kind of layer and activation:")
+    print(topology.by_kind(df.merge(activation, on="run_id")).to_string(
+        index=False, float_format=lambda v: f"{v:.2f}"))
     print(f"wrote {results.topology_path(a.dir)}")
 
 

@@ -75,6 +75,46 @@ def forward(row: pd.Series, params: Any, x: np.ndarray) -> tuple[np.ndarray, lis
     return np.asarray(logits)[:, :n], [np.asarray(h)[:, :n] for h in hidden]
 
 
+def forward_many(rows: Sequence[pd.Series], params: Sequence[Any], x: np.ndarray
+                 ) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+    """:func:`forward` of many networks on the same points ``x (points, in_dim)``, in order.
+
+    The networks of one shape (arch, width, depth, classes) go through one vmapped call, each
+    with its own activation (the model selects it per network, bit for bit its own: see
+    :func:`sweepnet.sweep.models.activation_fn`), so a sweep's networks take one compile per
+    shape instead of a call, and a compile, per network and activation.
+    """
+    n = len(x)
+    size = max(256, 1 << (n - 1).bit_length())  # few distinct shapes → few compiles
+    padded = np.zeros((x.shape[1], size), np.float32)
+    padded[:, :n] = x.T
+    groups: dict[tuple, list[int]] = {}
+    for i, row in enumerate(rows):
+        n_out = 1 if int(row["n_classes"]) == 2 else int(row["n_classes"])
+        groups.setdefault((row["arch"], int(row["width"]), int(row["depth"]), n_out), []).append(i)
+    out: list[Any] = [None] * len(rows)
+    for (arch, width, depth, n_out), members in groups.items():
+        names = tuple(sorted({rows[i]["activation"] for i in members}))
+        apply = _apply_many(arch, width, depth, names, n_out)
+        stacked = jax.tree.map(lambda *a: np.stack(a), *[params[i] for i in members])
+        which = np.asarray([names.index(rows[i]["activation"]) for i in members], np.int32)
+        logits, hidden = apply(stacked, padded, which)
+        logits, hidden = np.asarray(logits), [np.asarray(h) for h in hidden]
+        for j, i in enumerate(members):
+            out[i] = (logits[j, :, :n], [h[j, :, :n] for h in hidden])
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _apply_many(arch: str, width: int, depth: int, activations: tuple[str, ...], n_out: int):
+    """``jit(vmap(model.apply))`` of one shape: ``(params (N, ...), x (in_dim, points),
+    which (N,))`` → ``(logits (N, n_out, points), hidden)``."""
+    model = build(arch, width, depth, activations, n_out)
+    one = lambda p, x, w: model.apply(p, x, width, 1.0, return_hidden=True,  # noqa: E731
+                                      which=w if len(activations) > 1 else None)
+    return jax.jit(jax.vmap(one, in_axes=(0, None, 0)))
+
+
 @functools.lru_cache(maxsize=64)
 def _apply(arch: str, width: int, depth: int, activation: str, n_out: int):
     """``jit(model.apply)`` of one architecture: ``(params, x (in_dim, points))`` →
@@ -212,4 +252,5 @@ def project(
 
 
 __all__ = ["GRID_LINES", "GRID_SAMPLES", "data_params", "decision_cells", "decision_grids",
-           "forward", "grid_lines", "half_side", "lift", "project", "training_points"]
+           "forward", "forward_many", "grid_lines", "half_side", "lift", "project",
+           "training_points"]

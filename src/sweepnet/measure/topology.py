@@ -8,9 +8,8 @@ logits) the method is theirs:
 3. the Vietoris-Rips complex of that distance at one fixed scale ``eps`` (in hops), whose
    Betti numbers b0, b1 (and b2 for 3-D data) are the cloud's topology.
 
-b0 is the number of connected components of the kNN graph (any eps >= 1 gives the same), so
-only b1 and b2 go to ripser, as a sparse matrix of the hop distances up to ``eps`` with the
-filtration cut at ``eps``: the complex never grows past the one scale we ask about.
+One cloud is :mod:`sweepnet.measure.homology`'s: b0 from the kNN graph, b1 and b2 from the
+clique complex at ``eps`` reduced to its core before ripser sees it.
 
 ``k`` and ``eps`` are chosen once per data configuration (:func:`calibrate`): the first pair,
 in order of cost, for which the input clouds of a few data seeds all give the data's known
@@ -18,35 +17,47 @@ Betti numbers (:func:`sweepnet.sweep.data.betti`). They are stored in ``DIR/topo
 every row of ``DIR/topology.parquet``; the user may override either. Data of unknown
 topology (a ``file`` of the user's own points) gets ``DEFAULT_SCALE``.
 
-Networks are rebuilt from their stored parameters (``results.load_params_many`` and
-:func:`sweepnet.measure.network.forward`); nothing is retrained. The homology runs in a
-process pool.
+A run (:func:`measure`): networks are rebuilt from their stored parameters, a chunk at a
+time (``results.load_params_many``), and each chunk's forward passes are one vmapped call per
+shape (:func:`sweepnet.measure.network.forward_many`); nothing is retrained. The input
+clouds are measured once per data configuration, seed and scale, first, in this process;
+their time gives the estimate printed before the rest starts. The other clouds go to one
+process pool kept for the whole run, and each chunk's rows are written as a part
+(``DIR/topology/``) when it is done, so a killed run resumes where it stopped; the parts are
+merged into ``DIR/topology.parquet`` at the end.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import hashlib
 import json
 import multiprocessing
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-from ripser import ripser
-from scipy.sparse.csgraph import connected_components, dijkstra
-from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from sweepnet.core.errors import SweepnetError
-from sweepnet.measure.network import data_params, forward
+from sweepnet.engine import programs
+from sweepnet.measure.homology import Cloud, betti_numbers, knn_graph, measure_clouds
+from sweepnet.measure.network import data_params, forward, forward_many
 from sweepnet.store import query, results
 from sweepnet.sweep import data
 
 COLUMNS = results.TOPOLOGY_COLUMNS
+CHUNK_CLOUDS = 512  # clouds of a part: what a killed run loses at most
+BATCH_CLOUDS = 8  # clouds of one pool task
+# A cloud of a trained network's layer took, on average, this share of an input cloud's CPU
+# time (a layer folds, piles up and flattens its cloud): olah.toml's 256 shapes and
+# activations, one seed (0.013 s against 0.04 s; analysis/topology_ab.py --olah).
+LAYER_COST = 0.35
+COMPILE_SECONDS = 0.4  # a forward pass's compile, once per network shape
 KS = (6, 8, 10, 12, 14, 16, 20, 24, 30)  # candidate neighbour counts, cheapest first
 EPSILONS = (1, 2, 3)  # candidate scales in hops (cost grows fast with eps)
 CALIBRATION_SEEDS = (0, 1, 2)
@@ -82,110 +93,6 @@ CALIBRATED: dict[str, Scale] = {
     # points k = 20 joined two nests or saw a tenth void on seed 1 (tests/test_topology.py).
     "naitzat_d3": Scale(24, 2, "hand-picked"),
 }
-
-
-# ----------------------------------------------------------------------------- one cloud
-
-
-def knn_graph(x: np.ndarray, k: int):
-    """Symmetric kNN adjacency of ``x (n, dim)``: a ``(n, n)`` scipy CSR matrix of ones.
-
-    i ~ j when j is among i's ``k`` nearest neighbours or i among j's. Duplicate points
-    (ReLU maps many inputs to one) are neighbours like any others; no self loops.
-    """
-    n = len(x)
-    k = min(k, n - 1)
-    if k < 1:
-        return sp.csr_matrix((n, n))
-    x = np.asarray(x, np.float64)
-    if x.shape[1] <= 16:
-        _, idx = cKDTree(x).query(x, k + 1)
-    else:  # a tree gains nothing in many dimensions: brute force, one row block at a time
-        idx = np.empty((n, k + 1), np.int64)
-        sq = (x * x).sum(1)
-        for s in range(0, n, 512):
-            d = sq[s : s + 512, None] - 2 * x[s : s + 512] @ x.T + sq[None, :]
-            idx[s : s + 512] = np.argpartition(d, k, axis=1)[:, : k + 1]
-    rows = np.repeat(np.arange(n), k + 1)
-    a = sp.coo_matrix((np.ones(rows.size), (rows, idx.ravel())), shape=(n, n)).tocsr()
-    a = ((a + a.T) > 0).astype(np.float64).tolil()
-    a.setdiag(0)
-    return a.tocsr()
-
-
-def hop_distances(adjacency, eps: int):
-    """Hop distances up to ``eps`` of a graph ``(n, n)``: a sparse upper-triangular COO matrix
-    holding ``d(i, j)`` for every pair ``i < j`` with ``1 <= d <= eps`` (the rest is far)."""
-    n = adjacency.shape[0]
-    if eps <= 1:
-        return sp.triu(adjacency, 1).tocoo()
-    d = dijkstra(adjacency, directed=False, unweighted=True, limit=eps + 0.5)
-    i, j = np.nonzero(np.isfinite(d) & (d > 0))
-    keep = i < j
-    i, j = i[keep], j[keep]
-    return sp.coo_matrix((d[i, j], (i, j)), shape=(n, n))
-
-
-def betti_numbers(x: np.ndarray, k: int, eps: int, maxdim: int = 1) -> tuple[int, int, int]:
-    """Betti numbers ``(b0, b1, b2)`` of the cloud ``x (n, dim)`` at scale ``eps`` of the hop
-    distance of its ``k``-NN graph (of its distinct points). ``b2`` is computed only for
-    ``maxdim >= 2`` (else 0)."""
-    # Points a layer maps onto one (ReLU does, often hundreds) are one point of the space:
-    # kept apart they would be a clique of arbitrary kNN edges, full of false cycles.
-    x = np.unique(np.asarray(x), axis=0)
-    a = knn_graph(x, k)
-    b0 = int(connected_components(a, directed=False)[0])
-    if maxdim < 1 or len(x) < 3:
-        return b0, 0, 0
-    dgms = ripser(hop_distances(a, eps), maxdim=maxdim, thresh=eps, distance_matrix=True)["dgms"]
-    # Classes alive at eps: born by eps and not dead by it (ripser reports them as inf).
-    alive = [int(np.sum((d[:, 0] <= eps) & (d[:, 1] > eps))) for d in dgms]
-    return b0, alive[1], alive[2] if maxdim >= 2 else 0
-
-
-def _measure_network(job: tuple[str, Sequence[tuple[int, int, np.ndarray]], int, int, int]
-                     ) -> list[dict[str, Any]]:
-    """Pool worker: the rows of one network. ``job = (run_id, [(layer, class, cloud)], k, eps,
-    maxdim)``; each ``cloud`` is ``(n_points, units)``."""
-    run_id, clouds, k, eps, maxdim = job
-    rows = []
-    for layer, cls, cloud in clouds:
-        b0, b1, b2 = betti_numbers(cloud, k, eps, maxdim)
-        rows.append({"run_id": run_id, "layer": layer, "class": cls, "b0": b0, "b1": b1,
-                     "b2": b2 if maxdim >= 2 else None, "n_points": len(cloud), "k": k,
-                     "eps": eps})
-    return rows
-
-
-def run_jobs(jobs: Sequence[tuple], workers: int | None = None, progress: bool = False
-             ) -> list[dict[str, Any]]:
-    """The rows of every network's job (see ``_measure_network``), over ``workers`` processes
-    (default: one per core), in job order."""
-    rows: list[dict[str, Any]] = []
-    workers = workers or os.cpu_count() or 1
-    bar = None
-    if progress:
-        bar = tqdm(total=len(jobs), unit="net", desc="topology", leave=False)
-    if workers > 1 and len(jobs) > 1:
-        with _pool(min(workers, len(jobs))) as pool:
-            for out in pool.map(_measure_network, jobs, chunksize=1):
-                rows += out
-                if bar:
-                    bar.update()
-    else:
-        for job in jobs:
-            rows += _measure_network(job)
-            if bar:
-                bar.update()
-    if bar:
-        bar.close()
-    return rows
-
-
-def _pool(workers: int):
-    # spawn, not fork: forking a process that already runs JAX's threads can deadlock.
-    return concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 # ----------------------------------------------------------------------------- clouds
@@ -277,11 +184,127 @@ def calibrate(name: str, params: Mapping[str, Any], n_points: int | None = None,
 def layer_clouds(row: pd.Series, params: Any, x: np.ndarray) -> list[np.ndarray]:
     """The points ``x (n, in_dim)`` at every layer of a stored network: the input, each hidden
     layer and the logits, each ``(n, units)`` (points first)."""
-    logits, hidden = forward(row, params, x)
+    return clouds_of(x, *forward(row, params, x))
+
+
+def clouds_of(x: np.ndarray, logits: np.ndarray, hidden: Sequence[np.ndarray]
+              ) -> list[np.ndarray]:
+    """A network's clouds from its forward pass (:func:`~sweepnet.measure.network.forward`):
+    ``x (n, in_dim)``, then each hidden layer ``(width, n)`` and the logits ``(n_out, n)``,
+    each turned points first."""
     return [x, *(h.T for h in hidden), logits.T]
 
 
+# ----------------------------------------------------------------------------- many clouds
+
+
+def _cloud_key(cloud: Cloud) -> tuple:
+    """Clouds with the same points and settings have the same Betti numbers: one key."""
+    k, eps, maxdim, x = cloud
+    x = np.ascontiguousarray(x)
+    return k, eps, maxdim, x.shape, x.dtype.str, hashlib.blake2b(x.tobytes(), digest_size=16
+                                                                  ).digest()
+
+
+class Measurer:
+    """Betti numbers of clouds: in a process pool kept for the whole run (``workers > 1``) or
+    in this process, each distinct cloud once (a cache of every cloud measured)."""
+
+    def __init__(self, workers: int):
+        self.pool = _pool(workers) if workers > 1 else None
+        self.cache: dict[tuple, tuple[int, int, int]] = {}
+
+    def submit(self, clouds: Sequence[Cloud]
+               ) -> Callable[[Callable[[int], None] | None], list[tuple[int, int, int]]]:
+        """Start measuring ``clouds``; returns ``collect(progress)``, which waits for them and
+        gives ``(b0, b1, b2)`` of each, in order, calling ``progress(n)`` as ``n`` are done."""
+        keys = [_cloud_key(c) for c in clouds]
+        todo: dict[tuple, Cloud] = {}
+        for key, cloud in zip(keys, clouds, strict=True):
+            if key not in self.cache and key not in todo:
+                todo[key] = cloud
+        order = list(todo)
+        batches = [order[i : i + BATCH_CLOUDS] for i in range(0, len(order), BATCH_CLOUDS)]
+        if self.pool is None:  # in this process, now
+            futures = {}
+            for batch in batches:
+                f: concurrent.futures.Future = concurrent.futures.Future()
+                f.set_result(measure_clouds([todo[k] for k in batch]))
+                futures[f] = batch
+        else:
+            futures = {self.pool.submit(measure_clouds, [todo[k] for k in batch]): batch
+                       for batch in batches}
+
+        def collect(progress: Callable[[int], None] | None = None):
+            for f in concurrent.futures.as_completed(futures):
+                batch = futures[f]
+                self.cache.update(zip(batch, f.result(), strict=True))
+                if progress:
+                    progress(len(batch))
+            if progress:
+                progress(len(keys) - len(order))  # repeats and clouds measured before
+            return [self.cache[k] for k in keys]
+
+        return collect
+
+    def close(self, cancel: bool = False) -> None:
+        """Stop the processes (at once, dropping what waits, with ``cancel``)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+            self.pool = None
+
+
+def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """``workers`` processes, started now (they get ready while this process works on).
+
+    They are forked from a fresh server process that imported the homology once
+    (``forkserver``): not forked from this process, whose JAX threads can deadlock a fork, nor
+    spawned, which imports sweepnet (and JAX: seconds) again in every worker.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["sweepnet.measure.homology"])
+    else:
+        context = multiprocessing.get_context("spawn")
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+    for _ in range(workers):
+        pool.submit(int)
+    return pool
+
+
+def betti_of_clouds(clouds: Sequence[Cloud], workers: int = 1) -> list[tuple[int, int, int]]:
+    """``(b0, b1, b2)`` of each ``(k, eps, maxdim, cloud (n, dim))``, over ``workers``
+    processes (b2 is 0 where ``maxdim < 2``)."""
+    m = Measurer(workers if len(clouds) > 1 else 1)
+    try:
+        return m.submit(clouds)(None)
+    finally:
+        m.close()
+
+
 # ----------------------------------------------------------------------------- results
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """One network to measure: its runs row, data configuration, seed, scale and clouds."""
+
+    row: pd.Series
+    config: str  # _config_key
+    seed: int
+    scale: Scale
+    maxdim: int
+    n_points: int
+
+    @property
+    def layers(self) -> int:
+        """Layers measured: the input, ``depth`` hidden ones, the logits."""
+        return int(self.row["depth"]) + 2
+
+    @property
+    def rows(self) -> int:
+        """Rows of the table (clouds): a cloud per class per layer."""
+        return self.layers * int(self.row["n_classes"])
 
 
 def _config_key(name: str, params: Mapping[str, Any], noise: float, n_points: int) -> str:
@@ -303,29 +326,11 @@ def select_runs(root: str, where: str | None = None) -> pd.DataFrame:
     return runs.reset_index(drop=True)
 
 
-def measure(root: str, where: str | None = None, n_points: int | None = None,
-            k: int | None = None, eps: int | None = None, workers: int | None = None,
-            progress: bool = False) -> pd.DataFrame:
-    """Betti numbers of each class after each layer of every selected run of ``root``.
-
-    ``n_points`` per class defaults to ``default_points(dataset)``. Writes
-    ``DIR/topology.parquet`` (rows of runs measured before and not selected now are
-    kept) and ``DIR/topology.json`` (the k and eps of each data configuration), and returns
-    the new rows: ``run_id, layer (0 = input, 1..depth hidden, depth+1 = logits), class, b0,
-    b1, b2 (null for 1-D and 2-D data), n_points, k, eps``.
-    """
-    if n_points is not None and n_points < 4:
-        raise SweepnetError(f"--points {n_points}: need at least 4 points per class")
-    for name, v in (("--k", k), ("--eps", eps)):
-        if v is not None and v < 1:
-            raise SweepnetError(f"{name} {v}: must be a positive whole number")
-    runs = select_runs(root, where)
-    if not len(runs):
-        raise SweepnetError(f"{root}: no finished runs" + (f" match {where!r}" if where else ""))
-    stored = results.load_topology_scales(root)
-    params_of = results.load_params_many(root, runs)
-
-    jobs, inputs, same_input, copies = [], {}, {}, []
+def _plan(runs: pd.DataFrame, n_points: int | None, k: int | None,
+          eps: int | None, stored: dict[str, Any], inputs: dict) -> list[Network]:
+    """The networks of ``runs`` with their settings (calibrating new data configurations into
+    ``stored``, drawing each configuration's points into ``inputs``)."""
+    nets = []
     for _, row in runs.iterrows():
         name, p = row["dataset"], data_params(row)
         noise, seed = float(row["noise"]), int(row["data_seed"])
@@ -335,36 +340,190 @@ def measure(root: str, where: str | None = None, n_points: int | None = None,
             s = calibrate(name, p, n, noise)
             stored[key] = {"k": s.k, "eps": s.eps, "source": s.source,
                            "known": known_betti(name, p, noise)}
-        scale = Scale(k or stored[key]["k"], eps or stored[key]["eps"])
         if (key, seed) not in inputs:
             inputs[key, seed] = class_points(name, p, n, noise, seed)
-        x, y = inputs[key, seed]
-        layers = layer_clouds(row, params_of[row["run_id"]], x)
-        # The input clouds are the same for every network of one data configuration and
-        # scale: measured with the first network, copied to the others.
-        first = same_input.setdefault((key, seed, scale), row["run_id"])
-        clouds = [(i, int(c), h[y == c]) for i, h in enumerate(layers) for c in np.unique(y)
-                  if i > 0 or first == row["run_id"]]
-        copies.append((row["run_id"], first))
-        jobs.append((row["run_id"], clouds, scale.k, scale.eps, maxdim_of(x.shape[1])))
+        dim = inputs[key, seed][0].shape[1]
+        nets.append(Network(row, key, seed, Scale(k or stored[key]["k"], eps or stored[key]["eps"]),
+                            maxdim_of(dim), n))
+    return nets
 
-    rows = run_jobs(jobs, workers, progress)
-    input_rows = {r["run_id"]: [] for r in rows}
-    for r in rows:
-        if r["layer"] == 0:
-            input_rows[r["run_id"]].append(r)
-    rows += [{**r, "run_id": run_id} for run_id, first in copies if run_id != first
-             for r in input_rows[first]]
-    new = pd.DataFrame(rows, columns=COLUMNS).sort_values(["run_id", "layer", "class"],
-                                                           kind="stable", ignore_index=True)
-    for c in ("layer", "class", "b0", "b1", "b2", "n_points", "k", "eps"):
-        new[c] = new[c].astype("Int64")
+
+def _finished(parts: pd.DataFrame, nets: Sequence[Network]) -> set[str]:
+    """Run ids of ``nets`` whose rows a killed run wrote already, at the same settings."""
+    if not len(parts):
+        return set()
+    have = parts.groupby("run_id").agg(n=("layer", "size"), n_points=("n_points", "max"),
+                                       k=("k", "max"), eps=("eps", "max"))
+    done = set()
+    for net in nets:
+        rid = net.row["run_id"]
+        if rid in have.index:
+            h = have.loc[rid]
+            if (int(h["n"]), int(h["n_points"]), int(h["k"]), int(h["eps"])) == \
+                    (net.rows, net.n_points, net.scale.k, net.scale.eps):
+                done.add(rid)
+    return done
+
+
+def _chunks(nets: Sequence[Network]) -> list[list[Network]]:
+    """Consecutive networks, about ``CHUNK_CLOUDS`` clouds a chunk (a part of the table)."""
+    out: list[list[Network]] = [[]]
+    size = 0
+    for net in nets:
+        if out[-1] and size + net.rows > CHUNK_CLOUDS:
+            out.append([])
+            size = 0
+        out[-1].append(net)
+        size += net.rows
+    return [c for c in out if c]
+
+
+def _layer_clouds(root: str, chunk: Sequence[Network], inputs: dict) -> list[Cloud]:
+    """The clouds of every layer but the input of ``chunk``'s networks, in order: per network,
+    layer 1 .. depth + 1, per class. One vmapped forward pass per shape and data."""
+    runs = pd.DataFrame([net.row for net in chunk])
+    params = results.load_params_many(root, runs)
+    outs: dict[str, tuple] = {}
+    groups: dict[tuple, list[Network]] = {}
+    for net in chunk:
+        groups.setdefault((net.config, net.seed), []).append(net)
+    for (config, seed), members in groups.items():
+        x, _ = inputs[config, seed]
+        passes = forward_many([m.row for m in members],
+                              [params[m.row["run_id"]] for m in members], x)
+        outs.update({m.row["run_id"]: p for m, p in zip(members, passes, strict=True)})
+    clouds: list[Cloud] = []
+    for net in chunk:
+        x, y = inputs[net.config, net.seed]
+        layers = clouds_of(x, *outs[net.row["run_id"]])
+        clouds += [(net.scale.k, net.scale.eps, net.maxdim, h[y == c])
+                   for h in layers[1:] for c in np.unique(y)]
+    return clouds
+
+
+def _rows(chunk: Sequence[Network], inputs: dict, input_betti_of: dict,
+          betti: Sequence[tuple[int, int, int]]) -> pd.DataFrame:
+    """The table rows of ``chunk`` from its layers' Betti numbers (``_layer_clouds``'s order)
+    and the input's (``input_betti_of[config, seed, scale]``: ``{class: (b0, b1, b2)}``)."""
+    rows, i = [], 0
+    for net in chunk:
+        classes = [int(c) for c in np.unique(inputs[net.config, net.seed][1])]
+        depth = int(net.row["depth"])
+        for layer in range(net.layers):
+            for c in classes:
+                if layer == 0:
+                    b = input_betti_of[net.config, net.seed, net.scale][c]
+                else:
+                    b, i = betti[i], i + 1
+                rows.append({"run_id": net.row["run_id"], "layer": layer,
+                             "kind": results.layer_kinds([layer], [depth])[0], "class": c,
+                             "b0": b[0], "b1": b[1], "b2": b[2] if net.maxdim >= 2 else None,
+                             "n_points": net.n_points, "k": net.scale.k, "eps": net.scale.eps})
+    return results.topology_frame(pd.DataFrame(rows, columns=COLUMNS))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def measure(root: str, where: str | None = None, n_points: int | None = None,
+            k: int | None = None, eps: int | None = None, workers: int | None = None,
+            progress: bool = False, say: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Betti numbers of each class after each layer of every selected run of ``root``.
+
+    ``n_points`` per class defaults to ``default_points(dataset)``. Writes
+    ``DIR/topology.parquet`` (rows of runs measured before and not selected now are
+    kept) and ``DIR/topology.json`` (the k and eps of each data configuration), and returns
+    the rows of the selected runs: ``run_id, layer (0 = input, 1..depth hidden, depth+1 =
+    logits), kind (input, hidden, logit), class, b0, b1, b2 (null for 1-D and 2-D data),
+    n_points, k, eps``. While it runs, each chunk of networks is a part under
+    ``DIR/topology/``; a run killed midway resumes from them (networks measured at the same
+    settings are not measured again). ``say`` gets the line that counts the clouds and
+    estimates the time, before the measuring starts; ``progress`` shows a bar of clouds.
+    """
+    if n_points is not None and n_points < 4:
+        raise SweepnetError(f"--points {n_points}: need at least 4 points per class")
+    for name, v in (("--k", k), ("--eps", eps)):
+        if v is not None and v < 1:
+            raise SweepnetError(f"{name} {v}: must be a positive whole number")
+    runs = select_runs(root, where)
+    if not len(runs):
+        raise SweepnetError(f"{root}: no finished runs" + (f" match {where!r}" if where else ""))
+    workers = workers or os.cpu_count() or 1
+    measurer = Measurer(workers)  # its processes start while this one plans
+    try:
+        return _measure(root, runs, n_points, k, eps, workers, measurer, progress, say)
+    except BaseException:
+        measurer.close(cancel=True)
+        raise
+    finally:
+        measurer.close()
+
+
+def _measure(root: str, runs: pd.DataFrame, n_points: int | None, k: int | None,
+             eps: int | None, workers: int, measurer: Measurer, progress: bool,
+             say: Callable[[str], None] | None) -> pd.DataFrame:
+    programs.enable_compilation_cache()  # a re-run, or a resumed run, skips the compiles
+    stored = results.load_topology_scales(root)
+    inputs: dict = {}
+    nets = _plan(runs, n_points, k, eps, stored, inputs)
+    finished = _finished(results.load_topology_parts(root), nets)
+    todo = [net for net in nets if net.row["run_id"] not in finished]
+
+    # The input clouds, here and first: their time is the estimate's unit.
+    start = time.perf_counter()
+    input_betti_of: dict = {}
+    for net in todo:
+        key = (net.config, net.seed, net.scale)
+        if key not in input_betti_of:
+            x, y = inputs[net.config, net.seed]
+            input_betti_of[key] = {int(c): betti_numbers(x[y == c], net.scale.k, net.scale.eps,
+                                                         net.maxdim) for c in np.unique(y)}
+    n_inputs = sum(len(v) for v in input_betti_of.values())
+    per_cloud = (time.perf_counter() - start) / max(n_inputs, 1)
+    clouds = sum(net.rows for net in todo)
+    hidden = clouds - sum(int(net.row["n_classes"]) for net in todo)  # past the input
+    if say:
+        again = f" ({len(finished)} measured before, kept)" if finished else ""
+        shapes = {(net.row["arch"], int(net.row["width"]), int(net.row["depth"])) for net in todo}
+        seconds = per_cloud * LAYER_COST * hidden / workers + COMPILE_SECONDS * len(shapes)
+        say(f"topology: {clouds} clouds of {len(todo)} networks to measure{again}, about "
+            f"{_duration(seconds)} on {workers} process{'es' if workers > 1 else ''}")
+
+    bar = tqdm(total=clouds, unit="cloud", desc="topology", leave=False) if progress else None
+    pending = None
+    for chunk in _chunks(todo):  # the next chunk's forward passes while the pool works
+        collect = measurer.submit(_layer_clouds(root, chunk, inputs))
+        if pending:
+            _write_part(root, *pending, inputs, input_betti_of, bar)
+        pending = (chunk, collect)
+    if pending:
+        _write_part(root, *pending, inputs, input_betti_of, bar)
+    if bar:
+        bar.close()
+    parts = results.load_topology_parts(root)
+    parts = parts.drop_duplicates(["run_id", "layer", "class"], keep="last")
     old = load(root)
-    keep = old[~old["run_id"].isin(set(new["run_id"]))] if len(old) else old.iloc[:0]
-    table = pd.concat([keep.astype(new.dtypes.to_dict()), new], ignore_index=True) \
-        if len(keep) else new
+    keep = old[~old["run_id"].isin(set(parts["run_id"]))] if len(old) else old.iloc[:0]
+    table = results.topology_frame(pd.concat([keep, parts], ignore_index=True)
+                                   if len(keep) else parts)
     results.save_topology(root, table, stored)
-    return new
+    results.remove_topology_parts(root)
+    new = table[table["run_id"].isin(set(runs["run_id"]))]
+    return new.sort_values(["run_id", "layer", "class"], kind="stable", ignore_index=True)
+
+
+def _write_part(root: str, chunk: Sequence[Network], collect, inputs: dict,
+                input_betti_of: dict, bar) -> None:
+    """Wait for a chunk's clouds and write its rows as a part of the table."""
+    betti = collect(bar.update if bar else None)
+    if bar:
+        bar.update(sum(int(net.row["n_classes"]) for net in chunk))  # the input's rows
+    results.save_topology_part(root, _rows(chunk, inputs, input_betti_of, betti))
 
 
 def summary(df: pd.DataFrame) -> str:
@@ -374,5 +533,21 @@ def summary(df: pd.DataFrame) -> str:
             + ", ".join(f"k={a} eps={b}" for a, b in scales))
 
 
-__all__ = ["COLUMNS", "DEFAULT_SCALE", "Scale", "betti_numbers", "calibrate", "class_points",
-           "knn_graph", "layer_clouds", "load", "measure", "summary"]
+def by_kind(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean Betti numbers per kind of layer (input, hidden, logit) and activation.
+
+    ``df``: topology rows with the runs' ``activation``. Columns ``kind, activation,
+    networks, clouds, b0, b1`` (and ``b2`` where measured), input first, logit last."""
+    numbers = [b for b in ("b0", "b1", "b2") if df[b].notna().any()]
+    out = (df.assign(**{b: df[b].astype(float) for b in numbers})
+           .groupby(["kind", "activation"], as_index=False)
+           .agg(networks=("run_id", "nunique"), clouds=("run_id", "size"),
+                **{b: (b, "mean") for b in numbers}))
+    order = {"input": 0, "hidden": 1, "logit": 2}
+    return out.sort_values(["kind", "activation"], key=lambda s: s.map(order)
+                           if s.name == "kind" else s, ignore_index=True)
+
+
+__all__ = ["COLUMNS", "DEFAULT_SCALE", "Measurer", "Scale", "betti_numbers", "betti_of_clouds",
+           "by_kind", "calibrate", "class_points", "clouds_of", "knn_graph", "layer_clouds",
+           "load", "measure", "summary"]

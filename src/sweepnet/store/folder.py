@@ -9,6 +9,7 @@ DIR/curves/P.parquet one row per (run_id, step)
 DIR/params/P.npz     final padded weights, a leading network axis, plus run_id and width
 DIR/corrupt/         parts that could not be read back (kept, never deleted)
 DIR/topology.parquet Betti numbers (``sweepnet topology``), and topology.json its scales
+DIR/topology/        parts of a topology run not merged yet (a killed run resumes from them)
 ```
 Every file is written by :func:`atomic_write` (temporary name, fsync, rename, fsync of the
 folder). A part ``P`` is written in the order params, curves, runs. A part whose runs file is
@@ -22,6 +23,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -54,6 +56,7 @@ EXTENSIONS = {"runs": ".parquet", "curves": ".parquet", "params": ".npz"}
 CORRUPT = "corrupt"
 TOPOLOGY = "topology.parquet"
 TOPOLOGY_SCALES = "topology.json"
+TOPOLOGY_PARTS = "topology"
 
 
 # ----------------------------------------------------------------------------- paths
@@ -80,6 +83,27 @@ def topology_path(root: str) -> str:
 def topology_scales_path(root: str) -> str:
     """``DIR/topology.json``: the k and eps of each data configuration measured."""
     return os.path.join(root, TOPOLOGY_SCALES)
+
+
+def topology_parts_dir(root: str) -> str:
+    """``DIR/topology/``: the parts a running ``sweepnet topology`` writes, one per chunk of
+    networks, merged into ``topology.parquet`` (and removed) when it finishes."""
+    return os.path.join(root, TOPOLOGY_PARTS)
+
+
+def topology_part_files(root: str) -> list[str]:
+    """The topology parts in the order they were written (``part-<ns>-<random>.parquet``)."""
+    d = topology_parts_dir(root)
+    names = os.listdir(d) if os.path.isdir(d) else []
+    return [os.path.join(d, f) for f in sorted(names)
+            if f.startswith("part-") and f.endswith(".parquet")]
+
+
+def new_topology_part_path(root: str) -> str:
+    """A fresh part path under ``DIR/topology/`` (created), later than every earlier one."""
+    os.makedirs(topology_parts_dir(root), exist_ok=True)
+    return os.path.join(topology_parts_dir(root),
+                        f"part-{time.time_ns():020d}-{secrets.token_hex(4)}.parquet")
 
 
 # ----------------------------------------------------------------------------- writing
@@ -297,7 +321,7 @@ class Store:
                         if f.startswith(tag + "-"):
                             os.unlink(os.path.join(sub_dir, f))
             elif fresh:
-                for sub in PARTS + (CORRUPT,):
+                for sub in PARTS + (CORRUPT, TOPOLOGY_PARTS):
                     shutil.rmtree(os.path.join(root, sub), ignore_errors=True)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(manifest_path(root))

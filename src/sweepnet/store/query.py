@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from duckdb import sqltypes
 
 from sweepnet.core.errors import SweepnetError
@@ -78,7 +79,26 @@ _THEOREMS_TYPES = [("theorem", "VARCHAR"), ("sweep", "VARCHAR"), ("run_id", "VAR
                    ("holds", "BOOLEAN")]
 
 
-_TOPOLOGY_TYPES = [(c, "VARCHAR" if c == "run_id" else "BIGINT") for c in TOPOLOGY_COLUMNS]
+_TOPOLOGY_TYPES = [(c, "VARCHAR" if c in ("run_id", "kind") else "BIGINT")
+                   for c in TOPOLOGY_COLUMNS]
+
+
+def _old_topology(topo: str) -> bool:
+    """A ``topology.parquet`` written before its ``kind`` column (0.6 and older)."""
+    try:
+        return "kind" not in pq.read_schema(topo).names
+    except Exception as e:
+        raise SweepnetError(f"{topo}: unreadable ({type(e).__name__})") from None
+
+
+def _kind(root: str, topo: str) -> tuple[str, str]:
+    """The ``kind`` column an old topology table lacks, from its runs' depths: the column to
+    select and the join that gives the depths (both empty for a table that has it)."""
+    if not _old_topology(topo) or not (source := _read(root, "runs")):
+        return "", ""
+    return (", CASE WHEN t.layer = 0 THEN 'input' WHEN t.layer = d.depth + 1 THEN 'logit' "
+            "ELSE 'hidden' END AS kind",
+            f" LEFT JOIN (SELECT run_id, depth FROM {source}) d ON t.run_id = d.run_id")
 
 
 def connect(roots: str | Sequence[str], all_runs: bool = False, threshold: float = 0.5,
@@ -98,7 +118,9 @@ def connect(roots: str | Sequence[str], all_runs: bool = False, threshold: float
     for i, (root, g, name) in enumerate(zip(roots, grids, names, strict=True)):
         if os.path.exists(topo := topology_path(root)):
             label = f"{_sql_text(name)} AS sweep, " if several else ""
-            topology.append(f"SELECT {label}t.* FROM read_parquet({_sql_text(topo)}) t")
+            kind, depths = _kind(root, topo)
+            topology.append(f"SELECT {label}t.*{kind} FROM read_parquet({_sql_text(topo)}) t"
+                            f"{depths}")
         con.register(f"_grid{i}", g)
         if source := _read(root, "runs"):
             join, flag = ("LEFT JOIN", ", g.run_id IS NOT NULL AS in_spec") if all_runs else (

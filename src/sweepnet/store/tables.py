@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,9 +21,12 @@ from flax.traverse_util import flatten_dict
 from sweepnet.core.errors import SweepnetError
 from sweepnet.store.folder import (
     atomic_write,
+    new_topology_part_path,
     part_files,
     require_results_dir,
     stored_spec,
+    topology_part_files,
+    topology_parts_dir,
     topology_path,
     topology_scales_path,
     write_text,
@@ -33,8 +37,10 @@ from sweepnet.sweep.spec import seeded_ids
 from sweepnet.train import regions
 from sweepnet.train.separation import KNOWN
 
-# DIR/topology.parquet: one row per (run, layer, class); b2 is null for 1-D and 2-D data
-TOPOLOGY_COLUMNS = ["run_id", "layer", "class", "b0", "b1", "b2", "n_points", "k", "eps"]
+# DIR/topology.parquet: one row per (run, layer, class); kind is input, hidden or logit; b2 is
+# null for 1-D and 2-D data
+TOPOLOGY_COLUMNS = ["run_id", "layer", "kind", "class", "b0", "b1", "b2", "n_points", "k", "eps"]
+TOPOLOGY_INTS = ["layer", "class", "b0", "b1", "b2", "n_points", "k", "eps"]
 
 
 def _read_parts(paths: Iterable[str]) -> pd.DataFrame:
@@ -203,16 +209,64 @@ def load_curves(root: str, all_runs: bool = False) -> pd.DataFrame:
     return df
 
 
+def layer_kinds(layer: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """What each layer is, ``(n,)`` strings: ``input`` (layer 0), ``logit`` (layer depth + 1)
+    or ``hidden`` (1..depth), from the layers ``(n,)`` and their networks' depths ``(n,)``."""
+    layer, depth = np.asarray(layer, np.int64), np.asarray(depth, np.int64)
+    return np.where(layer == 0, "input", np.where(layer == depth + 1, "logit", "hidden"))
+
+
+def topology_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a topology table in its columns and types (integers nullable, ``Int64``)."""
+    df = df[TOPOLOGY_COLUMNS].copy()
+    for c in TOPOLOGY_INTS:
+        df[c] = df[c].astype("Int64")
+    df["kind"] = df["kind"].astype(object)
+    return df.reset_index(drop=True)
+
+
+def _with_kind(root: str, df: pd.DataFrame) -> pd.DataFrame:
+    """A table written before ``kind`` existed (0.6 and older), given it from the runs' depth."""
+    if "kind" in df or not len(df):
+        return df if "kind" in df else df.assign(kind=pd.Series(dtype=object))
+    depth = load(root, all_runs=True).set_index("run_id")["depth"]
+    return df.assign(kind=layer_kinds(df["layer"], df["run_id"].map(depth).fillna(-2)))
+
+
 def load_topology(root: str) -> pd.DataFrame:
     """``DIR/topology.parquet`` (an empty frame with :data:`TOPOLOGY_COLUMNS` if not measured
-    yet)."""
+    yet). A table from before ``kind`` gets it (from the runs' depths)."""
     path = topology_path(root)
     if not os.path.exists(path):
         return pd.DataFrame({c: pd.Series(dtype="object") for c in TOPOLOGY_COLUMNS})
     try:
-        return pd.read_parquet(path)
+        df = pd.read_parquet(path)
     except Exception as e:
         raise SweepnetError(f"{path}: unreadable ({type(e).__name__})") from None
+    return topology_frame(_with_kind(root, df))
+
+
+def load_topology_parts(root: str) -> pd.DataFrame:
+    """The rows of ``DIR/topology/part-*.parquet`` (a topology run not merged yet), in the
+    order the parts were written; empty, with the columns, if there are none."""
+    frames = _read_parts(topology_part_files(root))
+    if not len(frames):
+        return topology_frame(pd.DataFrame({c: pd.Series(dtype="object")
+                                            for c in TOPOLOGY_COLUMNS}))
+    return topology_frame(frames)
+
+
+def save_topology_part(root: str, rows: pd.DataFrame) -> str:
+    """Write the rows of a chunk of networks as a new part under ``DIR/topology/``
+    (atomically); returns its path."""
+    path = new_topology_part_path(root)
+    atomic_write(path, lambda tmp: topology_frame(rows).to_parquet(tmp, index=False))
+    return path
+
+
+def remove_topology_parts(root: str) -> None:
+    """Remove ``DIR/topology/`` once its parts are merged into ``topology.parquet``."""
+    shutil.rmtree(topology_parts_dir(root), ignore_errors=True)
 
 
 def load_topology_scales(root: str) -> dict[str, Any]:

@@ -350,10 +350,10 @@ def betti_captions(root: str, run_id: str) -> dict[int, str]:
     df = results.load_topology(root)
     df = df[df["run_id"] == run_id].sort_values(["layer", "class"])
     out: dict[int, list[str]] = {}
-    for r in df.itertuples(index=False):
+    for r in df.rename(columns={"class": "cls"}).itertuples(index=False):
         b = [r.b0, r.b1] + ([] if pd.isna(r.b2) else [r.b2])
         out.setdefault(int(r.layer), []).append(
-            f"class {r[2]}: β = ({', '.join(str(int(v)) for v in b)})")
+            f"class {r.cls}: β = ({', '.join(str(int(v)) for v in b)})")
     return {k: "  ·  ".join(v) for k, v in out.items()}
 
 
