@@ -378,3 +378,19 @@ def test_clicking_a_cell_of_a_large_report_shows_its_sample_and_counts(many_seed
         assert "seeds trained: 256" in label and "95% CI" in label
         assert errors == []
         browser.close()
+
+
+def test_report_states_the_theorems_on_every_network_they_apply_to(tiny_results):
+    """The tiny sweep's width-2 networks are as narrow as their 2-D input: the unboundedness
+    theorem applies to all four, connectedness (tanh) to the two with one hidden layer. The
+    section counts them as the ``theorems`` view does, and names every violation's cause."""
+    con = cells.connect(tiny_results)
+    page = report.theorem_block(tiny_results, con)
+    counts = con.execute("SELECT theorem, count(*), count_if(NOT holds) FROM theorems "
+                         "GROUP BY 1").fetchall()
+    con.close()
+    assert {t: n for t, n, _ in counts} == {"unbounded": 4, "connected": 2}
+    assert "Theorems about narrow networks" in page
+    for theorem, n, bad in counts:
+        assert re.search(rf"<td>{theorem}</td><td>[^<]+</td><td>{n}</td><td>{bad}</td>", page)
+    assert "Theorems about narrow networks" in report.build_report(tiny_results)

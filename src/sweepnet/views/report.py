@@ -23,7 +23,7 @@ import vl_convert as vlc
 
 from sweepnet.core.errors import SweepnetError
 from sweepnet.core.words import plural
-from sweepnet.measure import topology
+from sweepnet.measure import regions, topology
 from sweepnet.store import results
 from sweepnet.views import cells, charts
 from sweepnet.views import network as inspect_lib
@@ -162,6 +162,53 @@ def summary_lines(root: str, con: duckdb.DuckDBPyConnection,
     return rows
 
 
+EXPLAINED = 100  # violations the report explains one by one (each recomputes one network)
+THEOREM_TEXT = {
+    "unbounded": "every component of the decision region is unbounded (Beise, Da Cruz & "
+                 "Schröder 2021; Johnson 2019)",
+    "connected": "the decision region is connected (Nguyen, Mukkamala & Hein 2018)",
+}
+
+
+def theorem_block(root: str, con: duckdb.DuckDBPyConnection) -> str:
+    """The section on the narrow-network theorems (the ``theorems`` view): per theorem, the
+    networks it applies to and those that violate it, each with its cause
+    (:func:`sweepnet.measure.regions.theorem_checks`: the grid's resolution, the box, or a bug);
+    empty where no network of the sweep is narrow enough (or its regions were not measured)."""
+    counts = con.execute("SELECT theorem, count(*) AS n, count_if(NOT holds) AS bad "
+                         "FROM theorems GROUP BY 1 ORDER BY 1").df()
+    if not len(counts):
+        return ""
+    bad = int(counts["bad"].sum())
+    causes = regions.theorem_checks(root) if 0 < bad <= EXPLAINED else None
+    rows = []
+    counts[["n", "bad"]] = counts[["n", "bad"]].astype("int64")
+    for t in counts.itertuples():
+        statement = html.escape(THEOREM_TEXT.get(t.theorem, t.theorem))
+        line = (f"<tr><td>{html.escape(t.theorem)}</td><td>{statement}</td><td>{t.n:,}</td>"
+                f"<td>{t.bad:,}</td><td>")
+        if causes is not None and t.bad:
+            mine = causes[(causes["theorem"] == t.theorem) & ~causes["holds"]]
+            line += "; ".join(f"{html.escape(c)}: {len(g)} ({', '.join(g['run_id'][:8])}"
+                              f"{', ...' if len(g) > 8 else ''})"
+                              for c, g in mine.groupby("cause", sort=True))
+        line += "</td></tr>"
+        rows.append(line)
+    note = ("Each theorem is checked on every network it applies to (hidden layers at most as "
+            "wide as the input, 2-D binary data, the activations it covers), on the network's "
+            "decision region measured on a 64 x 64 grid over the data's box. A violation is a "
+            "bug in sweepnet or the grid's resolution: each is recomputed on a finer grid and a "
+            "wider box, and its cause given (mismatch: a bug; resolution or box: the grid's; "
+            "unexplained: a bug or a hypothesis the check cannot see).")
+    if bad > EXPLAINED:
+        note += (f" {bad:,} violations are too many to explain here: "
+                 "sweepnet.measure.regions.theorem_checks(DIR) does it.")
+    return ("<h2>Theorems about narrow networks</h2>\n"
+            f"<p class=\"note\">{html.escape(note)}</p>\n<table class=\"summary\"><tr>"
+            "<td>theorem</td><td>statement</td><td>networks</td><td>violations</td>"
+            "<td>causes (run ids)</td></tr>" + "".join(rows) + "</table>\n")
+
+
 def _chart_block(i: int | str, chart: Any, note: str = "", controls: bool = False) -> str:
     spec = json.dumps(chart.to_dict(), separators=(",", ":")).replace("</", "<\\/")
     note_html = f'<p class="note">{html.escape(note)}</p>' if note else ""
@@ -255,6 +302,8 @@ def _page(root: str, con: duckdb.DuckDBPyConnection, sample: int) -> str:
                 "Mean Betti numbers of each class at the input (layer 0), after each hidden "
                 "layer and at the logits (Naitzat et al. 2020: kNN graph, hop distance, "
                 f"Vietoris-Rips at one scale; {topology.summary(topo)}).")
+    if theorems := theorem_block(root, con):
+        blocks.append(theorems)
     for label, row in _picks(con):
         add(
             f"Network {row['run_id']}: {label}",
