@@ -134,7 +134,7 @@ def fit(s: pd.DataFrame) -> dict:
     k, c = np.polyfit(x, y, 1)
     resid = y - (k * x + c)
     ss = float(((y - y.mean()) ** 2).sum())
-    out.update(k=float(k), C=float(np.exp(c)),
+    out.update(k=round(float(k), 12) + 0.0, C=float(np.exp(c)),  # + 0.0: no "-0.00"
                **{"R²": 1 - float((resid**2).sum()) / ss if ss > 0 else 1.0})
     return out
 
@@ -178,7 +178,7 @@ def claim_beta0(rep: Report, runs: pd.DataFrame, mw: pd.DataFrame) -> None:
         "; ".join(f"{a}: slope {v:.2f} over β0 = " + ", ".join(str(int(c)) for c in
                                                                s["components"])
                   if len(s) else f"{a}: no β0 separates" for a, (v, s) in per.items())
-        + (f"; no tested width separates at β0 = "
+        + ("; no tested width separates at β0 = "
            + ", ".join(f"{int(r.components)} ({r.activation})" for r in missing.itertuples())
            if len(missing) else ""),
         near if slopes else None))
