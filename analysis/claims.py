@@ -19,8 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 class Claim:
     """A claim and what was measured of it: one row of the verdict table.
 
-    ``ok``: True (agrees), False (DISAGREES), None (not measured: no data) or ``"info"``
-    (no sharp claim, reported)."""
+    ``ok``: True (agrees), False (DISAGREES), None (not measured: no data), ``"info"``
+    (no sharp claim, reported) or ``"inconclusive"`` (measured, but the data cannot tell)."""
 
     claim: str  # the claim, in the words of the paper (or the theory after it)
     predicts: str  # what the paper says we should see
@@ -105,6 +105,7 @@ class Report:
             False: "DISAGREES",
             None: "not measured",
             "info": "no sharp claim (reported)",
+            "inconclusive": "inconclusive",
         }[ok]
         self.rows.append(
             {

@@ -298,6 +298,100 @@ def test_naitzat_report_follows_its_data(naitzat, tmp_path):
     assert "half of the drop in b0 is made by layer 2 (tanh), 3 (leaky_relu), 4 (relu)" in md2
 
 
+# ----------------------------------------------------------------------------- guss2018
+
+
+@pytest.fixture(scope="module")
+def guss(tmp_path_factory):
+    """A tiny guss2018 sweep: balls with 1-2 components and 0-1 holes, widths 1, 2, 4, depths
+    1-2, ReLU, 8 seeds (so that 8 of 8 and 0 of 8 are decided at 95%), 20 steps."""
+    root = str(tmp_path_factory.mktemp("guss") / "guss2018")
+    tiny = spec.load(os.path.join(ROOT, "sweeps", "guss2018.toml"),
+                     ["train.steps=20", "train.eval_every=20", "model.width=[1,2,4]",
+                      "model.depth=[1,2]", "model.activation=relu",
+                      "data.balls.components=[1,2]", "data.balls.holes=[0,1]",
+                      "data.n_train=64", "data.n_test=256"])
+    engine.run_sweep(tiny, root, progress=False)
+    return root
+
+
+NEVER = 99
+# the width each (components, holes, depth) needs to separate, planted into `separated`: the
+# paper's picture (depth 1 needs 2 x beta0, depth 2 less; a hole needs the second layer) ...
+GUSS_PAPER = {(1, 0, 1): 2, (2, 0, 1): 4, (1, 0, 2): 2, (2, 0, 2): 2,
+              (1, 1, 1): NEVER, (1, 1, 2): 4, (2, 1, 1): NEVER, (2, 1, 2): NEVER}
+# ... and its opposite (flat at depth 1, growing at depth 2; a hole no harder than a disk)
+GUSS_FLIPPED = {(1, 0, 1): 2, (2, 0, 1): 2, (1, 0, 2): 2, (2, 0, 2): 4,
+                (1, 1, 1): 1, (1, 1, 2): 1, (2, 1, 1): NEVER, (2, 1, 2): NEVER}
+GUSS_FLIPS = {  # claim -> (measured on GUSS_PAPER, on GUSS_FLIPPED); agrees, then DISAGREES
+    "minimal separating width grows with β0 (holes 0), depth 1":
+        ("relu: β0 1 → 2, β0 2 → 4", "relu: β0 1 → 2, β0 2 → 2"),
+    "one hidden layer: minimal width about 2 × β0 (their figure 5)":
+        ("relu: slope 2.00 over β0 = 1, 2", "relu: slope 1.20 over β0 = 1, 2"),
+    "depth lowers the width needed (depth 2 against depth 1, holes 0)":
+        ("less width in 1, more in 0, the same in 1 of the 2",
+         "less width in 0, more in 1, the same in 1 of the 2"),
+    "their conjecture width ≥ C·β0^(1/depth): the fitted exponent falls with depth":
+        ("relu: k = 1.00, 0.00 at depths 1, 2", "relu: k = 0.00, 1.00 at depths 1, 2"),
+    "holes (β1) need more depth than components (β0)":
+        ("2 (pair, activation, width) cells where either separates at some depth: (c, h) "
+         "needs more depth in 2, less in 0, the same in 0",
+         "3 (pair, activation, width) cells where either separates at some depth: (c, h) "
+         "needs more depth in 0, less in 1, the same in 2"),
+}
+
+
+def _plant_separated(root: str, need: dict) -> None:
+    """Rewrite ``separated`` in the runs of ``root``: a network separates where its width is
+    at least ``need[(components, holes, depth)]``."""
+    def edit(path):
+        df = pd.read_parquet(path)
+        want = [need[(int(c), int(h), int(d))] for c, h, d in
+                zip(df["data_components"], df["data_holes"], df["depth"], strict=True)]
+        df["separated"] = df["width"].to_numpy() >= np.asarray(want)
+        df.to_parquet(path, index=False)
+
+    _edit_parts(root, "runs", edit)
+
+
+@pytest.mark.slow
+def test_guss_report_follows_its_data(guss, tmp_path):
+    script = _load_script("guss2018")
+    runs = results.load(guss)
+    # the theorems on the real (untrained) networks: every ReLU network of width <= 2
+    narrow = int((runs["width"] <= 2).sum() - runs[runs["width"] <= 2]["diverged"].sum())
+    mds = {}
+    for name, need in (("paper", GUSS_PAPER), ("flipped", GUSS_FLIPPED)):
+        _plant_separated(guss, need)
+        out = tmp_path / name
+        assert script.main(["--no-run", "--results", guss, "--out", str(out)]) == 0
+        mds[name] = (out / "guss2018.md").read_text()
+        assert (out / "guss2018.html").exists()
+        for fig in ("guss_minwidth", "guss_expressivity"):
+            assert (out / "fig" / f"{fig}.png").stat().st_size > 0
+        v = _verdicts(mds[name])
+        (theorem,) = [c for c in v if "unbounded" in c]
+        assert f"of {narrow} networks" in v[theorem][0]
+        sep = runs.assign(separated=[need[(c, h, d)] <= w for c, h, d, w in zip(
+            runs["data_components"], runs["data_holes"], runs["depth"], runs["width"],
+            strict=True)])
+        sep = sep[sep["separated"]]
+        reached = int(script.reach(sep).sum())
+        assert f"{reached} of {len(sep)} separated networks" in mds[name]
+    print("\n".join(_changed(mds["paper"], mds["flipped"])))  # the evidence
+    paper, flipped = _verdicts(mds["paper"]), _verdicts(mds["flipped"])
+    for claim, (was, now) in GUSS_FLIPS.items():
+        assert was in paper[claim][0] and paper[claim][1] == "agrees", (claim, paper[claim])
+        assert now in flipped[claim][0] and flipped[claim][1] == "DISAGREES", (
+            claim, flipped[claim])
+    # depth 2 is flat in the paper's picture and grows in the flipped one
+    depth2 = "minimal separating width grows with β0 (holes 0), depth 2"
+    assert paper[depth2] == ("relu: β0 1 → 2, β0 2 → 2", "DISAGREES")
+    assert flipped[depth2] == ("relu: β0 1 → 2, β0 2 → 4", "agrees")
+    # the headline table: minimal width per depth against beta0
+    assert "| relu | 1 | 2 | 4 |" in mds["paper"] and "| relu | 2 | 2 | 2 |" in mds["paper"]
+
+
 # --- the report's table, and the 1-D measure on its defaults and at its bound (issue 28) -------
 
 
@@ -317,7 +411,7 @@ def test_report_writes_the_verdict_table_first(tmp_path):
 
     rep = Report(str(tmp_path), "r", predicts="paper says")
     rep.text("body text")
-    for ok in (True, False, None, "info"):
+    for ok in (True, False, None, "info", "inconclusive"):
         rep.verdict(f"claim {ok}", "sweep", "p", "m", ok)
     rep.write("Title")
     md = (tmp_path / "r.md").read_text()
@@ -325,7 +419,7 @@ def test_report_writes_the_verdict_table_first(tmp_path):
                          "verdict |\n|---|---|---|---|---|\n")
     assert {c: v for c, (_, v) in _verdicts(md).items()} == {
         "claim True": "agrees", "claim False": "DISAGREES", "claim None": "not measured",
-        "claim info": "no sharp claim (reported)"}
+        "claim info": "no sharp claim (reported)", "claim inconclusive": "inconclusive"}
     assert md.index("## Verdicts") < md.index("body text")
     assert (tmp_path / "r.html").exists()
     empty = Report(str(tmp_path), "e")
