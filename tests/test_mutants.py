@@ -83,8 +83,8 @@ MUTANTS = [
     Mutant(
         "calls cut from the runs left instead of the whole share",
         "src/sweepnet/engine/plan.py",
-        "chunk = chunk_size(bucket.static, bucket.runs, n_devices, max_memory, platform, fused)",
-        "chunk = chunk_size(bucket.static, todo, n_devices, max_memory, platform, fused)",
+        "chunk = chunk_size(bucket.static, bucket.runs, n_devices, max_memory, platform, fused,",
+        "chunk = chunk_size(bucket.static, todo, n_devices, max_memory, platform, fused,",
         ("tests/test_resume.py::test_a_sweep_killed_between_parts_resumes_exactly_the_missing_"
          "runs[2]",),
     ),
