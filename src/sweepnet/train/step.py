@@ -128,6 +128,9 @@ class Output(NamedTuple):
     worst_margin: jax.Array  # () smallest margin over both class regions (NaN: unknown topology)
     certified: jax.Array  # () bool, worst_margin > 0
     max_grad: jax.Array  # () largest input-gradient norm of the margin over the probes
+    # () int32, the step a network trained in segments stopped at (the host makes it -1
+    # where it trained every step); None from make_train, which trains every step
+    stopped_at: Any = None
 
 
 @jax.custom_vjp
