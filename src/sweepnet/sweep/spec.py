@@ -3,6 +3,12 @@
 Any list value is a sweep axis and the grid is the Cartesian product of the axes. The
 dataset parameters live in ``[data.<dataset>]`` and apply only to that dataset, so a sweep
 over several datasets is the union of one product per dataset.
+
+A run's id is a hash of its configuration (:func:`run_id`), so a key added to the schema must
+leave every existing spec's ids as they were. Such a key is *optional* (``Key.optional``): it
+enters the resolved spec only when given at a value other than its default. A spec without it
+resolves to the same tree (so the same fingerprint and stored ``spec.toml``) and the same run
+ids as before.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ class Key:
     choices: Sequence[str] | None = None
     sweep: bool = True  # may be a list (a sweep axis)
     doc: str = ""
+    optional: bool = False  # in the resolved tree only when given at another value than the default
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -76,6 +83,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "eval_every": Key(int, 100, 1, 10_000_000, sweep=False, doc="steps between evals"),
         "separation": Key(float, 1.0, 0.0, 1.0, sweep=False,
                           doc="test accuracy at or above which a run counts as separated"),
+        "stop": Key(str, "never", choices=("never", "separated"), sweep=False, optional=True,
+                    doc="'separated': a network stops at its first evaluation that separated "
+                        "(or diverged) and its slot takes the next network"),
     },
 }
 
@@ -137,7 +147,7 @@ def settings(spec: Spec, section: str) -> str:
     given = spec.tree[section]
     words = []
     for name, key in SCHEMA[section].items():
-        value = given[name]
+        value = given.get(name, key.default)
         mark = " (default)" if key.default is not None and value == key.default else ""
         words.append(f"{name} {_toml_value(value)}{mark}")
     return f"[{section}] " + ", ".join(words)
@@ -149,7 +159,10 @@ def settings(spec: Spec, section: str) -> str:
 # - free text (``FREE_KEYS``): never in a run's row, so any change is fine;
 # - stored in every finished run's row (``STORED_KEYS``, key -> column): a change would make
 #   those rows wrong, so growing refuses it. So does any key not classified here.
-STORED_KEYS = {"name": "sweep", "train.separation": "separated"}
+# train.stop is stored, not in the run id: a network's seed is drawn from its id, so stopping
+# trains the very networks a full grid trains (each up to its stop), and a full grid's outcomes
+# replay an adaptive search's (a stopped row still differs: growing refuses the change).
+STORED_KEYS = {"name": "sweep", "train.separation": "separated", "train.stop": "stopped_at"}
 FREE_KEYS = ("description",)
 
 
@@ -285,9 +298,12 @@ def validate(raw: Mapping[str, Any], source: str = "spec",
             if name not in given:
                 if key.default is None:
                     raise SweepnetError(f"{source}: {dotted}: required key is missing")
-                out[name] = copy.deepcopy(key.default)
+                if not key.optional:
+                    out[name] = copy.deepcopy(key.default)
                 continue
             out[name] = _check(where(dotted), key, given[name])
+            if key.optional and out[name] == key.default:
+                del out[name]  # as if not given: the same tree, fingerprint and run ids
     if not _NAME.match(tree["name"]):
         raise SweepnetError(f"{where('name')}: use letters, digits, '_', '-', '.' "
                             f"(got {tree['name']!r})")

@@ -1,0 +1,230 @@
+"""Train a bucket in segments with a fixed number of slots, retiring a network when its outcome
+is decided and giving its slot to the next one (``train.stop = "separated"``; issue 26).
+
+Under ``vmap`` a finished network is masked but still computed (``lax.cond`` becomes
+``select``), so stopping one inside a whole-training program saves nothing. Here a call trains
+``chunk`` *slots* for one segment (``blocks`` eval blocks, :func:`sweepnet.train.segments.
+make_segments`); between segments, on the host, every slot whose network is decided
+(separated or diverged: the device froze it at that evaluation) or has trained all its steps
+is retired (its :class:`~sweepnet.train.step.Output` from ``finish``, written by the engine's
+callback) and refilled from the queue of runs still to train, written into the batched state
+on device with a select. The batch keeps its shape: one compile per program and segment length.
+Slots left without a run when the queue runs dry are parked (marked done, computed, ignored).
+
+A network's result depends only on its configuration and seed: not on its slot, its
+neighbours, the segment length or a refill (tests/test_segments.py).
+
+The queue may grow between rounds (``more``): an adaptive search can feed it what its last look
+asked for. It is a :class:`collections.deque` of :class:`~sweepnet.engine.plan.Run` of one data
+group (the data is an argument every slot of a call shares).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from sweepnet.engine import programs
+from sweepnet.engine.plan import Bucket, Call, Run
+from sweepnet.train.segments import State
+from sweepnet.train.step import Output, Static
+
+SEGMENTS = 16  # a network's steps are cut into about this many segments
+
+
+def segment_blocks(static: Static, segments: int = SEGMENTS) -> int:
+    """Eval blocks a segment holds: about ``1 / segments`` of the training, so that a network
+    decided early waits at most that long for its slot to be refilled, and a round's host
+    work (a sync, a ``finish`` over the slots) stays small beside its steps."""
+    return max(1, math.ceil(len(static.eval_steps) / segments))
+
+
+def stop_threshold(spec) -> float | None:
+    """The test accuracy that decides a network under ``train.stop = "separated"`` (the spec's
+    ``train.separation``), or None (``"never"``: every network trains all its steps)."""
+    train = spec.tree["train"]
+    return train["separation"] if train.get("stop", "never") == "separated" else None
+
+
+@dataclasses.dataclass
+class Lane:
+    """One slot's network on the host: its run, the steps it has taken, its curve so far."""
+
+    run: Run
+    t: int = 0
+    curve: list = dataclasses.field(default_factory=list)  # (loss, train_acc, test_acc) rows
+
+
+class Parts:
+    """Retired networks gathered into parts of about ``size`` runs (a part per network would
+    be thousands of tiny files): ``write(runs, out)`` with ``out`` an Output of numpy arrays,
+    leading axis ``len(runs)``, runs in grid order."""
+
+    def __init__(self, size: int, write: Callable[[list[Run], Output], None]):
+        self.size, self.write = size, write
+        self.runs: list[Run] = []
+        self.outs: list[Output] = []
+
+    def add(self, runs: list[Run], out: Output) -> None:
+        self.runs += runs
+        self.outs.append(out)
+        if len(self.runs) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.runs:
+            return
+        order = np.argsort([r.index for r in self.runs], kind="stable")
+        out = jax.tree.map(lambda *a: np.concatenate(a)[order], *self.outs)
+        runs = [self.runs[i] for i in order]
+        self.runs, self.outs = [], []
+        self.write(runs, out)
+
+
+class Programs:
+    """A bucket's segment programs (:func:`sweepnet.engine.programs.segment_fns`), each
+    compiled (or loaded from the program cache) on its first call, across data groups."""
+
+    def __init__(self, static: Static, m, fused: bool, sub_batch: int, blocks: int,
+                 threshold: float | None, cache: bool = True, stats: dict | None = None):
+        self.static, self.cache, self.stats = static, cache, stats if stats is not None else {}
+        self.fns = programs.segment_fns(static, m, fused, sub_batch, blocks, threshold)
+        self.variant = {"fused": fused, "blocks": blocks, "threshold": threshold}
+        self.compiled: dict[str, object] = {}
+
+    def __call__(self, name: str, *args):
+        if name not in self.compiled:
+            tc = time.perf_counter()
+            self.compiled[name], loaded = programs.compile_program(
+                getattr(self.fns, name), self.static, args, cache=self.cache,
+                variant={**self.variant, "program": f"segment-{name}"})
+            for k, v in (("compiles", 1), ("loaded", int(loaded)),
+                         ("compile_s", time.perf_counter() - tc)):
+                self.stats[k] = self.stats.get(k, 0) + v
+        return self.compiled[name](*args)
+
+    def empty_state(self, seeds, hyper, data, sharding) -> State:
+        """A state of the call's shapes with every lane parked-to-be (zeros)."""
+        shape = jax.eval_shape(self.fns.start, seeds, hyper, data)
+        return jax.tree.map(lambda s: jax.device_put(np.zeros(s.shape, s.dtype), sharding),
+                            shape)
+
+
+def train_queue(progs: Programs, m: jax.sharding.Mesh, chunk: int,
+                queue: collections.deque[Run], data, inputs, retire,
+                more: Callable[[collections.deque[Run]], None] | None = None) -> None:
+    """Train every run of ``queue`` (and whatever ``more`` adds) in ``chunk`` slots.
+
+    ``data``: the group's :class:`~sweepnet.train.step.Data`, placed replicated; ``inputs(runs,
+    size, static) -> (seeds, hyper)``: :func:`sweepnet.engine.run.chunk_inputs`;
+    ``retire(runs, out)``: each round's retired networks (``out``: numpy, leading axis
+    ``len(runs)``; a stopped network's curves are NaN past its last evaluation).
+    ``more(queue)``: called before every round; it may extend the queue. Adds ``rounds`` and
+    ``network_steps`` (the steps the retired networks took) to ``progs.stats``.
+    """
+    static, stats = progs.static, progs.stats
+    for k in ("rounds", "network_steps"):
+        stats.setdefault(k, 0)
+    nets = NamedSharding(m, P("nets"))
+    lanes: list[Lane | None] = [None] * chunk
+    state, pending = None, None
+    while True:
+        if more is not None:
+            more(queue)
+        fresh = np.zeros(chunk, bool)
+        for i in range(chunk):
+            if lanes[i] is None and queue:
+                lanes[i], fresh[i] = Lane(queue.popleft()), True
+        live = [i for i in range(chunk) if lanes[i] is not None]
+        if not live:
+            break
+        park = np.asarray([lane is None for lane in lanes])
+        # a parked lane's inputs repeat a live run's (chunk_inputs pads so); it stays done
+        runs = [lanes[i].run if lanes[i] is not None else lanes[live[0]].run
+                for i in range(chunk)]
+        seeds, hyper = inputs(runs, chunk, static)
+        seeds, hyper, fresh_d, park_d = jax.device_put((seeds, hyper, fresh, park), nets)
+        if state is None:
+            state = progs.empty_state(seeds, hyper, data, nets)
+        state = progs("init", state, seeds, hyper, fresh_d, park_d, data)
+        state, evals = progs("advance", state, hyper, data)
+        stats["rounds"] += 1
+        if pending is not None:  # the last round's retirees, written while this one computes
+            retire(*outputs(*pending, static))
+            pending = None
+        t, done, ev = jax.device_get((state.t, state.done, evals))
+        ended = []
+        for i in live:
+            lane = lanes[i]
+            for b in np.flatnonzero(ev.live[i]):
+                lane.curve.append((ev.loss[i, b], ev.train_acc[i, b], ev.test_acc[i, b]))
+            lane.t = int(t[i])
+            if done[i] or lane.t >= static.steps:
+                ended.append((i, lane))
+        if ended:
+            pending = (progs("finish", state, hyper, data), ended)  # fetched after the next
+            for i, lane in ended:                                   # round's dispatch
+                stats["network_steps"] += lane.t
+                lanes[i] = None
+    if pending is not None:
+        retire(*outputs(*pending, static))
+
+
+def outputs(out, ended: Sequence[tuple[int, Lane]], static: Static) -> tuple[list[Run], Output]:
+    """The retired lanes' rows of ``finish``'s ``out``, with the curves the host gathered,
+    ``steps_to_fit`` from them, and ``stopped_at`` (-1: trained every step)."""
+    lanes = [i for i, _ in ended]
+    out = jax.tree.map(lambda a: np.asarray(a)[lanes], jax.device_get(out))
+    n, n_evals = len(ended), len(static.eval_steps)
+    curves = np.full((3, n, n_evals), np.nan, np.float32)
+    for k, (_, lane) in enumerate(ended):
+        if lane.curve:
+            curves[:, k, :len(lane.curve)] = np.asarray(lane.curve, np.float32).T
+    fit = curves[1] >= 1.0
+    steps_to_fit = np.where(fit.any(1), static.eval_steps[np.argmax(fit, 1)], -1)
+    t = np.asarray([lane.t for _, lane in ended], np.int32)
+    out = out._replace(curve_loss=curves[0], curve_train_acc=curves[1], curve_test_acc=curves[2],
+                       steps_to_fit=steps_to_fit.astype(np.int32),
+                       stopped_at=np.where(t < static.steps, t, -1).astype(np.int32))
+    return [lane.run for _, lane in ended], out
+
+
+def execute(bucket: Bucket, m: jax.sharding.Mesh, threshold: float | None, load, inputs,
+            write: Callable[[Call, Output], None], stats: dict, cache: bool = True,
+            more: Callable[[tuple, collections.deque[Run]], None] | None = None,
+            blocks: int | None = None) -> None:
+    """Train ``bucket``'s calls' runs in segments, ``bucket.chunk`` slots, one data group at a
+    time, and write them in parts of about ``bucket.chunk`` runs.
+
+    ``threshold``: :func:`stop_threshold`'s. ``load(data_key) -> Data`` placed replicated;
+    ``inputs``: :func:`sweepnet.engine.run.chunk_inputs`; ``write(call, out)``: one part
+    (``call.runs`` on lanes ``call.where`` of ``out``, numpy: ``engine.run.write_part``'s
+    arguments); ``stats``: the run's (``compiles``, ``loaded``, ``compile_s``, and here
+    ``rounds`` and ``network_steps``). ``more(data_key, queue)``: a seam for an adaptive
+    search (see :func:`train_queue`). ``blocks``: eval blocks a segment (default
+    :func:`segment_blocks`).
+    """
+    blocks = blocks or segment_blocks(bucket.static)
+    progs = Programs(bucket.static, m, bucket.fused, bucket.sub_batch, blocks, threshold,
+                     cache, stats)
+    groups: dict[tuple, list[Run]] = {}
+    for call in bucket.calls:
+        groups.setdefault(call.data, []).extend(call.runs)
+    for key, runs in groups.items():
+        data = load(key)
+
+        def part(rs: list[Run], out: Output, key=key) -> None:
+            write(Call(tuple(rs), tuple(rs), np.arange(len(rs)), key, False), out)
+
+        parts = Parts(bucket.chunk, part)
+        train_queue(progs, m, bucket.chunk, collections.deque(runs), data, inputs, parts.add,
+                    None if more is None else lambda q, key=key: more(key, q))
+        parts.flush()
