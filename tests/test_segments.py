@@ -20,10 +20,11 @@ from sweepnet.engine import plan, programs, segments
 from sweepnet.engine import run as engine
 from sweepnet.engine.plan import Run
 from sweepnet.sweep import spec
-from sweepnet.train.segments import Evals, State, float32_at_least, make_segments
-from sweepnet.train.step import Output, make_train
+from sweepnet.train.segments import Evals, State, float32_at_least
+from sweepnet.train.step import Output
 
-# width 1 never reaches 0.8 on the disk; width 4 does, between steps 30 and 60 of 100
+# width 1 never reaches 0.8 on the disk; width 4 does, between steps 30 and 60 of 95 (the
+# last block 5 steps: the rest of its segment is discarded); minibatches
 SPEC = """
 name = "seg"
 [data]
@@ -36,7 +37,7 @@ depth = 1
 activation = "tanh"
 [train]
 learning_rate = 0.1
-steps = 100
+steps = 95
 seeds = 4
 eval_every = 10
 separation = 0.8
@@ -66,42 +67,10 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine, "execute", execute)
 
 
-def test_segments_train_the_networks_make_train_trains():
-    """Bit for bit (CPU): two segments of two blocks, minibatches, and 70 steps at eval_every
-    20 (a last block of 10 steps, the rest of it discarded)."""
-    s = spec.loads(TINY_SPEC, ["train.steps=70", "train.batch_size=16"])
-    bucket = plan.make_plan(s, 1).buckets[0]
-    static = bucket.static
-    seeds, hyper = engine.chunk_inputs(bucket.runs, len(bucket.runs), static)
-    data = engine.load_data(static, bucket.runs[0])
-    train = make_train(static)
-    ref = jax.device_get(jax.jit(jax.vmap(
-        lambda sd, h: train(jax.random.key(sd), h, data)))(seeds, hyper))
-    seg = make_segments(static)
-    state = jax.jit(jax.vmap(lambda sd, h: seg.init(jax.random.key(sd), h, data)))(seeds, hyper)
-    advance = jax.jit(jax.vmap(lambda st, h: seg.advance(st, h, data, 2)))
-    evals = []
-    for _ in range(2):
-        state, e = advance(state, hyper)
-        evals.append(jax.device_get(e))
-    out = jax.device_get(jax.jit(jax.vmap(lambda st, h: seg.finish(st, h, data)))(state, hyper))
-    assert (jax.device_get(state.t) == 70).all() and not jax.device_get(state.done).any()
-    live = np.concatenate([e.live for e in evals], 1)
-    assert live[:, :4].all() and not live[:, 4:].any()  # the fifth block had no step left
-    for field, curve in (("loss", ref.curve_loss), ("train_acc", ref.curve_train_acc),
-                         ("test_acc", ref.curve_test_acc)):
-        np.testing.assert_array_equal(np.concatenate([getattr(e, field) for e in evals], 1)[:, :4],
-                                      curve, err_msg=field)
-    for field in ("train_loss", "train_acc", "test_acc", "diverged", "margin", "worst_margin",
-                  "certified", "max_grad"):
-        np.testing.assert_array_equal(getattr(out, field), getattr(ref, field), err_msg=field)
-    for a, b in zip(jax.tree.leaves(out.params), jax.tree.leaves(ref.params), strict=True):
-        np.testing.assert_array_equal(a, b)
-
-
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
-    """SPEC trained in full and with stopping, four slots for eight networks (refills)."""
+    """SPEC trained in full (``make_train``) and with stopping (in segments), four networks a
+    call: four slots for eight networks (refills)."""
     mp = pytest.MonkeyPatch()
     wire(mp)
     outs = {}
@@ -122,6 +91,8 @@ def _table(out):
 
 
 def test_a_stopped_network_is_the_full_network_at_its_stop(both):
+    """Bit for bit (CPU): a segmented network's every evaluation is make_train's, and one
+    that never stopped has make_train's row."""
     full, stopped = _table(both["never"]), _table(both["separated"])
     assert list(full.index) == list(stopped.index)  # stopping keeps run ids (and seeds)
     assert full["stopped_at"].isna().all()
@@ -129,7 +100,7 @@ def test_a_stopped_network_is_the_full_network_at_its_stop(both):
     assert hit.sum() == 4 and (stopped.loc[hit, "width"] == 4).all()
     # it stopped at its first separated evaluation, which the full run's table records too
     assert (stopped.loc[hit, "stopped_at"] == full.loc[hit, "separated_at"]).all()
-    assert (stopped.loc[hit, "stopped_at"] < 100).all() and stopped.loc[hit, "separated"].all()
+    assert (stopped.loc[hit, "stopped_at"] < 95).all() and stopped.loc[hit, "separated"].all()
     # the others trained every step: their rows are the full run's
     pd.testing.assert_frame_equal(stopped[~hit], full[~hit], check_exact=True)
     a = sweepnet.load_curves(both["never"]).set_index(["run_id", "step"]).sort_index()
@@ -158,17 +129,20 @@ def test_a_stopped_network_equals_it_trained_alone_to_its_stop(both):
                  stored, alone.params)
 
 
-def test_refilled_slots_give_the_results_of_one_network_per_slot():
+def test_refilled_slots_give_the_results_of_one_network_per_slot(both):
     """Four slots, eight networks: refilled as they stop, or four and four (never refilled),
     and cut into segments of one block or of three: the same numbers, bit for bit."""
     s = spec.loads(SPEC, ["train.stop=separated"])
     m = programs.mesh()
-    bucket = plan.make_plan(s, m.devices.size).buckets[0]
+    static = plan.make_plan(s, m.devices.size).buckets[0].static
+    budget = 4 * cost_lib.bytes_per_network(static)  # as `both`: its programs, from the cache
+    bucket = plan.make_plan(s, m.devices.size, budget).buckets[0]
+    assert segments.segment_blocks(bucket.static) == 1 and bucket.chunk == 4
     runs = list(bucket.runs)
     data = jax.device_put(engine.load_data(bucket.static, runs[0]), NamedSharding(m, P()))
 
     def train(queues, blocks):
-        progs = segments.Programs(bucket.static, m, False, 0, blocks, 0.8)
+        progs = segments.Programs(bucket.static, m, False, bucket.sub_batch, blocks, 0.8)
         got = {}
         for q in queues:
             segments.train_queue(progs, m, 4, collections.deque(q), data, engine.chunk_inputs,
@@ -184,7 +158,7 @@ def test_refilled_slots_give_the_results_of_one_network_per_slot():
     alone, _ = train([mixed[:4], mixed[4:]], 3)
     assert refilled.keys() == alone.keys() == {r.run_id for r in runs}
     # the four width-4 networks stopped early: fewer steps than 8 x 100
-    assert stats["network_steps"] < 800
+    assert stats["network_steps"] < 8 * 95
     for run_id in refilled:
         for a, b in zip(jax.tree.leaves(refilled[run_id]), jax.tree.leaves(alone[run_id]),
                         strict=True):
