@@ -16,6 +16,8 @@ from sweepnet.store import results
 from sweepnet.sweep import spec
 from sweepnet.views import charts
 
+# runs columns added since 0.5.4
+ADDED = ["separated_at", "stopped_at"]
 OLD = os.path.join(os.path.dirname(__file__), "data", "results-0.5.4")
 
 
@@ -41,8 +43,11 @@ def test_a_0_5_4_folder_loads_grows_and_charts(old):
     after = sweepnet.load(old)
     assert len(after) == 12 and after["run_id"].is_unique
     kept = after[after["run_id"].isin(before["run_id"])]
-    # the old rows, untouched (grid_index: a run's place in the grown grid)
-    pd.testing.assert_frame_equal(_table(kept).drop(columns="grid_index"),
+    # the old rows, untouched (grid_index: a run's place in the grown grid), null in the
+    # columns added since
+    old_rows = _table(kept)
+    assert old_rows[ADDED].isna().all().all()
+    pd.testing.assert_frame_equal(old_rows[_table(before).columns].drop(columns="grid_index"),
                                   _table(before).drop(columns="grid_index"))
     assert results.progress(old) == (12, 12)
     spec_dict = charts.from_results(old, "phase").to_dict()
@@ -56,7 +61,9 @@ def test_this_version_trains_0_5_4s_networks_to_the_same_numbers(old, tmp_path):
     fresh = str(tmp_path / "fresh")
     engine.run_sweep(s, fresh, progress=False)
     a, b = _table(sweepnet.load(old)), _table(sweepnet.load(fresh))
-    assert list(a.index) == list(b.index) and list(a.columns) == list(b.columns)
+    assert list(a.index) == list(b.index)
+    assert [c for c in b.columns if c not in ADDED] == list(a.columns)
+    assert b["stopped_at"].isna().all()  # the spec does not stop networks
     for c in a.columns:
         if pd.api.types.is_float_dtype(a[c]):
             np.testing.assert_allclose(a[c], b[c], rtol=1e-5, atol=1e-6, err_msg=c)
