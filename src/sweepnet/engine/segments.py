@@ -99,6 +99,14 @@ class Programs:
         self.fns = programs.segment_fns(static, m, fused, sub_batch, blocks, threshold)
         self.variant = {"fused": fused, "blocks": blocks, "threshold": threshold}
         self.compiled: dict[str, object] = {}
+        self.nets = NamedSharding(m, P("nets"))
+        self.repl = NamedSharding(m, P())
+        # the lanes ``finish`` takes at once: its separation metrics (a probe, gradient
+        # descent on the margin) cost tens of steps a network, so only retired lanes get them
+        n_dev = m.devices.size
+        self.finish_size = n_dev
+        self.gather = jax.jit(lambda tree, idx: jax.tree.map(lambda a: a[idx], tree),
+                              out_shardings=self.nets)
 
     def __call__(self, name: str, *args):
         if name not in self.compiled:
@@ -110,6 +118,25 @@ class Programs:
                          ("compile_s", time.perf_counter() - tc)):
                 self.stats[k] = self.stats.get(k, 0) + v
         return self.compiled[name](*args)
+
+    def finish(self, state: State, hyper, data, lanes: Sequence[int], chunk: int) -> list:
+        """``finish`` of the lanes ``lanes`` of ``state``: a list of Outputs (dispatched, not
+        fetched), each of ``finish_size(chunk)`` lanes, ``lanes`` in order and then padding."""
+        size = self.finish_batch(chunk)
+        outs = []
+        for at in range(0, len(lanes), size):
+            some = list(lanes[at:at + size])
+            idx = jax.device_put(np.asarray(some + some[-1:] * (size - len(some)), np.int32),
+                                 self.repl)
+            picked = self.gather((state, hyper), idx)
+            outs.append(self("finish", *picked, data))
+        return outs
+
+    def finish_batch(self, chunk: int) -> int:
+        """Lanes a ``finish`` call takes: an eighth of the slots (a multiple of the devices):
+        a round rarely retires more, and fewer would mean more calls."""
+        n = self.finish_size
+        return max(n, chunk // 8 // n * n)
 
     def empty_state(self, seeds, hyper, data, sharding) -> State:
         """A state of the call's shapes with every lane parked-to-be (zeros)."""
@@ -146,15 +173,17 @@ def train_queue(progs: Programs, m: jax.sharding.Mesh, chunk: int,
         live = [i for i in range(chunk) if lanes[i] is not None]
         if not live:
             break
-        park = np.asarray([lane is None for lane in lanes])
-        # a parked lane's inputs repeat a live run's (chunk_inputs pads so); it stays done
-        runs = [lanes[i].run if lanes[i] is not None else lanes[live[0]].run
-                for i in range(chunk)]
-        seeds, hyper = inputs(runs, chunk, static)
-        seeds, hyper, fresh_d, park_d = jax.device_put((seeds, hyper, fresh, park), nets)
-        if state is None:
-            state = progs.empty_state(seeds, hyper, data, nets)
-        state = progs("init", state, seeds, hyper, fresh_d, park_d, data)
+        if state is None or fresh.any():  # else the inputs and state stand as they are
+            # a lane without a network (the queue ran dry) repeats a live run's inputs and is
+            # parked (done); a retired one is frozen already (done, or at its last step)
+            park = np.asarray([lane is None for lane in lanes])
+            runs = [lanes[i].run if lanes[i] is not None else lanes[live[0]].run
+                    for i in range(chunk)]
+            seeds, hyper = inputs(runs, chunk, static)
+            seeds, hyper, fresh_d, park_d = jax.device_put((seeds, hyper, fresh, park), nets)
+            if state is None:
+                state = progs.empty_state(seeds, hyper, data, nets)
+            state = progs("init", state, seeds, hyper, fresh_d, park_d, data)
         state, evals = progs("advance", state, hyper, data)
         stats["rounds"] += 1
         if pending is not None:  # the last round's retirees, written while this one computes
@@ -169,21 +198,22 @@ def train_queue(progs: Programs, m: jax.sharding.Mesh, chunk: int,
             lane.t = int(t[i])
             if done[i] or lane.t >= static.steps:
                 ended.append((i, lane))
-        if ended:
-            pending = (progs("finish", state, hyper, data), ended)  # fetched after the next
-            for i, lane in ended:                                   # round's dispatch
+        if ended:  # fetched after the next round's dispatch
+            pending = (progs.finish(state, hyper, data, [i for i, _ in ended], chunk), ended)
+            for i, lane in ended:
                 stats["network_steps"] += lane.t
                 lanes[i] = None
     if pending is not None:
         retire(*outputs(*pending, static))
 
 
-def outputs(out, ended: Sequence[tuple[int, Lane]], static: Static) -> tuple[list[Run], Output]:
-    """The retired lanes' rows of ``finish``'s ``out``, with the curves the host gathered,
-    ``steps_to_fit`` from them, and ``stopped_at`` (-1: trained every step)."""
-    lanes = [i for i, _ in ended]
-    out = jax.tree.map(lambda a: np.asarray(a)[lanes], jax.device_get(out))
+def outputs(outs: list, ended: Sequence[tuple[int, Lane]], static: Static
+            ) -> tuple[list[Run], Output]:
+    """The retired lanes' rows of ``finish``'s ``outs`` (:meth:`Programs.finish`), with the
+    curves the host gathered, ``steps_to_fit`` from them, and ``stopped_at`` (-1: trained every
+    step)."""
     n, n_evals = len(ended), len(static.eval_steps)
+    out = jax.tree.map(lambda *a: np.concatenate(a)[:n], *jax.device_get(outs))
     curves = np.full((3, n, n_evals), np.nan, np.float32)
     for k, (_, lane) in enumerate(ended):
         if lane.curve:
