@@ -182,13 +182,11 @@ class FakePrograms:
 
     def __call__(self, name, *args):
         self.calls.append(name)
-        if name == "init":
+        if name == "advance":  # a refill, then the blocks
             state, seeds, _, fresh, park, _ = map(jax.device_get, args)
-            t = np.where(fresh, 0, state.t)
-            return state._replace(params=np.where(fresh, seeds, state.params), t=t,
-                                  done=np.where(fresh, False, state.done) | park)
-        if name == "advance":
-            state = jax.device_get(args[0])
+            state = state._replace(params=np.where(fresh, seeds, state.params),
+                                   t=np.where(fresh, 0, state.t),
+                                   done=np.where(fresh, False, state.done) | park)
             decide = np.asarray([self.decide[int(s)] for s in state.params])
             rows, t, done = [], state.t.copy(), state.done.copy()
             for _ in range(self.blocks):

@@ -118,11 +118,12 @@ def bucket_fn(static: Static, m: jax.sharding.Mesh, fused: bool = False, sub_bat
 
 
 def sharded(per_net, m: jax.sharding.Mesh, n_args: int, sub_batch: int = 0,
-            target: str | None = None):
+            target: str | None = None, gather: bool = False):
     """``jit`` of ``per_net(*per_network_args, data)`` over a leading network axis of its
     first ``n_args`` arguments (pytrees), sharded over the mesh, the last argument (the data)
     replicated: vmapped, or on CPU with ``sub_batch`` mapped ``sub_batch`` networks at a time
-    (see :func:`bucket_fn`)."""
+    (see :func:`bucket_fn`). ``gather``: the program takes ``lanes (F,) int32`` before the
+    data and runs on those networks of its arguments only (gathered across devices)."""
     nets, repl = NamedSharding(m, P("nets")), NamedSharding(m, P())
     if (target or platform(m)) == "cpu" and sub_batch:
 
@@ -142,7 +143,16 @@ def sharded(per_net, m: jax.sharding.Mesh, n_args: int, sub_batch: int = 0,
     # check_vma off: train() is written for one network and knows nothing of the mesh axis
     fn = jax.shard_map(local, mesh=m, in_specs=(P("nets"),) * n_args + (P(),),
                        out_specs=P("nets"), check_vma=False)
-    return jax.jit(fn, in_shardings=(nets,) * n_args + (repl,), out_shardings=nets,
+    shardings = (nets,) * n_args + (repl,)
+    if gather:
+        on_lanes = fn
+
+        def fn(*args):
+            *mine, lanes, data = args
+            return on_lanes(*jax.tree.map(lambda a: a[lanes], tuple(mine)), data)
+
+        shardings = (nets,) * n_args + (repl, repl)
+    return jax.jit(fn, in_shardings=shardings, out_shardings=nets,
                    compiler_options=compiler_options(m))
 
 
@@ -151,7 +161,6 @@ class SegmentPrograms(NamedTuple):
     the state's shapes and never compiled by the engine)."""
 
     start: Any
-    init: Any
     advance: Any
     finish: Any
 
@@ -164,27 +173,27 @@ def segment_fns(static: Static, m: jax.sharding.Mesh, fused: bool = False, sub_b
     sharded as :func:`bucket_fn` is, one compile per ``static`` and segment length:
 
     - ``start(seeds, hyper, data) -> State``: every lane starts its network;
-    - ``init(state, seeds (N,), hyper, fresh (N,) bool, park (N,) bool, data) -> State``: the
-      lanes ``fresh`` start their network (seeded as :func:`bucket_fn`'s), the lanes ``park``
-      are marked done (idle: they hold no network), the others keep ``state``;
-    - ``advance(state, hyper, data) -> (State, Evals)``: ``blocks`` eval blocks a lane;
-    - ``finish(state, hyper, data) -> Output``.
+    - ``advance(state, seeds (N,), hyper, fresh (N,) bool, park (N,) bool, data) -> (State,
+      Evals)``: first the lanes ``fresh`` start their network (seeded as :func:`bucket_fn`'s),
+      the lanes ``park`` are marked done (idle: they hold no network), the others keep
+      ``state``; then ``blocks`` eval blocks a lane (one call a round: on CPU a dispatch
+      costs about a millisecond);
+    - ``finish(state, hyper, lanes (F,) int32, data) -> Output`` of ``F`` lanes (gathered
+      across the devices first: only retired networks pay for their separation metrics).
 
     ``threshold``: :func:`sweepnet.train.segments.make_segments`'s (``train.stop``).
     """
     seg = make_segments(static, fused=fused, threshold=threshold)
-
-    def init(state, seed, hyper, fresh, park, data):
-        new = seg.init(jax.random.key(seed), hyper, data)
-        kept = jax.tree.map(lambda a, b: jnp.where(fresh, a, b), new, state)
-        return kept._replace(done=kept.done | park)
-
     start = lambda seed, hyper, data: seg.init(jax.random.key(seed), hyper, data)
-    advance = lambda state, hyper, data: seg.advance(state, hyper, data, blocks)
+
+    def advance(state, seed, hyper, fresh, park, data):
+        new = start(seed, hyper, data)
+        kept = jax.tree.map(lambda a, b: jnp.where(fresh, a, b), new, state)
+        return seg.advance(kept._replace(done=kept.done | park), hyper, data, blocks)
+
     return SegmentPrograms(sharded(start, m, 2, sub_batch, target),
-                           sharded(init, m, 5, sub_batch, target),
-                           sharded(advance, m, 2, sub_batch, target),
-                           sharded(seg.finish, m, 2, sub_batch, target))
+                           sharded(advance, m, 5, sub_batch, target),
+                           sharded(seg.finish, m, 2, sub_batch, target, gather=True))
 
 
 @functools.lru_cache(maxsize=1)

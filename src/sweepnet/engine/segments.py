@@ -60,7 +60,7 @@ class Lane:
 
     run: Run
     t: int = 0
-    curve: list = dataclasses.field(default_factory=list)  # (loss, train_acc, test_acc) rows
+    curve: np.ndarray | None = None  # (3, n_evals): loss, train_acc, test_acc; NaN: not yet
 
 
 class Parts:
@@ -99,14 +99,8 @@ class Programs:
         self.fns = programs.segment_fns(static, m, fused, sub_batch, blocks, threshold)
         self.variant = {"fused": fused, "blocks": blocks, "threshold": threshold}
         self.compiled: dict[str, object] = {}
-        self.nets = NamedSharding(m, P("nets"))
         self.repl = NamedSharding(m, P())
-        # the lanes ``finish`` takes at once: its separation metrics (a probe, gradient
-        # descent on the margin) cost tens of steps a network, so only retired lanes get them
-        n_dev = m.devices.size
-        self.finish_size = n_dev
-        self.gather = jax.jit(lambda tree, idx: jax.tree.map(lambda a: a[idx], tree),
-                              out_shardings=self.nets)
+        self.n_dev = m.devices.size
 
     def __call__(self, name: str, *args):
         if name not in self.compiled:
@@ -128,15 +122,16 @@ class Programs:
             some = list(lanes[at:at + size])
             idx = jax.device_put(np.asarray(some + some[-1:] * (size - len(some)), np.int32),
                                  self.repl)
-            picked = self.gather((state, hyper), idx)
-            outs.append(self("finish", *picked, data))
+            outs.append(self("finish", state, hyper, idx, data))
         return outs
 
     def finish_batch(self, chunk: int) -> int:
-        """Lanes a ``finish`` call takes: an eighth of the slots (a multiple of the devices):
-        a round rarely retires more, and fewer would mean more calls."""
-        n = self.finish_size
-        return max(n, chunk // 8 // n * n)
+        """Lanes a ``finish`` call takes: its separation metrics (a probe, gradient descent on
+        the margin) cost tens of steps a network, so only retired lanes get them; a quarter
+        of the slots (a multiple of the devices), so a round that retires many makes few
+        calls."""
+        n = self.n_dev
+        return max(n, chunk // 4 // n * n)
 
     def empty_state(self, seeds, hyper, data, sharding) -> State:
         """A state of the call's shapes with every lane parked-to-be (zeros)."""
@@ -163,6 +158,11 @@ def train_queue(progs: Programs, m: jax.sharding.Mesh, chunk: int,
     nets = NamedSharding(m, P("nets"))
     lanes: list[Lane | None] = [None] * chunk
     state, pending = None, None
+    # every lane's evaluations so far (a lane's are a prefix: ``count`` of them), kept as
+    # arrays: a round's bookkeeping is a few numpy operations, not a Python loop over lanes
+    n_evals = len(static.eval_steps)
+    curves = np.full((chunk, 3, n_evals), np.nan, np.float32)
+    count = np.zeros(chunk, np.int64)
     while True:
         if more is not None:
             more(queue)
@@ -170,6 +170,7 @@ def train_queue(progs: Programs, m: jax.sharding.Mesh, chunk: int,
         for i in range(chunk):
             if lanes[i] is None and queue:
                 lanes[i], fresh[i] = Lane(queue.popleft()), True
+        curves[fresh], count[fresh] = np.nan, 0
         live = [i for i in range(chunk) if lanes[i] is not None]
         if not live:
             break
@@ -183,21 +184,25 @@ def train_queue(progs: Programs, m: jax.sharding.Mesh, chunk: int,
             seeds, hyper, fresh_d, park_d = jax.device_put((seeds, hyper, fresh, park), nets)
             if state is None:
                 state = progs.empty_state(seeds, hyper, data, nets)
-            state = progs("init", state, seeds, hyper, fresh_d, park_d, data)
-        state, evals = progs("advance", state, hyper, data)
+                idle = jax.device_put(np.zeros(chunk, bool), nets)
+        else:  # no lane starts: parked lanes stay done, as they are
+            fresh_d = park_d = idle
+        state, evals = progs("advance", state, seeds, hyper, fresh_d, park_d, data)
         stats["rounds"] += 1
         if pending is not None:  # the last round's retirees, written while this one computes
             retire(*outputs(*pending, static))
             pending = None
         t, done, ev = jax.device_get((state.t, state.done, evals))
+        rows, blocks = np.nonzero(ev.live)  # a lane's live blocks come first (then it froze)
+        at = count[rows] + blocks
+        for k, values in enumerate((ev.loss, ev.train_acc, ev.test_acc)):
+            curves[rows, k, at] = values[rows, blocks]
+        count += ev.live.sum(1)
+        has = np.asarray([lane is not None for lane in lanes])
         ended = []
-        for i in live:
-            lane = lanes[i]
-            for b in np.flatnonzero(ev.live[i]):
-                lane.curve.append((ev.loss[i, b], ev.train_acc[i, b], ev.test_acc[i, b]))
-            lane.t = int(t[i])
-            if done[i] or lane.t >= static.steps:
-                ended.append((i, lane))
+        for i in np.flatnonzero(has & (done | (t >= static.steps))):
+            lanes[i].t, lanes[i].curve = int(t[i]), curves[i].copy()
+            ended.append((int(i), lanes[i]))
         if ended:  # fetched after the next round's dispatch
             pending = (progs.finish(state, hyper, data, [i for i, _ in ended], chunk), ended)
             for i, lane in ended:
@@ -212,12 +217,9 @@ def outputs(outs: list, ended: Sequence[tuple[int, Lane]], static: Static
     """The retired lanes' rows of ``finish``'s ``outs`` (:meth:`Programs.finish`), with the
     curves the host gathered, ``steps_to_fit`` from them, and ``stopped_at`` (-1: trained every
     step)."""
-    n, n_evals = len(ended), len(static.eval_steps)
+    n = len(ended)
     out = jax.tree.map(lambda *a: np.concatenate(a)[:n], *jax.device_get(outs))
-    curves = np.full((3, n, n_evals), np.nan, np.float32)
-    for k, (_, lane) in enumerate(ended):
-        if lane.curve:
-            curves[:, k, :len(lane.curve)] = np.asarray(lane.curve, np.float32).T
+    curves = np.stack([lane.curve for _, lane in ended], 1)  # (3, n, n_evals)
     fit = curves[1] >= 1.0
     steps_to_fit = np.where(fit.any(1), static.eval_steps[np.argmax(fit, 1)], -1)
     t = np.asarray([lane.t for _, lane in ended], np.int32)
