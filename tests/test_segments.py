@@ -262,3 +262,20 @@ def test_stop_is_optional_in_the_spec_and_not_in_the_run_id():
     up = float32_at_least(0.9)
     assert float(up) >= 0.9 > float(np.nextafter(up, np.float32(0)))
     assert float32_at_least(0.75) == np.float32(0.75)
+
+
+def test_a_diverged_network_stops_at_the_evaluation_that_saw_it(tmp_path):
+    """Plain SGD at rate 1000 overflows within a few steps (tests/test_divergence.py): the
+    network is decided there (it can no longer change) and stops at the first evaluation."""
+    s = spec.loads(SPEC, ["train.stop=separated", "train.optimizer=sgd",
+                          "train.learning_rate=[0.01, 1000.0]", "model.width=3",
+                          "model.activation=linear", "train.seeds=1"])
+    mp = pytest.MonkeyPatch()
+    wire(mp)
+    try:
+        engine.run_sweep(s, str(tmp_path), progress=False)
+    finally:
+        mp.undo()
+    df = sweepnet.load(str(tmp_path)).set_index("learning_rate")
+    assert df.loc[1000.0, "diverged"] and df.loc[1000.0, "stopped_at"] == 10
+    assert not df.loc[0.01, "diverged"] and pd.isna(df.loc[0.01, "stopped_at"])
