@@ -19,7 +19,9 @@ from sweepnet.train import regions
 from sweepnet.views import charts
 
 OLD = os.path.join(os.path.dirname(__file__), "data", "results-0.5.4")
-ADDED = set(regions.COLUMNS)  # runs columns since 0.5.4 (0.7.0: the decision region's)
+# runs columns since 0.5.4 (0.7.0: the decision region's, and when a network separated or
+# stopped)
+ADDED = {*regions.COLUMNS, "separated_at", "stopped_at"}
 
 
 @pytest.fixture
@@ -46,7 +48,8 @@ def test_a_0_5_4_folder_loads_grows_and_charts(old):
     kept = after[after["run_id"].isin(before["run_id"])]
     assert set(after.columns) - set(before.columns) == ADDED
     assert kept[list(ADDED)].isna().all().all()  # the old runs were not measured
-    assert after.loc[~after["run_id"].isin(before["run_id"]), list(ADDED)].notna().all().all()
+    new = ~after["run_id"].isin(before["run_id"])
+    assert after.loc[new, list(regions.COLUMNS)].notna().all().all()
     # the old rows, untouched (grid_index: a run's place in the grown grid)
     pd.testing.assert_frame_equal(_table(kept[list(before.columns)]).drop(columns="grid_index"),
                                   _table(before).drop(columns="grid_index"))
@@ -62,6 +65,7 @@ def test_this_version_trains_0_5_4s_networks_to_the_same_numbers(old, tmp_path):
     fresh = str(tmp_path / "fresh")
     engine.run_sweep(s, fresh, progress=False)
     a, b = _table(sweepnet.load(old)), _table(sweepnet.load(fresh))
+    assert b["stopped_at"].isna().all()  # the spec does not stop networks
     assert set(b.columns) - set(a.columns) == ADDED
     b = b[list(a.columns)]
     assert list(a.index) == list(b.index) and list(a.columns) == list(b.columns)

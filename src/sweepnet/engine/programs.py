@@ -28,8 +28,10 @@ import os
 import pickle
 import threading
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.experimental import serialize_executable
 from jax.sharding import NamedSharding
@@ -43,6 +45,7 @@ from sweepnet.core.host import (
     jaxlib_version,
     new_file,
 )
+from sweepnet.train.segments import make_segments
 from sweepnet.train.step import Static, make_train
 
 MEMORY_SHARE = 0.6  # of an accelerator's memory a call may use (XLA needs room of its own)
@@ -111,26 +114,86 @@ def bucket_fn(static: Static, m: jax.sharding.Mesh, fused: bool = False, sub_bat
     """
     train = make_train(static, fused=fused)
     per_net = lambda seed, hyper, data: train(jax.random.key(seed), hyper, data)
+    return sharded(per_net, m, 2, sub_batch, target)
+
+
+def sharded(per_net, m: jax.sharding.Mesh, n_args: int, sub_batch: int = 0,
+            target: str | None = None, gather: bool = False):
+    """``jit`` of ``per_net(*per_network_args, data)`` over a leading network axis of its
+    first ``n_args`` arguments (pytrees), sharded over the mesh, the last argument (the data)
+    replicated: vmapped, or on CPU with ``sub_batch`` mapped ``sub_batch`` networks at a time
+    (see :func:`bucket_fn`). ``gather``: the program takes ``lanes (F,) int32`` before the
+    data and runs on those networks of its arguments only (gathered across devices)."""
     nets, repl = NamedSharding(m, P("nets")), NamedSharding(m, P())
     if (target or platform(m)) == "cpu" and sub_batch:
 
-        def local(seeds, hyper, data):
+        def local(*args):
             # each device trains its networks `sub_batch` at a time (vmapped), so that their
             # working set stays in cache: on CPU this was up to 2x faster than all of the chunk
             # at once (a divisor of the device's share: a remainder batch would be compiled a
             # second time)
-            n = seeds.shape[0]
+            *mine, data = args
+            n = jax.tree.leaves(mine[0])[0].shape[0]
             size = max(d for d in range(1, min(sub_batch, n) + 1) if n % d == 0)
-            return jax.lax.map(lambda sh: per_net(*sh, data), (seeds, hyper), batch_size=size)
+            return jax.lax.map(lambda sh: per_net(*sh, data), tuple(mine), batch_size=size)
     else:
-        def local(seeds, hyper, data):
-            return jax.vmap(per_net, in_axes=(0, 0, None))(seeds, hyper, data)
+        def local(*args):
+            return jax.vmap(per_net, in_axes=(0,) * n_args + (None,))(*args)
 
     # check_vma off: train() is written for one network and knows nothing of the mesh axis
-    fn = jax.shard_map(local, mesh=m, in_specs=(P("nets"), P("nets"), P()), out_specs=P("nets"),
-                       check_vma=False)
-    return jax.jit(fn, in_shardings=(nets, nets, repl), out_shardings=nets,
+    fn = jax.shard_map(local, mesh=m, in_specs=(P("nets"),) * n_args + (P(),),
+                       out_specs=P("nets"), check_vma=False)
+    shardings = (nets,) * n_args + (repl,)
+    if gather:
+        on_lanes = fn
+
+        def fn(*args):
+            *mine, lanes, data = args
+            return on_lanes(*jax.tree.map(lambda a: a[lanes], tuple(mine)), data)
+
+        shardings = (nets,) * n_args + (repl, repl)
+    return jax.jit(fn, in_shardings=shardings, out_shardings=nets,
                    compiler_options=compiler_options(m))
+
+
+class SegmentPrograms(NamedTuple):
+    """:func:`segment_fns`'s programs (``start``: ``(seeds, hyper, data) -> State``, traced for
+    the state's shapes and never compiled by the engine)."""
+
+    start: Any
+    advance: Any
+    finish: Any
+
+
+@functools.lru_cache(maxsize=64)
+def segment_fns(static: Static, m: jax.sharding.Mesh, fused: bool = False, sub_batch: int = 0,
+                blocks: int = 1, threshold: float | None = None, target: str | None = None
+                ) -> SegmentPrograms:
+    """A bucket's programs for training in segments (:mod:`sweepnet.engine.segments`), each
+    sharded as :func:`bucket_fn` is, one compile per ``static`` and segment length:
+
+    - ``start(seeds, hyper, data) -> State``: every lane starts its network;
+    - ``advance(state, seeds (N,), hyper, fresh (N,) bool, park (N,) bool, data) -> (State,
+      Evals)``: first the lanes ``fresh`` start their network (seeded as :func:`bucket_fn`'s),
+      the lanes ``park`` are marked done (idle: they hold no network), the others keep
+      ``state``; then ``blocks`` eval blocks a lane (one call a round: on CPU a dispatch
+      costs about a millisecond);
+    - ``finish(state, hyper, lanes (F,) int32, data) -> Output`` of ``F`` lanes (gathered
+      across the devices first: only retired networks pay for their separation metrics).
+
+    ``threshold``: :func:`sweepnet.train.segments.make_segments`'s (``train.stop``).
+    """
+    seg = make_segments(static, fused=fused, threshold=threshold)
+    start = lambda seed, hyper, data: seg.init(jax.random.key(seed), hyper, data)
+
+    def advance(state, seed, hyper, fresh, park, data):
+        new = start(seed, hyper, data)
+        kept = jax.tree.map(lambda a, b: jnp.where(fresh, a, b), new, state)
+        return seg.advance(kept._replace(done=kept.done | park), hyper, data, blocks)
+
+    return SegmentPrograms(sharded(start, m, 2, sub_batch, target),
+                           sharded(advance, m, 5, sub_batch, target),
+                           sharded(seg.finish, m, 2, sub_batch, target, gather=True))
 
 
 @functools.lru_cache(maxsize=1)

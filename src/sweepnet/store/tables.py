@@ -192,7 +192,7 @@ def load(root: str, all_runs: bool = False) -> pd.DataFrame:
         df = df.sort_values("grid_index", kind="stable", na_position="last")
         df = df.reset_index(drop=True)
         df["steps_to_fit"] = df["steps_to_fit"].astype("Int64")
-        for c in regions.COLUMNS:  # null for runs of older versions (parts without them)
+        for c in (*regions.COLUMNS, "separated_at", "stopped_at"):  # null for older parts
             if c in df:
                 df[c] = df[c].astype("Int64")
         if "certified" in df:
@@ -321,6 +321,15 @@ def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
     test_acc = np.asarray(out.test_acc[:n], np.float64)
     steps_to_fit = np.asarray(out.steps_to_fit[:n])
     known = np.asarray([c["dataset"] in KNOWN for c in configs], bool)
+    steps = static.eval_steps
+    curve_loss = np.asarray(out.curve_loss[:n], np.float64)
+    curve_test = np.asarray(out.curve_test_acc[:n], np.float64)
+    # the first evaluation that separated (not diverged by then: a finite loss), as the
+    # engine's train.stop = "separated" decides it; at every run, stopped or not
+    hit = np.isfinite(curve_loss) & (curve_test >= spec.separation)
+    separated_at = np.where(hit.any(1), steps[np.argmax(hit, 1)], -1)
+    stopped = getattr(out, "stopped_at", None)  # a network trained in segments
+    stopped_at = np.full(n, -1) if stopped is None else np.asarray(stopped[:n])
     cols.update({
         "in_dim": [static.in_dim] * n, "n_classes": [max(2, static.n_out)] * n,
         "n_params": [count[(c["arch"], c["width"], c["depth"])] for c in configs],
@@ -330,6 +339,8 @@ def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
         "separated": ~diverged & (test_acc >= spec.separation),
         "steps_to_fit": pd.array(np.where(steps_to_fit >= 0, steps_to_fit, 0), "Int64"),
         "diverged": diverged,
+        "separated_at": pd.array(np.where(separated_at >= 0, separated_at, 0), "Int64"),
+        "stopped_at": pd.array(np.where(stopped_at >= 0, stopped_at, 0), "Int64"),
         # separation metrics (train.separation); certified is null without known topology
         "margin": np.asarray(out.margin[:n], np.float64),
         "worst_margin": np.asarray(out.worst_margin[:n], np.float64),
@@ -338,10 +349,11 @@ def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
         **{k: [v] * n for k, v in provenance.items()},
     })
     cols["steps_to_fit"][steps_to_fit < 0] = pd.NA
+    cols["separated_at"][separated_at < 0] = pd.NA
+    cols["stopped_at"][stopped_at < 0] = pd.NA
     cols["certified"][~known] = pd.NA
     cols.update(region_columns(static, getattr(out, "region", None), n))
     runs_df = pd.DataFrame(cols)
-    steps = static.eval_steps
     curves_df = pd.DataFrame({
         "run_id": np.repeat([r.run_id for r in runs], len(steps)),
         "step": np.tile(steps, n).astype(np.int32),
@@ -349,6 +361,10 @@ def to_frames(static, runs, out, spec, provenance: Mapping[str, Any]
         "train_acc": out.curve_train_acc[:n].reshape(-1).astype(np.float32),
         "test_acc": out.curve_test_acc[:n].reshape(-1).astype(np.float32),
     })
+    if (stopped_at >= 0).any():  # a stopped network has no evaluations past its stop
+        last = np.where(stopped_at >= 0, stopped_at, steps[-1])
+        curves_df = curves_df[np.tile(steps, n) <= np.repeat(last, len(steps))]
+        curves_df = curves_df.reset_index(drop=True)
     params = {"/".join(k): np.asarray(v[:n]) for k, v in flatten_dict(out.params).items()}
     params["run_id"] = np.asarray([r.run_id for r in runs])
     params["width"] = np.asarray([r.config["width"] for r in runs], np.int32)

@@ -90,6 +90,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "eval_every": Key(int, 100, 1, 10_000_000, sweep=False, doc="steps between evals"),
         "separation": Key(float, 1.0, 0.0, 1.0, sweep=False,
                           doc="test accuracy at or above which a run counts as separated"),
+        "stop": Key(str, "never", choices=("never", "separated"), sweep=False, optional=True,
+                    doc="'separated': a network stops at its first evaluation that separated "
+                        "(or diverged) and its slot takes the next network"),
     },
 }
 
@@ -180,7 +183,10 @@ def settings(spec: Spec, section: str) -> str:
 # - free text (``FREE_KEYS``): never in a run's row, so any change is fine;
 # - stored in every finished run's row (``STORED_KEYS``, key -> column): a change would make
 #   those rows wrong, so growing refuses it. So does any key not classified here.
-STORED_KEYS = {"name": "sweep", "train.separation": "separated"}
+# train.stop is stored, not in the run id: a network's seed is drawn from its id, so stopping
+# trains the very networks a full grid trains (each up to its stop), and a full grid's outcomes
+# replay an adaptive search's (a stopped row still differs: growing refuses the change).
+STORED_KEYS = {"name": "sweep", "train.separation": "separated", "train.stop": "stopped_at"}
 FREE_KEYS = ("description",)
 
 

@@ -143,6 +143,9 @@ class Output(NamedTuple):
     # the final network's class (logit > 0) on the region grid (train.regions), bit-packed:
     # (GRID**2 / 8,) uint8; a dummy (1,) where the program gets no grid (not 2-D binary)
     region: Any = None
+    # () int32, the step a network trained in segments stopped at (the host makes it -1
+    # where it trained every step); None from make_train, which trains every step
+    stopped_at: Any = None
 
 
 @jax.custom_vjp
@@ -182,6 +185,108 @@ def loss_and_acc(logits, y, n_out):
     return loss, correct
 
 
+class Network(NamedTuple):
+    """One network's training pieces (:func:`network`): what :func:`make_train` scans and
+    :mod:`sweepnet.train.segments` cuts into segments, so both compute the same numbers."""
+
+    tx: Any  # the optax optimizer (its state: ``tx.init(params)``)
+    step: Any  # ``((params, opt_state, bad), t) -> (carry, None)``: training step ``t``
+    evaluate: Any  # ``params -> (loss, train_acc, test_acc)`` on the train set and the probe
+    finish: Any  # ``(params, evals, bad) -> Output`` (``evals``: each ``(n_evals,)``)
+
+
+def network(static: Static, model, fused: bool, hyper: Hyper, data: Data, unravel, k_batch
+            ) -> Network:
+    """The training pieces of one network of shape ``static`` (``model``: ``build``'s,
+    ``unravel``: flat parameters -> tree, ``k_batch``: the key its minibatches are drawn
+    from). ``fused``: see :func:`make_train`."""
+    which = hyper.activation if len(static.activations) > 1 else None
+    apply = lambda p, x: model.apply(unravel(p), x, hyper.width, hyper.init_scale,
+                                     real_depth=hyper.depth, which=which)
+    tx = optimizers.make(static.optimizer, hyper.learning_rate, static.lr_decay,
+                         static.lr_decay_every)
+    if fused:  # the kernel's view of this network: real width, depth and activation
+        net = fused_ops.Net.of(static, hyper.width, hyper.depth, hyper.activation)
+
+    def batch(t):
+        """The points of step ``t``: ``x (in_dim, batch)``, ``y (batch,)``."""
+        x, y = data.x_train, data.y_train
+        if 0 < static.batch_size < static.n_train:
+            idx = jax.random.permutation(jax.random.fold_in(k_batch, t), static.n_train)
+            idx = idx[: static.batch_size]
+            x, y = x[:, idx], y[idx]
+        return x, y
+
+    def batch_loss(p, t):
+        x, y = batch(t)
+        logits = apply(p, x)
+        loss, _ = loss_and_acc(logits, y, static.n_out)
+        # the step needs only the gradient: XLA drops the loss value (a log1p and a sum
+        # a point, 13% of a (3, 2) step), and divergence is read off the logits instead
+        # (0 * z is NaN exactly where z is not finite)
+        return loss.mean(), jnp.isfinite(jnp.sum(logits * 0.0))
+
+    def fused_grad(p, t):
+        x, y = batch(t)
+        g, finite = fused_ops.grad(unravel(p), x, y, net)
+        return ravel_pytree(g)[0], finite
+
+    grad_fn = fused_grad if fused else jax.grad(batch_loss, has_aux=True)
+
+    def step(carry, t):
+        p, opt_state, bad = carry
+        grads, finite = grad_fn(p, t)
+        updates, opt_state = tx.update(grads, opt_state, p)
+        return (optax.apply_updates(p, updates), opt_state, bad | ~finite), None
+
+    def forward(p, x):  # logits for evaluations (never differentiated)
+        if fused:
+            return fused_ops.logits(unravel(p), x, net)
+        return apply(p, x)
+
+    def evaluate(p):
+        loss, correct = loss_and_acc(forward(p, data.x_train), data.y_train, static.n_out)
+
+        def block_hits(_, xy):
+            x, y = xy
+            _, hit = loss_and_acc(forward(p, x), jnp.maximum(y, 0), static.n_out)
+            return None, jnp.sum(hit & (y >= 0))
+
+        _, hits = lax.scan(block_hits, None, (data.x_test, data.y_test))
+        return loss.mean(), correct.mean(), hits.sum() / static.n_test
+
+    def finish(p, evals, bad):
+        loss, train_acc, test_acc = evals
+        fit = train_acc >= 1.0
+        steps_to_fit = jnp.where(fit.any(), jnp.asarray(static.eval_steps)[jnp.argmax(fit)], -1)
+        diverged = bad | ~jnp.isfinite(loss[-1])
+
+        def trained(x):  # the trained network, for the separation metrics
+            return apply(p, x)
+
+        if fused:
+            trained.margin_and_grad = lambda x, y: fused_ops.margin_and_grad(
+                unravel(p), x, y, net)
+        sep = separation.metrics(trained, data.probe, data.x_test, data.y_test)
+        # no grid: one dummy byte (a zero-size output breaks lax.map's batching); the store
+        # knows from the program's shape (regions.applies) that it is no grid
+        region = jnp.zeros((1,), jnp.uint8)
+        if data.grid.shape[0]:
+            _, cells = lax.scan(lambda _, x: (None, forward(p, x)[0] > 0), None, data.grid)
+            region = jnp.packbits(cells.reshape(-1)[: regions.GRID**2])
+        return Output(unravel(p), loss[-1], train_acc[-1], test_acc[-1],
+                      steps_to_fit.astype(jnp.int32), diverged, loss, train_acc, test_acc,
+                      sep["margin"], sep["worst_margin"], sep["certified"], sep["max_grad"],
+                      region)
+
+    return Network(tx, step, evaluate, finish)
+
+
+def check_fused(static: Static, fused: bool) -> None:
+    if fused and not fused_choice.covers(static):
+        raise ValueError(f"the fused gradient does not cover {static}")
+
+
 def make_train(static: Static, fused: bool = False, capture: bool = False):
     """Returns ``train(key, hyper, data) -> Output`` for one network of shape ``static``.
 
@@ -194,10 +299,8 @@ def make_train(static: Static, fused: bool = False, capture: bool = False):
     ``choice.covers(static)`` must hold) instead of XLA. The same to float round-off; the
     optimizer is XLA's either way.
     """
-    if fused and not fused_choice.covers(static):
-        raise ValueError(f"the fused gradient does not cover {static}")
+    check_fused(static, fused)
     model = build(static.arch, static.width, static.depth, static.activations, static.n_out)
-    eval_steps = static.eval_steps
     n_blocks = static.steps // static.eval_every
     remainder = static.steps - n_blocks * static.eval_every
 
@@ -208,95 +311,22 @@ def make_train(static: Static, fused: bool = False, capture: bool = False):
         # few fused kernels instead of a few per parameter array (every optimizer offered is
         # elementwise, so the arithmetic is the same)
         params, unravel = ravel_pytree(tree)
-        which = hyper.activation if len(static.activations) > 1 else None
-        apply = lambda p, x: model.apply(unravel(p), x, hyper.width, hyper.init_scale,
-                                         real_depth=hyper.depth, which=which)
-        tx = optimizers.make(static.optimizer, hyper.learning_rate, static.lr_decay,
-                             static.lr_decay_every)
-        if fused:  # the kernel's view of this network: real width, depth and activation
-            net = fused_ops.Net.of(static, hyper.width, hyper.depth, hyper.activation)
-
-        def batch(t):
-            """The points of step ``t``: ``x (in_dim, batch)``, ``y (batch,)``."""
-            x, y = data.x_train, data.y_train
-            if 0 < static.batch_size < static.n_train:
-                idx = jax.random.permutation(jax.random.fold_in(k_batch, t), static.n_train)
-                idx = idx[: static.batch_size]
-                x, y = x[:, idx], y[idx]
-            return x, y
-
-        def batch_loss(p, t):
-            x, y = batch(t)
-            logits = apply(p, x)
-            loss, _ = loss_and_acc(logits, y, static.n_out)
-            # the step needs only the gradient: XLA drops the loss value (a log1p and a sum
-            # a point, 13% of a (3, 2) step), and divergence is read off the logits instead
-            # (0 * z is NaN exactly where z is not finite)
-            return loss.mean(), jnp.isfinite(jnp.sum(logits * 0.0))
-
-        def fused_grad(p, t):
-            x, y = batch(t)
-            g, finite = fused_ops.grad(unravel(p), x, y, net)
-            return ravel_pytree(g)[0], finite
-
-        grad_fn = fused_grad if fused else jax.grad(batch_loss, has_aux=True)
-
-        def step(carry, t):
-            p, opt_state, bad = carry
-            grads, finite = grad_fn(p, t)
-            updates, opt_state = tx.update(grads, opt_state, p)
-            return (optax.apply_updates(p, updates), opt_state, bad | ~finite), None
-
-        def forward(p, x):  # logits for evaluations (never differentiated)
-            if fused:
-                return fused_ops.logits(unravel(p), x, net)
-            return apply(p, x)
-
-        def evaluate(p):
-            loss, correct = loss_and_acc(forward(p, data.x_train), data.y_train, static.n_out)
-
-            def block_hits(_, xy):
-                x, y = xy
-                _, hit = loss_and_acc(forward(p, x), jnp.maximum(y, 0), static.n_out)
-                return None, jnp.sum(hit & (y >= 0))
-
-            _, hits = lax.scan(block_hits, None, (data.x_test, data.y_test))
-            return loss.mean(), correct.mean(), hits.sum() / static.n_test
+        net = network(static, model, fused, hyper, data, unravel, k_batch)
 
         def block(carry, ts):
-            carry, _ = lax.scan(step, carry, ts)
-            return carry, (evaluate(carry[0]), carry[0] if capture else ())
+            carry, _ = lax.scan(net.step, carry, ts)
+            return carry, (net.evaluate(carry[0]), carry[0] if capture else ())
 
-        carry = (params, tx.init(params), jnp.asarray(False))
+        carry = (params, net.tx.init(params), jnp.asarray(False))
         ts = jnp.arange(n_blocks * static.eval_every).reshape(n_blocks, static.eval_every)
         carry, (evals, snaps) = lax.scan(block, carry, ts)
         if remainder:
-            carry, _ = lax.scan(step, carry, jnp.arange(n_blocks * static.eval_every, static.steps))
-            last = evaluate(carry[0])
+            carry, _ = lax.scan(net.step, carry,
+                                jnp.arange(n_blocks * static.eval_every, static.steps))
+            last = net.evaluate(carry[0])
             evals = tuple(jnp.concatenate([e, v[None]]) for e, v in zip(evals, last, strict=True))
             snaps = jnp.concatenate([snaps, carry[0][None]]) if capture else ()
-        loss, train_acc, test_acc = evals
-        fit = train_acc >= 1.0
-        steps_to_fit = jnp.where(fit.any(), jnp.asarray(eval_steps)[jnp.argmax(fit)], -1)
-        diverged = carry[2] | ~jnp.isfinite(loss[-1])
-        def trained(x):  # the trained network, for the separation metrics
-            return apply(carry[0], x)
-
-        if fused:
-            trained.margin_and_grad = lambda x, y: fused_ops.margin_and_grad(
-                unravel(carry[0]), x, y, net)
-        sep = separation.metrics(trained, data.probe, data.x_test, data.y_test)
-        # no grid: one dummy byte (a zero-size output breaks lax.map's batching); the store
-        # knows from the program's shape (regions.applies) that it is no grid
-        region = jnp.zeros((1,), jnp.uint8)
-        if data.grid.shape[0]:
-            _, cells = lax.scan(lambda _, x: (None, forward(carry[0], x)[0] > 0), None,
-                                data.grid)
-            region = jnp.packbits(cells.reshape(-1)[: regions.GRID**2])
-        out = Output(unravel(carry[0]), loss[-1], train_acc[-1], test_acc[-1],
-                     steps_to_fit.astype(jnp.int32), diverged, loss, train_acc, test_acc,
-                     sep["margin"], sep["worst_margin"], sep["certified"], sep["max_grad"],
-                     region)
+        out = net.finish(carry[0], evals, carry[2])
         return (out, jax.vmap(unravel)(snaps)) if capture else out
 
     return train

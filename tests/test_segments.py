@@ -1,0 +1,281 @@
+"""Training in segments (``train.stop = "separated"``, issue 26): a segmented network is the
+network ``make_train`` trains, a stopped one is that network at its stop, and refilling a slot
+changes nobody's result."""
+
+import collections
+import dataclasses
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+import sweepnet
+from conftest import PROVENANCE, TINY_SPEC
+from sweepnet.core.errors import SweepnetError
+from sweepnet.engine import cost as cost_lib
+from sweepnet.engine import plan, programs, segments
+from sweepnet.engine import run as engine
+from sweepnet.engine.plan import Run
+from sweepnet.sweep import spec
+from sweepnet.train.segments import Evals, State, float32_at_least
+from sweepnet.train.step import Output
+
+# width 1 never reaches 0.8 on the disk; width 4 does, between steps 30 and 60 of 95 (the
+# last block 5 steps: the rest of its segment is discarded); minibatches
+SPEC = """
+name = "seg"
+[data]
+dataset = "disk_annulus"
+n_train = 64
+n_test = 256
+[model]
+width = [1, 4]
+depth = 1
+activation = "tanh"
+[train]
+learning_rate = 0.1
+steps = 95
+seeds = 4
+eval_every = 10
+separation = 0.8
+batch_size = 16
+"""
+
+
+def wire(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run_sweep`` trains a ``train.stop`` spec in segments: the hook that engine/run.py's
+    ``execute`` takes (issue 26), put in here until the engine has it."""
+    if hasattr(engine, "segments"):
+        return
+    plain = engine.execute
+
+    def execute(bucket, m, writer, written, stats, cache):
+        threshold = segments.stop_threshold(writer.spec)
+        if threshold is None:
+            return plain(bucket, m, writer, written, stats, cache)
+        repl = NamedSharding(m, P())
+        segments.execute(
+            bucket, m, threshold,
+            load=lambda key: jax.device_put(engine.load_group(bucket.static, key), repl),
+            inputs=engine.chunk_inputs,
+            write=lambda call, out: engine.write_part(writer, bucket, call, out, written),
+            stats=stats, cache=cache)
+
+    monkeypatch.setattr(engine, "execute", execute)
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    """SPEC trained in full (``make_train``) and with stopping (in segments), four networks a
+    call: four slots for eight networks (refills)."""
+    mp = pytest.MonkeyPatch()
+    wire(mp)
+    outs = {}
+    try:
+        for stop in ("never", "separated"):
+            s = spec.loads(SPEC, [f"train.stop={stop}"])
+            budget = 4 * cost_lib.bytes_per_network(plan.make_plan(s, 2).buckets[0].static)
+            outs[stop] = str(tmp_path_factory.mktemp(stop))
+            engine.run_sweep(s, outs[stop], progress=False, max_memory=budget)
+    finally:
+        mp.undo()
+    return outs
+
+
+def _table(out):
+    df = sweepnet.load(out)
+    return df.drop(columns=[c for c in PROVENANCE if c in df]).set_index("run_id").sort_index()
+
+
+def test_a_stopped_network_is_the_full_network_at_its_stop(both):
+    """Bit for bit (CPU): a segmented network's every evaluation is make_train's, and one
+    that never stopped has make_train's row."""
+    full, stopped = _table(both["never"]), _table(both["separated"])
+    assert list(full.index) == list(stopped.index)  # stopping keeps run ids (and seeds)
+    assert full["stopped_at"].isna().all()
+    hit = stopped["stopped_at"].notna()
+    assert hit.sum() == 4 and (stopped.loc[hit, "width"] == 4).all()
+    # it stopped at its first separated evaluation, which the full run's table records too
+    assert (stopped.loc[hit, "stopped_at"] == full.loc[hit, "separated_at"]).all()
+    assert (stopped.loc[hit, "stopped_at"] < 95).all() and stopped.loc[hit, "separated"].all()
+    # the others trained every step: their rows are the full run's
+    pd.testing.assert_frame_equal(stopped[~hit], full[~hit], check_exact=True)
+    a = sweepnet.load_curves(both["never"]).set_index(["run_id", "step"]).sort_index()
+    b = sweepnet.load_curves(both["separated"]).set_index(["run_id", "step"]).sort_index()
+    assert len(b) < len(a)  # no evaluations past a stop
+    pd.testing.assert_frame_equal(a.loc[b.index], b, check_exact=True)
+    for run_id, row in stopped[hit].iterrows():  # its final numbers: the curve's at its stop
+        at = a.loc[(run_id, int(row["stopped_at"]))]
+        assert row["test_acc"] == at["test_acc"] and row["train_acc"] == at["train_acc"]
+
+
+def test_a_stopped_network_equals_it_trained_alone_to_its_stop(both):
+    """Trained alone: another program (one network, unsharded), so to float round-off."""
+    row = _table(both["separated"]).query("stopped_at.notna()").iloc[0]
+    run_id = row.name
+    config = next(r for r in spec.loads(SPEC, ["train.stop=separated"]).grid()
+                  if spec.run_id(r) == run_id)
+    static = dataclasses.replace(plan.static_of(config, config["width"]),
+                                 steps=int(row["stopped_at"]))
+    alone = engine.train_alone(config, run_id, static)
+    np.testing.assert_allclose(alone.train_loss, row["train_loss"], rtol=1e-5, atol=1e-6)
+    assert row["test_acc"] == pytest.approx(float(alone.test_acc), abs=2 / 256)
+    assert row["stopped_at"] == alone.steps_to_fit or pd.isna(row["steps_to_fit"])
+    _, stored = sweepnet.load_params(both["separated"], run_id)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                 stored, alone.params)
+
+
+def test_refilled_slots_give_the_results_of_one_network_per_slot(both):
+    """Four slots, eight networks: refilled as they stop, or four and four (never refilled),
+    and cut into segments of one block or of three: the same numbers, bit for bit."""
+    s = spec.loads(SPEC, ["train.stop=separated"])
+    m = programs.mesh()
+    static = plan.make_plan(s, m.devices.size).buckets[0].static
+    budget = 4 * cost_lib.bytes_per_network(static)  # as `both`: its programs, from the cache
+    bucket = plan.make_plan(s, m.devices.size, budget).buckets[0]
+    assert segments.segment_blocks(bucket.static) == 1 and bucket.chunk == 4
+    runs = list(bucket.runs)
+    data = jax.device_put(engine.load_data(bucket.static, runs[0]), NamedSharding(m, P()))
+
+    def train(queues, blocks):
+        progs = segments.Programs(bucket.static, m, False, bucket.sub_batch, blocks, 0.8)
+        got = {}
+        for q in queues:
+            segments.train_queue(progs, m, 4, collections.deque(q), data, engine.chunk_inputs,
+                                 lambda rs, out: got.update(
+                                     {r.run_id: jax.tree.map(lambda a, i=i: a[i], out)
+                                      for i, r in enumerate(rs)}))
+        assert progs.stats["rounds"] >= 1
+        return got, progs.stats
+
+    # width 1 (never stops) and width 4 (stops) alternate, so stopped slots take new ones
+    mixed = [runs[i] for i in (0, 4, 1, 5, 2, 6, 3, 7)]
+    refilled, stats = train([mixed], 1)
+    alone, _ = train([mixed[:4], mixed[4:]], 3)
+    assert refilled.keys() == alone.keys() == {r.run_id for r in runs}
+    # the four width-4 networks stopped early: fewer steps than 8 x 100
+    assert stats["network_steps"] < 8 * 95
+    for run_id in refilled:
+        for a, b in zip(jax.tree.leaves(refilled[run_id]), jax.tree.leaves(alone[run_id]),
+                        strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=run_id)
+
+
+class FakePrograms:
+    """A stand-in for :class:`segments.Programs` on the host: network ``r`` is decided at step
+    ``r.config["decide"]`` (or trains all ``steps``), ``every`` steps a block."""
+
+    def __init__(self, steps=50, every=10, blocks=2):
+        self.static = plan.static_of(spec.loads(TINY_SPEC).grid()[0], 2)
+        self.static = dataclasses.replace(self.static, steps=steps, eval_every=every)
+        self.blocks, self.stats, self.calls = blocks, {}, []
+        self.decide = None
+
+    def empty_state(self, seeds, hyper, data, sharding):
+        n = len(seeds)
+        return State(np.zeros(n), np.zeros(n), np.zeros(n, bool), np.zeros(n),
+                     np.zeros(n, np.int32), np.zeros(n, bool))
+
+    def __call__(self, name, *args):
+        self.calls.append(name)
+        if name == "advance":  # a refill, then the blocks
+            state, seeds, _, fresh, park, _ = map(jax.device_get, args)
+            state = state._replace(params=np.where(fresh, seeds, state.params),
+                                   t=np.where(fresh, 0, state.t),
+                                   done=np.where(fresh, False, state.done) | park)
+            decide = np.asarray([self.decide[int(s)] for s in state.params])
+            rows, t, done = [], state.t.copy(), state.done.copy()
+            for _ in range(self.blocks):
+                live = ~done & (t < self.static.steps)
+                t = np.where(live, np.minimum(t + self.static.eval_every, self.static.steps), t)
+                done |= live & (t >= decide)
+                rows.append((t.astype(np.float32), live))
+            evals = Evals(*(np.stack([r[0] for r in rows], 1),) * 3,
+                          np.stack([r[1] for r in rows], 1))
+            return state._replace(t=t, done=done), evals
+        raise AssertionError(name)
+
+    def finish(self, state, hyper, data, lanes, chunk):
+        self.calls.append("finish")
+        state = jax.device_get(state)  # an Output-like of the retired lanes' states
+        return [make_output(jax.tree.map(lambda a: np.asarray(a)[list(lanes)], state))]
+
+
+def make_output(state):
+    n = len(state.t)
+    z = np.zeros(n, np.float32)
+    return Output(params={"seed": state.params}, train_loss=z, train_acc=z,
+                           test_acc=z, steps_to_fit=z, diverged=np.zeros(n, bool),
+                           curve_loss=z, curve_train_acc=z, curve_test_acc=z, margin=z,
+                           worst_margin=z, certified=np.zeros(n, bool), max_grad=z,
+                           stopped_at=state.t)
+
+
+def test_the_loop_retires_decided_networks_refills_slots_and_takes_more_runs():
+    progs = FakePrograms()
+    decide = {i: d for i, d in enumerate([10, 50, 20, 999, 30, 10, 40])}  # 999: never
+    progs.decide = decide
+    runs = [Run(i, f"r{i}", {"seed": i}, key=(), kind=()) for i in range(5)]
+
+    def inputs(rs, size, static):
+        return np.asarray([r.index for r in rs], np.uint32), np.zeros(size, np.float32)
+
+    asked = []
+
+    def more(queue):  # an adaptive search feeding the queue between rounds
+        asked.append(len(queue))
+        if len(asked) == 3:
+            queue.extend(Run(i, f"r{i}", {"seed": i}, key=(), kind=()) for i in (5, 6))
+
+    retired = []
+    segments.train_queue(progs, programs.mesh(), 2, collections.deque(runs), None, inputs,
+                         lambda rs, out: retired.extend(
+                             (r.index, int(s)) for r, s in zip(rs, out.stopped_at,
+                                                               strict=True)),
+                         more=more)
+    # every run once, stopped at its decision (rounded up to an evaluation), or at 50: -1
+    want = {i: (-1 if d >= 50 else d) for i, d in decide.items()}
+    assert dict(retired) == want and len(retired) == 7
+    assert progs.stats["network_steps"] == sum(min(d, 50) for d in decide.values())
+    assert progs.calls.count("advance") == progs.stats["rounds"] == len(asked) - 1
+    assert progs.calls.count("finish") <= progs.stats["rounds"]
+
+
+def test_stop_is_optional_in_the_spec_and_not_in_the_run_id():
+    base = spec.loads(TINY_SPEC)
+    never, stop = (spec.loads(TINY_SPEC, [f"train.stop={v}"]) for v in ("never", "separated"))
+    assert "stop" not in base.tree["train"] and never.tree == base.tree
+    assert never.fingerprint() == base.fingerprint() and stop.tree["train"]["stop"] == "separated"
+    ids = [spec.run_id(c) for c in base.grid()]
+    assert [spec.run_id(c) for c in stop.grid()] == ids  # the same networks, seeds and all
+    assert segments.stop_threshold(base) is None and segments.stop_threshold(stop) == 1.0
+    assert spec.grow_conflicts(base, stop) == ["train.stop"]
+    with pytest.raises(SweepnetError, match="train.stop.*'sometimes'"):
+        spec.loads(TINY_SPEC, ["train.stop=sometimes"])
+    with pytest.raises(SweepnetError, match="train.stop"):
+        spec.loads(TINY_SPEC, ["train.stop=[never,separated]"])
+    # the device compares float32 accuracies with the float64 threshold's float32 ceiling
+    up = float32_at_least(0.9)
+    assert float(up) >= 0.9 > float(np.nextafter(up, np.float32(0)))
+    assert float32_at_least(0.75) == np.float32(0.75)
+
+
+def test_a_diverged_network_stops_at_the_evaluation_that_saw_it(tmp_path):
+    """Plain SGD at rate 1000 overflows within a few steps (tests/test_divergence.py): the
+    network is decided there (it can no longer change) and stops at the first evaluation."""
+    s = spec.loads(SPEC, ["train.stop=separated", "train.optimizer=sgd",
+                          "train.learning_rate=[0.01, 1000.0]", "model.width=3",
+                          "model.activation=linear", "train.seeds=1"])
+    mp = pytest.MonkeyPatch()
+    wire(mp)
+    try:
+        engine.run_sweep(s, str(tmp_path), progress=False)
+    finally:
+        mp.undo()
+    df = sweepnet.load(str(tmp_path)).set_index("learning_rate")
+    assert df.loc[1000.0, "diverged"] and df.loc[1000.0, "stopped_at"] == 10
+    assert not df.loc[0.01, "diverged"] and pd.isna(df.loc[0.01, "stopped_at"])
