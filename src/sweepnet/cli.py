@@ -54,7 +54,7 @@ def cmd_run(a):
 
 
 def cmd_plan(a):
-    from sweepnet.engine import cost, machine, plan, programs
+    from sweepnet.engine import adaptive, cost, machine, plan, programs
     from sweepnet.kernel import choice
     from sweepnet.sweep import data, spec
 
@@ -80,6 +80,13 @@ def cmd_plan(a):
                         overhead_s=t.get("overhead_s", 0.0) + machine.STARTUP_S,
                         source=t["source"], notes=notes, padded=not kernel, kernel_plan=later,
                         build_s=choice.FIRST_BUILD_S, contention=build_contention()))
+    if adaptive.searching(s):  # the search decides how many: a range, the estimate's at most
+        few, most = adaptive.Adaptive(s, p.runs).search.estimate()
+        print(f"adaptive search (search.mode = \"boundary\"): it trains between {few:,} and "
+              f"{most:,} of the {len(p.runs):,} networks (seeds where the boundary is in doubt); "
+              "the time above is the whole grid's, so at most that"
+              + ("; train.stop = \"separated\" stops each network at its first separated "
+                 "evaluation" if s.tree["train"].get("stop") == "separated" else ""))
 
 
 def build_contention() -> float:

@@ -205,7 +205,8 @@ def finish_manifest(store, full, shard, info, buckets, gather: bool = True) -> N
                 store.update_manifest(buckets=got.pop("buckets"), shards={peer: got})
     ids = {r.run_id for r in full.runs}
     # under the manifest lock: of two shards finishing at once, the later one sees both (a
-    # share with runs pending is partial without a look at the parts)
-    status = "partial" if info["pending"] else (
+    # share with runs pending is partial without a look at the parts); an adaptive sweep
+    # (one share) is complete when its search is done, whatever of the grid it left untrained
+    status = "complete" if info.get("search") == "done" else "partial" if info["pending"] else (
         lambda _: "complete" if len(store.done_ids() & ids) == len(ids) else "partial")
     store.update_manifest(shards={mine: info}, status=status)

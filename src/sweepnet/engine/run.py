@@ -35,7 +35,8 @@ from tqdm import tqdm
 from sweepnet.core.errors import Interrupted, SweepnetError
 from sweepnet.core.host import __version__
 from sweepnet.core.words import plural
-from sweepnet.engine import distributed, programs, stop
+from sweepnet.engine import adaptive as adaptive_lib
+from sweepnet.engine import distributed, programs, segments, stop
 from sweepnet.engine import plan as plan_lib
 from sweepnet.engine.plan import Bucket, Run
 from sweepnet.kernel import choice as fused_lib
@@ -120,16 +121,21 @@ class Summary:
     retries: int = 0  # chunks halved after RESOURCE_EXHAUSTED
     loaded: int = 0
     build_s: float = 0.0  # seconds spent building the fused CPU kernel (not a compile)
+    network_steps: int = 0  # steps the networks trained in segments took (stopped early)
+    grid_steps: int = 0  # steps of every network of the grid, each trained to the end
 
     def __str__(self):
         rate = self.trained / max(self.wall_s, 1e-9)
         cached = f", {self.loaded} from cache" if self.loaded else ""
         build = f", {self.build_s:.1f} s building the CPU kernel" if self.build_s else ""
+        steps = (f"; {self.network_steps:,} network-steps, "
+                 f"{self.network_steps / self.grid_steps:.1%} of the full grid's "
+                 f"{self.grid_steps:,}" if self.network_steps and self.grid_steps else "")
         return (
             f"trained {plural(self.trained, 'network')} ({self.skipped} already done, "
             f"{self.total} in grid) in {self.wall_s:.1f} s: {plural(self.buckets, 'bucket')}, "
             f"{plural(self.compiles, 'compile')} ({self.compile_s:.1f} s{cached}){build}, "
-            f"{significant(rate)} networks/s"
+            f"{significant(rate)} networks/s{steps}"
         )
 
 
@@ -194,14 +200,24 @@ def sweep(spec: Spec, out: str | None, signals: stop.Signals, *, shard: tuple[in
     full = plan_lib.make_plan(spec, n_dev, max_memory, platform=where)
     for line in data_lib.file_warnings(r.config for r in full.runs) if pid == 0 else ():
         warn(line)  # a file with fewer points than n_train + n_test: once, before training
+    adaptive = None
+    if adaptive_lib.searching(spec):
+        if shard[1] > 1 or n_proc > 1:
+            raise SweepnetError('search.mode = "boundary": a search decides from every cell\'s '
+                                "outcomes, so it runs in one process and one shard")
+        adaptive = adaptive_lib.Adaptive(spec, full.runs)
     store = distributed.open_store(out, spec, fresh, tag, shared=shard[1] > 1)
+    if adaptive is not None and store.done_ids():  # a resumed search replays its outcomes
+        adaptive.seen(results.load(out)[["run_id", "separated"]])
     if cache:
         programs.enable_compilation_cache()
     built = fused_lib.build_seconds()
 
     def replan(done, force=None, max_chunk=None):
-        """The plan for this share's runs not in ``done``; ``force``: a gradient per program."""
+        """The plan for this share's runs not in ``done``; ``force``: a gradient per program.
+        An adaptive sweep's plan holds only what its search asks for now."""
         ask = lambda static: (force or {}).get(static) or gradient(static, m)
+        done = adaptive.hold(done) if adaptive is not None else done
         return plan_lib.make_plan(spec, n_dev, full.max_memory, runs=full.runs, platform=where,
                                   shard=mine, done=done, gradient=ask, max_chunk=max_chunk)
 
@@ -211,6 +227,7 @@ def sweep(spec: Spec, out: str | None, signals: stop.Signals, *, shard: tuple[in
     todo = [b for b in plan.buckets if b.calls]
     pending = sum(len(b.todo) for b in todo)
     mine_ids = {r.run_id for b in plan.buckets for r in b.runs}
+    before = len(store.done_ids() & mine_ids)  # finished before this call
     # under jax.distributed a lost peer ends the sweep with a one-line error (see PeerWatch)
     with distributed.PeerWatch() if n_proc > 1 else contextlib.nullcontext():
         provenance = {
@@ -235,12 +252,12 @@ def sweep(spec: Spec, out: str | None, signals: stop.Signals, *, shard: tuple[in
                 shards={distributed.share_tag(distributed.process_share(shard, p)):
                         {"status": "running"} for p in range(n_proc)},
             )
-        bar = progress_bar(pending, progress)
-        writer = Writer(store, spec, provenance, tag, bar, signals)
+        bar = progress_bar(None if adaptive else pending, progress)
+        writer = Writer(store, spec, provenance, tag, bar, signals, adaptive=adaptive)
         stats = {"compiles": 0, "loaded": 0, "compile_s": 0.0, "retries": 0}
         buckets = {}
         try:
-            for bucket in todo:
+            for bucket in rounds(todo, adaptive, lambda: replan(store.done_ids())):
                 tb, compiled, loaded = time.perf_counter(), stats["compile_s"], stats["loaded"]
                 last, on_xla = train_bucket(bucket, m, writer, stats, cache, replan)
                 switched = on_xla is not None
@@ -265,9 +282,14 @@ def sweep(spec: Spec, out: str | None, signals: stop.Signals, *, shard: tuple[in
                         store.update_manifest(buckets=buckets)
             bar.close()
             finished = len(store.done_ids() & mine_ids)
+            complete = not adaptive.wanted() if adaptive else finished == len(mine_ids)
+            if adaptive is not None:
+                with signals.shield():
+                    adaptive.write(out)
             info = {
-                "status": "complete" if finished == len(mine_ids) else "incomplete",
-                "pending": len(mine_ids) - finished,
+                "status": "complete" if complete else "incomplete",
+                "pending": 0 if adaptive and complete else len(mine_ids) - finished,
+                **({"search": "done" if complete else "running"} if adaptive else {}),
                 "wall_s": round(time.perf_counter() - t0, 3),
             }
             distributed.finish_manifest(store, full, shard, info, buckets)
@@ -284,8 +306,8 @@ def sweep(spec: Spec, out: str | None, signals: stop.Signals, *, shard: tuple[in
                 f"{len(mine_ids) - kept}")) from None
         return Summary(
             total=len(full.runs),
-            skipped=len(mine_ids) - pending,
-            trained=pending,
+            skipped=before,
+            trained=writer.count if adaptive else pending,
             buckets=len(todo),
             compiles=stats["compiles"],
             compile_s=stats["compile_s"],
@@ -293,7 +315,20 @@ def sweep(spec: Spec, out: str | None, signals: stop.Signals, *, shard: tuple[in
             retries=stats["retries"],
             loaded=stats["loaded"],
             build_s=build_s,
+            network_steps=stats.get("network_steps", 0),
+            grid_steps=sum(r.config["steps"] for r in full.runs),
         )
+
+
+def rounds(todo: list[Bucket], adaptive: adaptive_lib.Adaptive | None, replan):
+    """The buckets to train, in order; for an adaptive sweep, again (``replan()``: the plan of
+    what its search asks for now) while the search wants networks no bucket has trained."""
+    yield from todo
+    while adaptive is not None and adaptive.wanted():
+        again = [b for b in replan().buckets if b.calls]
+        if not again:  # nothing the plan can train (never expected): stop, not spin
+            return
+        yield from again
 
 
 def gradient(static: Static, m: jax.sharding.Mesh) -> str:
@@ -370,6 +405,19 @@ def execute(bucket: Bucket, m, writer: Writer, written: set[str], stats: dict, c
     ``written``). Raises :class:`KernelReady` before a call when a bucket planned
     ``PENDING`` finds the kernel ready, and :class:`OutOfMemory` after writing what it can."""
     nets, repl = NamedSharding(m, P("nets")), NamedSharding(m, P())
+    threshold = segments.stop_threshold(writer.spec)
+    more = None
+    if writer.adaptive is not None:  # between segments, what the search asks for now
+        ids = {r.run_id for r in bucket.runs}
+        more = lambda key, queue: writer.adaptive.more(ids, key, queue)
+    if threshold is not None or more is not None:  # in segments, slots refilled
+        segments.execute(
+            bucket, m, threshold,
+            load=lambda key: jax.device_put(load_group(bucket.static, key), repl),
+            inputs=chunk_inputs,
+            write=lambda call, out: write_part(writer, bucket, call, out, written),
+            stats=stats, cache=cache, more=more)
+        return
     fn = programs.bucket_fn(bucket.static, m, bucket.fused, bucket.sub_batch)
     compiled, inflight, data = None, None, None
 
@@ -436,6 +484,7 @@ class Writer:
     bar: tqdm
     signals: stop.Signals = dataclasses.field(default_factory=stop.Signals)
     count: int = 0  # networks written by this sweep
+    adaptive: adaptive_lib.Adaptive | None = None  # an adaptive sweep's search, told each part
 
 
 def write_part(writer: Writer, bucket: Bucket, call: plan_lib.Call, result, written: set[str]
@@ -456,6 +505,8 @@ def write_part(writer: Writer, bucket: Bucket, call: plan_lib.Call, result, writ
              "bucket_width": bucket.static.width, "bucket_depth": bucket.static.depth},
         )
         writer.store.write_part(name, *frames)
+        if writer.adaptive is not None:
+            writer.adaptive.seen(frames[0])
         written.update(r.run_id for r in call.runs)
         writer.count += len(call.runs)
         writer.bar.update(len(call.runs))

@@ -74,16 +74,15 @@ class Signals:
 
 
 def wait(result) -> None:
-    """Return when every array of ``result`` (a pytree of dispatched ``jax.Array``) is ready,
-    sleeping in between, so that a signal's handler runs at once."""
-    leaves = jax.tree.leaves(result)
-    while not all(a.is_ready() for a in leaves):
+    """Return when every array of ``result`` (a pytree of dispatched ``jax.Array``, or of host
+    arrays: ready) is ready, sleeping in between, so that a signal's handler runs at once."""
+    while not ready(result):
         time.sleep(POLL_S)
 
 
 def ready(result) -> bool:
-    """Every array of ``result`` is computed (an abandoned call's are not)."""
-    return all(a.is_ready() for a in jax.tree.leaves(result))
+    """Every array of ``result`` is computed (an abandoned call's are not; a host array is)."""
+    return all(a.is_ready() for a in jax.tree.leaves(result) if isinstance(a, jax.Array))
 
 
 def in_thread(fn, *args, **kwargs):

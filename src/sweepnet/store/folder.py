@@ -56,6 +56,7 @@ EXTENSIONS = {"runs": ".parquet", "curves": ".parquet", "params": ".npz"}
 CORRUPT = "corrupt"
 TOPOLOGY = "topology.parquet"
 TOPOLOGY_SCALES = "topology.json"
+SEARCH = "search.parquet"
 TOPOLOGY_PARTS = "topology"
 
 
@@ -78,6 +79,11 @@ def part_path(root: str, sub: str, name: str) -> str:
 def topology_path(root: str) -> str:
     """``DIR/topology.parquet``: the Betti numbers ``sweepnet topology`` measured."""
     return os.path.join(root, TOPOLOGY)
+
+
+def search_path(root: str) -> str:
+    """``DIR/search.parquet``: an adaptive sweep's verdict on every cell (engine.adaptive)."""
+    return os.path.join(root, SEARCH)
 
 
 def topology_scales_path(root: str) -> str:

@@ -23,7 +23,13 @@ from duckdb import sqltypes
 
 from sweepnet.core.errors import SweepnetError
 from sweepnet.core.stats import share_interval
-from sweepnet.store.folder import part_files, require_results_dir, stored_spec, topology_path
+from sweepnet.store.folder import (
+    part_files,
+    require_results_dir,
+    search_path,
+    stored_spec,
+    topology_path,
+)
 from sweepnet.store.tables import TOPOLOGY_COLUMNS, grid_ids
 from sweepnet.train import regions
 
@@ -174,6 +180,11 @@ def cell_view(con: duckdb.DuckDBPyConnection, roots: Sequence[str], several: boo
         or sum(k in b for b in bases) < len(bases)]
     present = {r[0] for r in con.execute("DESCRIBE runs").fetchall()}
     keys = [k for k in keys if k in present]
+    if not several and os.path.exists(search := search_path(roots[0])):
+        # an adaptive sweep: the search's verdicts, inferred cells (and from what) included
+        con.execute(f"""CREATE VIEW cells AS SELECT * EXCLUDE (k, monotone), k AS separated,
+                        monotone FROM read_parquet({_sql_text(search)}) ORDER BY ALL""")
+        return
     if "separated" not in present:  # an empty sweep: a typed, empty view
         con.execute("CREATE VIEW cells AS SELECT NULL::BIGINT AS n WHERE false")
         return

@@ -94,6 +94,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
                     doc="'separated': a network stops at its first evaluation that separated "
                         "(or diverged) and its slot takes the next network"),
     },
+    # an adaptive sweep (engine/adaptive.py): never in a run's configuration or its row, so a
+    # network's result does not depend on it; without the section the grid is trained whole
+    "search": {
+        "mode": Key(str, "grid", choices=("grid", "boundary"), sweep=False, optional=True,
+                    doc="'boundary': seeds go where the phase boundary is in doubt"),
+        "threshold": Key(float, 0.5, 0.0, 1.0, sweep=False, optional=True,
+                         doc="the share of seeds separated the boundary is about"),
+        "confidence": Key(float, 0.95, 0.5, 0.9999, sweep=False, optional=True,
+                          doc="each verdict's confidence, over all the search's looks"),
+
+    },
 }
 
 # Columns of a run's configuration, in the order they appear in the results table.
@@ -180,14 +191,15 @@ def settings(spec: Spec, section: str) -> str:
 # How a results folder may grow (``results.Store.open``). Every key of a spec is one of:
 # - part of each run's configuration, so of its id: a change adds and hides runs, and every
 #   finished run whose configuration is unchanged is kept;
-# - free text (``FREE_KEYS``): never in a run's row, so any change is fine;
+# - free text and the search's settings (``FREE_KEYS``): never in a run's row, so any change
+#   is fine;
 # - stored in every finished run's row (``STORED_KEYS``, key -> column): a change would make
 #   those rows wrong, so growing refuses it. So does any key not classified here.
 # train.stop is stored, not in the run id: a network's seed is drawn from its id, so stopping
 # trains the very networks a full grid trains (each up to its stop), and a full grid's outcomes
 # replay an adaptive search's (a stopped row still differs: growing refuses the change).
 STORED_KEYS = {"name": "sweep", "train.separation": "separated", "train.stop": "stopped_at"}
-FREE_KEYS = ("description",)
+FREE_KEYS = ("description", "search.mode", "search.threshold", "search.confidence")
 
 
 def leaves(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -304,10 +316,10 @@ def validate(raw: Mapping[str, Any], source: str = "spec",
     where = _Origin(source, overridden)
     tree: dict[str, Any] = {}
     for name in raw:
-        if name not in SCHEMA[""] and name not in ("data", "model", "train"):
-            known = [*SCHEMA[""], "data", "model", "train"]
+        if name not in SCHEMA[""] and name not in ("data", "model", "train", "search"):
+            known = [*SCHEMA[""], "data", "model", "train", "search"]
             raise SweepnetError(f"{where(name)}: unknown key or section{suggest(name, known)}")
-    for section in ("model", "train"):
+    for section in ("model", "train", "search"):
         if not isinstance(raw.get(section, {}), dict):
             raise SweepnetError(f"{where(section)}: [{section}] must be a table")
         for name in raw.get(section, {}):
@@ -330,6 +342,8 @@ def validate(raw: Mapping[str, Any], source: str = "spec",
             out[name] = _check(where(dotted), key, given[name])
             if key.optional and out[name] == key.default and not isinstance(out[name], list):
                 del out[name]  # as if not given: the same tree, fingerprint and run ids
+    if not tree["search"]:
+        del tree["search"]  # a grid spec's tree (and fingerprint) as before the section
     if not _NAME.match(tree["name"]):
         raise SweepnetError(f"{where('name')}: use letters, digits, '_', '-', '.' "
                             f"(got {tree['name']!r})")
