@@ -6,6 +6,13 @@
                                                # topology if it is missing)
     python analysis/naitzat2020.py --set train.seeds=2 ...   # a smaller or larger sweep
 
+The protocol is the paper's (sweeps/naitzat-d1.toml: the authors' released code): only the
+networks at training accuracy exactly 1.0 are measured and counted, and their D-I Betti
+numbers are measured on an 88 x 88 grid over the data's square split by predicted class
+(``sweepnet topology --cloud grid --split predicted``). The same networks are also measured
+on the training points split by their labels (``--cloud train --split true``), so that what
+the choice of cloud changes is measured, not guessed.
+
 Writes analysis/out/naitzat2020.md and .html (figures in analysis/out/fig/). The claims:
 
 1. well-trained networks end with b0 = 1 and no higher Betti numbers, for both classes;
@@ -33,7 +40,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "analysis", "out")
 SPEC = os.path.join(ROOT, "sweeps", "naitzat-d1.toml")
 SWEEP = "naitzat-d1"  # the sweep every claim here is measured on
-PAPER_LAYER3 = {"relu": 3.5, "leaky_relu": 6.3, "tanh": 7.1}  # D-I, width 15, 10 layers
+PAPER_LAYER3 = {"relu": 3.5, "leaky_relu_0.2": 6.3, "tanh": 7.1}  # D-I, width 15, 10 layers
+LEAKY = "leaky_relu_0.2"  # the paper's leaky ReLU (TensorFlow's slope 0.2)
+ACCEPTED = "train_acc = 1"  # the paper keeps a network only at training accuracy exactly 1
+PROTOCOL = ("grid", "predicted")  # the paper's D-I clouds
+OURS = ("train", "true")  # sweepnet's default clouds, to compare
 RELU_NEAR = 1.5  # "near the paper's values": ReLU's mean b0 after layer 3 within this of 3.5
 TRIVIAL_SHARE = 0.9  # "well-trained networks end trivial": at least this share of them
 
@@ -47,26 +58,32 @@ def run(results: str, overrides: list[str]) -> float:
     return time.perf_counter() - t
 
 
-def measure(results: str, again: bool) -> float:
+def measure(results: str, again: bool, cloud: str, split: str) -> float:
+    """Measure the accepted networks' topology with ``cloud`` and ``split`` (unless done)."""
     from sweepnet.measure import topology
-    from sweepnet.store import results as res
 
-    if os.path.exists(res.topology_path(results)) and not again:
+    have = topology.load(results)
+    if len(have) and ((have["cloud"] == cloud) & (have["split"] == split)).any() and not again:
         return float("nan")
     t = time.perf_counter()
-    print(topology.summary(topology.measure(results, progress=True)), flush=True)
+    print(topology.summary(topology.measure(results, ACCEPTED, progress=True, cloud=cloud,
+                                            split=split)), flush=True)
     return time.perf_counter() - t
 
 
-def table(results: str) -> pd.DataFrame:
-    """Topology rows joined with their runs: one row per (run, layer, class)."""
+def table(results: str, how: tuple[str, str] = PROTOCOL) -> pd.DataFrame:
+    """Topology rows of the clouds ``how`` joined with their runs: one row per (run, layer,
+    class), accepted networks only (training accuracy 1)."""
     from sweepnet.measure import topology
     from sweepnet.store import results as res
 
     runs = res.load(results)
+    runs = runs[runs["train_acc"] == 1]
     cols = ["run_id", "width", "depth", "activation", "seed", "test_acc", "separated",
             "train_acc", "steps", "optimizer", "batch_size", "sweep"]
-    df = topology.load(results).merge(runs[cols], on="run_id")
+    topo = topology.load(results)
+    topo = topo[(topo["cloud"] == how[0]) & (topo["split"] == how[1])]
+    df = topo.merge(runs[cols], on="run_id")
     df["last"] = df["layer"] == df["depth"] + 1  # the logits
     for c in ("b0", "b1", "b2", "layer", "depth", "width"):
         df[c] = df[c].astype(float)
@@ -155,12 +172,12 @@ def claim_activations(rep: Report, df: pd.DataFrame, scales: dict | None = None)
     deep_wide = df[(df["width"] == w) & (df["depth"] == d) & (df["class"] == 1)]
     at3 = deep_wide[deep_wide["layer"] == 3]
     means = at3.groupby("activation")["b0"].mean().to_dict()
-    if not {"relu", "leaky_relu", "tanh"} <= set(means):
+    if not {"relu", LEAKY, "tanh"} <= set(means):
         rep.section(None, SWEEP, [Claim("ReLU reduces b0 faster than tanh", "", "not measured",
                                         None)])
         return
-    order = sorted(means, key=means.get)
-    paper_order = means["relu"] < means["leaky_relu"] < means["tanh"]
+    order = sorted(PAPER_LAYER3, key=means.get)
+    paper_order = means["relu"] < means[LEAKY] < means["tanh"]
     near = abs(means["relu"] - PAPER_LAYER3["relu"]) < RELU_NEAR
     ok3 = paper_order and near
     hidden = deep_wide[(deep_wide["layer"] >= 1) & (deep_wide["layer"] <= d)]
@@ -173,7 +190,7 @@ def claim_activations(rep: Report, df: pd.DataFrame, scales: dict | None = None)
               "networks)", ok3),
         Claim(f"ReLU reduces b0 faster than tanh (disks' b0 averaged over the {d} hidden "
               "layers)", "ReLU lowest, tanh highest, leaky ReLU between", _fmt(over),
-              over["relu"] < over["tanh"] and over["leaky_relu"] < over["tanh"]),
+              over["relu"] < over["tanh"] and over[LEAKY] < over["tanh"]),
     ], [
         piv.round(2).set_axis([f"L{int(c)}" for c in piv.columns], axis=1).reset_index(),
         None if ok3 else _why_layer3(df[df["width"] == w], piv, means, near, scales or {}),
@@ -194,7 +211,8 @@ def _why_layer3(runs_w: pd.DataFrame, piv: pd.DataFrame, means: dict, near: bool
     half_at = lambda a: "none" if half[a] is None else half[a]
     runs = runs_w.drop_duplicates("run_id")
     slope = -float(ACTIVATIONS["leaky_relu"](-1.0))
-    gap = abs(means["relu"] - means["leaky_relu"])
+    gap = abs(means["relu"] - means[LEAKY])
+    small = means.get("leaky_relu")
     out = [
         f"Why layer 3 disagrees: in layers 1-3 the disks' mean b0 stays between "
         f"{early.min().min():.2f} and {early.max().max():.2f} (input "
@@ -206,10 +224,11 @@ def _why_layer3(runs_w: pd.DataFrame, piv: pd.DataFrame, means: dict, near: bool
            f"; ReLU's {means['relu']:.2f} after layer 3 is not within {RELU_NEAR} of the "
            f"paper's {PAPER_LAYER3['relu']}") + ".",
         f"Our networks trained for {_budget(runs)}, seeds {_ints(runs['seed'])}, mean test "
-        f"accuracy {runs['test_acc'].mean():.3f} at width {int(runs['width'].iloc[0])}; the "
-        "paper's were trained to perfect accuracy.",
-        f"Our leaky ReLU has slope {slope:g} (sweepnet's registry); after layer 3 it is "
-        f"{gap:.2f} from ReLU in mean b0.",
+        f"accuracy {runs['test_acc'].mean():.3f} at width {int(runs['width'].iloc[0])}; all "
+        "at training accuracy 1, as the paper's.",
+        f"The paper's leaky ReLU (slope 0.2, `{LEAKY}`) is {gap:.2f} from ReLU in mean b0 "
+        "after layer 3" + ("" if small is None else f"; sweepnet's `leaky_relu` (slope "
+                           f"{slope:g}) is at {small:.2f}") + ".",
     ]
     if scales:
         out.append("k and eps are ours too (" + "; ".join(
@@ -277,6 +296,41 @@ def claim_depth(rep: Report, df: pd.DataFrame) -> None:
     ], [by.round(2).reset_index()], level=3)
 
 
+def compare_clouds(rep: Report, results: str) -> None:
+    """The same accepted networks measured on the paper's clouds (grid, split by prediction)
+    and on sweepnet's default ones (training points, split by label): what the choice of
+    cloud changes, per activation, at the widest width and deepest depth."""
+    rows = []
+    for how in (PROTOCOL, OURS):
+        df = table(results, how)
+        if not len(df):
+            continue
+        w, d = int(df["width"].max()), int(df["depth"].max())
+        one = df[(df["width"] == w) & (df["depth"] == d)]
+        disks = one[one["class"] == 1]
+        for a, g in disks.groupby("activation"):
+            nets = one[one["activation"] == a]
+            last = nets[nets["layer"] == d]
+            trivial = ((last["b0"] == 1) & (last["b1"] == 0)).groupby(last["run_id"]).all()
+            rows.append({"cloud": f"{how[0]}, {how[1]}", "activation": a,
+                         "networks": g["run_id"].nunique(),
+                         "input b0 (disks)": g[g["layer"] == 0]["b0"].mean(),
+                         "b0 after layer 3": g[g["layer"] == 3]["b0"].mean(),
+                         "b0 over hidden layers": g[(g["layer"] >= 1) & (g["layer"] <= d)][
+                             "b0"].mean(),
+                         "trivial after last hidden": trivial.mean()})
+    if len(rows) < 2:
+        return
+    tab = pd.DataFrame(rows).round(2)
+    rep.section("The same networks on two clouds: the paper's grid and the training points",
+                SWEEP, body=[
+        "Mean Betti numbers of the disks (class 1) of the accepted networks at the widest "
+        "width and deepest depth, measured twice: on the 88 x 88 grid split by the network's "
+        "prediction (the paper's D-I protocol, the claims above) and on the training points "
+        "split by their labels (sweepnet's default). The last column is the share of networks "
+        "with b = (1, 0) for both classes after the last hidden layer.\n", tab], level=3)
+
+
 def report(results: str, out: str, walls: dict[str, float]) -> str:
     from sweepnet.store import results as res
     from sweepnet.sweep import spec
@@ -285,31 +339,43 @@ def report(results: str, out: str, walls: dict[str, float]) -> str:
     df = table(results)
     rep = Report(out, "naitzat2020", predicts="paper says")
     scales = res.load_topology_scales(results)
+    every = res.load(results)
     runs = df.drop_duplicates("run_id")
     threshold = spec.load(os.path.join(results, "spec.toml")).separation
     timed = [f"{k} {v:.0f} s" for k, v in walls.items() if np.isfinite(v)]
+    accepted = (every.assign(ok=every["train_acc"] == 1)
+                .groupby(["width", "depth", "activation"])["ok"].agg(["sum", "size"]))
     rep.section(None, SWEEP, body=[
         "Betti numbers of each class at the input (layer 0), after every hidden layer and at "
-        "the logits (layer depth + 1), measured by `sweepnet topology` with Naitzat et al.'s "
-        "method: kNN graph, hop distance, Vietoris-Rips at one scale (ripser), at "
+        "the logits (layer depth + 1), measured by `sweepnet topology --cloud grid --split "
+        "predicted` (the paper's D-I protocol: an 88 x 88 grid over the data's square, each "
+        "class the grid points the network predicts as it, at most 1,000 a class, a fixed "
+        "random subsample) with Naitzat et al.'s method: kNN graph, hop distance, "
+        "Vietoris-Rips at one scale (ripser), at "
         + "; ".join(f"k = {v['k']}, eps = {v['eps']} ({v['source']})" for v in scales.values())
-        + ". " + _input_check(df, scales) + "\n",
-        f"Sweep `{', '.join(sorted(runs['sweep'].unique()))}` at "
-        f"`{shown(results)}`: "
-        f"{len(runs)} networks (widths {_ints(runs['width'])}, depths {_ints(runs['depth'])}, "
-        f"{', '.join(sorted(runs['activation'].unique()))}; {_budget(runs)}), "
-        f"{int(runs['separated'].sum())} separated (test accuracy ≥ {threshold:g}); "
-        f"mean test accuracy {runs['test_acc'].mean():.3f}."
+        + ". " + _input_check(table(results, OURS), scales).replace(
+            "At the input", "On the training points (`--cloud train`), at the input") + "\n",
+        f"Sweep `{', '.join(sorted(every['sweep'].unique()))}` at `{shown(results)}`, trained "
+        f"as the paper ({_budget(every)}, the rate halved every 2,500 steps): {len(every)} "
+        f"networks (widths {_ints(every['width'])}, depths {_ints(every['depth'])}, "
+        f"{', '.join(sorted(every['activation'].unique()))}), of which {len(runs)} reached "
+        "training accuracy exactly 1 and are the only ones measured and counted here, as in "
+        f"the paper; {int(runs['separated'].sum())} of them separated (test accuracy ≥ "
+        f"{threshold:g}); their mean test accuracy {runs['test_acc'].mean():.3f}."
         + (f" Wall time here: {', '.join(timed)} ({os.cpu_count()} CPU cores)." if timed else "")
         + "\n",
     ])
     acc = (runs.groupby(["width", "depth", "activation"])["test_acc"].agg(["mean", "min"])
            .round(4).reset_index())
-    rep.section("Test accuracy", SWEEP, body=[acc], level=3)
+    acc = acc.merge(accepted.rename(columns={"sum": "accepted", "size": "trained"})
+                    .reset_index(), on=["width", "depth", "activation"], how="right")
+    rep.section("Accepted networks (training accuracy 1) and their test accuracy", SWEEP,
+                body=[acc], level=3)
     claim_trivial_end(rep, df)
     claim_activations(rep, df, scales)
     claim_width(rep, df)
     claim_depth(rep, df)
+    compare_clouds(rep, results)
     rep.section(None, SWEEP, body=[
         Figure(charts.betti(df), "naitzat_betti",
                "Mean Betti numbers by layer, per activation (dashes: class), by depth"),
@@ -330,7 +396,8 @@ def main(argv=None) -> int:
     walls = {}
     if not a.no_run:
         walls["training"] = run(a.results, a.set)
-    walls["topology"] = measure(a.results, a.remeasure)
+    walls["topology (grid)"] = measure(a.results, a.remeasure, *PROTOCOL)
+    walls["topology (train)"] = measure(a.results, a.remeasure, *OURS)
     print(report(a.results, a.out, walls))
     return 0
 
