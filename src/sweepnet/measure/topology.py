@@ -261,8 +261,8 @@ def _stability(name: str, p: dict, n: int, noise: float, seed: int, k: int | Non
     """The scale of a data configuration's input and whether it is stable: ``(calibrated,
     None)`` for known topology, else the stable search's (``clouds.stable_scale``) on the
     training points of ``seed``, or ``DEFAULT_SCALE`` and False (with a warning)."""
-    if known is not None:
-        return calibrate(name, p, n, noise), None
+    if known is not None:  # both given: the search would pick what they override
+        return (Scale(k, eps, "given") if k and eps else calibrate(name, p, n, noise)), None
     x, y = class_points(name, p, n, noise, seed)
     found = cloud_lib.stable_scale(x, y, maxdim_of(x.shape[1]), KS, EPSILONS, (k, eps))
     if found is None:
