@@ -336,7 +336,19 @@ def claim_width(rep: Report, df: pd.DataFrame) -> None:
               f"share of the change done at the middle hidden layer, width {narrow} vs {wide}: "
               f"{by[narrow].mean():.2f} vs {by[wide].mean():.2f}; narrower sooner in {wins} of "
               f"{len(by)} (depth, activation) cells", wins > len(by) / 2),
-    ], [by.round(2).reset_index()], level=3)
+    ], [by.round(2).reset_index(), None if wins > len(by) / 2 else _why_width(tot, narrow, by)],
+        level=3)
+
+
+def _why_width(tot: pd.DataFrame, narrow: int, by: pd.DataFrame) -> str:
+    """Why the width claim disagrees: how many accepted networks each cell rests on."""
+    nets = tot.drop_duplicates("run_id")
+    n = nets[nets["width"] == narrow].groupby(["depth", "activation"]).size()
+    cells = "; ".join(f"depth {int(d)} {a}: {int(n.get((d, a), 0))}" for d, a in by.index)
+    return (f"Why narrower does not measure sooner: only {int((nets['width'] == narrow).sum())} "
+            f"networks of width {narrow} reached the acceptance, so the comparison rests on "
+            f"{len(by)} cells of few narrow networks each ({cells}); the cells that lack an "
+            "accepted narrow network are left out.\n")
 
 
 def claim_depth(rep: Report, df: pd.DataFrame) -> None:
