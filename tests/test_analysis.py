@@ -216,12 +216,13 @@ def naitzat(tmp_path_factory):
     tiny = spec.load(os.path.join(ROOT, "sweeps", "naitzat-d1.toml"),
                      ["train.steps=20", "train.eval_every=20", "train.seeds=1",
                       "model.width=[2,3]", "model.depth=[2,4]", "train.separation=0.0",
+                      'model.activation=["relu","leaky_relu_0.2","tanh"]',
                       "data.n_train=200", "data.n_test=256"])
     engine.run_sweep(tiny, root, progress=False)
     return root
 
 
-PAPER_SPEED = {"relu": 1.0, "leaky_relu": 0.5, "tanh": 1 / 3}
+PAPER_SPEED = {"relu": 1.0, "leaky_relu_0.2": 0.5, "tanh": 1 / 3}
 
 
 def _write_topology(root: str, speed: dict, faster: int, hidden_trivial: bool) -> None:
@@ -239,8 +240,10 @@ def _write_topology(root: str, speed: dict, faster: int, hidden_trivial: bool) -
             k = 0 if layer == 0 else 9 if layer >= d else min(8, round(2 * layer * s))
             b1 = 2 if layer == d and not hidden_trivial else 9 - k
             for c, (b0, b1c) in enumerate(((1, b1), (max(1, 9 - k), 0))):
-                rows.append({"run_id": r["run_id"], "layer": layer, "class": c, "b0": b0,
-                             "b1": b1c, "b2": None, "n_points": 100, "k": 16, "eps": 2})
+                for cloud, split in (("grid", "predicted"), ("train", "true")):
+                    rows.append({"run_id": r["run_id"], "layer": layer, "class": c, "b0": b0,
+                                 "b1": b1c, "b2": None, "n_points": 100, "k": 16, "eps": 2,
+                                 "cloud": cloud, "split": split})
     df = pd.DataFrame(rows)
     for c in ("layer", "class", "b0", "b1", "b2", "n_points", "k", "eps"):
         df[c] = df[c].astype("Int64")
@@ -254,10 +257,11 @@ def _write_topology(root: str, speed: dict, faster: int, hidden_trivial: bool) -
 NAITZAT_FLIPS = {
     "... and after the last hidden layer": ("100% of the 12 trivial", "0% of the 12 trivial"),
     "disks' mean b0 after layer 3 (width 3, depth 4): ReLU < leaky ReLU < tanh, near the "
-    "paper's values": ("leaky_relu 6.00, relu 3.00, tanh 7.00",
-                       "leaky_relu 5.00, relu 6.00, tanh 1.00"),
+    "paper's values": ("leaky_relu_0.2 6.00, relu 3.00, tanh 7.00",
+                       "leaky_relu_0.2 5.00, relu 6.00, tanh 1.00"),
     "ReLU reduces b0 faster than tanh (disks' b0 averaged over the 4 hidden layers)":
-        ("leaky_relu 5.50, relu 4.00, tanh 6.00", "leaky_relu 4.75, relu 5.50, tanh 2.75"),
+        ("leaky_relu_0.2 5.50, relu 4.00, tanh 6.00",
+         "leaky_relu_0.2 4.75, relu 5.50, tanh 2.75"),
     "narrower networks reduce topology sooner than wider ones":
         ("width 2 vs 3: 0.33 vs 0.22; narrower sooner in 5 of 6",
          "width 2 vs 3: 0.22 vs 0.33; narrower sooner in 0 of 6"),
@@ -268,7 +272,8 @@ NAITZAT_FLIPS = {
 def test_naitzat_report_follows_its_data(naitzat, tmp_path):
     script = _load_script("naitzat2020")
     _write_topology(naitzat, PAPER_SPEED, faster=2, hidden_trivial=True)
-    assert script.main(["--no-run", "--results", naitzat, "--out", str(tmp_path / "a")]) == 0
+    assert script.main(["--no-run", "--results", naitzat, "--out", str(tmp_path / "a"),
+                        "--accept", "0"]) == 0
     md = (tmp_path / "a" / "naitzat2020.md").read_text()
     base = _verdicts(md)
     assert base[next(c for c in base if c.endswith("at the logits"))][1] == "agrees"
@@ -278,14 +283,15 @@ def test_naitzat_report_follows_its_data(naitzat, tmp_path):
     assert shallow[1] == "agrees"
     for claim, (was, _) in NAITZAT_FLIPS.items():
         assert was in base[claim][0] and base[claim][1] == "agrees", (claim, base[claim])
-    assert "At the input every class has its known Betti numbers" in md
+    assert "at the input every class has its known Betti numbers" in md
     assert "Why" not in md  # nothing to explain where the paper's claims hold
 
     # the same runs, with ReLU and tanh swapped, the wider networks the faster ones and the
     # square's holes left open after the last hidden layer
     swapped = {**PAPER_SPEED, "relu": PAPER_SPEED["tanh"], "tanh": PAPER_SPEED["relu"]}
     _write_topology(naitzat, swapped, faster=3, hidden_trivial=False)
-    assert script.main(["--no-run", "--results", naitzat, "--out", str(tmp_path / "b")]) == 0
+    assert script.main(["--no-run", "--results", naitzat, "--out", str(tmp_path / "b"),
+                        "--accept", "0"]) == 0
     md2 = (tmp_path / "b" / "naitzat2020.md").read_text()
     print("\n".join(_changed(md, md2)))  # the evidence: what the altered data changed
     flipped = _verdicts(md2)
@@ -295,7 +301,9 @@ def test_naitzat_report_follows_its_data(naitzat, tmp_path):
     assert "Why the last hidden layer disagrees" in md2
     assert "class 0: (1.00, 2.00) (input (1.00, 9.00))" in md2
     assert "Why layer 3 disagrees" in md2
-    assert "half of the drop in b0 is made by layer 2 (tanh), 3 (leaky_relu), 4 (relu)" in md2
+    assert "half of the drop in b0 is made by layer 2 (tanh), 3 (leaky_relu_0.2), 4 (relu)" \
+        in md2
+    assert "Measured: after layer 3" in md2 and "the grid lowers them by 0.00" in md2
 
 
 # ----------------------------------------------------------------------------- guss2018

@@ -16,7 +16,7 @@ from sweepnet.core.errors import SweepnetError
 from sweepnet.engine import cost as cost_lib
 from sweepnet.engine import plan
 from sweepnet.engine import run as engine
-from sweepnet.measure import topology
+from sweepnet.measure import pool, topology
 from sweepnet.measure.network import forward
 from sweepnet.store import query, results
 from sweepnet.sweep import data, spec
@@ -387,8 +387,8 @@ def test_a_killed_run_resumes_without_measuring_finished_networks(measured, tmp_
     assert len(results.topology_part_files(killed)) == 2
     monkeypatch.setattr(results, "save_topology_part", save)
     clouds, lines = [], []
-    real = topology.measure_clouds
-    monkeypatch.setattr(topology, "measure_clouds", lambda jobs: clouds.extend(jobs) or real(jobs))
+    real = pool.measure_clouds
+    monkeypatch.setattr(pool, "measure_clouds", lambda jobs: clouds.extend(jobs) or real(jobs))
     new = topology.measure(killed, where=where, n_points=300, workers=1, say=lines.append)
     assert len(clouds) == 2 * 3 * 2  # two networks' hidden layers and logits, per class
     assert lines[0].startswith("topology: 16 clouds of 2 networks to measure (2 measured "
@@ -416,7 +416,8 @@ def test_bad_topology_input_is_a_one_line_error(measured, capsys):
 @pytest.mark.slow
 def test_a_file_dataset_gets_measured_input_and_layers(tiny_results, tmp_path):
     """A sweep of a ``file`` of one's own points (a ring and a blob): its input is measured at
-    the default scale (unknown topology) and its layers with it. The sweep has the tiny sweep's
+    the first stable scale (unknown topology) and its layers with it; a tiny sample of it is
+    unstable (a warning and ``stable = false``). The sweep has the tiny sweep's
     grid, budget and memory limit, so it runs the program that ``tiny_results`` compiled."""
     rng = np.random.default_rng(0)
     t = rng.uniform(0, 2 * np.pi, 600)
@@ -431,13 +432,23 @@ def test_a_file_dataset_gets_measured_input_and_layers(tiny_results, tmp_path):
     per_net = cost_lib.bytes_per_network(plan.make_plan(s, 2).buckets[0].static)
     out = str(tmp_path / "results")
     engine.run_sweep(s, out, progress=False, max_memory=4 * per_net)
+    said = []
     df = topology.measure(out, where="width = 3 AND depth = 2 AND seed = 0", n_points=500,
-                          workers=1)
-    assert (df["k"] == topology.DEFAULT_SCALE.k).all()  # unknown topology: the default
+                          workers=1, say=said.append)
+    # unknown topology: the first scale where the input is stable, and no warning
+    assert df["stable"].all() and not [s for s in said if "warning" in s]
+    assert [v["stable"] for v in results.load_topology_scales(out).values()] == [True]
     first = df[df["layer"] == 0].set_index("class")
     assert (first.loc[0, "b0"], first.loc[0, "b1"]) == (1, 1)  # the ring, measured
     assert (first.loc[1, "b0"], first.loc[1, "b1"]) == (1, 0)  # the blob
     assert set(df["layer"]) == {0, 1, 2, 3} and (df["n_points"] == 500).all()
+    # a tiny sample is unstable: a one-line warning, stable = false, the default scale
+    said.clear()
+    tiny = topology.measure(out, where="width = 3 AND depth = 2 AND seed = 0", n_points=6,
+                            workers=1, say=said.append)
+    warned = [s for s in said if s.startswith("sweepnet: warning: topology:")]
+    assert len(warned) == 1 and str(path) in warned[0] and "\n" not in warned[0]
+    assert (~tiny["stable"]).all() and (tiny["k"] == topology.DEFAULT_SCALE.k).all()
 
 
 @pytest.mark.slow  # renders a chart, an inspect picture and a report: 5-17 s
@@ -468,12 +479,18 @@ def test_claims_report_runs_on_measured_results(measured, tmp_path):
     mod_spec = importlib.util.spec_from_file_location("naitzat2020", path)
     script = importlib.util.module_from_spec(mod_spec)
     mod_spec.loader.exec_module(script)
-    assert script.main(["--no-run", "--results", measured, "--out", str(tmp_path)]) == 0
+    out = str(tmp_path / "results")
+    shutil.copytree(measured, out)  # the script measures the grid clouds into it
+    # a 60-step sweep: every network counts (the paper's protocol keeps training accuracy 1)
+    assert script.main(["--no-run", "--results", out, "--out", str(tmp_path), "--accept",
+                        "0"]) == 0
     md = (tmp_path / "naitzat2020.md").read_text()
     rows = [r for r in md.splitlines() if r.startswith("| ")]
-    # one activation and one depth here: those claims are not measured, and say so
+    # one activation here: that claim is not measured, and says so; the script measured the
+    # grid clouds of every network, both depths
     assert any("ReLU" in r and r.rstrip(" |").endswith("not measured") for r in rows)
-    assert any("shallow" in r and "one depth only" in r for r in rows)
+    assert any("shallow" in r and r.rstrip(" |").endswith(("agrees", "DISAGREES")) for r in rows)
+    assert set(topology.load(out)["cloud"]) == {"grid", "train"}
     assert any("narrower" in r and r.rstrip(" |").endswith(("agrees", "DISAGREES")) for r in rows)
     assert (tmp_path / "naitzat2020.html").exists()
 

@@ -180,7 +180,8 @@ def cmd_topology(a):
 
     df = topology.measure(a.dir, a.where, n_points=a.points, k=a.k, eps=a.eps,
                           workers=a.workers, progress=not a.quiet,
-                          say=lambda line: print(line, file=sys.stderr, flush=True))
+                          say=lambda line: print(line, file=sys.stderr, flush=True),
+                          cloud=a.cloud, split=a.split, grid=a.grid)
     activation = results.load(a.dir)[["run_id", "activation"]]
     print(topology.summary(df))
     print("mean Betti numbers by kind of layer and activation:")
@@ -386,6 +387,7 @@ def parser() -> argparse.ArgumentParser:
     t = _sub(sub, "topology", "Betti numbers of each class after each layer", """\
   sweepnet topology results/naitzat-d1                  # -> results/naitzat-d1/topology.parquet
   sweepnet topology results/olah --where "width = 3 and depth <= 2" --points 500
+  sweepnet topology results/naitzat-d1 --cloud grid --split predicted   # the paper's D-I
   sweepnet query results/naitzat-d1 "select layer, avg(b0) from topology group by 1 order by 1"
 """, description="Rebuild each selected network from its stored parameters, push each class's "
               "points through it and measure Betti numbers b0, b1 (b2 for 3-D data) at the "
@@ -393,7 +395,16 @@ def parser() -> argparse.ArgumentParser:
               "graph, hop distance, Vietoris-Rips at one scale; ripser). Nothing is retrained.")
     t.add_argument("dir", help="results folder, e.g. results/naitzat-d1")
     t.add_argument("--where", help="SQL condition on the runs view, e.g. \"width = 3\"")
-    t.add_argument("--points", type=int, help="points per class (default 1000; 3000 for D-III)")
+    t.add_argument("--points", type=int, help="points per class (default 1000; 3000 for D-III); "
+                   "a larger class cloud is a fixed random subsample")
+    t.add_argument("--cloud", choices=("train", "test", "grid"), default="train",
+                   help="the points: the training points (default), a test draw, or a grid "
+                   "over the data's square (2-D data; split by predicted class)")
+    t.add_argument("--split", choices=("true", "predicted"), default="true",
+                   help="a class's cloud: the points of that label (default) or those the "
+                   "network predicts as that class (the input is then the network's own)")
+    t.add_argument("--grid", type=int, help="grid points a side with --cloud grid (default 88, "
+                   "as the paper)")
     t.add_argument("--k", type=int, help="neighbours of the kNN graph (default: calibrated)")
     t.add_argument("--eps", type=int, help="Vietoris-Rips scale in hops (default: calibrated)")
     t.add_argument("--workers", type=int, help="processes (default: one per core)")

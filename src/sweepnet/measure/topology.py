@@ -15,7 +15,12 @@ clique complex at ``eps`` reduced to its core before ripser sees it.
 in order of cost, for which the input clouds of a few data seeds all give the data's known
 Betti numbers (:func:`sweepnet.sweep.data.betti`). They are stored in ``DIR/topology.json`` and
 every row of ``DIR/topology.parquet``; the user may override either. Data of unknown
-topology (a ``file`` of the user's own points) gets ``DEFAULT_SCALE``.
+topology (a ``file`` of the user's own points) gets the first scale at which its input is
+stable (:func:`sweepnet.measure.clouds.stable_scale`), or ``DEFAULT_SCALE`` and a warning,
+with the table's ``stable`` column saying which (null where the known numbers were used).
+Which points make the clouds, and how they split into classes, is
+:mod:`sweepnet.measure.clouds`' (``cloud``, ``split``: columns of the table and part of
+what a resumed run compares).
 
 A run (:func:`measure`): networks are rebuilt from their stored parameters, a chunk at a
 time (``results.load_params_many``), and each chunk's forward passes are one vmapped call per
@@ -29,11 +34,8 @@ merged into ``DIR/topology.parquet`` at the end.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
-import hashlib
 import json
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -45,14 +47,15 @@ from tqdm import tqdm
 
 from sweepnet.core.errors import SweepnetError
 from sweepnet.engine import programs
-from sweepnet.measure.homology import Cloud, betti_numbers, knn_graph, measure_clouds
+from sweepnet.measure import clouds as cloud_lib
+from sweepnet.measure.homology import Cloud, betti_numbers, knn_graph
 from sweepnet.measure.network import data_params, forward, forward_many
+from sweepnet.measure.pool import Measurer, betti_of_clouds
 from sweepnet.store import query, results
 from sweepnet.sweep import data
 
 COLUMNS = results.TOPOLOGY_COLUMNS
 CHUNK_CLOUDS = 512  # clouds of a part: what a killed run loses at most
-BATCH_CLOUDS = 8  # clouds of one pool task
 # A cloud of a trained network's layer took, on average, this share of an input cloud's CPU
 # time (a layer folds, piles up and flattens its cloud): olah.toml's 256 shapes and
 # activations, one seed (0.013 s against 0.04 s; analysis/topology_ab.py --olah).
@@ -99,24 +102,29 @@ CALIBRATED: dict[str, Scale] = {
 
 
 def class_points(name: str, params: Mapping[str, Any], n_points: int, noise: float = 0.0,
-                 data_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                 data_seed: int = 0, cloud: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """Up to ``n_points`` points of each class of a data configuration.
 
     Generated data is drawn afresh (``n_points * classes`` points from the training key of
-    ``data_seed``; with ``n_points * classes == n_train`` these are the training points). A
-    ``file`` gives at most ``n_points`` of its rows per class (a fixed subsample).
+    ``data_seed``; with ``n_points * classes == n_train`` these are the training points; from
+    the test key for ``cloud = "test"``). A ``file`` gives at most ``n_points`` of its rows per
+    class (a fixed subsample; another one for ``test``).
     Returns ``x (m, dim)`` float32 and ``y (m,)`` int32.
     """
     if name == "file":
         x, y = data.read_points(params["path"], params.get("label", "label"))
-        rng = np.random.default_rng(data_seed)
+        rng = np.random.default_rng(data_seed + (1 << 20 if cloud == "test" else 0))
         keep = np.concatenate([
             np.sort(rng.permutation(np.flatnonzero(y == c))[:n_points])
             for c in range(int(y.max()) + 1)
         ])
         return np.asarray(x[keep]), np.asarray(y[keep])
     n_classes = data.DATASETS[name].n_classes({**data.default_params(name), **params})
-    split = data.make_split(name, params, n_points * n_classes, 1, noise, data_seed)
+    n = n_points * n_classes
+    if cloud == "test":
+        split = data.make_split(name, params, n, n, noise, data_seed)
+        return split.x_test, split.y_test
+    split = data.make_split(name, params, n, 1, noise, data_seed)
     return split.x_train, split.y_train
 
 
@@ -195,93 +203,6 @@ def clouds_of(x: np.ndarray, logits: np.ndarray, hidden: Sequence[np.ndarray]
     return [x, *(h.T for h in hidden), logits.T]
 
 
-# ----------------------------------------------------------------------------- many clouds
-
-
-def _cloud_key(cloud: Cloud) -> tuple:
-    """Clouds with the same points and settings have the same Betti numbers: one key."""
-    k, eps, maxdim, x = cloud
-    x = np.ascontiguousarray(x)
-    return k, eps, maxdim, x.shape, x.dtype.str, hashlib.blake2b(x.tobytes(), digest_size=16
-                                                                  ).digest()
-
-
-class Measurer:
-    """Betti numbers of clouds: in a process pool kept for the whole run (``workers > 1``) or
-    in this process, each distinct cloud once (a cache of every cloud measured)."""
-
-    def __init__(self, workers: int):
-        self.pool = _pool(workers) if workers > 1 else None
-        self.cache: dict[tuple, tuple[int, int, int]] = {}
-
-    def submit(self, clouds: Sequence[Cloud]
-               ) -> Callable[[Callable[[int], None] | None], list[tuple[int, int, int]]]:
-        """Start measuring ``clouds``; returns ``collect(progress)``, which waits for them and
-        gives ``(b0, b1, b2)`` of each, in order, calling ``progress(n)`` as ``n`` are done."""
-        keys = [_cloud_key(c) for c in clouds]
-        todo: dict[tuple, Cloud] = {}
-        for key, cloud in zip(keys, clouds, strict=True):
-            if key not in self.cache and key not in todo:
-                todo[key] = cloud
-        order = list(todo)
-        batches = [order[i : i + BATCH_CLOUDS] for i in range(0, len(order), BATCH_CLOUDS)]
-        if self.pool is None:  # in this process, now
-            futures = {}
-            for batch in batches:
-                f: concurrent.futures.Future = concurrent.futures.Future()
-                f.set_result(measure_clouds([todo[k] for k in batch]))
-                futures[f] = batch
-        else:
-            futures = {self.pool.submit(measure_clouds, [todo[k] for k in batch]): batch
-                       for batch in batches}
-
-        def collect(progress: Callable[[int], None] | None = None):
-            for f in concurrent.futures.as_completed(futures):
-                batch = futures[f]
-                self.cache.update(zip(batch, f.result(), strict=True))
-                if progress:
-                    progress(len(batch))
-            if progress:
-                progress(len(keys) - len(order))  # repeats and clouds measured before
-            return [self.cache[k] for k in keys]
-
-        return collect
-
-    def close(self, cancel: bool = False) -> None:
-        """Stop the processes (at once, dropping what waits, with ``cancel``)."""
-        if self.pool is not None:
-            self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
-            self.pool = None
-
-
-def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
-    """``workers`` processes, started now (they get ready while this process works on).
-
-    They are forked from a fresh server process that imported the homology once
-    (``forkserver``): not forked from this process, whose JAX threads can deadlock a fork, nor
-    spawned, which imports sweepnet (and JAX: seconds) again in every worker.
-    """
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["sweepnet.measure.homology"])
-    else:
-        context = multiprocessing.get_context("spawn")
-    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
-    for _ in range(workers):
-        pool.submit(int)
-    return pool
-
-
-def betti_of_clouds(clouds: Sequence[Cloud], workers: int = 1) -> list[tuple[int, int, int]]:
-    """``(b0, b1, b2)`` of each ``(k, eps, maxdim, cloud (n, dim))``, over ``workers``
-    processes (b2 is 0 where ``maxdim < 2``)."""
-    m = Measurer(workers if len(clouds) > 1 else 1)
-    try:
-        return m.submit(clouds)(None)
-    finally:
-        m.close()
-
-
 # ----------------------------------------------------------------------------- results
 
 
@@ -295,6 +216,10 @@ class Network:
     scale: Scale
     maxdim: int
     n_points: int
+    cloud: str = "train"  # clouds.CLOUDS
+    split: str = "true"  # clouds.SPLITS
+    grid: int | None = None  # points a side of the grid cloud
+    stable: bool | None = None  # the input's scale: stable (unknown topology), else None
 
     @property
     def layers(self) -> int:
@@ -305,6 +230,11 @@ class Network:
     def rows(self) -> int:
         """Rows of the table (clouds): a cloud per class per layer."""
         return self.layers * int(self.row["n_classes"])
+
+    @property
+    def own_input(self) -> bool:
+        """Whether the input clouds are this network's own (split by its prediction)."""
+        return self.split == "predicted"
 
 
 def _config_key(name: str, params: Mapping[str, Any], noise: float, n_points: int) -> str:
@@ -326,25 +256,54 @@ def select_runs(root: str, where: str | None = None) -> pd.DataFrame:
     return runs.reset_index(drop=True)
 
 
-def _plan(runs: pd.DataFrame, n_points: int | None, k: int | None,
-          eps: int | None, stored: dict[str, Any], inputs: dict) -> list[Network]:
+def _stability(name: str, p: dict, n: int, noise: float, seed: int, k: int | None,
+               eps: int | None, known, say) -> tuple[Scale, bool | None]:
+    """The scale of a data configuration's input and whether it is stable: ``(calibrated,
+    None)`` for known topology, else the stable search's (``clouds.stable_scale``) on the
+    training points of ``seed``, or ``DEFAULT_SCALE`` and False (with a warning)."""
+    if known is not None:  # both given: the search would pick what they override
+        return (Scale(k, eps, "given") if k and eps else calibrate(name, p, n, noise)), None
+    x, y = class_points(name, p, n, noise, seed)
+    found = cloud_lib.stable_scale(x, y, maxdim_of(x.shape[1]), KS, EPSILONS, (k, eps))
+    if found is None:
+        scale = Scale(k or DEFAULT_SCALE.k, eps or DEFAULT_SCALE.eps, "unstable")
+        if say:
+            where = p.get("path", name) if name == "file" else name
+            cloud_lib.warn_unstable(f"{where} (data seed {seed})", scale.k, scale.eps, say)
+        return scale, False
+    return Scale(*found, "stable"), True
+
+
+def _plan(runs: pd.DataFrame, n_points: int | None, k: int | None, eps: int | None,
+          stored: dict[str, Any], inputs: dict, cloud: str = "train", split: str = "true",
+          grid: int | None = None, say: Callable[[str], None] | None = None) -> list[Network]:
     """The networks of ``runs`` with their settings (calibrating new data configurations into
-    ``stored``, drawing each configuration's points into ``inputs``)."""
-    nets = []
+    ``stored``, drawing each configuration's points into ``inputs``: the cloud's points and
+    their labels, None for the grid)."""
+    nets, checked = [], {}
     for _, row in runs.iterrows():
         name, p = row["dataset"], data_params(row)
         noise, seed = float(row["noise"]), int(row["data_seed"])
         n = n_points or default_points(name)
         key = _config_key(name, p, noise, n)
-        if key not in stored:
-            s = calibrate(name, p, n, noise)
-            stored[key] = {"k": s.k, "eps": s.eps, "source": s.source,
-                           "known": known_betti(name, p, noise)}
+        known = known_betti(name, p, noise)
+        if (key, seed) not in checked and known is not None and key in stored:
+            checked[key, seed] = Scale(stored[key]["k"], stored[key]["eps"]), None
+        if (key, seed) not in checked:  # unknown topology: per data seed, each run anew
+            checked[key, seed] = _stability(name, p, n, noise, seed, k, eps, known, say)
+            s = checked[key, seed][0]
+            stored[key] = {"k": s.k, "eps": s.eps, "source": s.source, "known": known,
+                           "stable": checked[key, seed][1]}
         if (key, seed) not in inputs:
-            inputs[key, seed] = class_points(name, p, n, noise, seed)
+            x, y = class_points(name, p, n, noise, seed, "test" if cloud == "test" else "train")
+            cloud_lib.check(cloud, split, grid, x.shape[1])
+            inputs[key, seed] = (cloud_lib.grid_points(x, grid or cloud_lib.GRID), None) \
+                if cloud == "grid" else (x, y)
         dim = inputs[key, seed][0].shape[1]
-        nets.append(Network(row, key, seed, Scale(k or stored[key]["k"], eps or stored[key]["eps"]),
-                            maxdim_of(dim), n))
+        s, stable = checked[key, seed]
+        nets.append(Network(row, key, seed, Scale(k or s.k, eps or s.eps), maxdim_of(dim), n,
+                            cloud, split, (grid or cloud_lib.GRID) if cloud == "grid" else None,
+                            stable))
     return nets
 
 
@@ -352,16 +311,18 @@ def _finished(parts: pd.DataFrame, nets: Sequence[Network]) -> set[str]:
     """Run ids of ``nets`` whose rows a killed run wrote already, at the same settings."""
     if not len(parts):
         return set()
-    have = parts.groupby("run_id").agg(n=("layer", "size"), n_points=("n_points", "max"),
-                                       k=("k", "max"), eps=("eps", "max"))
+    parts = parts.assign(grid=parts["grid"].fillna(0))
+    have = parts.groupby(["run_id", "cloud", "split"]).agg(
+        n=("layer", "size"), n_points=("n_points", "max"), k=("k", "max"), eps=("eps", "max"),
+        grid=("grid", "max"))
     done = set()
     for net in nets:
-        rid = net.row["run_id"]
-        if rid in have.index:
-            h = have.loc[rid]
-            if (int(h["n"]), int(h["n_points"]), int(h["k"]), int(h["eps"])) == \
-                    (net.rows, net.n_points, net.scale.k, net.scale.eps):
-                done.add(rid)
+        at = (net.row["run_id"], net.cloud, net.split)
+        if at in have.index:
+            h = have.loc[at]
+            if (int(h["n"]), int(h["n_points"]), int(h["k"]), int(h["eps"]), int(h["grid"])) \
+                    == (net.rows, net.n_points, net.scale.k, net.scale.eps, net.grid or 0):
+                done.add(net.row["run_id"])
     return done
 
 
@@ -379,8 +340,9 @@ def _chunks(nets: Sequence[Network]) -> list[list[Network]]:
 
 
 def _layer_clouds(root: str, chunk: Sequence[Network], inputs: dict) -> list[Cloud]:
-    """The clouds of every layer but the input of ``chunk``'s networks, in order: per network,
-    layer 1 .. depth + 1, per class. One vmapped forward pass per shape and data."""
+    """The clouds of ``chunk``'s networks, in order: per network, layer 1 .. depth + 1 (0 ..
+    depth + 1 where the input is its own: split by prediction), per class. One vmapped
+    forward pass per shape and data."""
     runs = pd.DataFrame([net.row for net in chunk])
     params = results.load_params_many(root, runs)
     outs: dict[str, tuple] = {}
@@ -395,30 +357,46 @@ def _layer_clouds(root: str, chunk: Sequence[Network], inputs: dict) -> list[Clo
     clouds: list[Cloud] = []
     for net in chunk:
         x, y = inputs[net.config, net.seed]
-        layers = clouds_of(x, *outs[net.row["run_id"]])
-        clouds += [(net.scale.k, net.scale.eps, net.maxdim, h[y == c])
-                   for h in layers[1:] for c in np.unique(y)]
+        logits, hidden = outs[net.row["run_id"]]
+        layers = clouds_of(x, logits, hidden)
+        if net.own_input:
+            which = cloud_lib.class_index(cloud_lib.predicted(logits), range(
+                int(net.row["n_classes"])), net.n_points, net.seed)
+            first = 0
+        else:
+            which = {int(c): np.flatnonzero(y == c) for c in np.unique(y)}
+            first = 1
+        clouds += [(net.scale.k, net.scale.eps, net.maxdim, h[idx])
+                   for h in layers[first:] for idx in which.values()]
     return clouds
+
+
+def _classes(net: Network, inputs: dict) -> list[int]:
+    if net.own_input:
+        return list(range(int(net.row["n_classes"])))
+    return [int(c) for c in np.unique(inputs[net.config, net.seed][1])]
 
 
 def _rows(chunk: Sequence[Network], inputs: dict, input_betti_of: dict,
           betti: Sequence[tuple[int, int, int]]) -> pd.DataFrame:
     """The table rows of ``chunk`` from its layers' Betti numbers (``_layer_clouds``'s order)
-    and the input's (``input_betti_of[config, seed, scale]``: ``{class: (b0, b1, b2)}``)."""
+    and the input's (``input_betti_of[config, seed, scale]``: ``{class: (b0, b1, b2)}``,
+    where the input is not the network's own)."""
     rows, i = [], 0
     for net in chunk:
-        classes = [int(c) for c in np.unique(inputs[net.config, net.seed][1])]
         depth = int(net.row["depth"])
         for layer in range(net.layers):
-            for c in classes:
-                if layer == 0:
+            for c in _classes(net, inputs):
+                if layer == 0 and not net.own_input:
                     b = input_betti_of[net.config, net.seed, net.scale][c]
                 else:
                     b, i = betti[i], i + 1
                 rows.append({"run_id": net.row["run_id"], "layer": layer,
                              "kind": results.layer_kinds([layer], [depth])[0], "class": c,
                              "b0": b[0], "b1": b[1], "b2": b[2] if net.maxdim >= 2 else None,
-                             "n_points": net.n_points, "k": net.scale.k, "eps": net.scale.eps})
+                             "n_points": net.n_points, "k": net.scale.k, "eps": net.scale.eps,
+                             "cloud": net.cloud, "split": net.split, "grid": net.grid,
+                             "stable": net.stable})
     return results.topology_frame(pd.DataFrame(rows, columns=COLUMNS))
 
 
@@ -432,31 +410,38 @@ def _duration(seconds: float) -> str:
 
 def measure(root: str, where: str | None = None, n_points: int | None = None,
             k: int | None = None, eps: int | None = None, workers: int | None = None,
-            progress: bool = False, say: Callable[[str], None] | None = None) -> pd.DataFrame:
+            progress: bool = False, say: Callable[[str], None] | None = None,
+            cloud: str = "train", split: str = "true", grid: int | None = None
+            ) -> pd.DataFrame:
     """Betti numbers of each class after each layer of every selected run of ``root``.
 
-    ``n_points`` per class defaults to ``default_points(dataset)``. Writes
-    ``DIR/topology.parquet`` (rows of runs measured before and not selected now are
-    kept) and ``DIR/topology.json`` (the k and eps of each data configuration), and returns
-    the rows of the selected runs: ``run_id, layer (0 = input, 1..depth hidden, depth+1 =
-    logits), kind (input, hidden, logit), class, b0, b1, b2 (null for 1-D and 2-D data),
-    n_points, k, eps``. While it runs, each chunk of networks is a part under
-    ``DIR/topology/``; a run killed midway resumes from them (networks measured at the same
-    settings are not measured again). ``say`` gets the line that counts the clouds and
-    estimates the time, before the measuring starts; ``progress`` shows a bar of clouds.
+    ``n_points`` per class defaults to ``default_points(dataset)``. ``cloud`` (train, test or
+    grid: ``grid`` points a side, default 88) and ``split`` (true or predicted) choose the
+    clouds (:mod:`sweepnet.measure.clouds`). Writes ``DIR/topology.parquet`` (rows of runs, or
+    of clouds and splits, measured before and not selected now are kept) and
+    ``DIR/topology.json`` (the k and eps of each data configuration), and returns the rows of
+    the selected runs: ``run_id, layer (0 = input, 1..depth hidden, depth+1 = logits), kind
+    (input, hidden, logit), class, b0, b1, b2 (null for 1-D and 2-D data), n_points, k, eps,
+    cloud, split, grid (null but for the grid), stable (null where the known numbers set the
+    scale)``. While it runs, each chunk of networks is a part under ``DIR/topology/``; a run
+    killed midway resumes from them (networks measured at the same settings are not measured
+    again). ``say`` gets the warnings and the line that counts the clouds and estimates the
+    time, before the measuring starts; ``progress`` shows a bar of clouds.
     """
     if n_points is not None and n_points < 4:
         raise SweepnetError(f"--points {n_points}: need at least 4 points per class")
     for name, v in (("--k", k), ("--eps", eps)):
         if v is not None and v < 1:
             raise SweepnetError(f"{name} {v}: must be a positive whole number")
+    cloud_lib.check(cloud, split, grid)
     runs = select_runs(root, where)
     if not len(runs):
         raise SweepnetError(f"{root}: no finished runs" + (f" match {where!r}" if where else ""))
     workers = workers or os.cpu_count() or 1
     measurer = Measurer(workers)  # its processes start while this one plans
     try:
-        return _measure(root, runs, n_points, k, eps, workers, measurer, progress, say)
+        return _measure(root, runs, n_points, k, eps, workers, measurer, progress, say,
+                        (cloud, split, grid))
     except BaseException:
         measurer.close(cancel=True)
         raise
@@ -466,27 +451,30 @@ def measure(root: str, where: str | None = None, n_points: int | None = None,
 
 def _measure(root: str, runs: pd.DataFrame, n_points: int | None, k: int | None,
              eps: int | None, workers: int, measurer: Measurer, progress: bool,
-             say: Callable[[str], None] | None) -> pd.DataFrame:
+             say: Callable[[str], None] | None, how: tuple) -> pd.DataFrame:
     programs.enable_compilation_cache()  # a re-run, or a resumed run, skips the compiles
     stored = results.load_topology_scales(root)
     inputs: dict = {}
-    nets = _plan(runs, n_points, k, eps, stored, inputs)
+    nets = _plan(runs, n_points, k, eps, stored, inputs, *how, say=say)
     finished = _finished(results.load_topology_parts(root), nets)
     todo = [net for net in nets if net.row["run_id"] not in finished]
 
-    # The input clouds, here and first: their time is the estimate's unit.
+    # The input clouds, here and first: their time is the estimate's unit (where the input
+    # is each network's own, one configuration's training points, for the time only).
     start = time.perf_counter()
     input_betti_of: dict = {}
     for net in todo:
         key = (net.config, net.seed, net.scale)
-        if key not in input_betti_of:
-            x, y = inputs[net.config, net.seed]
+        if key not in input_betti_of and (not net.own_input or not input_betti_of):
+            x, y = inputs[net.config, net.seed] if not net.own_input else \
+                class_points(net.row["dataset"], data_params(net.row), net.n_points,
+                             float(net.row["noise"]), net.seed)
             input_betti_of[key] = {int(c): betti_numbers(x[y == c], net.scale.k, net.scale.eps,
                                                          net.maxdim) for c in np.unique(y)}
     n_inputs = sum(len(v) for v in input_betti_of.values())
     per_cloud = (time.perf_counter() - start) / max(n_inputs, 1)
     clouds = sum(net.rows for net in todo)
-    hidden = clouds - sum(int(net.row["n_classes"]) for net in todo)  # past the input
+    hidden = clouds - sum(int(net.row["n_classes"]) for net in todo if not net.own_input)
     if say:
         again = f" ({len(finished)} measured before, kept)" if finished else ""
         shapes = {(net.row["arch"], int(net.row["width"]), int(net.row["depth"])) for net in todo}
@@ -505,15 +493,19 @@ def _measure(root: str, runs: pd.DataFrame, n_points: int | None, k: int | None,
         _write_part(root, *pending, inputs, input_betti_of, bar)
     if bar:
         bar.close()
+    at = ["run_id", "cloud", "split"]  # a measurement: rows of other clouds or splits stay
     parts = results.load_topology_parts(root)
-    parts = parts.drop_duplicates(["run_id", "layer", "class"], keep="last")
+    parts = parts.drop_duplicates([*at, "layer", "class"], keep="last")
     old = load(root)
-    keep = old[~old["run_id"].isin(set(parts["run_id"]))] if len(old) else old.iloc[:0]
+    new_keys = pd.MultiIndex.from_frame(parts[at].drop_duplicates())
+    keep = old[~pd.MultiIndex.from_frame(old[at]).isin(new_keys)] if len(old) else old.iloc[:0]
     table = results.topology_frame(pd.concat([keep, parts], ignore_index=True)
                                    if len(keep) else parts)
     results.save_topology(root, table, stored)
     results.remove_topology_parts(root)
-    new = table[table["run_id"].isin(set(runs["run_id"]))]
+    cloud, split, _ = how
+    new = table[table["run_id"].isin(set(runs["run_id"])) & (table["cloud"] == cloud)
+                & (table["split"] == split)]
     return new.sort_values(["run_id", "layer", "class"], kind="stable", ignore_index=True)
 
 
@@ -522,7 +514,7 @@ def _write_part(root: str, chunk: Sequence[Network], collect, inputs: dict,
     """Wait for a chunk's clouds and write its rows as a part of the table."""
     betti = collect(bar.update if bar else None)
     if bar:
-        bar.update(sum(int(net.row["n_classes"]) for net in chunk))  # the input's rows
+        bar.update(sum(int(net.row["n_classes"]) for net in chunk if not net.own_input))
     results.save_topology_part(root, _rows(chunk, inputs, input_betti_of, betti))
 
 

@@ -85,8 +85,8 @@ _THEOREMS_TYPES = [("theorem", "VARCHAR"), ("sweep", "VARCHAR"), ("run_id", "VAR
                    ("holds", "BOOLEAN")]
 
 
-_TOPOLOGY_TYPES = [(c, "VARCHAR" if c in ("run_id", "kind") else "BIGINT")
-                   for c in TOPOLOGY_COLUMNS]
+_TOPOLOGY_TYPES = [(c, "VARCHAR" if c in ("run_id", "kind", "cloud", "split") else
+                    "BOOLEAN" if c == "stable" else "BIGINT") for c in TOPOLOGY_COLUMNS]
 
 
 def _old_topology(topo: str) -> bool:

@@ -37,10 +37,15 @@ from sweepnet.sweep.spec import seeded_ids
 from sweepnet.train import regions
 from sweepnet.train.separation import KNOWN
 
-# DIR/topology.parquet: one row per (run, layer, class); kind is input, hidden or logit; b2 is
-# null for 1-D and 2-D data
-TOPOLOGY_COLUMNS = ["run_id", "layer", "kind", "class", "b0", "b1", "b2", "n_points", "k", "eps"]
-TOPOLOGY_INTS = ["layer", "class", "b0", "b1", "b2", "n_points", "k", "eps"]
+# DIR/topology.parquet: one row per (run, cloud, split, layer, class); kind is input, hidden
+# or logit; b2 is null for 1-D and 2-D data
+# cloud (train, test, grid) and split (true, predicted) say which points were measured (a
+# table of 0.6 and older: train, true); grid is the grid's points a side (null for the
+# others); stable whether the input's scale was stable (null where known numbers set it).
+TOPOLOGY_COLUMNS = ["run_id", "layer", "kind", "class", "b0", "b1", "b2", "n_points", "k", "eps",
+                    "cloud", "split", "grid", "stable"]
+TOPOLOGY_INTS = ["layer", "class", "b0", "b1", "b2", "n_points", "k", "eps", "grid"]
+TOPOLOGY_TEXT = {"kind": None, "cloud": "train", "split": "true"}  # and an old table's value
 
 
 def _read_parts(paths: Iterable[str]) -> pd.DataFrame:
@@ -218,10 +223,14 @@ def layer_kinds(layer: np.ndarray, depth: np.ndarray) -> np.ndarray:
 
 def topology_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Rows of a topology table in its columns and types (integers nullable, ``Int64``)."""
-    df = df[TOPOLOGY_COLUMNS].copy()
+    df = df.reindex(columns=TOPOLOGY_COLUMNS)  # a table written before a column: null
     for c in TOPOLOGY_INTS:
         df[c] = df[c].astype("Int64")
-    df["kind"] = df["kind"].astype(object)
+    for c, old in TOPOLOGY_TEXT.items():
+        df[c] = df[c].astype(object)
+        if old is not None:
+            df[c] = df[c].where(df[c].notna(), old)
+    df["stable"] = df["stable"].astype("boolean")
     return df.reset_index(drop=True)
 
 

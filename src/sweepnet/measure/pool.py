@@ -1,0 +1,104 @@
+"""Betti numbers of many clouds at once: a process pool kept for a whole topology run, and
+a cache that measures each distinct cloud once (:class:`Measurer`), used by
+:func:`sweepnet.measure.topology.measure`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import multiprocessing
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from sweepnet.measure.homology import Cloud, measure_clouds
+
+BATCH_CLOUDS = 8  # clouds of one pool task
+
+
+def _cloud_key(cloud: Cloud) -> tuple:
+    """Clouds with the same points and settings have the same Betti numbers: one key."""
+    k, eps, maxdim, x = cloud
+    x = np.ascontiguousarray(x)
+    return k, eps, maxdim, x.shape, x.dtype.str, hashlib.blake2b(x.tobytes(), digest_size=16
+                                                                  ).digest()
+
+
+class Measurer:
+    """Betti numbers of clouds: in a process pool kept for the whole run (``workers > 1``) or
+    in this process, each distinct cloud once (a cache of every cloud measured)."""
+
+    def __init__(self, workers: int):
+        self.pool = _pool(workers) if workers > 1 else None
+        self.cache: dict[tuple, tuple[int, int, int]] = {}
+
+    def submit(self, clouds: Sequence[Cloud]
+               ) -> Callable[[Callable[[int], None] | None], list[tuple[int, int, int]]]:
+        """Start measuring ``clouds``; returns ``collect(progress)``, which waits for them and
+        gives ``(b0, b1, b2)`` of each, in order, calling ``progress(n)`` as ``n`` are done."""
+        keys = [_cloud_key(c) for c in clouds]
+        todo: dict[tuple, Cloud] = {}
+        for key, cloud in zip(keys, clouds, strict=True):
+            if key not in self.cache and key not in todo:
+                todo[key] = cloud
+        order = list(todo)
+        batches = [order[i : i + BATCH_CLOUDS] for i in range(0, len(order), BATCH_CLOUDS)]
+        if self.pool is None:  # in this process, now
+            futures = {}
+            for batch in batches:
+                f: concurrent.futures.Future = concurrent.futures.Future()
+                f.set_result(measure_clouds([todo[k] for k in batch]))
+                futures[f] = batch
+        else:
+            futures = {self.pool.submit(measure_clouds, [todo[k] for k in batch]): batch
+                       for batch in batches}
+
+        def collect(progress: Callable[[int], None] | None = None):
+            for f in concurrent.futures.as_completed(futures):
+                batch = futures[f]
+                self.cache.update(zip(batch, f.result(), strict=True))
+                if progress:
+                    progress(len(batch))
+            if progress:
+                progress(len(keys) - len(order))  # repeats and clouds measured before
+            return [self.cache[k] for k in keys]
+
+        return collect
+
+    def close(self, cancel: bool = False) -> None:
+        """Stop the processes (at once, dropping what waits, with ``cancel``)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+            self.pool = None
+
+
+def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """``workers`` processes, started now (they get ready while this process works on).
+
+    They are forked from a fresh server process that imported the homology once
+    (``forkserver``): not forked from this process, whose JAX threads can deadlock a fork, nor
+    spawned, which imports sweepnet (and JAX: seconds) again in every worker.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["sweepnet.measure.homology"])
+    else:
+        context = multiprocessing.get_context("spawn")
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+    for _ in range(workers):
+        pool.submit(int)
+    return pool
+
+
+def betti_of_clouds(clouds: Sequence[Cloud], workers: int = 1) -> list[tuple[int, int, int]]:
+    """``(b0, b1, b2)`` of each ``(k, eps, maxdim, cloud (n, dim))``, over ``workers``
+    processes (b2 is 0 where ``maxdim < 2``)."""
+    m = Measurer(workers if len(clouds) > 1 else 1)
+    try:
+        return m.submit(clouds)(None)
+    finally:
+        m.close()
+
+
+__all__ = ["BATCH_CLOUDS", "Measurer", "betti_of_clouds"]
