@@ -14,7 +14,7 @@ import os
 import platform
 import secrets
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 
 # XLA options for sweepnet's programs on CPU: LLVM at -O1 instead of XLA's default -O2. Bucket
 # compiles took 15-25% less time and the trained programs ran as fast (measured at (3, 2),

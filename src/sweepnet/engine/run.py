@@ -217,7 +217,12 @@ def sweep(spec: Spec, out: str | None, signals: stop.Signals, *, shard: tuple[in
         """The plan for this share's runs not in ``done``; ``force``: a gradient per program.
         An adaptive sweep's plan holds only what its search asks for now."""
         ask = lambda static: (force or {}).get(static) or gradient(static, m)
-        done = adaptive.hold(done) if adaptive is not None else done
+        if adaptive is not None:
+            done = adaptive.hold(done)
+            if where == "cpu":  # few networks at a time: short calls, no idle slots computed
+                cap = n_dev * adaptive_lib.CPU_LANES
+                max_chunk = {b.index: min(cap, (max_chunk or {}).get(b.index, cap))
+                             for b in full.buckets}
         return plan_lib.make_plan(spec, n_dev, full.max_memory, runs=full.runs, platform=where,
                                   shard=mine, done=done, gradient=ask, max_chunk=max_chunk)
 
@@ -261,15 +266,17 @@ def sweep(spec: Spec, out: str | None, signals: stop.Signals, *, shard: tuple[in
                 tb, compiled, loaded = time.perf_counter(), stats["compile_s"], stats["loaded"]
                 last, on_xla = train_bucket(bucket, m, writer, stats, cache, replan)
                 switched = on_xla is not None
-                buckets[f"{tag}-b{bucket.index:03d}"] = {
+                key = f"{tag}-b{bucket.index:03d}"  # an adaptive sweep's later passes add up
+                earlier = buckets.get(key, {"networks": 0, "seconds": 0.0})
+                buckets[key] = {
                     "static": dataclasses.asdict(bucket.static),
-                    "networks": len(bucket.todo),
+                    "networks": len(bucket.todo) + earlier["networks"],
                     "chunk": last.chunk,
                     # a bucket that switched to the kernel when it was ready: "xla+fused", and
                     # how many networks XLA's gradient trained
                     "gradient": "xla+fused" if switched else "fused" if last.fused else "xla",
                     **({"xla_networks": on_xla} if switched else {}),
-                    "seconds": round(time.perf_counter() - tb, 3),
+                    "seconds": round(time.perf_counter() - tb + earlier["seconds"], 3),
                     # `sweepnet plan` calibrates on these (machine.recorded_runs): the FLOPs of
                     # a network-step as this gradient computes them (the kernel: real shapes)
                     "compile_s": round(stats["compile_s"] - compiled, 3),
