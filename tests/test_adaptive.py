@@ -66,12 +66,13 @@ def test_a_search_trains_part_of_the_grid_each_network_as_in_the_full_grid(swept
     assert 0 < summary.network_steps < summary.grid_steps == 128 * 200
     # a network's row depends on its configuration and seed, not on the search or its slot;
     # the search's calls are shorter (adaptive.CPU_LANES a device), and XLA's round-off in
-    # the final evaluation depends on a call's size: floats agree to it, the rest exactly
+    # the final evaluation depends on a call's size: floats agree to it (the margins, refined
+    # by projected gradient descent, to 1e-4), the rest exactly
     b = b.loc[a.index]
     floats = [c for c in a.columns if pd.api.types.is_float_dtype(a[c])]
     pd.testing.assert_frame_equal(a.drop(columns=floats), b.drop(columns=floats),
                                   check_exact=True)
-    pd.testing.assert_frame_equal(a[floats], b[floats], rtol=1e-5, atol=1e-6)
+    pd.testing.assert_frame_equal(a[floats], b[floats], rtol=1e-4, atol=1e-4)
 
 
 def test_the_engine_trains_what_the_search_replayed_on_the_full_grid_asks_for(swept):
