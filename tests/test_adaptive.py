@@ -113,3 +113,20 @@ def test_the_cells_view_of_a_search_says_which_cells_were_inferred_and_from_what
             assert c.verdict in ("above", "below") and "width" in c.inferred_from
     # width 1 never separates the disk: decided below, from its own seeds or inferred
     assert set(cells.loc[cells["width"] == 1, "verdict"]) == {"below"}
+
+
+def test_raising_the_seeds_continues_the_search(tmp_path, swept):
+    """A search at 8 seeds a cell, then the same spec at 16 (`train.seeds` is the last look):
+    the grown folder's search ends with the verdicts of a search run at 16 seeds from the
+    start, every network it asks for trained as that one trains it."""
+    _, ref, _, _ = swept
+    out = str(tmp_path / "grown")
+    engine.run_sweep(spec.loads(SEARCH.replace("seeds = 16", "seeds = 8")), out, progress=False)
+    small = set(sweepnet.load(out)["run_id"])
+    summary = engine.run_sweep(spec.loads(SEARCH), out, progress=False)
+    assert summary.skipped == len(small) and summary.trained > 0
+    cells = lambda d: query.query(d, "select * exclude (inferred_from) from cells order by all")
+    pd.testing.assert_frame_equal(cells(out), cells(ref))
+    grown, direct = runs_table(out), runs_table(ref)
+    assert set(direct.index) <= set(grown.index)  # and seeds the smaller search asked for
+    pd.testing.assert_frame_equal(grown.loc[direct.index], direct, check_exact=True)
