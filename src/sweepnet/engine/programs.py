@@ -57,11 +57,15 @@ def xla_cache() -> str:
     return os.path.join(cache_root(), "xla")
 
 
-def enable_compilation_cache(path: str | None = None) -> str:
+def enable_compilation_cache(path: str | None = None) -> str | None:
     """Turn on JAX's persistent compilation cache in ``path`` (default :func:`xla_cache`):
-    re-runs skip most compile time."""
+    re-runs skip most compile time. None, and no cache, where the folder cannot be made (an
+    unusable cache costs the cache, never the sweep)."""
     path = path or xla_cache()
-    os.makedirs(path, exist_ok=True)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return None
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
