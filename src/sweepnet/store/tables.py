@@ -79,8 +79,12 @@ def grid(root: str) -> pd.DataFrame:
 _GRIDS: dict[tuple[str, str], pd.DataFrame] = {}
 
 
-def _grid(root: str) -> pd.DataFrame:
+def _grid(root: str, first_seeds: bool = False) -> pd.DataFrame:
+    """:func:`grid` (``first_seeds``: only each configuration's first seed, a small table
+    with the whole grid's columns and types)."""
     spec, combos = _combos(root)
+    if first_seeds:
+        combos = [(base, seeds[:1]) for base, seeds in combos]
     counts = [len(seeds) for _, seeds in combos]
     keys = list(dict.fromkeys(k for base, _ in combos for k in [*base, "seed"]))
     cols: dict[str, list] = {"run_id": grid_ids(root, combos), "sweep": [spec.name] * sum(counts),
@@ -173,8 +177,11 @@ def pending(root: str) -> pd.DataFrame:
     configuration columns of ``runs`` (so a chart can group them into the same cells as the
     finished runs and draw those cells as pending). Empty (with these columns) when done.
     """
+    done = done_ids(root)
+    if done.issuperset(grid_ids(root)):  # a finished sweep: no table of a million configs
+        return _grid(root, first_seeds=True).iloc[:0]
     g = grid(root)
-    return g[~g["run_id"].isin(done_ids(root))].reset_index(drop=True)
+    return g[~g["run_id"].isin(done)].reset_index(drop=True)
 
 
 def load(root: str, all_runs: bool = False) -> pd.DataFrame:
