@@ -23,12 +23,10 @@ import shutil
 import time
 
 import jax
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 import sweepnet
 from sweepnet.engine import cost as cost_lib
-from sweepnet.engine import plan, segments
+from sweepnet.engine import plan
 from sweepnet.engine import run as engine
 from sweepnet.sweep import spec
 
@@ -51,28 +49,6 @@ separation = 0.8
 """
 
 
-def wire() -> None:
-    """Train a ``train.stop`` spec in segments: the hook engine/run.py's ``execute`` takes
-    (issue 26), put in here until the engine has it."""
-    if hasattr(engine, "segments"):
-        return
-    plain = engine.execute
-
-    def execute(bucket, m, writer, written, stats, cache):
-        threshold = segments.stop_threshold(writer.spec)
-        if threshold is None:
-            return plain(bucket, m, writer, written, stats, cache)
-        repl = NamedSharding(m, P())
-        segments.execute(
-            bucket, m, threshold,
-            load=lambda key: jax.device_put(engine.load_group(bucket.static, key), repl),
-            inputs=engine.chunk_inputs,
-            write=lambda call, out: engine.write_part(writer, bucket, call, out, written),
-            stats=stats, cache=cache)
-
-    engine.execute = execute
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=2048)
@@ -82,7 +58,6 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/stop-bench")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     args = ap.parse_args()
-    wire()
     text = SPEC.format(steps=args.steps, seeds=args.seeds)
     specs, budgets, walls, rows = {}, {}, {"never": [], "separated": []}, {}
     for stop in walls:

@@ -45,43 +45,16 @@ batch_size = 16
 """
 
 
-def wire(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``run_sweep`` trains a ``train.stop`` spec in segments: the hook that engine/run.py's
-    ``execute`` takes (issue 26), put in here until the engine has it."""
-    if hasattr(engine, "segments"):
-        return
-    plain = engine.execute
-
-    def execute(bucket, m, writer, written, stats, cache):
-        threshold = segments.stop_threshold(writer.spec)
-        if threshold is None:
-            return plain(bucket, m, writer, written, stats, cache)
-        repl = NamedSharding(m, P())
-        segments.execute(
-            bucket, m, threshold,
-            load=lambda key: jax.device_put(engine.load_group(bucket.static, key), repl),
-            inputs=engine.chunk_inputs,
-            write=lambda call, out: engine.write_part(writer, bucket, call, out, written),
-            stats=stats, cache=cache)
-
-    monkeypatch.setattr(engine, "execute", execute)
-
-
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
     """SPEC trained in full (``make_train``) and with stopping (in segments), four networks a
     call: four slots for eight networks (refills)."""
-    mp = pytest.MonkeyPatch()
-    wire(mp)
     outs = {}
-    try:
-        for stop in ("never", "separated"):
-            s = spec.loads(SPEC, [f"train.stop={stop}"])
-            budget = 4 * cost_lib.bytes_per_network(plan.make_plan(s, 2).buckets[0].static)
-            outs[stop] = str(tmp_path_factory.mktemp(stop))
-            engine.run_sweep(s, outs[stop], progress=False, max_memory=budget)
-    finally:
-        mp.undo()
+    for stop in ("never", "separated"):
+        s = spec.loads(SPEC, [f"train.stop={stop}"])
+        budget = 4 * cost_lib.bytes_per_network(plan.make_plan(s, 2).buckets[0].static)
+        outs[stop] = str(tmp_path_factory.mktemp(stop))
+        engine.run_sweep(s, outs[stop], progress=False, max_memory=budget)
     return outs
 
 
@@ -270,12 +243,7 @@ def test_a_diverged_network_stops_at_the_evaluation_that_saw_it(tmp_path):
     s = spec.loads(SPEC, ["train.stop=separated", "train.optimizer=sgd",
                           "train.learning_rate=[0.01, 1000.0]", "model.width=3",
                           "model.activation=linear", "train.seeds=1"])
-    mp = pytest.MonkeyPatch()
-    wire(mp)
-    try:
-        engine.run_sweep(s, str(tmp_path), progress=False)
-    finally:
-        mp.undo()
+    engine.run_sweep(s, str(tmp_path), progress=False)
     df = sweepnet.load(str(tmp_path)).set_index("learning_rate")
     assert df.loc[1000.0, "diverged"] and df.loc[1000.0, "stopped_at"] == 10
     assert not df.loc[0.01, "diverged"] and pd.isna(df.loc[0.01, "stopped_at"])
