@@ -137,6 +137,20 @@ def lift(uv: np.ndarray, dim: int) -> np.ndarray:
     return np.concatenate([uv, np.zeros((len(uv), dim - 2), uv.dtype)], axis=1)
 
 
+def plane_points(half: float, res: int, dim: int) -> np.ndarray:
+    """The centres of a ``res × res`` grid of cells over the square ``[-half, half]^2`` (``res``
+    cells on the line for 1-D), lifted to inputs (:func:`lift`): ``(dim, points)`` float32,
+    point ``i`` at column ``i % res`` and row ``i // res`` from the bottom left."""
+    edges = np.linspace(-half, half, res + 1)
+    mids = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
+    if dim == 1:
+        uv = np.stack([mids, np.zeros_like(mids)], axis=1)
+    else:
+        gu, gv = np.meshgrid(mids, mids, indexing="xy")
+        uv = np.stack([gu.ravel(), gv.ravel()], axis=1)
+    return lift(uv, dim).T
+
+
 def decision_cells(row: pd.Series, params: Any, half: float, res: int = 48) -> pd.DataFrame:
     """The network's prediction on a ``res × res`` grid of the input plane (``res`` cells for
     1-D). Columns ``x0, x1, y0, y1`` (cell box), ``p`` = p(class 1) for binary networks, or
@@ -180,15 +194,7 @@ def decision_grids(rows: Sequence[pd.Series], params: Sequence[Any], half: float
     predicted class.
     """
     row = rows[0]
-    dim = int(row["in_dim"])
-    edges = np.linspace(-half, half, res + 1)
-    mids = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
-    if dim == 1:
-        uv = np.stack([mids, np.zeros_like(mids)], axis=1)
-    else:
-        gu, gv = np.meshgrid(mids, mids, indexing="xy")
-        uv = np.stack([gu.ravel(), gv.ravel()], axis=1)
-    x = lift(uv, dim).T  # (dim, points)
+    x = plane_points(half, res, int(row["in_dim"]))  # (dim, points)
     n_out = 1 if int(row["n_classes"]) == 2 else int(row["n_classes"])
     apply = _apply(row["arch"], int(row["width"]), int(row["depth"]), row["activation"], n_out)
     stacked = jax.tree.map(lambda *a: np.stack(a), *params)

@@ -24,7 +24,7 @@ import pandas as pd
 from flax.traverse_util import flatten_dict, unflatten_dict
 
 from sweepnet.core.stats import share_interval
-from sweepnet.measure.network import half_side, lift, training_points
+from sweepnet.measure.network import half_side, plane_points, training_points
 from sweepnet.store import results
 from sweepnet.sweep.models import build
 from sweepnet.views import cells as cells_lib
@@ -74,15 +74,7 @@ def _padded_grids(g: pd.DataFrame, params: list[Any], half: float, res: int) -> 
     """:func:`sweepnet.measure.network.decision_grids` of the networks ``g`` (one arch,
     activation and data; any widths and depths): ``(len(g), res * res)`` (``res`` for 1-D)."""
     first = g.iloc[0]
-    dim = int(first["in_dim"])
-    edges = np.linspace(-half, half, res + 1)
-    mids = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
-    if dim == 1:
-        uv = np.stack([mids, np.zeros_like(mids)], axis=1)
-    else:
-        gu, gv = np.meshgrid(mids, mids, indexing="xy")
-        uv = np.stack([gu.ravel(), gv.ravel()], axis=1)
-    x = jnp.asarray(lift(uv, dim).T)  # (dim, points)
+    x = jnp.asarray(plane_points(half, res, int(first["in_dim"])))  # (dim, points)
     n_out = 1 if int(first["n_classes"]) == 2 else int(first["n_classes"])
     width, depth = int(g["width"].max()), int(g["depth"].max())
     model = build(first["arch"], width, depth, first["activation"], n_out)
