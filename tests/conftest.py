@@ -13,10 +13,12 @@ os.environ["SWEEPNET_CACHE"] = os.path.join(os.path.dirname(os.path.abspath(__fi
 os.environ.setdefault("SWEEPNET_KERNEL_BUILD", "0")
 
 import jax  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import sweepnet  # noqa: E402, F401  (configures host devices before jax starts)
 import sweepnet.sweep.data  # noqa: E402, F401
+from sweepnet.store import results  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -74,3 +76,21 @@ def tiny_results(tmp_path_factory):
     # one program for the grid; room for 4 networks a call makes two calls, so two parts
     engine.run_sweep(s, out, progress=False, max_memory=4 * per_net)
     return out
+
+
+def write_params(root: str, run_id: str, layers) -> None:
+    """Overwrite the stored parameters of ``run_id`` in ``root`` with ``[(W, b), ...]`` (the
+    hidden layers, then the read-out): the real block of each padded array, zeros around it
+    (padded units and layers then add nothing, as in a trained network)."""
+    row = results.load(root).set_index("run_id").loc[run_id]
+    path = os.path.join(root, "params", row["part"] + ".npz")
+    with np.load(path) as f:
+        arrays = {k: f[k].copy() for k in f.files}
+    i = int(np.flatnonzero(arrays["run_id"] == run_id)[0])
+    names = [f"hidden_{j}" for j in range(len(layers) - 1)] + ["out"]
+    for name, (w, b) in zip(names, layers, strict=True):
+        w, b = np.asarray(w, np.float32), np.asarray(b, np.float32)
+        kernel, bias = arrays[f"params/{name}/kernel"], arrays[f"params/{name}/bias"]
+        kernel[i], bias[i] = 0, 0
+        kernel[i, : w.shape[0], : w.shape[1]], bias[i, : b.shape[0]] = w, b
+    np.savez(path, **arrays)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import TINY_SPEC
+from conftest import TINY_SPEC, write_params
 from sweepnet import cli
 from sweepnet.core.errors import SweepnetError
 from sweepnet.engine import cost as cost_lib
@@ -259,24 +259,6 @@ def test_cli_writes_the_table_and_the_query_view(measured, capsys):
     assert lines[0] == "layer,b0" and len(lines) == 5
 
 
-def _write_params(root: str, run_id: str, layers) -> None:
-    """Overwrite the stored parameters of ``run_id`` in ``root`` with ``[(W, b), ...]`` (the
-    hidden layers, then the read-out): the real block of each padded array, zeros around it
-    (padded units and layers then add nothing, as in a trained network)."""
-    row = results.load(root).set_index("run_id").loc[run_id]
-    path = os.path.join(root, "params", row["part"] + ".npz")
-    with np.load(path) as f:
-        arrays = {k: f[k].copy() for k in f.files}
-    i = int(np.flatnonzero(arrays["run_id"] == run_id)[0])
-    names = [f"hidden_{j}" for j in range(len(layers) - 1)] + ["out"]
-    for name, (w, b) in zip(names, layers, strict=True):
-        w, b = np.asarray(w, np.float32), np.asarray(b, np.float32)
-        kernel, bias = arrays[f"params/{name}/kernel"], arrays[f"params/{name}/bias"]
-        kernel[i], bias[i] = 0, 0
-        kernel[i, : w.shape[0], : w.shape[1]], bias[i, : b.shape[0]] = w, b
-    np.savez(path, **arrays)
-
-
 def test_measure_gives_each_layer_of_stored_known_maps_its_betti_numbers(measured, tmp_path):
     """``measure`` on a results folder whose parameters are written by hand: disk_annulus
     (class 0 the annulus (1, 1), class 1 the disk (1, 0)) through known maps. Every row, per
@@ -302,7 +284,7 @@ def test_measure_gives_each_layer_of_stored_known_maps_its_betti_numbers(measure
         pick(2, 1): ([invertible, logit], [(ring, disk), (ring, disk), (arc, arc)]),
     }
     for run_id, (layers, _) in nets.items():
-        _write_params(out, run_id, layers)
+        write_params(out, run_id, layers)
     where = "run_id IN (" + ", ".join(f"'{r}'" for r in nets) + ")"
     new = topology.measure(out, where=where, n_points=300, workers=1)
     table = topology.load(out)

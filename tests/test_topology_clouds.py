@@ -1,34 +1,17 @@
 """sweepnet topology's clouds (--cloud, --split, --grid) and the stability of an input whose
 topology nobody knows (sweepnet.measure.clouds)."""
 
-import os
 import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import write_params
 from sweepnet import cli
 from sweepnet.core.errors import SweepnetError
 from sweepnet.measure import clouds, topology
 from sweepnet.store import query, results
-
-
-def _set_params(root: str, run_id: str, layers) -> None:
-    """Overwrite the stored parameters of ``run_id`` with ``[(W (out, in), b), ...]`` (the
-    hidden layers, then the read-out), zeros around them in the padded arrays."""
-    row = results.load(root).set_index("run_id").loc[run_id]
-    path = os.path.join(root, "params", row["part"] + ".npz")
-    with np.load(path) as f:
-        arrays = {k: f[k].copy() for k in f.files}
-    i = int(np.flatnonzero(arrays["run_id"] == run_id)[0])
-    names = [f"hidden_{j}" for j in range(len(layers) - 1)] + ["out"]
-    for name, (w, b) in zip(names, layers, strict=True):
-        w, b = np.asarray(w, np.float32), np.asarray(b, np.float32)
-        kernel, bias = arrays[f"params/{name}/kernel"], arrays[f"params/{name}/bias"]
-        kernel[i], bias[i] = 0, 0
-        kernel[i, : w.shape[0], : w.shape[1]], bias[i, : b.shape[0]] = w, b
-    np.savez(path, **arrays)
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +23,8 @@ def hand_set(tiny_results, tmp_path_factory):
     runs = results.load(out)
     ids = sorted(runs[(runs["width"] == 2) & (runs["depth"] == 1)]["run_id"])
     identity = (np.eye(2), [0.0, 0.0])
-    _set_params(out, ids[0], [identity, ([[1.0, 0.0]], [0.0])])
-    _set_params(out, ids[1], [identity, ([[0.0, 0.0]], [-1.0])])
+    write_params(out, ids[0], [identity, ([[1.0, 0.0]], [0.0])])
+    write_params(out, ids[1], [identity, ([[0.0, 0.0]], [-1.0])])
     return out, {"half": ids[0], "none": ids[1]}
 
 
