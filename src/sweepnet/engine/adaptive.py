@@ -102,9 +102,6 @@ class Adaptive:
                 queue.append(r)
                 self.issued.add(r.run_id)
 
-    def trained(self) -> int:
-        return sum(v is not None for vs in self.outcomes.values() for v in vs)
-
     def write(self, root: str) -> None:
         """The search's verdicts per cell, ``DIR/search.parquet``: the row's coordinates,
         ``width``, ``n`` and ``k`` (seeds used, separated), ``share``, ``low``, ``high``,

@@ -69,8 +69,7 @@ def minwidth_table(
         share["maybe"], share["surely"] = high > majority, low > majority
         for name, flag in (("minwidth_low", "maybe"), ("minwidth_high", "surely")):
             first = share[share[flag]].groupby(keys)["width"].min().rename(name)
-            table = table.drop(columns=name, errors="ignore").merge(
-                first.reset_index(), on=keys, how="left")
+            table = table.merge(first.reset_index(), on=keys, how="left")
             table[name] = table[name].astype("float64")
         # decided: every width below the estimate is surely below, and the estimate surely above
         table["decided"] = (table["minwidth_low"] == table["minwidth_high"]) | (
