@@ -20,9 +20,11 @@ from sweepnet.engine import run as engine
 from sweepnet.store import results
 from sweepnet.sweep import spec
 
-# Two calls of one network per device (--max-memory), each ~1 s on a 2-core CPU: the signal
-# comes when the first call's part is written and the second call is computing. elu: XLA's
-# gradient on every machine (the fused CPU kernel, 6x faster, does not cover it)
+# Two calls of one network per device (--max-memory), each ~2.5 s on a 2-core CPU: the signal
+# comes when the first call's part is written and the second call is computing. The second
+# call must outlast the test's own lag in seeing the part and sending the signal: at ~1 s a
+# call, a loaded 2-core CI machine once let it finish first. elu: XLA's gradient on every
+# machine (the fused CPU kernel, 6x faster, does not cover it)
 SPEC = """
 name = "stop"
 [data]
@@ -35,9 +37,9 @@ depth = 3
 activation = "elu"
 [train]
 learning_rate = 0.05
-steps = 8000
+steps = 20000
 seeds = 2
-eval_every = 4000
+eval_every = 10000
 """
 N_NETS = 4
 SAID = re.compile(r"sweepnet: (interrupted|terminated) \((SIGINT|SIGTERM)\): (\d+) of 4 networks "
