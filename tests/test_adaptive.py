@@ -130,3 +130,15 @@ def test_raising_the_seeds_continues_the_search(tmp_path, swept):
     grown, direct = runs_table(out), runs_table(ref)
     assert set(direct.index) <= set(grown.index)  # and seeds the smaller search asked for
     pd.testing.assert_frame_equal(grown.loc[direct.index], direct, check_exact=True)
+
+
+def test_search_looks_sets_the_looks_cut_at_the_seeds_and_is_checked():
+    s = spec.loads(SEARCH + "looks = [4, 8]\n")
+    assert adaptive.Adaptive(s, engine.plan_lib.expand(s)).search.rule.looks == (4, 8, 16)
+    default = spec.loads(SEARCH)
+    assert adaptive.Adaptive(default, engine.plan_lib.expand(default)).search.rule.looks == (7, 16)
+    # a free key: the runs are the same networks, so a folder may grow with new looks
+    assert spec.grow_conflicts(default, s) == []
+    for bad, word in (("[8, 4]", "increasing"), ("[0, 8]", "out of range"), ('"8"', "int")):
+        with pytest.raises(sweepnet.SweepnetError, match=f"search.looks: .*{word}"):
+            spec.loads(SEARCH + f"looks = {bad}\n")

@@ -26,7 +26,7 @@ import pandas as pd
 from sweepnet.engine.plan import Run
 from sweepnet.engine.search import Search
 from sweepnet.store.folder import atomic_write, search_path
-from sweepnet.sweep.spec import Spec
+from sweepnet.sweep.spec import SCHEMA, Spec
 
 NOT_ROW = ("width", "seed")  # a cell's row is the rest of a run's configuration
 # Slots a CPU device trains at once in an adaptive sweep (one sub-batch): the search asks for
@@ -60,9 +60,10 @@ class Adaptive:
             cell = (tuple(r.config.get(k) for k in self.axes), r.config["width"])
             self.cell_of[r.run_id] = (cell, place[r.config["seed"]])
             self.runs.setdefault(cell, [None] * len(self.seeds))[place[r.config["seed"]]] = r
-        self.search = Search(list(self.runs), threshold=settings.get("threshold", 0.5),
-                             confidence=settings.get("confidence", 0.95),
-                             max_seeds=len(self.seeds), axes=self.axes)
+        given = {k: settings.get(k, SCHEMA["search"][k].default)
+                 for k in ("looks", "threshold", "confidence")}
+        self.search = Search(list(self.runs), **given, max_seeds=len(self.seeds),
+                             axes=self.axes)
         self.outcomes: dict[tuple, list[bool | None]] = {
             c: [None] * len(self.seeds) for c in self.runs}
         self.issued: set[str] = set()  # handed to the plan or a queue, not written yet

@@ -103,7 +103,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
                          doc="the share of seeds separated the boundary is about"),
         "confidence": Key(float, 0.95, 0.5, 0.9999, sweep=False, optional=True,
                           doc="each verdict's confidence, over all the search's looks"),
-
+        "looks": Key(int, [7, 16, 32], 1, 2**31 - 1, optional=True,
+                     doc="the seed counts at which a cell is judged, increasing (cut at "
+                         "train.seeds, always the last look)"),
     },
 }
 
@@ -199,7 +201,8 @@ def settings(spec: Spec, section: str) -> str:
 # trains the very networks a full grid trains (each up to its stop), and a full grid's outcomes
 # replay an adaptive search's (a stopped row still differs: growing refuses the change).
 STORED_KEYS = {"name": "sweep", "train.separation": "separated", "train.stop": "stopped_at"}
-FREE_KEYS = ("description", "search.mode", "search.threshold", "search.confidence")
+FREE_KEYS = ("description", "search.mode", "search.threshold", "search.confidence",
+             "search.looks")
 
 
 def leaves(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -292,6 +295,15 @@ def _check(where: str, key: Key, value: Any) -> Any:
     return _check_value(where, key, value)
 
 
+def _check_looks(where: str, looks: Any) -> list[int]:
+    """``search.looks`` as an increasing list of seed counts (one number: a single look
+    before the last, which is always ``train.seeds``)."""
+    looks = looks if isinstance(looks, list) else [looks]
+    if any(b <= a for a, b in zip(looks, looks[1:], strict=False)):
+        raise SweepnetError(f"{where}: need increasing seed counts, got {looks!r}")
+    return looks
+
+
 class _Origin:
     """Says where a key's value came from: ``--set KEY`` or ``FILE: KEY`` (for error messages)."""
 
@@ -340,6 +352,8 @@ def validate(raw: Mapping[str, Any], source: str = "spec",
                     out[name] = copy.deepcopy(key.default)
                 continue
             out[name] = _check(where(dotted), key, given[name])
+            if dotted == "search.looks":
+                out[name] = _check_looks(where(dotted), out[name])
             if key.optional and out[name] == key.default and not isinstance(out[name], list):
                 del out[name]  # as if not given: the same tree, fingerprint and run ids
     if not tree["search"]:
