@@ -130,6 +130,48 @@ def test_the_accelerator_program_batches_every_layer_over_the_whole_call():
     assert f"tensor<{sub}x" not in gpu
 
 
+def _segment_modules(static, n, target, platform):
+    """StableHLO of the segment programs (``advance`` over ``n`` slots, ``finish`` over
+    ``n // 4`` lanes) laid out for ``target``, lowered for ``platform``."""
+    fns = programs.segment_fns(static, programs.mesh(jax.local_devices()[:1]), False,
+                               plan.sub_batch(static), 1, 0.9, target)
+    cfg = {"dataset": "disk_annulus", "arch": "mlp", "width": 3, "depth": 2,
+           "activation": "tanh", "optimizer": "adam", "steps": static.steps,
+           "eval_every": static.eval_every, "batch_size": 0, "n_train": static.n_train,
+           "n_test": static.n_test, "noise": 0.0, "data_seed": 0, "learning_rate": 0.01,
+           "init_scale": 1.0, "data_inner": 0.3333, "data_gap": 0.6667, "data_outer": 1.0}
+    run = plan.Run(0, "0" * 16, cfg)
+    seeds, hyper = engine.chunk_inputs([run] * n, n, static)
+    data = engine.load_data(static, run)
+    state = jax.eval_shape(fns.start, seeds, hyper, data)
+    flags, lanes = np.zeros(n, bool), np.zeros(n // 4, np.int32)
+    lower = lambda fn, *args: jax.export.export(fn, platforms=(platform,))(*args).mlir_module()
+    return (lower(fns.advance, state, seeds, hyper, flags, flags, data),
+            lower(fns.finish, state, hyper, lanes, data))
+
+
+def test_the_accelerator_segment_programs_batch_every_layer_over_the_slots():
+    """train.stop = "separated" on a GPU: each segment is one call over all of the slots (and
+    a retirement one over the retired lanes), not a loop over sub-batches of networks."""
+    static = plan.static_of({"dataset": "disk_annulus", "arch": "mlp", "depth": 2,
+                           "activation": "tanh", "optimizer": "adam", "steps": 20,
+                           "eval_every": 10, "batch_size": 0, "n_train": 64, "n_test": 200},
+                          3, depth=3, activations=("relu", "tanh"))
+    n = 3000
+    for module, size in zip(_segment_modules(static, n, "gpu", "cuda"), (n, n // 4),
+                            strict=True):
+        dots = [ln for ln in module.splitlines() if "stablehlo.dot_general" in ln]
+        assert len(dots) >= 2 * (static.depth + 1)
+        for ln in dots:  # every product has an axis of all the slots (or retired lanes)
+            result = re.findall(r"tensor<([0-9x]+)xf32>", ln.split(" : ", 1)[1])[-1]
+            assert str(size) in result.split("x"), ln
+        assert "sweepnet_fused" not in module
+    # the CPU layout of the same programs maps over sub-batches: no product over all slots
+    cpu_advance, _ = _segment_modules(static, n, "cpu", "cpu")
+    assert not [ln for ln in cpu_advance.splitlines()
+                if "stablehlo.dot_general" in ln and f"{n}x" in ln]
+
+
 def test_accelerator_calls_hold_the_whole_share():
     static = plan.static_of({"dataset": "disk_annulus", "arch": "mlp", "depth": 2,
                            "activation": "tanh", "optimizer": "adam", "steps": 1000,
