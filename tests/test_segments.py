@@ -4,11 +4,14 @@ changes nobody's result."""
 
 import collections
 import dataclasses
+import threading
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from jax.flatten_util import ravel_pytree
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -20,8 +23,9 @@ from sweepnet.engine import plan, programs, segments
 from sweepnet.engine import run as engine
 from sweepnet.engine.plan import Run
 from sweepnet.sweep import spec
-from sweepnet.train.segments import Evals, State, float32_at_least
-from sweepnet.train.step import Output
+from sweepnet.sweep.models import build
+from sweepnet.train.segments import Evals, State, float32_at_least, make_segments
+from sweepnet.train.step import Output, network
 
 # width 1 never reaches 0.8 on the disk; width 4 does, between steps 30 and 60 of 95 (the
 # last block 5 steps: the rest of its segment is discarded); minibatches
@@ -138,6 +142,53 @@ def test_refilled_slots_give_the_results_of_one_network_per_slot(both):
             np.testing.assert_array_equal(a, b, err_msg=run_id)
 
 
+def test_whole_blocks_are_make_train_s_steps_and_a_decided_lane_keeps_its_state():
+    """``steps`` a multiple of ``eval_every``: a block keeps every step and one select at its
+    end discards a decided lane's (no select a step). Bit for bit (CPU): a live lane's
+    evaluations and parameters are those of make_train's scan of the same steps; a lane
+    marked done keeps its state."""
+    s = spec.loads(SPEC, ["train.steps=40", "model.width=4", "train.seeds=2"])
+    runs = [Run(i, spec.run_id(c), c) for i, c in enumerate(s.grid())]
+    static = plan.static_of(runs[0].config, 4)
+    assert static.steps % static.eval_every == 0
+    data = engine.load_data(static, runs[0])
+    seeds, hyper = engine.chunk_inputs(runs, 2, static)
+    model = build(static.arch, static.width, static.depth, static.activations, static.n_out)
+
+    def scanned(seed, h):  # make_train's loop, without its separation metrics (a long compile)
+        k_init, k_batch = jax.random.split(jax.random.key(seed))
+        params, unravel = ravel_pytree(model.init(k_init, data.x_train[:, :1], h.width,
+                                                  h.init_scale))
+        net = network(static, model, False, h, data, unravel, k_batch)
+
+        def block(carry, ts):
+            carry, _ = jax.lax.scan(net.step, carry, ts)
+            return carry, net.evaluate(carry[0])
+
+        carry = (params, net.tx.init(params), jnp.asarray(False))
+        carry, evals = jax.lax.scan(block, carry, jnp.arange(40).reshape(4, 10))
+        return carry[0], jnp.stack(evals)
+
+    seg = make_segments(static)
+
+    def segmented(seed, h):  # two segments of two blocks; lane 1 decided before the first
+        state = seg.init(jax.random.key(seed), h, data)
+        state = state._replace(done=seed == seeds[1])
+        first, ev1 = seg.advance(state, h, data, 2)
+        last, ev2 = seg.advance(first, h, data, 2)
+        return state, last, jax.tree.map(lambda a, b: jnp.concatenate([a, b]), ev1, ev2)
+
+    want_params, want_curves = jax.device_get(jax.jit(jax.vmap(scanned))(seeds, hyper))
+    start, end, ev = jax.device_get(jax.jit(jax.vmap(segmented))(seeds, hyper))
+    assert ev.live[0].all() and not ev.live[1].any()
+    np.testing.assert_array_equal(np.stack([ev.loss[0], ev.train_acc[0], ev.test_acc[0]]),
+                                  want_curves[0])
+    np.testing.assert_array_equal(end.params[0], want_params[0])
+    assert end.t[0] == 40
+    for a, b in zip(jax.tree.leaves(start), jax.tree.leaves(end), strict=True):
+        np.testing.assert_array_equal(a[1], b[1])  # the decided lane is untouched
+
+
 class FakePrograms:
     """A stand-in for :class:`segments.Programs` on the host: network ``r`` is decided at step
     ``r.config["decide"]`` (or trains all ``steps``), ``every`` steps a block."""
@@ -216,6 +267,41 @@ def test_the_loop_retires_decided_networks_refills_slots_and_takes_more_runs():
     assert progs.stats["network_steps"] == sum(min(d, 50) for d in decide.values())
     assert progs.calls.count("advance") == progs.stats["rounds"] == len(asked) - 1
     assert progs.calls.count("finish") <= progs.stats["rounds"]
+
+
+def test_retired_networks_are_written_behind_the_next_segments():
+    """The host's work on retired networks (a part's write: tens of milliseconds) runs while
+    the next segments compute, in order; its error stops the loop."""
+    later = threading.Event()  # the loop has dispatched two rounds after the first retirement
+
+    class Watched(FakePrograms):
+        def __call__(self, name, *args):
+            if self.calls.count("advance") >= 3:
+                later.set()
+            return super().__call__(name, *args)
+
+    progs = Watched()  # 50 steps, 10 a block, 2 blocks a segment: 3 rounds a network
+    progs.decide = {0: 10, 1: 999, 2: 999, 3: 10}
+    runs = [Run(i, f"r{i}", {"seed": i}, key=(), kind=()) for i in range(4)]
+    inputs = lambda rs, size, static: (np.asarray([r.index for r in rs], np.uint32),
+                                       np.zeros(size, np.float32))
+    retired = []
+
+    def retire(rs, out):
+        assert later.wait(5), "the loop waited for the write of its retired networks"
+        retired.extend(r.index for r in rs)
+
+    segments.train_queue(progs, programs.mesh(), 2, collections.deque(runs), None, inputs,
+                         retire)
+    assert retired == [0, 1, 2, 3] and progs.stats["rounds"] >= 3
+
+    def broken(rs, out):
+        raise OSError("disk full")
+
+    progs.calls.clear()
+    with pytest.raises(OSError, match="disk full"):
+        segments.train_queue(progs, programs.mesh(), 2, collections.deque(runs), None, inputs,
+                             broken)
 
 
 def test_stop_is_optional_in_the_spec_and_not_in_the_run_id():

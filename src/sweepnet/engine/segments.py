@@ -22,7 +22,9 @@ group (the data is an argument every slot of a call shares).
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -32,7 +34,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from sweepnet.engine import programs
+from sweepnet.engine import programs, stop
 from sweepnet.engine.plan import Bucket, Call, Run
 from sweepnet.train.segments import State
 from sweepnet.train.step import Output, Static
@@ -140,6 +142,40 @@ class Programs:
                             shape)
 
 
+class Behind:
+    """The retired networks' host work (``finish``'s results fetched, the curves and the part
+    written: tens of milliseconds a part, several segments' compute) on a thread of its own,
+    in order, while the next segments compute; in the loop, the device would wait for it.
+
+    A job's error is raised in the caller's thread by :meth:`check` or :meth:`wait`. A signal's
+    :class:`~sweepnet.core.errors.Interrupted` is raised in the main thread (the waits are
+    short joins), or, where it came during a part's write (shielded), by the job after the
+    write: :meth:`check` hands it on. On the way out (:meth:`close`) a job that has started is
+    finished and the ones still queued are dropped (their networks train on resume)."""
+
+    def __init__(self):
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, "sweepnet-retire")
+        self.jobs: list[tuple[int, concurrent.futures.Future]] = []  # (round, job), in order
+
+    def submit(self, at: int, fn, *args) -> None:
+        self.jobs.append((at, self.pool.submit(fn, *args)))
+
+    def check(self) -> None:
+        while self.jobs and self.jobs[0][1].done():
+            self.jobs.pop(0)[1].result()  # raises the job's error
+
+    def wait(self, upto: int | None = None) -> None:
+        """Until the jobs of rounds ``upto`` and before (default: every job) are done."""
+        while True:
+            self.check()
+            if not self.jobs or upto is not None and self.jobs[0][0] > upto:
+                return
+            concurrent.futures.wait([self.jobs[0][1]], timeout=stop.POLL_S)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def train_queue(progs: Programs, m: jax.sharding.Mesh, chunk: int,
                 queue: collections.deque[Run], data, inputs, retire,
                 more: Callable[[collections.deque[Run]], None] | None = None) -> None:
@@ -148,68 +184,80 @@ def train_queue(progs: Programs, m: jax.sharding.Mesh, chunk: int,
     ``data``: the group's :class:`~sweepnet.train.step.Data`, placed replicated; ``inputs(runs,
     size, static) -> (seeds, hyper)``: :func:`sweepnet.engine.run.chunk_inputs`;
     ``retire(runs, out)``: each round's retired networks (``out``: numpy, leading axis
-    ``len(runs)``; a stopped network's curves are NaN past its last evaluation).
-    ``more(queue)``: called before every round; it may extend the queue. Adds ``rounds`` and
-    ``network_steps`` (the steps the retired networks took) to ``progs.stats``.
+    ``len(runs)``; a stopped network's curves are NaN past its last evaluation), called in
+    order on a thread of its own (:class:`Behind`) while the next rounds compute; every call
+    has returned when this returns. ``more(queue)``: called before every round; it may extend
+    the queue; it sees what ``retire`` was given up to two rounds before (as if ``retire``
+    ran in the loop). Adds ``rounds`` and ``network_steps`` (the steps the retired networks
+    took) to ``progs.stats``.
     """
     static, stats = progs.static, progs.stats
     for k in ("rounds", "network_steps"):
         stats.setdefault(k, 0)
     nets = NamedSharding(m, P("nets"))
     lanes: list[Lane | None] = [None] * chunk
-    state, pending = None, None
+    state = None
     # every lane's evaluations so far (a lane's are a prefix: ``count`` of them), kept as
     # arrays: a round's bookkeeping is a few numpy operations, not a Python loop over lanes
     n_evals = len(static.eval_steps)
     curves = np.full((chunk, 3, n_evals), np.nan, np.float32)
     count = np.zeros(chunk, np.int64)
-    while True:
-        if more is not None:
-            more(queue)
-        fresh = np.zeros(chunk, bool)
-        for i in range(chunk):
-            if lanes[i] is None and queue:
-                lanes[i], fresh[i] = Lane(queue.popleft()), True
-        curves[fresh], count[fresh] = np.nan, 0
-        live = [i for i in range(chunk) if lanes[i] is not None]
-        if not live:
-            break
-        if state is None or fresh.any():  # else the inputs and state stand as they are
-            # a lane without a network (the queue ran dry) repeats a live run's inputs and is
-            # parked (done); a retired one is frozen already (done, or at its last step)
-            park = np.asarray([lane is None for lane in lanes])
-            runs = [lanes[i].run if lanes[i] is not None else lanes[live[0]].run
-                    for i in range(chunk)]
-            seeds, hyper = inputs(runs, chunk, static)
-            seeds, hyper, fresh_d, park_d = jax.device_put((seeds, hyper, fresh, park), nets)
-            if state is None:
-                state = progs.empty_state(seeds, hyper, data, nets)
-                idle = jax.device_put(np.zeros(chunk, bool), nets)
-        else:  # no lane starts: parked lanes stay done, as they are
-            fresh_d = park_d = idle
-        state, evals = progs("advance", state, seeds, hyper, fresh_d, park_d, data)
-        stats["rounds"] += 1
-        if pending is not None:  # the last round's retirees, written while this one computes
-            retire(*outputs(*pending, static))
-            pending = None
-        t, done, ev = jax.device_get((state.t, state.done, evals))
-        rows, blocks = np.nonzero(ev.live)  # a lane's live blocks come first (then it froze)
-        at = count[rows] + blocks
-        for k, values in enumerate((ev.loss, ev.train_acc, ev.test_acc)):
-            curves[rows, k, at] = values[rows, blocks]
-        count += ev.live.sum(1)
-        has = np.asarray([lane is not None for lane in lanes])
-        ended = []
-        for i in np.flatnonzero(has & (done | (t >= static.steps))):
-            lanes[i].t, lanes[i].curve = int(t[i]), curves[i].copy()
-            ended.append((int(i), lanes[i]))
-        if ended:  # fetched after the next round's dispatch
-            pending = (progs.finish(state, hyper, data, [i for i, _ in ended], chunk), ended)
-            for i, lane in ended:
-                stats["network_steps"] += lane.t
-                lanes[i] = None
-    if pending is not None:
-        retire(*outputs(*pending, static))
+    behind, held = Behind(), None
+    try:
+        for at in itertools.count():
+            behind.check()
+            if more is not None:  # it sees the rounds before the last, as the loop wrote them
+                behind.wait(at - 2)
+                more(queue)
+            if held is not None:
+                behind.submit(*held)
+                held = None
+            fresh = np.zeros(chunk, bool)
+            for i in range(chunk):
+                if lanes[i] is None and queue:
+                    lanes[i], fresh[i] = Lane(queue.popleft()), True
+            curves[fresh], count[fresh] = np.nan, 0
+            live = [i for i in range(chunk) if lanes[i] is not None]
+            if not live:
+                break
+            if state is None or fresh.any():  # else the inputs and state stand as they are
+                # a lane without a network (the queue ran dry) repeats a live run's inputs and
+                # is parked (done); a retired one is frozen already (done, or at its last step)
+                park = np.asarray([lane is None for lane in lanes])
+                runs = [lanes[i].run if lanes[i] is not None else lanes[live[0]].run
+                        for i in range(chunk)]
+                seeds, hyper = inputs(runs, chunk, static)
+                seeds, hyper, fresh_d, park_d = jax.device_put((seeds, hyper, fresh, park), nets)
+                if state is None:
+                    state = progs.empty_state(seeds, hyper, data, nets)
+                    idle = jax.device_put(np.zeros(chunk, bool), nets)
+            else:  # no lane starts: parked lanes stay done, as they are
+                fresh_d = park_d = idle
+            state, evals = progs("advance", state, seeds, hyper, fresh_d, park_d, data)
+            stats["rounds"] += 1
+            t, done, ev = jax.device_get((state.t, state.done, evals))
+            rows, blocks = np.nonzero(ev.live)  # a lane's live blocks come first (then it froze)
+            at_eval = count[rows] + blocks
+            for k, values in enumerate((ev.loss, ev.train_acc, ev.test_acc)):
+                curves[rows, k, at_eval] = values[rows, blocks]
+            count += ev.live.sum(1)
+            has = np.asarray([lane is not None for lane in lanes])
+            ended = []
+            for i in np.flatnonzero(has & (done | (t >= static.steps))):
+                lanes[i].t, lanes[i].curve = int(t[i]), curves[i].copy()
+                ended.append((int(i), lanes[i]))
+            if ended:  # fetched and written behind the next rounds
+                outs = progs.finish(state, hyper, data, [i for i, _ in ended], chunk)
+                held = (at, lambda outs=outs, ended=ended: retire(*outputs(outs, ended, static)))
+                if more is None:  # else after the next round's ``more``
+                    behind.submit(*held)
+                    held = None
+                for i, lane in ended:
+                    stats["network_steps"] += lane.t
+                    lanes[i] = None
+        behind.wait()
+    finally:
+        behind.close()
 
 
 def outputs(outs: list, ended: Sequence[tuple[int, Lane]], static: Static

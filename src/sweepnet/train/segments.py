@@ -12,9 +12,10 @@ a network whose outcome is decided and give its slot to the next one
 
 Every step is :func:`sweepnet.train.step.network`'s, the one ``make_train`` scans, on the same
 minibatch (step ``t`` draws from ``fold_in(batch key, t)``) and optimizer count. Where a network
-has no step left (it reached ``static.steps``: the last block of a ``steps`` that is not a
-multiple of ``eval_every``) or is decided, a step's result is discarded by a select, which is
-exact: the steps it keeps are bit for bit ``make_train``'s. Slots of one call may be at
+is decided or has no step left, its block's result is discarded by one select at the block's
+end (and where it has no step left inside its last block, a ``steps`` that is not a multiple of
+``eval_every``, each of those steps' results by a select), which is exact: the steps it keeps are
+bit for bit ``make_train``'s. Slots of one call may be at
 different steps: ``State.t`` is per network.
 
 With ``threshold`` (``train.stop = "separated"``), a network is *decided* at the first
@@ -112,11 +113,15 @@ def make_segments(static: Static, fused: bool = False, threshold: float | None =
             def step(carry, i):
                 t = st.t + i
                 new, _ = net.step(carry, t)
-                keep = live & (t < steps)  # a step past the last one is discarded
+                if steps % every == 0:  # a live lane's block is whole: every step kept
+                    return new, None
+                keep = t < steps  # the last block's steps past the last one are discarded
                 return jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, carry), None
 
-            (p, opt_state, bad), _ = lax.scan(step, (st.params, st.opt_state, st.bad),
-                                              jnp.arange(every, dtype=jnp.int32))
+            first = (st.params, st.opt_state, st.bad)
+            trained, _ = lax.scan(step, first, jnp.arange(every, dtype=jnp.int32))
+            # a lane that is not live keeps its state: one select a block, not one a step
+            p, opt_state, bad = jax.tree.map(lambda a, b: jnp.where(live, a, b), trained, first)
             loss, train_acc, test_acc = net.evaluate(p)
             done = st.done
             if limit is not None:
