@@ -46,7 +46,8 @@ def labels(names: Sequence[str]) -> list[str]:
     return out
 
 
-def _sql_text(text: str) -> str:
+def sql_text(text: str) -> str:
+    """``text`` as an SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -57,7 +58,7 @@ def _read(root: str, view: str) -> str:
     # parts of one schema (one version wrote them) are read without union_by_name, which
     # holds every part's reader open: about 100 kB a part, 110 MB for a million networks
     union = "" if _one_schema(files) else ", union_by_name = true"
-    return f"read_parquet([{', '.join(map(_sql_text, files))}]{union})"
+    return f"read_parquet([{', '.join(map(sql_text, files))}]{union})"
 
 
 def _one_schema(files: Sequence[str]) -> bool:
@@ -80,7 +81,7 @@ _SCHEMAS: dict[tuple, bool] = {}
 
 
 def _names(names: Sequence[str]) -> str:
-    return ", ".join(map(_sql_text, names))
+    return ", ".join(map(sql_text, names))
 
 
 # A network a theorem applies to: a binary mlp on 2-D data (its region measured), finite, every
@@ -143,9 +144,9 @@ def connect(roots: str | Sequence[str], all_runs: bool = False, threshold: float
     runs, curves, topology = [], [], []
     for i, (root, name) in enumerate(zip(roots, names, strict=True)):
         if os.path.exists(topo := topology_path(root)):
-            label = f"{_sql_text(name)} AS sweep, " if several else ""
+            label = f"{sql_text(name)} AS sweep, " if several else ""
             kind, depths = _kind(root, topo)
-            topology.append(f"SELECT {label}t.*{kind} FROM read_parquet({_sql_text(topo)}) t"
+            topology.append(f"SELECT {label}t.*{kind} FROM read_parquet({sql_text(topo)}) t"
                             f"{depths}")
         # every run at its stored grid_index in the current spec: the parts as they are (no
         # join with a table of every run id, whose memory grows with the sweep)
@@ -157,17 +158,17 @@ def connect(roots: str | Sequence[str], all_runs: bool = False, threshold: float
         if source := _read(root, "runs"):
             if aligned:
                 flag = ", true AS in_spec" if all_runs else ""
-                runs.append(f"SELECT r.* REPLACE ({_sql_text(name)} AS sweep){flag} "
+                runs.append(f"SELECT r.* REPLACE ({sql_text(name)} AS sweep){flag} "
                             f"FROM {source} r")
             else:
                 join, flag = ("LEFT JOIN", ", g.run_id IS NOT NULL AS in_spec") if all_runs \
                     else ("JOIN", "")
                 # grid_index from the current spec: a grown sweep's table equals a fresh one's
                 runs.append(f"SELECT r.* REPLACE (g.grid_index AS grid_index, "
-                            f"{_sql_text(name)} AS sweep){flag} FROM {source} r {join} "
+                            f"{sql_text(name)} AS sweep){flag} FROM {source} r {join} "
                             f"_grid{i} g ON r.run_id = g.run_id")
         if source := _read(root, "curves"):
-            label = f"{_sql_text(name)} AS sweep, " if several else ""
+            label = f"{sql_text(name)} AS sweep, " if several else ""
             where = "" if all_runs or aligned else (
                 f" WHERE c.run_id IN (SELECT run_id FROM _grid{i})")
             curves.append(f"SELECT {label}c.* FROM {source} c{where}")
@@ -215,7 +216,7 @@ def cell_view(con: duckdb.DuckDBPyConnection, roots: Sequence[str], several: boo
     if not several and os.path.exists(search := search_path(roots[0])):
         # an adaptive sweep: the search's verdicts, inferred cells (and from what) included
         con.execute(f"""CREATE VIEW cells AS SELECT * EXCLUDE (k, monotone), k AS separated,
-                        monotone FROM read_parquet({_sql_text(search)}) ORDER BY ALL""")
+                        monotone FROM read_parquet({sql_text(search)}) ORDER BY ALL""")
         return
     if "separated" not in present:  # an empty sweep: a typed, empty view
         con.execute("CREATE VIEW cells AS SELECT NULL::BIGINT AS n WHERE false")
