@@ -5,7 +5,7 @@ The views read the parquet parts through DuckDB (:func:`sweepnet.store.query.con
 back tables whose size is that of the grid, never that of the sweep: one row per cell (or per
 configuration), per cell and threshold, per group and eval step, or per sampled network. So a
 chart or a report of a million networks holds what it draws, and DuckDB, not pandas, holds
-the rows while it aggregates them (its memory capped by :data:`DUCKDB_MEMORY`).
+the rows while it aggregates them (its memory capped by :data:`DUCKDB_MEMORY`; what does not fit spills to disk).
 """
 
 from __future__ import annotations
@@ -334,6 +334,6 @@ def _binned_quantile(counts: np.ndarray, vmin: np.ndarray, vmax: np.ndarray,
     return np.clip(vmin + (b + inside) * width, vmin, vmax)
 
 
-__all__ = ["BATCH", "BINS", "DUCKDB_MEMORY", "DUCKDB_THREAD", "EXACT_MAX", "METRICS", "SAMPLE", "cell_stats", "columns",
-           "configurations", "connect", "curve_quantiles", "curves_of", "eval_steps",
-           "has_curves", "q", "sample", "threshold_hits"]
+__all__ = ["BATCH", "BINS", "DUCKDB_MEMORY", "DUCKDB_THREAD", "EXACT_MAX", "METRICS", "SAMPLE",
+           "cell_stats", "columns", "configurations", "connect", "curve_quantiles", "curves_of",
+           "eval_steps", "has_curves", "q", "sample", "threshold_hits"]
