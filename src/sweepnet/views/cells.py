@@ -5,7 +5,8 @@ The views read the parquet parts through DuckDB (:func:`sweepnet.store.query.con
 back tables whose size is that of the grid, never that of the sweep: one row per cell (or per
 configuration), per cell and threshold, per group and eval step, or per sampled network. So a
 chart or a report of a million networks holds what it draws, and DuckDB, not pandas, holds
-the rows while it aggregates them (its memory capped by :data:`DUCKDB_MEMORY`; what does not fit spills to disk).
+the rows while it aggregates them (its memory capped by :data:`DUCKDB_MEMORY`; what does not
+fit spills to disk).
 """
 
 from __future__ import annotations
