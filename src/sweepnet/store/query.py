@@ -30,7 +30,7 @@ from sweepnet.store.folder import (
     stored_spec,
     topology_path,
 )
-from sweepnet.store.tables import TOPOLOGY_COLUMNS, grid_ids
+from sweepnet.store.tables import TOPOLOGY_COLUMNS, grid_ids, trained_positions
 from sweepnet.train import regions
 
 
@@ -46,7 +46,8 @@ def labels(names: Sequence[str]) -> list[str]:
     return out
 
 
-def _sql_text(text: str) -> str:
+def sql_text(text: str) -> str:
+    """``text`` as an SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -54,11 +55,33 @@ def _read(root: str, view: str) -> str:
     files = part_files(root, view)
     if not files:
         return ""
-    return f"read_parquet([{', '.join(map(_sql_text, files))}], union_by_name = true)"
+    # parts of one schema (one version wrote them) are read without union_by_name, which
+    # holds every part's reader open: about 100 kB a part, 110 MB for a million networks
+    union = "" if _one_schema(files) else ", union_by_name = true"
+    return f"read_parquet([{', '.join(map(sql_text, files))}]{union})"
+
+
+def _one_schema(files: Sequence[str]) -> bool:
+    """Whether the parquet ``files`` have one schema (the same columns, in the same order,
+    of the same types); each file's footer is read, one at a time, once in a process."""
+    key = tuple((p, st.st_size, st.st_mtime_ns) for p in files for st in [os.stat(p)])
+    if key not in _SCHEMAS:
+        while len(_SCHEMAS) >= 8:  # runs and curves of a few folders
+            _SCHEMAS.pop(next(iter(_SCHEMAS)))
+        try:
+            first = pq.read_schema(files[0]).remove_metadata()
+            _SCHEMAS[key] = all(pq.read_schema(p).remove_metadata().equals(first)
+                                for p in files[1:])
+        except Exception:  # an unreadable part: DuckDB's reader says which
+            _SCHEMAS[key] = False
+    return _SCHEMAS[key]
+
+
+_SCHEMAS: dict[tuple, bool] = {}
 
 
 def _names(names: Sequence[str]) -> str:
-    return ", ".join(map(_sql_text, names))
+    return ", ".join(map(sql_text, names))
 
 
 # A network a theorem applies to: a binary mlp on 2-D data (its region measured), finite, every
@@ -115,29 +138,39 @@ def connect(roots: str | Sequence[str], all_runs: bool = False, threshold: float
     roots = [roots] if isinstance(roots, str) else list(roots)
     for root in roots:
         require_results_dir(root)
-    grids = [pa.table({"run_id": ids, "grid_index": pa.array(range(len(ids)), pa.int64())})
-             for ids in map(grid_ids, roots)]
     names = labels([stored_spec(root).name for root in roots])
     several = len(roots) > 1
     con = duckdb.connect()
     runs, curves, topology = [], [], []
-    for i, (root, g, name) in enumerate(zip(roots, grids, names, strict=True)):
+    for i, (root, name) in enumerate(zip(roots, names, strict=True)):
         if os.path.exists(topo := topology_path(root)):
-            label = f"{_sql_text(name)} AS sweep, " if several else ""
+            label = f"{sql_text(name)} AS sweep, " if several else ""
             kind, depths = _kind(root, topo)
-            topology.append(f"SELECT {label}t.*{kind} FROM read_parquet({_sql_text(topo)}) t"
+            topology.append(f"SELECT {label}t.*{kind} FROM read_parquet({sql_text(topo)}) t"
                             f"{depths}")
-        con.register(f"_grid{i}", g)
+        # every run at its stored grid_index in the current spec: the parts as they are (no
+        # join with a table of every run id, whose memory grows with the sweep)
+        aligned = trained_positions(root) is not None
+        if not aligned:
+            ids = grid_ids(root)
+            con.register(f"_grid{i}", pa.table({
+                "run_id": ids, "grid_index": pa.array(range(len(ids)), pa.int64())}))
         if source := _read(root, "runs"):
-            join, flag = ("LEFT JOIN", ", g.run_id IS NOT NULL AS in_spec") if all_runs else (
-                "JOIN", "")
-            # grid_index from the current spec: a grown sweep's table equals a fresh one's
-            runs.append(f"SELECT r.* REPLACE (g.grid_index AS grid_index, {_sql_text(name)} "
-                        f"AS sweep){flag} FROM {source} r {join} _grid{i} g "
-                        "ON r.run_id = g.run_id")
+            if aligned:
+                flag = ", true AS in_spec" if all_runs else ""
+                runs.append(f"SELECT r.* REPLACE ({sql_text(name)} AS sweep){flag} "
+                            f"FROM {source} r")
+            else:
+                join, flag = ("LEFT JOIN", ", g.run_id IS NOT NULL AS in_spec") if all_runs \
+                    else ("JOIN", "")
+                # grid_index from the current spec: a grown sweep's table equals a fresh one's
+                runs.append(f"SELECT r.* REPLACE (g.grid_index AS grid_index, "
+                            f"{sql_text(name)} AS sweep){flag} FROM {source} r {join} "
+                            f"_grid{i} g ON r.run_id = g.run_id")
         if source := _read(root, "curves"):
-            label = f"{_sql_text(name)} AS sweep, " if several else ""
-            where = "" if all_runs else f" WHERE c.run_id IN (SELECT run_id FROM _grid{i})"
+            label = f"{sql_text(name)} AS sweep, " if several else ""
+            where = "" if all_runs or aligned else (
+                f" WHERE c.run_id IN (SELECT run_id FROM _grid{i})")
             curves.append(f"SELECT {label}c.* FROM {source} c{where}")
     for view, selects in (("runs", runs), ("curves", curves)):
         if selects:
@@ -183,7 +216,7 @@ def cell_view(con: duckdb.DuckDBPyConnection, roots: Sequence[str], several: boo
     if not several and os.path.exists(search := search_path(roots[0])):
         # an adaptive sweep: the search's verdicts, inferred cells (and from what) included
         con.execute(f"""CREATE VIEW cells AS SELECT * EXCLUDE (k, monotone), k AS separated,
-                        monotone FROM read_parquet({_sql_text(search)}) ORDER BY ALL""")
+                        monotone FROM read_parquet({sql_text(search)}) ORDER BY ALL""")
         return
     if "separated" not in present:  # an empty sweep: a typed, empty view
         con.execute("CREATE VIEW cells AS SELECT NULL::BIGINT AS n WHERE false")

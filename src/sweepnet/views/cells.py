@@ -5,11 +5,14 @@ The views read the parquet parts through DuckDB (:func:`sweepnet.store.query.con
 back tables whose size is that of the grid, never that of the sweep: one row per cell (or per
 configuration), per cell and threshold, per group and eval step, or per sampled network. So a
 chart or a report of a million networks holds what it draws, and DuckDB, not pandas, holds
-the rows while it aggregates them (its memory capped by :data:`DUCKDB_MEMORY`).
+the rows while it aggregates them (its memory capped by :data:`DUCKDB_MEMORY`; what does not
+fit spills to disk).
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Sequence
 
 import duckdb
@@ -21,7 +24,12 @@ from sweepnet.core.stats import share_interval
 from sweepnet.store import query as query_lib
 from sweepnet.views.drawing import CONFIG_COLUMNS
 
-DUCKDB_MEMORY = "1GB"  # DuckDB spills to disk past it: a report's memory does not grow with N
+# DuckDB's memory in MB, at least (DUCKDB_THREAD more a thread where it has many): its joins,
+# sorts and aggregates spill to disk past it, so a chart's or a report's memory does not grow
+# with the sweep (a million networks: 0.7 GB in all, as 65,536 take)
+DUCKDB_MEMORY = 128
+DUCKDB_THREAD = 16
+BATCH = 1 << 18  # rows :func:`sample` ranks at once (more where one cell holds more)
 SAMPLE = 64  # seeds of a cell the report's linked view shows (all of them up to this many)
 # per-network metrics of the runs table that a cell aggregates (means, counts, a median)
 METRICS = ("test_acc", "train_acc", "train_loss", "steps_to_fit", "separated", "diverged",
@@ -32,7 +40,12 @@ def connect(root: str) -> duckdb.DuckDBPyConnection:
     """The folder's ``runs`` and ``curves`` views (:func:`sweepnet.store.query.connect`), with
     DuckDB's memory capped."""
     con = query_lib.connect(root)
-    con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+    threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+    con.execute(f"SET memory_limit = '{max(DUCKDB_MEMORY, DUCKDB_THREAD * threads)}MB'")
+    # what does not fit is spilled to the system's temporary folder (DuckDB's default is
+    # ./.tmp, in the user's folder); DuckDB removes it
+    spill = os.path.join(tempfile.gettempdir(), f"sweepnet-duckdb-{os.getpid()}")
+    con.execute(f"SET temp_directory = {query_lib.sql_text(spill)}")
     return con
 
 
@@ -134,6 +147,17 @@ def threshold_hits(
     return cells
 
 
+def _first_by(field: str, descending: bool) -> str:
+    """A struct whose minimum over a cell is its first row in the order ``field DESC|ASC
+    NULLS LAST, seed, run_id`` (DuckDB's: NaN above every number), as an aggregate can take
+    it: no window, no sort of the cell's rows."""
+    v = f"{q(field)}::DOUBLE"
+    plain = f"CASE WHEN {v} IS NULL OR isnan({v}) THEN 0 ELSE {'-' if descending else ''}{v} END"
+    nan = f"coalesce({'NOT ' if descending else ''}isnan({v}), false)"
+    return (f"min(struct_pack(n := {v} IS NULL, x := {nan}, v := {plain}, s := seed, "
+            "r := run_id)).r")
+
+
 def sample(
     con: duckdb.DuckDBPyConnection, keys: Sequence[str], size: int = SAMPLE
 ) -> pd.DataFrame:
@@ -141,49 +165,63 @@ def sample(
     otherwise exactly ``size``: the cell's extremes (best and worst test accuracy, lowest and
     highest train loss, fastest and slowest to fit, ties to the lower seed; the first
     ``size`` of them where fewer fit) and, to fill ``size``, seeds evenly spaced in seed
-    order. DuckDB ranks the rows; only the chosen ones come back: full runs rows, sorted by
+    order. DuckDB finds them; only the chosen ones come back: full runs rows, sorted by
     cell and seed, with ``cell_n`` (the cell's finished seeds) and ``shown`` (how many of
-    them the sample holds)."""
+    them the sample holds).
+
+    Memory does not grow with the sweep: the extremes are aggregates, and the even spread
+    ranks the cells' seeds a batch of cells (:data:`BATCH` rows) at a time."""
     if size < 1:
         raise SweepnetError(f"--sample {size}: show at least 1 seed of a cell")
     part = ", ".join(map(q, keys))
-    extremes = {
-        "best_acc": "test_acc DESC NULLS LAST",
-        "worst_acc": "test_acc ASC NULLS LAST",
-        "best_loss": "train_loss ASC NULLS LAST",
-        "worst_loss": "train_loss DESC NULLS LAST",
-        "fastest": "steps_to_fit ASC NULLS LAST",
-        "slowest": "steps_to_fit DESC NULLS LAST",
-    }
-    ranks = ", ".join(
-        f"row_number() OVER (PARTITION BY {part} ORDER BY {order}, seed, run_id) AS {name}"
-        for name, order in extremes.items()
-    )
-    # the extremes first (as many as fit), then the rest evenly spaced in seed order: of n
-    # rows, those at positions r with (r * m) % n < m are exactly m, spread evenly
-    cap = min(size, len(extremes))
-    extreme = " OR ".join(f"{name} <= 1" for name in list(extremes)[:cap]) or "false"
+    extremes = [("test_acc", True), ("test_acc", False), ("train_loss", False),
+                ("train_loss", True), ("steps_to_fit", False), ("steps_to_fit", True)]
+    firsts = ", ".join(_first_by(f, d) for f, d in extremes[:min(size, len(extremes))])
+    found = con.execute(f"SELECT hash({part}), count(*), [{firsts}] FROM runs GROUP BY ALL "
+                        "ORDER BY ALL").fetchall()
+    extreme = pd.DataFrame({"run_id": list(dict.fromkeys(r for c in found for r in c[2]))},
+                           dtype=object)
+    # the rest evenly spaced in seed order: of n rows, those at positions r with
+    # (r * m) % n < m are exactly m, spread evenly
     sql = f"""
-        WITH ranked AS (
-            SELECT run_id, seed, {part}, count(*) OVER (PARTITION BY {part}) AS cell_n, {ranks}
-            FROM runs),
-        marked AS (
-            SELECT *, ({extreme}) AS extreme,
-                sum(({extreme})::INTEGER) OVER (PARTITION BY {part}) AS n_extreme
-            FROM ranked),
+        WITH marked AS (
+            SELECT run_id, seed, {part}, count(*) OVER (PARTITION BY {part}) AS cell_n,
+                run_id IN (SELECT run_id FROM _extreme) AS extreme
+            FROM runs WHERE hash({part}) IN ({{cells}})),
+        counted AS (
+            SELECT *, sum(extreme::INTEGER) OVER (PARTITION BY {part}) AS n_extreme
+            FROM marked),
         rest AS (
             SELECT run_id, cell_n, n_extreme,
                 row_number() OVER (PARTITION BY {part} ORDER BY seed, run_id) - 1 AS pos,
                 count(*) OVER (PARTITION BY {part}) AS n_rest
-            FROM marked WHERE NOT extreme),
-        chosen AS (
-            SELECT run_id, cell_n FROM marked WHERE extreme OR cell_n <= {size}
-            UNION ALL
-            SELECT run_id, cell_n FROM rest WHERE cell_n > {size}
-                AND (pos * ({size} - n_extreme)) % n_rest < {size} - n_extreme)
-        SELECT r.*, c.cell_n FROM runs r JOIN chosen c USING (run_id)
-        ORDER BY {", ".join(f"r.{q(k)}" for k in keys)}, r.seed, r.run_id"""
-    df = con.execute(sql).df()
+            FROM counted WHERE NOT extreme)
+        SELECT run_id, cell_n FROM counted WHERE extreme OR cell_n <= {size}
+        UNION ALL
+        SELECT run_id, cell_n FROM rest WHERE cell_n > {size}
+            AND (pos * ({size} - n_extreme)) % n_rest < {size} - n_extreme"""
+    batches: list[list[int]] = []
+    rows = BATCH
+    for h, n, _ in found:  # whole cells, up to BATCH rows a batch
+        if rows + n > BATCH:
+            batches.append([])
+            rows = 0
+        batches[-1].append(h)
+        rows += n
+    con.register("_extreme", extreme)
+    try:
+        chosen = [row for batch in batches for row in con.execute(
+            sql.format(cells=", ".join(map(str, batch)))).fetchall()]
+        # a cell is ranked whole in its batch; one whose hash another's shares is ranked
+        # in both, the same way: once is enough
+        chosen = pd.DataFrame(list(dict.fromkeys(chosen)), columns=["run_id", "cell_n"])
+        con.register("_chosen", chosen.astype({"run_id": object, "cell_n": "int64"}))
+        df = con.execute(
+            f"""SELECT r.*, c.cell_n FROM runs r JOIN _chosen c USING (run_id)
+                ORDER BY {", ".join(f"r.{q(k)}" for k in keys)}, r.seed, r.run_id""").df()
+    finally:
+        con.unregister("_extreme")
+        con.unregister("_chosen")
     df["shown"] = df.groupby(list(keys), dropna=False)["run_id"].transform("size")
     if "steps_to_fit" in df:
         df["steps_to_fit"] = df["steps_to_fit"].astype("Int64")
@@ -297,6 +335,6 @@ def _binned_quantile(counts: np.ndarray, vmin: np.ndarray, vmax: np.ndarray,
     return np.clip(vmin + (b + inside) * width, vmin, vmax)
 
 
-__all__ = ["BINS", "DUCKDB_MEMORY", "EXACT_MAX", "METRICS", "SAMPLE", "cell_stats", "columns",
-           "configurations", "connect", "curve_quantiles", "curves_of", "eval_steps",
-           "has_curves", "q", "sample", "threshold_hits"]
+__all__ = ["BATCH", "BINS", "DUCKDB_MEMORY", "DUCKDB_THREAD", "EXACT_MAX", "METRICS", "SAMPLE",
+           "cell_stats", "columns", "configurations", "connect", "curve_quantiles", "curves_of",
+           "eval_steps", "has_curves", "q", "sample", "threshold_hits"]
