@@ -41,6 +41,7 @@ from scipy.spatial import cKDTree
 
 # one cloud's job for the pool: (k, eps, maxdim, cloud (n_points, dim))
 Cloud = tuple[int, int, int, np.ndarray]
+DENSE_CELLS = 1 << 22  # booleans of the dense rows a collapse packs into bit sets at once
 
 
 def knn_graph(x: np.ndarray, k: int) -> sp.csr_matrix:
@@ -49,10 +50,34 @@ def knn_graph(x: np.ndarray, k: int) -> sp.csr_matrix:
     i ~ j when j is among i's ``k`` nearest neighbours or i among j's. Duplicate points
     (ReLU maps many inputs to one) are neighbours like any others; no self loops.
     """
+    return knn_union([x], [k])[0]
+
+
+def knn_union(xs: Sequence[np.ndarray], ks: Sequence[int]) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The kNN graphs (:func:`knn_graph`) of the clouds ``xs`` (each ``(n_i, dim_i)``, with
+    its own ``k``) as one block-diagonal graph ``(sum n_i, sum n_i)``, and ``starts
+    (len(xs) + 1,)``: the first vertex of each block, then the number of vertices."""
+    starts = np.r_[0, np.cumsum([len(x) for x in xs], dtype=np.int64)].astype(np.int64)
+    i, j = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for x, k, s in zip(xs, ks, starts, strict=False):
+        rows, cols = _knn_edges(x, k)
+        i.append(rows + s)
+        j.append(cols + s)
+    i, j = np.concatenate(i), np.concatenate(j)
+    n = int(starts[-1])
+    # both directions at once: an edge found from both ends sums to 2, then counts once
+    graph = sp.csr_matrix((np.ones(2 * len(i)), (np.r_[i, j], np.r_[j, i])), shape=(n, n))
+    graph.data[:] = 1.0
+    return graph, starts
+
+
+def _knn_edges(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The kNN edges ``(i, j)`` of ``x (n, dim)`` as found from ``i`` (``j`` among ``i``'s
+    ``k`` nearest), without self loops; ``(m,)`` each."""
     n = len(x)
     k = min(k, n - 1)
     if k < 1:
-        return sp.csr_matrix((n, n))
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     x = np.asarray(x, np.float64)
     if x.shape[1] <= 16:
         _, idx = cKDTree(x).query(x, k + 1)
@@ -62,17 +87,14 @@ def knn_graph(x: np.ndarray, k: int) -> sp.csr_matrix:
         for s in range(0, n, 512):
             d = sq[s : s + 512, None] - 2 * x[s : s + 512] @ x.T + sq[None, :]
             idx[s : s + 512] = np.argpartition(d, k, axis=1)[:, : k + 1]
-    rows, cols = np.repeat(np.arange(n), k + 1), idx.ravel()
+    rows, cols = np.repeat(np.arange(n), k + 1), idx.ravel().astype(np.int64)
     off = rows != cols  # a point is its own nearest neighbour (or ties with a duplicate)
-    a = sp.csr_matrix((np.ones(int(off.sum())), (rows[off], cols[off])), shape=(n, n))
-    a = a + a.T
-    a.data[:] = 1.0  # an edge found from both ends counts once
-    return a
+    return rows[off], cols[off]
 
 
 def reach(adjacency: sp.csr_matrix, eps: int) -> sp.csr_matrix:
     """``G^eps``: the points at most ``eps`` hops apart in the graph ``(n, n)``, as a CSR
-    matrix of ones without the diagonal."""
+    matrix of ones without the diagonal (a block-diagonal graph stays so)."""
     n = adjacency.shape[0]
     step = (adjacency + sp.identity(n, format="csr")).astype(np.int32)
     g = step
@@ -85,52 +107,86 @@ def reach(adjacency: sp.csr_matrix, eps: int) -> sp.csr_matrix:
     return g
 
 
-def dominated_core(graph: sp.csr_matrix) -> sp.csr_matrix:
-    """The graph without its dominated vertices, removed until none is (see the module).
+def dominated_core(graph: sp.csr_matrix, starts: np.ndarray | None = None
+                   ) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The graph without its dominated vertices, removed until none is (see the module), and
+    the ``starts`` of its blocks.
 
-    ``graph (n, n)``: CSR of ones, symmetric, no diagonal. Each round removes at once every
-    vertex ``v`` with a dominating neighbour ``u`` that ranks above it (a higher degree, or
-    the same degree and a higher index; a dominator has at least ``v``'s degree). That set
-    is safe to remove together: following a removed vertex's higher-ranked dominator ends, by
-    transitivity, at a kept one that dominates it, and removing other vertices keeps a
-    domination between two kept ones. A vertex can only become dominated when its own
-    neighbourhood shrinks, so a round after the first checks the neighbours of the vertices
-    the last one removed. Neighbourhoods are bit sets: ``N[v] ⊆ N[u]`` is one ``and not``
-    over ``n / 64`` words per edge.
+    ``graph (n, n)``: CSR of ones, symmetric, no diagonal; block-diagonal with blocks
+    ``starts`` (:func:`knn_union`; default: one block), each the graph of one cloud, collapsed
+    as if alone: a domination joins neighbours, so never two blocks, and the rounds below
+    stop checking a block left with three vertices or fewer (where a block alone stopped).
+    Many clouds in one graph share each round's numpy calls, which cost more than the
+    arithmetic on one cloud's few thousand edges.
+
+    Each round removes at once every vertex ``v`` with a dominating neighbour ``u`` that
+    ranks above it (a higher degree, or the same degree and a higher index; a dominator has
+    at least ``v``'s degree). That set is safe to remove together: following a removed
+    vertex's higher-ranked dominator ends, by transitivity, at a kept one that dominates it,
+    and removing other vertices keeps a domination between two kept ones. A vertex can only
+    become dominated when its own neighbourhood shrinks, so a round after the first checks
+    the neighbours of the vertices the last one removed. Neighbourhoods are bit sets over a
+    block's vertices: ``N[v] ⊆ N[u]`` is one ``and not`` over ``block / 64`` words per edge.
     """
     g = graph.tocsr()
     n = g.shape[0]
-    closed = (g + sp.identity(n, format="csr")).toarray().astype(bool)
-    bits = _bitsets(closed)  # (n, ceil(n / 64)): row v is N[v] among the kept vertices
-    del closed
+    starts = np.asarray([0, n] if starts is None else starts, np.int64)
+    block = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+    local = np.arange(n) - starts[block]  # a vertex's bit in its block's sets
+    bits = _closed_bitsets(g, local, int(np.diff(starts).max(initial=1)))
     deg = np.diff(g.indptr).astype(np.int64)  # among the kept vertices
+    rank = deg * n + np.arange(n)
     # The first and last vertex of each N[u] (as first given): a dominator's cover v's.
     first, last = _span(*_edges(g, np.arange(n)), n)
     alive = np.ones(n, bool)
-    check = np.arange(n)
-    while len(check) and alive.sum() > 3:
+    size = np.diff(starts)  # kept vertices per block
+    check = np.flatnonzero(size[block] > 3)
+    while len(check):
         v, u = _edges(g, check)
         u_ok = alive[u]
         v, u = v[u_ok], u[u_ok]
         lo, hi = _span(v, u, n)  # of N[v] now
-        rank = deg * n + np.arange(n)
         up = (rank[u] > rank[v]) & (first[u] <= lo[v]) & (last[u] >= hi[v])
         v, u = v[up], u[up]
         dominated = np.zeros(n, bool)
-        for s in range(0, len(v), 65536):  # bounded temporaries: 64k edges x n / 64 words
+        for s in range(0, len(v), 65536):  # bounded temporaries: 64k edges x block / 64 words
             r, c = v[s : s + 65536], u[s : s + 65536]
             dominated[r[~np.any(bits[r] & ~bits[c], axis=1)]] = True
         gone = np.flatnonzero(dominated)
         if not len(gone):
             break
         alive[gone] = False
-        _, near = _edges(g, gone)
-        near = near[alive[near]]
+        size -= np.bincount(block[gone], minlength=len(size))
+        by, near = _edges(g, gone)
+        kept = alive[near]
+        by, near = by[kept], near[kept]
         deg -= np.bincount(near, minlength=n)
+        rank = deg * n + np.arange(n)
+        # a removed vertex leaves its neighbours' sets (only theirs hold its bit)
+        np.bitwise_and.at(bits, (near, local[by] >> 6),
+                          ~(np.uint64(1) << (local[by] & 63).astype(np.uint64)))
         check = np.unique(near)
-        bits &= ~_bitsets(dominated[None, :])[0]
+        check = check[size[block[check]] > 3]
     keep = np.flatnonzero(alive)
-    return g[keep][:, keep]
+    return g[keep][:, keep], np.r_[0, np.cumsum(size)].astype(np.int64)
+
+
+def _closed_bitsets(g: sp.csr_matrix, local: np.ndarray, width: int) -> np.ndarray:
+    """``N[v]`` of each vertex of ``g (n, n)`` as a bit set ``(n, ceil(width / 64))`` of
+    uint64 words over its block's vertices (bit ``local[u]`` for ``u``)."""
+    n = g.shape[0]
+    words = -(-width // 64)
+    bits = np.empty((n, words), np.uint64)
+    rows = np.repeat(np.arange(n), np.diff(g.indptr))
+    step = max(1, DENSE_CELLS // (words * 64))
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        dense = np.zeros((b - a, words * 64), bool)
+        at = slice(g.indptr[a], g.indptr[b])
+        dense[rows[at] - a, local[g.indices[at]]] = True
+        dense[np.arange(b - a), local[a:b]] = True  # closed: v is in N[v]
+        bits[a:b] = np.packbits(dense, axis=1, bitorder="little").view(np.uint64)
+    return bits
 
 
 def _span(v: np.ndarray, u: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -143,14 +199,6 @@ def _span(v: np.ndarray, u: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]
         lo[at] = np.minimum(at, np.minimum.reduceat(u, starts))
         hi[at] = np.maximum(at, np.maximum.reduceat(u, starts))
     return lo, hi
-
-
-def _bitsets(rows: np.ndarray) -> np.ndarray:
-    """Boolean rows ``(m, n)`` as bit sets ``(m, ceil(n / 64))`` of uint64 words."""
-    m, n = rows.shape
-    padded = np.zeros((m, -(-n // 64) * 64), bool)
-    padded[:, :n] = rows
-    return np.packbits(padded, axis=1).view(np.uint64)
 
 
 def _edges(g: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -176,25 +224,54 @@ def betti_numbers(x: np.ndarray, k: int, eps: int, maxdim: int = 1) -> tuple[int
     """Betti numbers ``(b0, b1, b2)`` of the cloud ``x (n, dim)`` at scale ``eps`` of the hop
     distance of its ``k``-NN graph (of its distinct points). ``b2`` is computed only for
     ``maxdim >= 2`` (else 0)."""
-    # Points a layer maps onto one (ReLU does, often hundreds) are one point of the space:
-    # kept apart they would be a clique of arbitrary kNN edges, full of false cycles.
-    x = np.unique(np.asarray(x), axis=0)
-    a = knn_graph(x, k)
-    b0 = int(connected_components(a, directed=False)[0])
-    if maxdim < 1 or len(x) < 3:
-        return b0, 0, 0
-    # A vertex dominated in the kNN graph is dominated in its eps-th power too, and every
-    # path through it has a detour through its dominator (no longer): removing it from the
-    # graph first removes it from the power. The sparse graph is the cheaper one to reduce.
-    alive = clique_betti(dominated_core(reach(dominated_core(a), eps)), maxdim)
-    return b0, alive[1], alive[2] if maxdim >= 2 else 0
+    return measure_clouds([(k, eps, maxdim, x)])[0]
 
 
 def measure_clouds(jobs: Sequence[Cloud]) -> list[tuple[int, int, int]]:
-    """Pool worker: ``betti_numbers`` of each ``(k, eps, maxdim, cloud)``."""
-    return [betti_numbers(x, k, eps, maxdim) for k, eps, maxdim, x in jobs]
+    """``betti_numbers`` of each ``(k, eps, maxdim, cloud)``, in order (a pool's task): the
+    clouds of one ``eps`` as the blocks of one graph (:func:`dominated_core`)."""
+    out: list[tuple[int, int, int]] = [(0, 0, 0)] * len(jobs)
+    groups: dict[int, list[int]] = {}
+    for i, (_, eps, maxdim, _) in enumerate(jobs):  # 0: b0 alone
+        groups.setdefault(eps if maxdim >= 1 else 0, []).append(i)
+    for eps, at in groups.items():
+        for i, numbers in zip(at, _betti_blocks([jobs[i] for i in at], eps), strict=True):
+            out[i] = numbers
+    return out
 
 
-__all__ = ["Cloud", "betti_numbers", "clique_betti", "dominated_core", "knn_graph",
+def _betti_blocks(jobs: Sequence[Cloud], eps: int) -> list[tuple[int, int, int]]:
+    """``betti_numbers`` of clouds of one ``eps`` (0: b0 alone), their graphs as one."""
+    # Points a layer maps onto one (ReLU does, often hundreds) are one point of the space:
+    # kept apart they would be a clique of arbitrary kNN edges, full of false cycles.
+    xs = [np.unique(np.asarray(x), axis=0) for _, _, _, x in jobs]
+    a, starts = knn_union(xs, [k for k, _, _, _ in jobs])
+    block = np.repeat(np.arange(len(jobs)), np.diff(starts))
+    n_parts, labels = connected_components(a, directed=False)
+    owner = np.zeros(n_parts, np.int64)
+    owner[labels] = block
+    b0 = np.bincount(owner, minlength=len(jobs))
+    if eps < 1:
+        return [(int(b), 0, 0) for b in b0]
+    # A vertex dominated in the kNN graph is dominated in its eps-th power too, and every
+    # path through it has a detour through its dominator (no longer): removing it from the
+    # graph first removes it from the power. The sparse graph is the cheaper one to reduce.
+    core, at = dominated_core(a, starts)
+    core, at = dominated_core(reach(core, eps), at)
+    out = []
+    for i, (_, _, maxdim, _) in enumerate(jobs):
+        # three vertices or fewer span no cycle and no void (a clique complex fills triangles)
+        alive = clique_betti(core[at[i] : at[i + 1], at[i] : at[i + 1]], maxdim) \
+            if at[i + 1] - at[i] > 3 and len(xs[i]) >= 3 else [0, 0, 0]
+        out.append(_numbers(int(b0[i]), alive, maxdim))
+    return out
+
+
+def _numbers(b0: int, alive: Sequence[int], maxdim: int) -> tuple[int, int, int]:
+    """``(b0, b1, b2)`` from b0 and the core's Betti numbers ``[b0, b1, (b2)]``."""
+    return b0, alive[1], alive[2] if maxdim >= 2 else 0
+
+
+__all__ = ["Cloud", "betti_numbers", "clique_betti", "dominated_core", "knn_graph", "knn_union",
            "measure_clouds", "reach"]
 
