@@ -294,7 +294,8 @@ def _betti_blocks(jobs: Sequence[Cloud], eps: int) -> list[tuple[int, int, int]]
     # path through it has a detour through its dominator (no longer): removing it from the
     # graph first removes it from the power. The sparse graph is the cheaper one to reduce.
     core, at = dominated_core(a, starts)
-    core, at = dominated_core(reach(core, eps), at)
+    if eps > 1:  # G^1 is G, whose core has no dominated vertex left
+        core, at = dominated_core(reach(core, eps), at)
     out = []
     for i, (_, _, maxdim, _) in enumerate(jobs):
         # three vertices or fewer span no cycle and no void (a clique complex fills triangles)
