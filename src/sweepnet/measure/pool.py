@@ -86,7 +86,8 @@ class Measurer:
 
 
 def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
-    """``workers`` processes, started now (they get ready while this process works on).
+    """``workers`` processes, started now (:class:`Measurer` calls this in a thread of its
+    own, so that they get ready while the run plans).
 
     They are forked from a fresh server process that imported the homology once
     (``forkserver``): not forked from this process, whose JAX threads can deadlock a fork, nor

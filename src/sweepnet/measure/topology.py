@@ -27,7 +27,8 @@ time (``results.load_params_many``), and each chunk's forward passes are one vma
 shape (:func:`sweepnet.measure.network.forward_many`); nothing is retrained. The input
 clouds are measured once per data configuration, seed and scale, first, in this process;
 their time gives the estimate printed before the rest starts. The other clouds go to one
-process pool kept for the whole run, and each chunk's rows are written as a part
+process pool kept for the whole run, a shape's as soon as its forward pass is done (the
+workers measure them while the next shape compiles), and each chunk's rows are written as a part
 (``DIR/topology/``) when it is done, so a killed run resumes where it stopped; the parts are
 merged into ``DIR/topology.parquet`` at the end.
 """
