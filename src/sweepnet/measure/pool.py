@@ -27,11 +27,21 @@ def _cloud_key(cloud: Cloud) -> tuple:
 
 class Measurer:
     """Betti numbers of clouds: in a process pool kept for the whole run (``workers > 1``) or
-    in this process, each distinct cloud once (a cache of every cloud measured)."""
+    in this process, each distinct cloud once (a cache of every cloud measured).
+
+    The pool starts in a thread of its own: its server imports the homology (ripser imports
+    scikit-learn: about 1.5 s) while this process plans and runs the first forward passes,
+    instead of waiting for it."""
 
     def __init__(self, workers: int):
-        self.pool = _pool(workers) if workers > 1 else None
+        self._starting = concurrent.futures.ThreadPoolExecutor(1) if workers > 1 else None
+        self._started = self._starting.submit(_pool, workers) if self._starting else None
         self.cache: dict[tuple, tuple[int, int, int]] = {}
+
+    @property
+    def pool(self) -> concurrent.futures.ProcessPoolExecutor | None:
+        """The process pool (once started), or None to measure in this process."""
+        return self._started.result() if self._started else None
 
     def submit(self, clouds: Sequence[Cloud]
                ) -> Callable[[Callable[[int], None] | None], list[tuple[int, int, int]]]:
@@ -68,13 +78,16 @@ class Measurer:
 
     def close(self, cancel: bool = False) -> None:
         """Stop the processes (at once, dropping what waits, with ``cancel``)."""
-        if self.pool is not None:
-            self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
-            self.pool = None
+        if self._started is not None:
+            started, self._started = self._started, None
+            self._starting.shutdown()
+            if started.exception() is None:
+                started.result().shutdown(wait=not cancel, cancel_futures=cancel)
 
 
 def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
-    """``workers`` processes, started now (they get ready while this process works on).
+    """``workers`` processes, started now (:class:`Measurer` calls this in a thread of its
+    own, so that they get ready while the run plans).
 
     They are forked from a fresh server process that imported the homology once
     (``forkserver``): not forked from this process, whose JAX threads can deadlock a fork, nor

@@ -27,7 +27,8 @@ time (``results.load_params_many``), and each chunk's forward passes are one vma
 shape (:func:`sweepnet.measure.network.forward_many`); nothing is retrained. The input
 clouds are measured once per data configuration, seed and scale, first, in this process;
 their time gives the estimate printed before the rest starts. The other clouds go to one
-process pool kept for the whole run, and each chunk's rows are written as a part
+process pool kept for the whole run, a shape's as soon as its forward pass is done (the
+workers measure them while the next shape compiles), and each chunk's rows are written as a part
 (``DIR/topology/``) when it is done, so a killed run resumes where it stopped; the parts are
 merged into ``DIR/topology.parquet`` at the end.
 """
@@ -339,36 +340,54 @@ def _chunks(nets: Sequence[Network]) -> list[list[Network]]:
     return [c for c in out if c]
 
 
-def _layer_clouds(root: str, chunk: Sequence[Network], inputs: dict) -> list[Cloud]:
-    """The clouds of ``chunk``'s networks, in order: per network, layer 1 .. depth + 1 (0 ..
-    depth + 1 where the input is its own: split by prediction), per class. One vmapped
-    forward pass per shape and data."""
+def _submit_chunk(root: str, chunk: Sequence[Network], inputs: dict, measurer: Measurer
+                  ) -> Callable[[Callable[[int], None] | None], list[tuple[int, int, int]]]:
+    """Start measuring the clouds of ``chunk``'s networks; returns ``collect(progress)``
+    (:meth:`Measurer.submit`'s), which gives their Betti numbers in order: per network,
+    layer 1 .. depth + 1 (0 .. depth + 1 where the input is its own: split by prediction),
+    per class. One vmapped forward pass per shape and data, whose clouds go to the pool at
+    once: it measures them while the next shape compiles."""
     runs = pd.DataFrame([net.row for net in chunk])
     params = results.load_params_many(root, runs)
-    outs: dict[str, tuple] = {}
-    groups: dict[tuple, list[Network]] = {}
-    for net in chunk:
-        groups.setdefault((net.config, net.seed), []).append(net)
-    for (config, seed), members in groups.items():
-        x, _ = inputs[config, seed]
-        passes = forward_many([m.row for m in members],
-                              [params[m.row["run_id"]] for m in members], x)
-        outs.update({m.row["run_id"]: p for m, p in zip(members, passes, strict=True)})
-    clouds: list[Cloud] = []
-    for net in chunk:
-        x, y = inputs[net.config, net.seed]
-        logits, hidden = outs[net.row["run_id"]]
-        layers = clouds_of(x, logits, hidden)
-        if net.own_input:
-            which = cloud_lib.class_index(cloud_lib.predicted(logits), range(
-                int(net.row["n_classes"])), net.n_points, net.seed)
-            first = 0
-        else:
-            which = {int(c): np.flatnonzero(y == c) for c in np.unique(y)}
-            first = 1
-        clouds += [(net.scale.k, net.scale.eps, net.maxdim, h[idx])
-                   for h in layers[first:] for idx in which.values()]
-    return clouds
+    groups: dict[tuple, list[int]] = {}
+    for i, net in enumerate(chunk):
+        n_out = 1 if int(net.row["n_classes"]) == 2 else int(net.row["n_classes"])
+        shape = (net.row["arch"], int(net.row["width"]), int(net.row["depth"]), n_out)
+        groups.setdefault((net.config, net.seed, shape), []).append(i)
+    parts = []
+    for (config, seed, _), members in groups.items():
+        passes = forward_many([chunk[i].row for i in members],
+                              [params[chunk[i].row["run_id"]] for i in members],
+                              inputs[config, seed][0])
+        clouds = [_net_clouds(chunk[i], p, inputs) for i, p in zip(members, passes, strict=True)]
+        parts.append((members, [len(c) for c in clouds],
+                      measurer.submit([c for net in clouds for c in net])))
+
+    def collect(progress: Callable[[int], None] | None = None) -> list[tuple[int, int, int]]:
+        of: list[list[tuple[int, int, int]]] = [[] for _ in chunk]
+        for members, sizes, part in parts:
+            betti = iter(part(progress))
+            for i, size in zip(members, sizes, strict=True):
+                of[i] = [next(betti) for _ in range(size)]
+        return [b for net in of for b in net]
+
+    return collect
+
+
+def _net_clouds(net: Network, forward_pass: tuple, inputs: dict) -> list[Cloud]:
+    """The clouds of one network from its forward pass, in :func:`_submit_chunk`'s order."""
+    x, y = inputs[net.config, net.seed]
+    logits, hidden = forward_pass
+    layers = clouds_of(x, logits, hidden)
+    if net.own_input:
+        which = cloud_lib.class_index(cloud_lib.predicted(logits), range(
+            int(net.row["n_classes"])), net.n_points, net.seed)
+        first = 0
+    else:
+        which = {int(c): np.flatnonzero(y == c) for c in np.unique(y)}
+        first = 1
+    return [(net.scale.k, net.scale.eps, net.maxdim, h[idx])
+            for h in layers[first:] for idx in which.values()]
 
 
 def _classes(net: Network, inputs: dict) -> list[int]:
@@ -485,7 +504,7 @@ def _measure(root: str, runs: pd.DataFrame, n_points: int | None, k: int | None,
     bar = tqdm(total=clouds, unit="cloud", desc="topology", leave=False) if progress else None
     pending = None
     for chunk in _chunks(todo):  # the next chunk's forward passes while the pool works
-        collect = measurer.submit(_layer_clouds(root, chunk, inputs))
+        collect = _submit_chunk(root, chunk, inputs, measurer)
         if pending:
             _write_part(root, *pending, inputs, input_betti_of, bar)
         pending = (chunk, collect)
