@@ -17,8 +17,9 @@ at 1,000 and 3,000 steps), so at 1,000 steps that fixed part is a quarter of the
 ratio is higher (0.68 on a quiet 2-core CPU, against 0.52 at 3,000; docs/performance.md).
 
 Each mode is trained ``--repeat`` times into a fresh folder after an untimed first run
-(programs then come from the cache), the modes alternating, and its fastest run counts. Writes ``stop_bench.json`` and
-``stop_bench.md`` to ``--out``; the ratio must be at most 0.6 (the issue's bar).
+(programs then come from the cache), the modes alternating, and its fastest run counts.
+Writes ``stop_bench.json`` and ``stop_bench.md`` to ``--out``; the ratio must be at most 0.6
+(the issue's bar).
 ``--overhead`` adds a third mode, ``overhead``: in segments with a threshold no network reaches
 (every network trains every step), so that its time against ``never``'s is the segments' own
 cost (rounds, refills, the host's work).
