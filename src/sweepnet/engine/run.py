@@ -463,9 +463,11 @@ def execute(bucket: Bucket, m, writer: Writer, written: set[str], stats: dict, c
             write_part(writer, bucket, *inflight, written)
         raise
     except Interrupted:
-        # keep the call that has finished (the signal came as it was about to be written);
-        # the ones still computing are abandoned, their networks train on resume
-        if inflight is not None and stop.ready(inflight[1]):
+        # keep the call that has finished (the signal came as it was about to be written; not
+        # one the signal came *during* the write of, which stopped the sweep once it was
+        # written); the ones still computing are abandoned, their networks train on resume
+        if (inflight is not None and not written.issuperset(r.run_id for r in inflight[0].runs)
+                and stop.ready(inflight[1])):
             write_part(writer, bucket, *inflight, written)
         raise
     except jax.errors.JaxRuntimeError as e:
