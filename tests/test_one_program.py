@@ -88,27 +88,39 @@ seeds = 4
     assert max(len(c) for c in calls) - min(len(c) for c in calls) <= 1
 
 
-def _exported(static, n, target, platform):
-    """StableHLO of the bucket program laid out for ``target``, lowered for ``platform`` on this
-    CPU (``jax.export`` needs no GPU to lower for cuda)."""
-    fn = programs.bucket_fn(static, programs.mesh(jax.local_devices()[:1]), False,
-                              plan.sub_batch(static), target)
+def _inputs(static, n):
+    """``(seeds, hyper, data)`` of a call of ``n`` copies of one disk network of ``static``."""
     cfg = {"dataset": "disk_annulus", "arch": "mlp", "width": 3, "depth": 2,
            "activation": "tanh", "optimizer": "adam", "steps": static.steps,
            "eval_every": static.eval_every, "batch_size": 0, "n_train": static.n_train,
            "n_test": static.n_test, "noise": 0.0, "data_seed": 0, "learning_rate": 0.01,
            "init_scale": 1.0, "data_inner": 0.3333, "data_gap": 0.6667, "data_outer": 1.0}
     run = plan.Run(0, "0" * 16, cfg)
-    seeds, hyper = engine.chunk_inputs([run] * n, n, static)
-    data = engine.load_data(static, run)
-    return jax.export.export(fn, platforms=(platform,))(seeds, hyper, data).mlir_module()
+    return (*engine.chunk_inputs([run] * n, n, static), engine.load_data(static, run))
 
 
-def test_the_accelerator_program_batches_every_layer_over_the_whole_call():
-    static = plan.static_of({"dataset": "disk_annulus", "arch": "mlp", "depth": 2,
+def _lowered(fn, platform, *args) -> str:
+    """StableHLO of ``fn`` on ``args``, lowered for ``platform`` on this CPU (``jax.export``
+    needs no GPU to lower for cuda)."""
+    return jax.export.export(fn, platforms=(platform,))(*args).mlir_module()
+
+
+# a two-activation bucket of depth 3 on the disk (64 training points), 20 steps
+EXPORTED = plan.static_of({"dataset": "disk_annulus", "arch": "mlp", "depth": 2,
                            "activation": "tanh", "optimizer": "adam", "steps": 20,
                            "eval_every": 10, "batch_size": 0, "n_train": 64, "n_test": 200},
                           3, depth=3, activations=("relu", "tanh"))
+
+
+def _exported(static, n, target, platform):
+    """StableHLO of the bucket program laid out for ``target``, lowered for ``platform``."""
+    fn = programs.bucket_fn(static, programs.mesh(jax.local_devices()[:1]), False,
+                            plan.sub_batch(static), target)
+    return _lowered(fn, platform, *_inputs(static, n))
+
+
+def test_the_accelerator_program_batches_every_layer_over_the_whole_call():
+    static = EXPORTED
     n = 3000
     gpu = _exported(static, n, "gpu", "cuda")
     dots = [ln for ln in gpu.splitlines() if "stablehlo.dot_general" in ln]
@@ -135,28 +147,17 @@ def _segment_modules(static, n, target, platform):
     ``n // 4`` lanes) laid out for ``target``, lowered for ``platform``."""
     fns = programs.segment_fns(static, programs.mesh(jax.local_devices()[:1]), False,
                                plan.sub_batch(static), 1, 0.9, target)
-    cfg = {"dataset": "disk_annulus", "arch": "mlp", "width": 3, "depth": 2,
-           "activation": "tanh", "optimizer": "adam", "steps": static.steps,
-           "eval_every": static.eval_every, "batch_size": 0, "n_train": static.n_train,
-           "n_test": static.n_test, "noise": 0.0, "data_seed": 0, "learning_rate": 0.01,
-           "init_scale": 1.0, "data_inner": 0.3333, "data_gap": 0.6667, "data_outer": 1.0}
-    run = plan.Run(0, "0" * 16, cfg)
-    seeds, hyper = engine.chunk_inputs([run] * n, n, static)
-    data = engine.load_data(static, run)
+    seeds, hyper, data = _inputs(static, n)
     state = jax.eval_shape(fns.start, seeds, hyper, data)
     flags, lanes = np.zeros(n, bool), np.zeros(n // 4, np.int32)
-    lower = lambda fn, *args: jax.export.export(fn, platforms=(platform,))(*args).mlir_module()
-    return (lower(fns.advance, state, seeds, hyper, flags, flags, data),
-            lower(fns.finish, state, hyper, lanes, data))
+    return (_lowered(fns.advance, platform, state, seeds, hyper, flags, flags, data),
+            _lowered(fns.finish, platform, state, hyper, lanes, data))
 
 
 def test_the_accelerator_segment_programs_batch_every_layer_over_the_slots():
     """train.stop = "separated" on a GPU: each segment is one call over all of the slots (and
     a retirement one over the retired lanes), not a loop over sub-batches of networks."""
-    static = plan.static_of({"dataset": "disk_annulus", "arch": "mlp", "depth": 2,
-                           "activation": "tanh", "optimizer": "adam", "steps": 20,
-                           "eval_every": 10, "batch_size": 0, "n_train": 64, "n_test": 200},
-                          3, depth=3, activations=("relu", "tanh"))
+    static = EXPORTED
     n = 3000
     for module, size in zip(_segment_modules(static, n, "gpu", "cuda"), (n, n // 4),
                             strict=True):
