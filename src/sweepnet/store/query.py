@@ -30,7 +30,13 @@ from sweepnet.store.folder import (
     stored_spec,
     topology_path,
 )
-from sweepnet.store.tables import TOPOLOGY_COLUMNS, grid_ids, trained_positions
+from sweepnet.store.tables import (
+    TOPOLOGY_COLUMNS,
+    files_key,
+    grid_ids,
+    sql_text,
+    trained_positions,
+)
 from sweepnet.train import regions
 
 
@@ -46,11 +52,6 @@ def labels(names: Sequence[str]) -> list[str]:
     return out
 
 
-def sql_text(text: str) -> str:
-    """``text`` as an SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _read(root: str, view: str) -> str:
     files = part_files(root, view)
     if not files:
@@ -64,7 +65,7 @@ def _read(root: str, view: str) -> str:
 def _one_schema(files: Sequence[str]) -> bool:
     """Whether the parquet ``files`` have one schema (the same columns, in the same order,
     of the same types); each file's footer is read, one at a time, once in a process."""
-    key = tuple((p, st.st_size, st.st_mtime_ns) for p in files for st in [os.stat(p)])
+    key = files_key(files)
     if key not in _SCHEMAS:
         while len(_SCHEMAS) >= 8:  # runs and curves of a few folders
             _SCHEMAS.pop(next(iter(_SCHEMAS)))

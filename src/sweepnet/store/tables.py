@@ -160,6 +160,18 @@ def done_ids(root: str) -> set[str]:
     return ids
 
 
+def sql_text(text: str) -> str:
+    """``text`` as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def files_key(paths: Iterable[str]) -> tuple:
+    """What a cache of something read from ``paths`` is keyed by: each file's absolute path,
+    size and modification time (a part rewritten or added changes it)."""
+    return tuple((os.path.abspath(p), st.st_size, st.st_mtime_ns)
+                 for p in paths for st in [os.stat(p)])
+
+
 def trained_positions(root: str) -> np.ndarray | None:
     """The grid positions of the folder's current spec that are trained, ``(total,)`` bools,
     where every committed run sits at the ``grid_index`` stored with it (its run id is the
@@ -173,12 +185,7 @@ def trained_positions(root: str) -> np.ndarray | None:
     require_results_dir(root)
     spec, combos = _combos(root)
     files = part_files(root, "runs")
-    stats = []
-    for p in files:
-        st = os.stat(p)
-        stats.append((os.path.basename(p), st.st_size, st.st_mtime_ns))
-    key = (os.path.abspath(root), json.dumps(spec.tree, sort_keys=True, default=str),
-           tuple(stats))
+    key = (json.dumps(spec.tree, sort_keys=True, default=str), files_key(files))
     if key not in _POSITIONS:
         while len(_POSITIONS) >= 2:
             _POSITIONS.pop(next(iter(_POSITIONS)))
@@ -196,7 +203,7 @@ def _trained_positions(files: list[str], combos: list) -> np.ndarray | None:
     done = np.zeros(total, bool)
     if not files:
         return done
-    source = ", ".join("'" + p.replace("'", "''") + "'" for p in files)
+    source = ", ".join(map(sql_text, files))
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     try:  # the two columns of every part, read by DuckDB in batches

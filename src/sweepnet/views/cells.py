@@ -22,6 +22,7 @@ import pandas as pd
 from sweepnet.core.errors import SweepnetError
 from sweepnet.core.stats import share_interval
 from sweepnet.store import query as query_lib
+from sweepnet.store.tables import sql_text
 from sweepnet.views.drawing import CONFIG_COLUMNS
 
 # DuckDB's memory in MB, at least (DUCKDB_THREAD more a thread where it has many): its joins,
@@ -45,7 +46,7 @@ def connect(root: str) -> duckdb.DuckDBPyConnection:
     # what does not fit is spilled to the system's temporary folder (DuckDB's default is
     # ./.tmp, in the user's folder); DuckDB removes it
     spill = os.path.join(tempfile.gettempdir(), f"sweepnet-duckdb-{os.getpid()}")
-    con.execute(f"SET temp_directory = {query_lib.sql_text(spill)}")
+    con.execute(f"SET temp_directory = {sql_text(spill)}")
     return con
 
 
