@@ -75,6 +75,13 @@ def forward(row: pd.Series, params: Any, x: np.ndarray) -> tuple[np.ndarray, lis
     return np.asarray(logits)[:, :n], [np.asarray(h)[:, :n] for h in hidden]
 
 
+def shape_of(row: pd.Series) -> tuple[str, int, int, int]:
+    """``(arch, width, depth, n_out)`` of a runs row: the networks :func:`forward_many`
+    passes in one call (one output unit for two classes)."""
+    n_out = 1 if int(row["n_classes"]) == 2 else int(row["n_classes"])
+    return row["arch"], int(row["width"]), int(row["depth"]), n_out
+
+
 def forward_many(rows: Sequence[pd.Series], params: Sequence[Any], x: np.ndarray
                  ) -> list[tuple[np.ndarray, list[np.ndarray]]]:
     """:func:`forward` of many networks on the same points ``x (points, in_dim)``, in order.
@@ -90,8 +97,7 @@ def forward_many(rows: Sequence[pd.Series], params: Sequence[Any], x: np.ndarray
     padded[:, :n] = x.T
     groups: dict[tuple, list[int]] = {}
     for i, row in enumerate(rows):
-        n_out = 1 if int(row["n_classes"]) == 2 else int(row["n_classes"])
-        groups.setdefault((row["arch"], int(row["width"]), int(row["depth"]), n_out), []).append(i)
+        groups.setdefault(shape_of(row), []).append(i)
     out: list[Any] = [None] * len(rows)
     for (arch, width, depth, n_out), members in groups.items():
         names = tuple(sorted({rows[i]["activation"] for i in members}))
@@ -259,4 +265,4 @@ def project(
 
 __all__ = ["GRID_LINES", "GRID_SAMPLES", "data_params", "decision_cells", "decision_grids",
            "forward", "forward_many", "grid_lines", "half_side", "lift", "project",
-           "training_points"]
+           "shape_of", "training_points"]

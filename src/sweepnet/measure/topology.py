@@ -50,7 +50,7 @@ from sweepnet.core.errors import SweepnetError
 from sweepnet.engine import programs
 from sweepnet.measure import clouds as cloud_lib
 from sweepnet.measure.homology import Cloud, betti_numbers, knn_graph
-from sweepnet.measure.network import data_params, forward, forward_many
+from sweepnet.measure.network import data_params, forward, forward_many, shape_of
 from sweepnet.measure.pool import Measurer, betti_of_clouds
 from sweepnet.store import query, results
 from sweepnet.sweep import data
@@ -351,9 +351,7 @@ def _submit_chunk(root: str, chunk: Sequence[Network], inputs: dict, measurer: M
     params = results.load_params_many(root, runs)
     groups: dict[tuple, list[int]] = {}
     for i, net in enumerate(chunk):
-        n_out = 1 if int(net.row["n_classes"]) == 2 else int(net.row["n_classes"])
-        shape = (net.row["arch"], int(net.row["width"]), int(net.row["depth"]), n_out)
-        groups.setdefault((net.config, net.seed, shape), []).append(i)
+        groups.setdefault((net.config, net.seed, shape_of(net.row)), []).append(i)
     parts = []
     for (config, seed, _), members in groups.items():
         passes = forward_many([chunk[i].row for i in members],

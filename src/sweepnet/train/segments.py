@@ -14,9 +14,9 @@ Every step is :func:`sweepnet.train.step.network`'s, the one ``make_train`` scan
 minibatch (step ``t`` draws from ``fold_in(batch key, t)``) and optimizer count. Where a network
 is decided or has no step left, its block's result is discarded by one select at the block's
 end (and where it has no step left inside its last block, a ``steps`` that is not a multiple of
-``eval_every``, each of those steps' results by a select), which is exact: the steps it keeps are
-bit for bit ``make_train``'s. Slots of one call may be at
-different steps: ``State.t`` is per network.
+``eval_every``, each of those steps' results by a select), which is exact: the steps it keeps
+are bit for bit ``make_train``'s. Slots of one call may be at different steps: ``State.t`` is
+per network.
 
 With ``threshold`` (``train.stop = "separated"``), a network is *decided* at the first
 evaluation where it separated (test accuracy at or above ``threshold`` and not diverged) or
